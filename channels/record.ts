@@ -1,0 +1,28 @@
+/**
+ * `record:<id>`: who is viewing or editing a shared record. Each connection tracks the user
+ * with `{name, state, online_at}`; `state` pushes switch viewing/editing; `patch` pushes go to
+ * everyone else on the record.
+ * @module
+ */
+import { z } from "zod";
+import { defineChannel, event } from "../lib/channel.ts";
+
+/** See the module documentation. */
+export const recordChannel = defineChannel({
+  topic: "record:*",
+  presence: true,
+  joinParams: z.object({ name: z.string().trim().min(1).max(80).optional() }),
+  join(ctx, { name }) {
+    ctx.track(ctx.userId, { name: name ?? ctx.userId, state: "viewing", online_at: Date.now() });
+  },
+  events: {
+    state: event(z.object({ state: z.enum(["viewing", "editing"]) }), (ctx, { state }) => {
+      ctx.updatePresence(ctx.userId, { ...ctx.presenceOf(ctx.userId), state });
+      return {};
+    }),
+    patch: event(z.record(z.string(), z.unknown()), (ctx, patch) => {
+      ctx.broadcastFrom("patch", patch);
+      return {};
+    }),
+  },
+});

@@ -1,0 +1,20 @@
+/**
+ * `status:<page>`: a read-only status feed. Updates are published through the HTTP API as
+ * event `status`; joiners get the last one in their join reply.
+ * @module
+ */
+import { defineChannel, error } from "../lib/channel.ts";
+
+/** See the module documentation. */
+export const statusChannel = defineChannel({
+  topic: "status:*",
+  join(ctx) {
+    const last = ctx.lastMessage();
+    const current = last?.event === "status" ? last : undefined;
+    return {
+      status: current?.payload ?? null,
+      updated_at: current ? new Date(current.at).toISOString() : null,
+    };
+  },
+  handleIn: () => error({ reason: "read_only" }),
+});

@@ -1,0 +1,126 @@
+/**
+ * One joined channel on one session: the {@link ChannelContext} the callbacks see, and the
+ * subscriber the hub delivers the topic's broadcasts to.
+ * @module
+ */
+import type { Broadcast } from "./broadcast.ts";
+import type { ChannelContext, ChannelDefinition, TransportName } from "./channel.ts";
+import type { Subscriber } from "./hub.ts";
+import type { Payload } from "./message.ts";
+import type { PresenceState } from "./presence.ts";
+import type { Session } from "./session.ts";
+
+let _instanceCounter = 0;
+
+/** See the module documentation. Internal to the library: channels only see the context. */
+export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
+  readonly id = `ch${++_instanceCounter}`;
+  readonly assigns: Record<string, unknown> = {};
+  params: unknown = {};
+  #unsubscribe?: () => void;
+  /** Presence tracks made during `join` wait for the join's ok reply (Phoenix's after_join). */
+  #deferredTracks?: [string, Payload][] = [];
+  readonly #trackedKeys = new Set<string>();
+  #stopped = false;
+
+  constructor(
+    readonly session: Session,
+    readonly definition: ChannelDefinition<unknown>,
+    readonly topic: string,
+    readonly subtopic: string,
+    readonly joinRef: string | null,
+  ) {}
+
+  get userId(): string {
+    return this.session.userId;
+  }
+
+  get connectParams(): Readonly<Record<string, string>> {
+    return this.session.connectParams;
+  }
+
+  get transport(): TransportName {
+    return this.session.transport;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Subscribes to the topic and applies the presence tracked during join. */
+  activate(): void {
+    this.#unsubscribe = this.session.runtime.hub.subscribe(this.topic, this);
+    const tracks = this.#deferredTracks ?? [];
+    this.#deferredTracks = undefined;
+    for (const [key, meta] of tracks) this.track(key, meta);
+  }
+
+  deliver(b: Broadcast): void {
+    const intercept = this.definition.handleOut?.[b.event];
+    if (!intercept) return this.session.connection.sendBroadcast(b);
+    const payload = intercept(this, b.payload);
+    if (payload === null) return;
+    this.session.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event: b.event, payload });
+  }
+
+  push(event: string, payload: Payload): void {
+    if (this.#stopped) return;
+    this.session.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, payload });
+  }
+
+  broadcast(event: string, payload: Payload): void {
+    this.session.runtime.hub.broadcast(this.topic, event, payload);
+  }
+
+  broadcastFrom(event: string, payload: Payload): void {
+    this.session.runtime.hub.broadcast(this.topic, event, payload, this.id);
+  }
+
+  track(key: string, meta: Payload): void {
+    if (this.#stopped) return;
+    if (this.#deferredTracks) {
+      this.#deferredTracks.push([key, meta]);
+      return;
+    }
+    this.session.runtime.presence.track(this.topic, this.id, key, meta);
+    this.#trackedKeys.add(key);
+  }
+
+  updatePresence(key: string, meta: Payload): void {
+    this.session.runtime.presence.update(this.topic, this.id, key, meta);
+  }
+
+  untrack(key: string): void {
+    this.session.runtime.presence.untrack(this.topic, this.id, key);
+    this.#trackedKeys.delete(key);
+  }
+
+  presenceOf(key: string): Payload | undefined {
+    return this.session.runtime.presence.get(this.topic, this.id, key);
+  }
+
+  presence(): PresenceState {
+    return this.session.runtime.presence.list(this.topic);
+  }
+
+  lastMessage(): Broadcast | undefined {
+    return this.session.runtime.hub.last(this.topic);
+  }
+
+  /** Ends the instance: runs `terminate`, leaves presence, unsubscribes. Idempotent. */
+  stop(reason: string): void {
+    if (this.#stopped) return;
+    try {
+      this.definition.terminate?.(this, reason);
+    } catch (err) {
+      console.error(`terminate of ${this.topic} failed:`, err);
+    }
+    this.#stopped = true;
+    this.#deferredTracks = undefined;
+    for (const key of this.#trackedKeys) {
+      this.session.runtime.presence.untrack(this.topic, this.id, key);
+    }
+    this.#trackedKeys.clear();
+    this.#unsubscribe?.();
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Server configuration from the environment, validated with zod.
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig({ PORT: "8080" });
+ * config.port; // 8080
+ * ```
+ * @module
+ */
+import { z } from "zod";
+
+const _port = z.coerce.number().int().min(0).max(65535);
+const _positiveInt = z.coerce.number().int().positive();
+
+const _schema = z.object({
+  PORT: _port.default(8000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  API_TOKEN: z.string().min(1).optional(),
+  SOCKET_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  UPSTASH_REDIS_REST_URL: z.url().optional(),
+  UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
+  NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "use letters, digits, _ . - (1-64)")
+    .optional(),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  MAX_FRAME_BYTES: _positiveInt.default(64 * 1024),
+  MAX_API_BODY_BYTES: _positiveInt.default(1024 * 1024),
+  HEARTBEAT_TIMEOUT_MS: _positiveInt.default(60_000),
+  SSE_HEARTBEAT_MS: _positiveInt.default(15_000),
+  PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
+}).refine(
+  (env) => (env.UPSTASH_REDIS_REST_URL === undefined) === (env.UPSTASH_REDIS_REST_TOKEN === undefined),
+  { message: "set both UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN, or neither" },
+);
+
+/** The validated server configuration. */
+export interface Config {
+  port: number;
+  host: string;
+  /** Bearer token for the HTTP API; undefined leaves the API open (dev only). */
+  apiToken?: string;
+  socketSecret?: string;
+  redis?: { url: string; token: string };
+  nodeId: string;
+  logLevel: "debug" | "info" | "warn" | "error";
+  /** Largest accepted client frame, in bytes. */
+  maxFrameBytes: number;
+  /** Largest accepted HTTP API body, in bytes. */
+  maxApiBodyBytes: number;
+  /** A WebSocket with no frame from the client for this long is closed. */
+  heartbeatTimeoutMs: number;
+  /** Interval of SSE comment heartbeats. */
+  sseHeartbeatMs: number;
+  /** Presence diffs of one topic are batched over this window. */
+  presenceBatchMs: number;
+}
+
+/** Thrown by {@link loadConfig}; the message lists every bad variable and what to do. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads and validates the environment; throws {@link ConfigError} on any bad value. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
+  );
+  const parsed = _schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) =>
+      `  ${i.path.join(".") || "environment"}: ${i.message}`
+    );
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    apiToken: e.API_TOKEN,
+    socketSecret: e.SOCKET_SECRET,
+    redis: e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
+      ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
+      : undefined,
+    nodeId: e.NODE_ID ?? crypto.randomUUID().slice(0, 8),
+    logLevel: e.LOG_LEVEL,
+    maxFrameBytes: e.MAX_FRAME_BYTES,
+    maxApiBodyBytes: e.MAX_API_BODY_BYTES,
+    heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
+    sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
+    presenceBatchMs: e.PRESENCE_BATCH_MS,
+  };
+}
+
+/** The environment variables {@link loadConfig} reads, for `Deno.env` lookups. */
+export const CONFIG_KEYS = Object.keys(_schema.shape);

@@ -1,0 +1,36 @@
+/**
+ * The shape of one Phoenix channel message, independent of the wire format.
+ *
+ * @example
+ * ```ts
+ * const reply: Message = { joinRef: "1", ref: "2", topic: "room:1", event: "phx_reply", payload: { status: "ok", response: {} } };
+ * ```
+ * @module
+ */
+
+/** A JSON object payload, as Phoenix requires for every message. */
+export type Payload = Record<string, unknown>;
+
+/** One channel message: `[join_ref, ref, topic, event, payload]` in the v2 serializer. */
+export interface Message {
+  joinRef: string | null;
+  ref: string | null;
+  topic: string;
+  event: string;
+  payload: Payload;
+}
+
+/** Events the Phoenix protocol reserves; clients may not push them as their own events. */
+export const PhxEvent = {
+  join: "phx_join",
+  leave: "phx_leave",
+  reply: "phx_reply",
+  close: "phx_close",
+  error: "phx_error",
+  heartbeat: "heartbeat",
+} as const;
+
+/** Returns true when `value` is a plain JSON object (not an array, not null). */
+export function isPayload(value: unknown): value is Payload {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,58 @@
+/**
+ * Switchboard's entry point: reads the environment, builds the app and serves it.
+ *
+ * Run it with `deno task start` (or `deno task dev` to watch), or with `deno serve`, which
+ * uses the default export.
+ * @module
+ */
+import { channels } from "./channels/mod.ts";
+import { ConfigError, loadConfig } from "./lib/config.ts";
+import { createLogger } from "./lib/log.ts";
+import { Switchboard } from "./lib/switchboard.ts";
+import { createApp } from "./routes/app.ts";
+
+function _configure() {
+  try {
+    return loadConfig(Deno.env.toObject());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`switchboard: ${err.message}\nFix the variables above and start again.`);
+    Deno.exit(1);
+  }
+}
+
+const config = _configure();
+const log = createLogger(config.logLevel);
+/** The node's runtime: hub, presence, sessions. */
+export const switchboard = new Switchboard({ config, channels });
+/** The Hono app, for embedding or `deno serve`. */
+export const app = createApp(switchboard);
+
+if (config.apiToken === undefined) {
+  log.warn("API_TOKEN is unset: POST /api/broadcast is open to anyone (dev only)");
+}
+if (config.socketSecret === undefined) {
+  log.warn("SOCKET_SECRET is unset: the user_id connect param is trusted (dev only)");
+}
+
+if (import.meta.main && !Deno.args.includes("--no-listen")) {
+  const server = Deno.serve({
+    port: config.port,
+    hostname: config.host,
+    onListen: ({ hostname, port }) =>
+      log.info(`switchboard listening on http://${hostname}:${port}`, {
+        node: config.nodeId,
+        broker: switchboard.hub.broker.state().kind,
+      }),
+  }, app.fetch);
+  const shutdown = async () => {
+    log.info("shutting down");
+    await switchboard.close();
+    await server.shutdown();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", shutdown);
+  Deno.addSignalListener("SIGTERM", shutdown);
+}
+
+export default { fetch: app.fetch };

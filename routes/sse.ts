@@ -1,0 +1,141 @@
+/**
+ * `GET /events?topic=T[&topic=T2…]`: Server-Sent Events. Each message on a topic is one event
+ * `event: E` / `data: {"topic": T, "payload": P}` with an `id:` cursor over all the stream's
+ * topics; the join reply comes first as `event: joined`.
+ * @module
+ */
+import { Hono } from "hono";
+import type { Broadcast } from "../lib/broadcast.ts";
+import { sseLines } from "../lib/broadcast.ts";
+import { type Cursor, formatCursor } from "../lib/cursor.ts";
+import type { Message } from "../lib/message.ts";
+import type { Connection } from "../lib/session.ts";
+import type { Switchboard } from "../lib/switchboard.ts";
+import { connectParams } from "./params.ts";
+
+const _encoder = new TextEncoder();
+const _HEARTBEAT = _encoder.encode(": heartbeat\n\n");
+/** More topics than this on one stream is refused. */
+const _MAX_TOPICS = 32;
+
+/** Writes SSE events into one response stream. */
+class SseConnection implements Connection {
+  readonly transport = "sse";
+  readonly cursor: Cursor = new Map();
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #open = true;
+  onCancel: () => void = () => {};
+
+  constructor() {
+    this.stream = new ReadableStream({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      cancel: () => {
+        this.#open = false;
+        this.onCancel();
+      },
+    });
+  }
+
+  write(chunk: Uint8Array | string): void {
+    if (!this.#open) return;
+    this.#controller.enqueue(typeof chunk === "string" ? _encoder.encode(chunk) : chunk);
+  }
+
+  sendMessage(msg: Message): void {
+    if (msg.event === "phx_reply") {
+      // Only joins are replied to on SSE: their response is the `joined` event.
+      const reply = msg.payload as { status: string; response: Record<string, unknown> };
+      if (reply.status === "ok") this.write(sseLines(msg.topic, "joined", reply.response));
+      return;
+    }
+    this.write(sseLines(msg.topic, msg.event, msg.payload));
+  }
+
+  sendBroadcast(b: Broadcast): void {
+    if (b.position > 0) {
+      this.cursor.set(b.topic, b.position);
+      this.write(`id: ${formatCursor(this.cursor)}\n`);
+    }
+    this.write(b.sseBody);
+  }
+
+  heartbeat(): void {
+    this.write(_HEARTBEAT);
+  }
+
+  close(_code: number, _reason: string): void {
+    if (!this.#open) return;
+    this.#open = false;
+    try {
+      this.#controller.close();
+    } catch { /* already closed by the client */ }
+  }
+}
+
+/** The SSE transport's routes. */
+export function sseRoutes(switchboard: Switchboard): Hono {
+  const app = new Hono();
+  const live = new Set<SseConnection>();
+  let ticker: ReturnType<typeof setInterval> | undefined;
+  // One timer for every stream: a per-stream interval costs memory and wakeups per viewer.
+  const startTicker = () => {
+    if (ticker) return;
+    ticker = setInterval(() => {
+      for (const connection of live) connection.heartbeat();
+    }, switchboard.config.sseHeartbeatMs);
+    Deno.unrefTimer(ticker);
+  };
+
+  app.get("/events", async (c) => {
+    const search = new URL(c.req.url).searchParams;
+    const topics = [...new Set(search.getAll("topic").filter((t) => t !== ""))];
+    if (topics.length === 0) {
+      return c.json({ error: "missing topic: add ?topic=<topic> (repeat it for several)" }, 400);
+    }
+    if (topics.length > _MAX_TOPICS) {
+      return c.json({ error: `too many topics: at most ${_MAX_TOPICS} per stream` }, 400);
+    }
+    const unknown = topics.find((t) => !switchboard.router.match(t));
+    if (unknown !== undefined) {
+      return c.json({ error: `unknown topic "${unknown}": no channel matches it` }, 404);
+    }
+    search.delete("topic");
+    const params = connectParams(search);
+    const connection = new SseConnection();
+    // Spread reconnects after a restart over a few seconds instead of one instant.
+    connection.write(`retry: ${2000 + Math.floor(Math.random() * 3000)}\n\n`);
+    const session = switchboard.openSession(connection, params);
+    for (const [i, topic] of topics.entries()) {
+      const result = await session.join(topic, { ...params }, String(i + 1));
+      if (result.status === "error") {
+        session.close("refused");
+        connection.close(1008, "join refused");
+        const reason = String(result.response.reason ?? "join refused");
+        return c.json({ error: `join of "${topic}" refused: ${reason}`, ...result.response }, 403);
+      }
+    }
+    const end = () => {
+      live.delete(connection);
+      if (live.size === 0 && ticker) {
+        clearInterval(ticker);
+        ticker = undefined;
+      }
+      session.close("disconnect");
+      connection.close(1000, "closed");
+    };
+    connection.onCancel = end;
+    live.add(connection);
+    startTicker();
+    return new Response(connection.stream, {
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache, no-transform",
+        "x-accel-buffering": "no",
+      },
+    });
+  });
+  return app;
+}

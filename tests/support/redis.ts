@@ -1,0 +1,373 @@
+/**
+ * Test helpers that run real processes: {@link startRedis} (a throwaway `redis-server`) and
+ * {@link startBridge} (`bridge/main.ts`, the Upstash REST bridge, as a subprocess).
+ *
+ * Every wait is bounded (10 s by default) and fails with a message that includes the process
+ * output. Both handles are `AsyncDisposable`, so `await using` cleans up.
+ *
+ * Needs `--allow-run --allow-net --allow-read --allow-env`.
+ *
+ * @example
+ * ```ts
+ * await using redis = await startRedis();
+ * await using bridge = await startBridge({ redisUrl: redis.url, token: "t" });
+ * const client = new Redis({ url: bridge.url, token: "t" });
+ * ```
+ * @module
+ */
+
+/** Default bound of every wait in this module. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+const BRIDGE_MAIN = new URL("../../bridge/main.ts", import.meta.url);
+const PROJECT_ROOT = new URL("../../", import.meta.url);
+
+/** A running (or stopped) `redis-server` process. */
+export interface RedisServer extends AsyncDisposable {
+  /** TCP port; the same across {@link RedisServer.restart}. */
+  readonly port: number;
+  /** `redis://127.0.0.1:<port>` */
+  readonly url: string;
+  /** True while the process runs. */
+  readonly running: boolean;
+  /** SIGTERM and wait for exit. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL (a crash, no shutdown) and wait for exit. Idempotent. */
+  kill(): Promise<void>;
+  /** Start again on the same port (stops it first if running); waits for PING. */
+  restart(): Promise<void>;
+  /** Everything the process printed so far (last 64 KiB). */
+  output(): string;
+}
+
+/** Options of {@link startRedis}. */
+export interface StartRedisOptions {
+  /** Port to use; default: a free one. */
+  port?: number;
+  /** Extra `redis-server` arguments, e.g. `["--replicaof", "127.0.0.1", "6380"]`. */
+  args?: string[];
+  /** Give up waiting for PING after this long. */
+  timeoutMs?: number;
+}
+
+/** A free TCP port on 127.0.0.1 (listen on port 0, close, return the port). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Collects a process' stdout and stderr (last 64 KiB), draining the pipes. */
+class OutputLog {
+  #text = "";
+  #listeners = new Set<(text: string) => void>();
+  readonly done: Promise<void>;
+
+  constructor(...streams: ReadableStream<Uint8Array>[]) {
+    this.done = Promise.all(streams.map((s) => this.#drain(s))).then(() => {});
+  }
+
+  async #drain(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of stream) {
+        this.#text = (this.#text + decoder.decode(chunk, { stream: true })).slice(-65536);
+        for (const listener of this.#listeners) listener(this.#text);
+      }
+    } catch {
+      // the pipe broke because the process died: nothing more to read
+    }
+  }
+
+  get text(): string {
+    return this.#text;
+  }
+
+  /** Calls `listener` with the whole log now and after each new chunk until unsubscribed. */
+  watch(listener: (text: string) => void): () => void {
+    this.#listeners.add(listener);
+    listener(this.#text);
+    return () => this.#listeners.delete(listener);
+  }
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Sends `PING` over a raw TCP connection; true on `+PONG`. Bounded by `timeoutMs`. */
+export async function pingRedis(port: number, timeoutMs = 1000): Promise<boolean> {
+  let conn: Deno.TcpConn | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const attempt = (async () => {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode("PING\r\n"));
+      const buffer = new Uint8Array(64);
+      const n = await conn.read(buffer);
+      return n !== null && new TextDecoder().decode(buffer.subarray(0, n)).startsWith("+PONG");
+    })();
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    return await Promise.race([attempt.catch(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+function redisBinary(): string {
+  return Deno.env.get("REDIS_SERVER_BIN") ?? "redis-server";
+}
+
+function spawnRedis(port: number, args: string[]): { child: Deno.ChildProcess; log: OutputLog } {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(redisBinary(), {
+      args: [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        ...args,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `redis-server not found (looked for '${redisBinary()}' on PATH). ` +
+          "Install it with `apt-get install redis-server` (or set REDIS_SERVER_BIN).",
+      );
+    }
+    throw error;
+  }
+  return { child, log: new OutputLog(child.stdout, child.stderr) };
+}
+
+/**
+ * Starts `redis-server --save "" --appendonly no` on a free port (or `options.port`) and waits
+ * until it answers PING. Throws a clear error if `redis-server` is missing, exits early, or
+ * does not answer within `timeoutMs`.
+ */
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const args = options.args ?? [];
+  let port = options.port ?? freePort();
+  let current: { child: Deno.ChildProcess; log: OutputLog; exited: boolean } | undefined;
+  let status: Promise<Deno.CommandStatus> | undefined;
+
+  async function launch(): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const spawned = spawnRedis(port, args);
+    const entry = { ...spawned, exited: false };
+    current = entry;
+    status = spawned.child.status.then(async (s) => {
+      entry.exited = true;
+      await spawned.log.done;
+      return s;
+    });
+    while (Date.now() < deadline) {
+      if (entry.exited) {
+        const s = await status;
+        throw new Error(
+          `redis-server on port ${port} exited with code ${s.code} before answering PING:\n` +
+            spawned.log.text,
+        );
+      }
+      if (await pingRedis(port, 500)) return;
+      await sleep(50);
+    }
+    await terminate("SIGKILL");
+    throw new Error(
+      `redis-server on port ${port} did not answer PING within ${timeoutMs} ms:\n` +
+        spawned.log.text,
+    );
+  }
+
+  async function terminate(signal: Deno.Signal): Promise<void> {
+    if (!current || !status) return;
+    if (!current.exited) {
+      try {
+        current.child.kill(signal);
+      } catch {
+        // exited in the meantime
+      }
+    }
+    await status;
+  }
+
+  for (let attempt = 1;; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (error) {
+      // Another process may have taken the free port between freePort() and the bind.
+      const portTaken = /Address already in use/i.test(String(error));
+      if (!portTaken || options.port !== undefined || attempt >= 3) throw error;
+      port = freePort();
+    }
+  }
+
+  const server: RedisServer = {
+    get port() {
+      return port;
+    },
+    get url() {
+      return `redis://127.0.0.1:${port}`;
+    },
+    get running() {
+      return current !== undefined && !current.exited;
+    },
+    stop: () => terminate("SIGTERM"),
+    kill: () => terminate("SIGKILL"),
+    async restart() {
+      await terminate("SIGTERM");
+      await launch();
+    },
+    output: () => current?.log.text ?? "",
+    [Symbol.asyncDispose]: () => terminate("SIGTERM"),
+  };
+  return server;
+}
+
+/** A running `bridge/main.ts` subprocess. */
+export interface BridgeProcess extends AsyncDisposable {
+  /** `http://127.0.0.1:<port>`, pass as `url` to `new Redis({ url, token })`. */
+  readonly url: string;
+  readonly port: number;
+  readonly token: string;
+  /** True while the process runs. */
+  readonly running: boolean;
+  /** SIGTERM (graceful) and wait for exit. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait for exit. Idempotent. */
+  kill(): Promise<void>;
+  /** Everything the process printed so far (last 64 KiB). */
+  output(): string;
+}
+
+/** Options of {@link startBridge}. */
+export interface StartBridgeOptions {
+  redisUrl: string;
+  token: string;
+  /** Port to listen on; default 0 (the bridge picks a free port and prints it). */
+  port?: number;
+  /** Also wait until a `PING` through the bridge succeeds (Redis reachable). Default true. */
+  waitForRedis?: boolean;
+  /** Give up after this long. */
+  timeoutMs?: number;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Runs `deno run --allow-net --allow-env bridge/main.ts` (what `deno task upstash-bridge`
+ * runs), waits until it listens and, unless `waitForRedis: false`, until `PING` through it
+ * succeeds. Throws with the process output on failure or after `timeoutMs`.
+ */
+export async function startBridge(options: StartBridgeOptions): Promise<BridgeProcess> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const deadline = Date.now() + timeoutMs;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", decodeURIComponent(BRIDGE_MAIN.pathname)],
+    cwd: decodeURIComponent(PROJECT_ROOT.pathname),
+    env: {
+      ...options.env,
+      NO_COLOR: "1",
+      REDIS_URL: options.redisUrl,
+      UPSTASH_REDIS_REST_TOKEN: options.token,
+      PORT: String(options.port ?? 0),
+      HOST: "127.0.0.1",
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const log = new OutputLog(child.stdout, child.stderr);
+  let exited = false;
+  const status = child.status.then(async (s) => {
+    exited = true;
+    await log.done;
+    return s;
+  });
+  const terminate = async (signal: Deno.Signal) => {
+    if (!exited) {
+      try {
+        child.kill(signal);
+      } catch {
+        // exited in the meantime
+      }
+    }
+    await status;
+  };
+  const failure = async (reason: string) => {
+    await terminate("SIGKILL");
+    return new Error(`bridge/main.ts ${reason}:\n${log.text}`);
+  };
+
+  // 1. Wait for "listening on http://127.0.0.1:<port>".
+  let unwatch = () => {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const port = await new Promise<number | string>((resolve) => {
+    unwatch = log.watch((text) => {
+      const match = /listening on http:\/\/[^:\s]+:(\d+)/.exec(text);
+      if (match) resolve(Number(match[1]));
+    });
+    status.then((s) => resolve(`exited with code ${s.code} before listening`));
+    timer = setTimeout(() => resolve(`did not listen within ${timeoutMs} ms`), timeoutMs);
+  }).finally(() => {
+    unwatch();
+    clearTimeout(timer);
+  });
+  if (typeof port === "string") throw await failure(port);
+  const url = `http://127.0.0.1:${port}`;
+
+  // 2. Wait for a successful PING through the bridge.
+  if (options.waitForRedis ?? true) {
+    let last = "";
+    for (;;) {
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          headers: { authorization: `Bearer ${options.token}` },
+          body: '["PING"]',
+        });
+        last = await response.text();
+        if (response.ok) break;
+      } catch (error) {
+        last = String(error);
+      }
+      if (exited) throw await failure("exited while waiting for Redis");
+      if (Date.now() > deadline) {
+        throw await failure(`could not reach Redis within ${timeoutMs} ms (last answer: ${last})`);
+      }
+      await sleep(50);
+    }
+  }
+
+  return {
+    url,
+    port,
+    token: options.token,
+    get running() {
+      return !exited;
+    },
+    stop: () => terminate("SIGTERM"),
+    kill: () => terminate("SIGKILL"),
+    output: () => log.text,
+    [Symbol.asyncDispose]: () => terminate("SIGTERM"),
+  };
+}
