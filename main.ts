@@ -39,11 +39,12 @@ if (import.meta.main && !Deno.args.includes("--no-listen")) {
   const server = Deno.serve({
     port: config.port,
     hostname: config.host,
+    // Printed at every log level: scripts and tests read the port from this line.
     onListen: ({ hostname, port }) =>
-      log.info(`switchboard listening on http://${hostname}:${port}`, {
-        node: config.nodeId,
-        broker: switchboard.hub.broker.state().kind,
-      }),
+      console.log(
+        `switchboard listening on http://${hostname}:${port} ` +
+          `(node ${config.nodeId}, ${switchboard.hub.broker.state().kind} broker)`,
+      ),
   }, app.fetch);
   const shutdown = async () => {
     log.info("shutting down");

@@ -16,7 +16,7 @@ export type PipelineEntry = { result: UpstashValue } | { error: string };
 
 /** Thrown for a request body that is not a valid command (→ HTTP 400). */
 export class BadRequestError extends Error {
-  /** @param message shown to the client as is, e.g. `ERR ...` */
+  /** Creates the error; `message` is shown to the client as is, e.g. `ERR ...`. */
   constructor(message: string) {
     super(message);
     this.name = "BadRequestError";

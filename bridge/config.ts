@@ -23,15 +23,19 @@ const schema = z.object({
 
 /** The validated bridge environment. */
 export interface BridgeEnv {
+  /** `REDIS_URL`, default `redis://127.0.0.1:6379`. */
   redisUrl: string;
+  /** `PORT`, default 8079 (0 picks a free port). */
   port: number;
+  /** `HOST`, default `127.0.0.1`. */
   hostname: string;
+  /** `UPSTASH_REDIS_REST_TOKEN` (required). */
   token: string;
 }
 
 /** Thrown by {@link parseBridgeEnv}; the message names every bad variable. */
 export class BridgeEnvError extends Error {
-  /** @param message the full, printable message */
+  /** Creates the error; `message` is the full, printable message. */
   constructor(message: string) {
     super(message);
     this.name = "BridgeEnvError";

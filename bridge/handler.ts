@@ -20,13 +20,19 @@ import { openSubscription, type Subscription, type SubscriptionKind } from "./su
 
 /** What the handler needs from the bridge. */
 export interface HandlerContext {
+  /** The bearer token clients must send. */
   token: string;
+  /** URL for dedicated (subscriber, blocking) connections. */
   redisUrl: string;
   /** The shared, multiplexed connection for ordinary commands. */
   connection: RedisConnection;
+  /** As in `BridgeOptions` of bridge.ts. */
   commandTimeoutMs: number;
+  /** As in `BridgeOptions` of bridge.ts. */
   connectTimeoutMs: number;
+  /** As in `BridgeOptions` of bridge.ts. */
   sseHeartbeatMs: number;
+  /** As in `BridgeOptions` of bridge.ts. */
   maxBufferedEvents: number;
   /** Open subscription streams, closed by the bridge on shutdown. */
   subscriptions: Set<Subscription>;
@@ -176,6 +182,7 @@ export function createHandler(ctx: HandlerContext): (request: Request) => Promis
         const body = await request.text();
         if (body !== "") command.push(body);
       }
+      if (command.length === 0) return fail(400, "ERR empty command");
     }
     const result = await execute(
       request,

@@ -67,13 +67,13 @@ function convert(reply: unknown, base64: boolean, topLevel: boolean): UpstashVal
 }
 
 /** True if `error` is an error reply sent by Redis itself (e.g. `ERR wrong number of ...`). */
-export function isRedisReplyError(error: unknown): error is ErrorReply {
+export function isRedisReplyError(error: unknown): error is Error {
   return error instanceof ErrorReply;
 }
 
 /** Raised when Redis did not answer in time. */
 export class BridgeTimeoutError extends Error {
-  /** @param ms the timeout that expired */
+  /** Creates the error; `ms` is the timeout that expired. */
   constructor(ms: number) {
     super(`Redis did not answer within ${ms} ms`);
     this.name = "BridgeTimeoutError";
@@ -82,7 +82,9 @@ export class BridgeTimeoutError extends Error {
 
 /** An error answer of the bridge: HTTP status plus the `error` string of the JSON body. */
 export interface ErrorAnswer {
+  /** HTTP status: 400, 503 or 504. */
   status: number;
+  /** The `error` string of the JSON body, e.g. `ERR wrong number of arguments ...`. */
   error: string;
 }
 

@@ -13,6 +13,7 @@
  * these lines without decoding them.
  * @module
  */
+import { withTimeout } from "./commands.ts";
 import { openDedicated } from "./redis.ts";
 
 /** Which kind of subscription a stream carries. */
@@ -22,6 +23,7 @@ export type SubscriptionKind = "subscribe" | "psubscribe";
 export interface SubscriptionOptions {
   /** Redis URL for the dedicated subscriber connection. */
   redisUrl: string;
+  /** `subscribe` (one channel) or `psubscribe` (one pattern). */
   kind: SubscriptionKind;
   /** The channel (`subscribe`) or pattern (`psubscribe`). */
   target: string;
@@ -111,8 +113,12 @@ export async function openSubscription(options: SubscriptionOptions): Promise<Su
     : (message: string, channel: string) =>
       deliver(sseEvent(`pmessage,${target},${channel},${message}`));
   try {
-    if (kind === "subscribe") await connection.subscribe(target, listener);
-    else await connection.pSubscribe(target, listener);
+    await withTimeout(
+      kind === "subscribe"
+        ? connection.subscribe(target, listener)
+        : connection.pSubscribe(target, listener),
+      options.connectTimeoutMs,
+    );
   } catch (error) {
     close();
     throw error;

@@ -83,7 +83,10 @@ export interface EventHandler<Params, P = Payload> {
 /** Declares a client event whose payload is validated by `schema` (failures get an error reply naming the field). */
 export function event<S extends z.ZodType<Payload>, Params = Payload>(
   schema: S,
-  handle: (ctx: ChannelContext<Params>, payload: z.infer<S>) => HandlerResult | Promise<HandlerResult>,
+  handle: (
+    ctx: ChannelContext<Params>,
+    payload: z.infer<S>,
+  ) => HandlerResult | Promise<HandlerResult>,
 ): EventHandler<Params, z.infer<S>> {
   return { schema: schema as unknown as z.ZodType<z.infer<S>>, handle };
 }

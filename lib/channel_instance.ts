@@ -60,7 +60,13 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
     if (!intercept) return this.session.connection.sendBroadcast(b);
     const payload = intercept(this, b.payload);
     if (payload === null) return;
-    this.session.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event: b.event, payload });
+    this.session.send({
+      joinRef: this.joinRef,
+      ref: null,
+      topic: this.topic,
+      event: b.event,
+      payload,
+    });
   }
 
   push(event: string, payload: Payload): void {

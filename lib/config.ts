@@ -29,7 +29,8 @@ const _schema = z.object({
   SSE_HEARTBEAT_MS: _positiveInt.default(15_000),
   PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
 }).refine(
-  (env) => (env.UPSTASH_REDIS_REST_URL === undefined) === (env.UPSTASH_REDIS_REST_TOKEN === undefined),
+  (env) =>
+    (env.UPSTASH_REDIS_REST_URL === undefined) === (env.UPSTASH_REDIS_REST_TOKEN === undefined),
   { message: "set both UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN, or neither" },
 );
 

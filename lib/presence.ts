@@ -65,7 +65,11 @@ export class PresenceTracker {
     const old = owners?.get(ownerId);
     if (!owners || !old) throw new Error(`"${key}" is not tracked on ${topic} by this channel`);
     const { phx_ref: _ref, phx_ref_prev: _prev, ...fields } = meta;
-    const entry = { ...fields, phx_ref: this.#nextRef(), phx_ref_prev: old.phx_ref } as PresenceMeta;
+    const entry = {
+      ...fields,
+      phx_ref: this.#nextRef(),
+      phx_ref_prev: old.phx_ref,
+    } as PresenceMeta;
     owners.set(ownerId, entry);
     const diff = this.#diff(topic);
     (diff.joins[key] ??= { metas: [] }).metas.push(entry);

@@ -71,7 +71,9 @@ function _checked(m: Record<keyof Message, unknown>): Message {
   if (m.joinRef !== null && typeof m.joinRef !== "string") {
     throw new FrameError("join_ref must be a string or null");
   }
-  if (m.ref !== null && typeof m.ref !== "string") throw new FrameError("ref must be a string or null");
+  if (m.ref !== null && typeof m.ref !== "string") {
+    throw new FrameError("ref must be a string or null");
+  }
   if (typeof m.topic !== "string" || m.topic === "") {
     throw new FrameError("topic must be a non-empty string");
   }

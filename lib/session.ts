@@ -184,7 +184,9 @@ export class Session {
     joinRef: string | null,
   ): Promise<JoinResult & { activate?: () => void }> {
     const match = this.runtime.router.match(topic);
-    if (!match) return { status: "error", response: { reason: "unmatched topic" }, unmatched: true };
+    if (!match) {
+      return { status: "error", response: { reason: "unmatched topic" }, unmatched: true };
+    }
     const previous = this.#channels.get(topic);
     if (previous) this.#end(previous, "rejoin", PhxEvent.close, {});
     const { channel, subtopic } = match;
@@ -244,7 +246,10 @@ export class Session {
       } else if (channel.handleIn) {
         result = await channel.handleIn(instance, msg.event, msg.payload);
       } else {
-        return this.#reply(msg, msg.joinRef, "error", { reason: "unknown_event", event: msg.event });
+        return this.#reply(msg, msg.joinRef, "error", {
+          reason: "unknown_event",
+          event: msg.event,
+        });
       }
     } catch (err) {
       console.error(`${msg.event} on ${msg.topic} crashed the channel:`, err);

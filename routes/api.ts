@@ -41,13 +41,18 @@ export function apiRoutes(switchboard: Switchboard): Hono {
       const header = c.req.header("authorization") ?? "";
       if (!header.startsWith("Bearer ") || !_sameSecret(header.slice(7), apiToken)) {
         c.header("www-authenticate", 'Bearer realm="switchboard"');
-        return c.json({ error: "missing or wrong token: send Authorization: Bearer <API_TOKEN>" }, 401);
+        return c.json(
+          { error: "missing or wrong token: send Authorization: Bearer <API_TOKEN>" },
+          401,
+        );
       }
     }
     const body = await readJsonBody(c.req.raw, switchboard.config.maxApiBodyBytes);
     if (!body.ok) return c.json({ error: body.error }, body.status);
     const parsed = _body.safeParse(body.value);
-    if (!parsed.success) return c.json({ error: `invalid body: ${describeErrors(parsed.error)}` }, 400);
+    if (!parsed.success) {
+      return c.json({ error: `invalid body: ${describeErrors(parsed.error)}` }, 400);
+    }
     const messages = Array.isArray(parsed.data) ? parsed.data : [parsed.data];
     const index = messages.findIndex((m) => !switchboard.router.match(m.topic));
     if (index >= 0) {

@@ -28,7 +28,9 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
     offset += chunk.length;
   }
   const text = new TextDecoder().decode(bytes);
-  if (text.trim() === "") return { ok: false, status: 400, error: "empty body: send a JSON message" };
+  if (text.trim() === "") {
+    return { ok: false, status: 400, error: "empty body: send a JSON message" };
+  }
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (err) {

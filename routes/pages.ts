@@ -16,7 +16,9 @@ export function pageRoutes(switchboard: Switchboard): Hono {
 </head><body>
 <h1>Switchboard</h1>
 <p>Phoenix-style channels on Deno: WebSocket (the official <code>phoenix</code> client),
-Server-Sent Events and an HTTP API, with presence. Node <code>${_escape(switchboard.config.nodeId)}</code>.</p>
+Server-Sent Events and an HTTP API, with presence. Node <code>${
+      _escape(switchboard.config.nodeId)
+    }</code>.</p>
 <h2>Try it</h2>
 <pre>curl -N 'http://${_escape(c.req.header("host") ?? "localhost:8000")}/events?topic=status:demo'
 curl -X POST http://${_escape(c.req.header("host") ?? "localhost:8000")}/api/broadcast \\

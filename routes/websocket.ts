@@ -44,8 +44,10 @@ export function tokenFromProtocols(header: string | null): string | undefined {
   if (!bearer) return undefined;
   try {
     const b64 = bearer.slice(_BEARER_PREFIX.length).replace(/-/g, "+").replace(/_/g, "/");
-    const bytes = Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) =>
-      c.charCodeAt(0));
+    const bytes = Uint8Array.from(
+      atob(b64 + "=".repeat((4 - b64.length % 4) % 4)),
+      (c) => c.charCodeAt(0),
+    );
     return new TextDecoder().decode(bytes);
   } catch {
     return undefined;
@@ -63,7 +65,10 @@ export function websocketRoutes(switchboard: Switchboard): Hono {
     const params = connectParams(new URL(req.url).searchParams);
     const vsn = parseVsn(params.vsn);
     if (!vsn) {
-      return c.json({ error: `unsupported vsn "${params.vsn}": use 2.0.0 (or omit for 1.0.0)` }, 403);
+      return c.json(
+        { error: `unsupported vsn "${params.vsn}": use 2.0.0 (or omit for 1.0.0)` },
+        403,
+      );
     }
     const protocolHeader = req.headers.get("sec-websocket-protocol");
     const token = tokenFromProtocols(protocolHeader);

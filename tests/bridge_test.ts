@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "@upstash/redis";
 import { createBridge } from "../bridge/main.ts";
-import { startBridge, startRedis } from "./support/redis.ts";
+import { freePort, startBridge, startRedis } from "./support/redis.ts";
 
 const TOKEN = "bridge-test-token";
 
@@ -242,6 +242,17 @@ Deno.test("upstash bridge subprocess with @upstash/redis", async (t) => {
     });
   });
 
+  await t.step("blocking commands do not block other requests", async () => {
+    const popped = client.exec<[string, string] | null>(["BLPOP", "queue", "5"]);
+    const started = Date.now();
+    assert.equal(await client.ping(), "PONG"); // the shared connection is not blocked
+    assert.ok(Date.now() - started < 1000);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await plain.rpush("queue", "job-1");
+    assert.deepEqual(await popped, ["queue", "job-1"]);
+    assert.equal(await client.exec(["BLPOP", "queue", "0.1"]), null);
+  });
+
   await t.step("wrong token is rejected with 401", async () => {
     const intruder = new Redis({ url: bridge.url, token: "wrong", retry: false });
     await assert.rejects(intruder.get("s:a"), /Unauthorized/);
@@ -299,6 +310,7 @@ Deno.test("upstash bridge subprocess with @upstash/redis", async (t) => {
     assert.equal(await client.set("after", "restart"), "OK");
     assert.equal(await client.get("after"), "restart");
     assert.match(bridge.output(), /connected again/);
+    assert.doesNotMatch(bridge.output(), /unhandled|uncaught/i);
   });
 });
 
@@ -327,6 +339,64 @@ Deno.test("createBridge in-process: commands, subscription, close", async (t) =>
       const [status, body] = await rawPost(`http://127.0.0.1:${server.addr.port}`, '["PING"]');
       assert.equal(status, 503);
       assert.match(String((body as { error: string }).error), /shutting down/);
+    });
+  } finally {
+    await bridge.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("SSE wire format, heartbeats, and a bridge started before Redis", async (t) => {
+  const port = freePort();
+  const bridge = createBridge({
+    redisUrl: `redis://127.0.0.1:${port}`,
+    token: TOKEN,
+    sseHeartbeatMs: 50,
+    log: () => {},
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, bridge.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    await t.step("Redis not running yet: 503 at once", async () => {
+      const [status, body] = await rawPost(url, '["PING"]');
+      assert.equal(status, 503);
+      assert.match(String((body as { error: string }).error), /Redis unavailable/);
+    });
+
+    await using _redis = await startRedis({ port });
+    await t.step("Redis started: the bridge connects by itself", async () => {
+      assert.equal(await bridge.ready, true);
+      assert.deepEqual(await rawPost(url, '["PING"]'), [200, { result: "PONG" }]);
+    });
+
+    await t.step("raw SSE stream of /psubscribe/<pattern>", async () => {
+      const response = await fetch(`${url}/psubscribe/${encodeURIComponent("a:*")}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, accept: "text/event-stream" },
+        body: "[]",
+      });
+      assert.equal(response.headers.get("content-type"), "text/event-stream");
+      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      const readUntil = async (pattern: RegExp) => {
+        while (!pattern.test(text)) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`stream ended; got: ${text}`);
+          text += value;
+        }
+      };
+      try {
+        await readUntil(/data: psubscribe,a:\*,1\n\n/);
+        await rawPost(url, '["PUBLISH","a:1","x,y"]');
+        await readUntil(/data: pmessage,a:\*,a:1,x,y\n\n/);
+        await readUntil(/: ping\n\n/);
+      } finally {
+        await reader.cancel();
+      }
+      await waitFor("the subscriber connection to close", async () => {
+        const [, body] = await rawPost(url, '["PUBSUB","NUMPAT"]');
+        return (body as { result: number }).result === 0;
+      });
     });
   } finally {
     await bridge.close();

@@ -129,18 +129,9 @@ function redisBinary(): string {
 function spawnRedis(port: number, args: string[]): { child: Deno.ChildProcess; log: OutputLog } {
   let child: Deno.ChildProcess;
   try {
+    const base = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"];
     child = new Deno.Command(redisBinary(), {
-      args: [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        ...args,
-      ],
+      args: [...base, "no", ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -247,7 +238,9 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 export interface BridgeProcess extends AsyncDisposable {
   /** `http://127.0.0.1:<port>`, pass as `url` to `new Redis({ url, token })`. */
   readonly url: string;
+  /** The port the bridge listens on. */
   readonly port: number;
+  /** The token it was started with. */
   readonly token: string;
   /** True while the process runs. */
   readonly running: boolean;
@@ -261,7 +254,9 @@ export interface BridgeProcess extends AsyncDisposable {
 
 /** Options of {@link startBridge}. */
 export interface StartBridgeOptions {
+  /** `REDIS_URL` of the bridge. */
   redisUrl: string;
+  /** `UPSTASH_REDIS_REST_TOKEN` of the bridge. */
   token: string;
   /** Port to listen on; default 0 (the bridge picks a free port and prints it). */
   port?: number;
