@@ -28,11 +28,7 @@ const _schema = z.object({
   HEARTBEAT_TIMEOUT_MS: _positiveInt.default(60_000),
   SSE_HEARTBEAT_MS: _positiveInt.default(15_000),
   PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
-}).refine(
-  (env) =>
-    (env.UPSTASH_REDIS_REST_URL === undefined) === (env.UPSTASH_REDIS_REST_TOKEN === undefined),
-  { message: "set both UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN, or neither" },
-);
+});
 
 /** The validated server configuration. */
 export interface Config {
@@ -66,14 +62,22 @@ export class ConfigError extends Error {
 
 /** Reads and validates the environment; throws {@link ConfigError} on any bad value. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
+  // Blank counts as unset, so `PORT=` or `PORT=" "` means the default, never port 0.
   const cleaned = Object.fromEntries(
-    Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
+    Object.entries(env)
+      .filter(([k, v]) => k in _schema.shape && v !== undefined && v.trim() !== "")
+      .map(([k, v]) => [k, v!.trim()]),
   );
   const parsed = _schema.safeParse(cleaned);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) =>
-      `  ${i.path.join(".") || "environment"}: ${i.message}`
+  const lines = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `  ${i.path.join(".") || "environment"}: ${i.message}`);
+  if (("UPSTASH_REDIS_REST_URL" in cleaned) !== ("UPSTASH_REDIS_REST_TOKEN" in cleaned)) {
+    lines.push(
+      "  UPSTASH_REDIS_REST_URL/UPSTASH_REDIS_REST_TOKEN: set both (Redis broker) or neither",
     );
+  }
+  if (!parsed.success || lines.length > 0) {
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;

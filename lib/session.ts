@@ -168,7 +168,8 @@ export class Session {
       if (msg.event === PhxEvent.leave) return this.#reply(msg, msg.joinRef, "ok", {});
       return this.#reply(msg, null, "error", { reason: "unmatched topic" });
     }
-    if (instance.joinRef !== msg.joinRef) return; // stale: a message for an older instance
+    // Stale: a message for an older instance. v1 clients send no join_ref at all.
+    if (msg.joinRef !== null && instance.joinRef !== msg.joinRef) return;
     if (msg.event === PhxEvent.leave) {
       this.#reply(msg, msg.joinRef, "ok", {});
       this.#end(instance, "leave", PhxEvent.close, {});

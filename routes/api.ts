@@ -19,7 +19,7 @@ const _message = z.object({
   ),
   payload: z.record(z.string(), z.unknown(), "must be a JSON object").default({}),
 });
-const _body = z.union([_message, z.array(_message).min(1).max(1000)]);
+const _batch = z.array(_message).min(1).max(1000);
 
 /** Constant-time comparison, so the token cannot be guessed byte by byte from timing. */
 function _sameSecret(a: string, b: string): boolean {
@@ -49,7 +49,10 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     }
     const body = await readJsonBody(c.req.raw, switchboard.config.maxApiBodyBytes);
     if (!body.ok) return c.json({ error: body.error }, body.status);
-    const parsed = _body.safeParse(body.value);
+    // Not a union: zod would report a union failure at the root instead of naming the field.
+    const parsed = Array.isArray(body.value)
+      ? _batch.safeParse(body.value)
+      : _message.safeParse(body.value);
     if (!parsed.success) {
       return c.json({ error: `invalid body: ${describeErrors(parsed.error)}` }, 400);
     }
