@@ -8,6 +8,7 @@
 import { channels } from "./channels/mod.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
+import { RedisBroker } from "./lib/redis_broker.ts";
 import { Switchboard } from "./lib/switchboard.ts";
 import { createApp } from "./routes/app.ts";
 
@@ -24,7 +25,13 @@ function _configure() {
 const config = _configure();
 const log = createLogger(config.logLevel);
 /** The node's runtime: hub, presence, sessions. */
-export const switchboard = new Switchboard({ config, channels });
+export const switchboard = new Switchboard({
+  config,
+  channels,
+  broker: config.redis
+    ? new RedisBroker({ ...config.redis, nodeId: config.nodeId, prefix: config.redisPrefix })
+    : undefined,
+});
 /** The Hono app, for embedding or `deno serve`. */
 export const app = createApp(switchboard);
 

@@ -8,8 +8,8 @@ import { defineChannel, error } from "../lib/channel.ts";
 /** See the module documentation. */
 export const statusChannel = defineChannel({
   topic: "status:*",
-  join(ctx) {
-    const last = ctx.lastMessage();
+  async join(ctx) {
+    const last = await ctx.lastMessage();
     const current = last?.event === "status" ? last : undefined;
     return {
       status: current?.payload ?? null,

@@ -52,8 +52,8 @@ export interface ChannelContext<Params = Payload> {
   presenceOf(key: string): Payload | undefined;
   /** The topic's presence state. */
   presence(): PresenceState;
-  /** The topic's last message (not presence), if this node holds it. */
-  lastMessage(): Broadcast | undefined;
+  /** The topic's last message (not presence), from this node or the broker. */
+  lastMessage(): Promise<Broadcast | undefined>;
 }
 
 /** An explicit reply; return a plain object for an ok reply, or nothing for no reply. */

@@ -109,8 +109,8 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
     return this.session.runtime.presence.list(this.topic);
   }
 
-  lastMessage(): Broadcast | undefined {
-    return this.session.runtime.hub.last(this.topic);
+  lastMessage(): Promise<Broadcast | undefined> {
+    return this.session.runtime.hub.fetchLast(this.topic);
   }
 
   /** Ends the instance: runs `terminate`, leaves presence, unsubscribes. Idempotent. */

@@ -20,6 +20,8 @@ const _schema = z.object({
   SOCKET_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   UPSTASH_REDIS_REST_URL: z.url().optional(),
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "use letters, digits, _ . : -")
+    .default("switchboard"),
   NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "use letters, digits, _ . - (1-64)")
     .optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -38,6 +40,8 @@ export interface Config {
   apiToken?: string;
   socketSecret?: string;
   redis?: { url: string; token: string };
+  /** Prefix of the Redis keys and channel, so several apps can share one Redis. */
+  redisPrefix: string;
   nodeId: string;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Largest accepted client frame, in bytes. */
@@ -89,6 +93,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     redis: e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
       ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
       : undefined,
+    redisPrefix: e.REDIS_PREFIX,
     nodeId: e.NODE_ID ?? crypto.randomUUID().slice(0, 8),
     logLevel: e.LOG_LEVEL,
     maxFrameBytes: e.MAX_FRAME_BYTES,

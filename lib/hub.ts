@@ -77,9 +77,33 @@ export class Hub {
     return b;
   }
 
-  /** The last non-presence message of a topic, if this node still holds it. */
+  /** Delivers to this node's subscribers only (nothing goes to the broker). */
+  deliverLocal(topic: string, event: string, payload: Payload): void {
+    this.#deliver(new Broadcast(topic, event, payload, { nodeId: this.nodeId }));
+  }
+
+  /** The last non-presence message of a topic, if this node holds it. */
   last(topic: string): Broadcast | undefined {
     return this.#retained.get(topic)?.last;
+  }
+
+  /**
+   * The last non-presence message of a topic: this node's copy, or else the broker's (shared
+   * by all nodes, so a node that started after the publish still knows it).
+   */
+  async fetchLast(topic: string): Promise<Broadcast | undefined> {
+    const local = this.last(topic);
+    if (local) return local;
+    const msg = await this.broker.fetchLast(topic).catch(() => undefined);
+    if (!msg) return undefined;
+    const b = new Broadcast(msg.topic, msg.event, msg.payload, msg.origin, msg.position, msg.at);
+    if (!this.last(topic)) this.#retain(b);
+    return this.last(topic);
+  }
+
+  /** Forgets the retained messages (kept positions), e.g. after missing messages while the broker was down. */
+  forgetRetained(): void {
+    for (const entry of this.#retained.values()) entry.last = undefined;
   }
 
   /** Replaces the handler for errors thrown by subscribers (default: console.error). */
@@ -97,7 +121,8 @@ export class Hub {
   #deliver(b: Broadcast): void {
     const set = this.#subscribers.get(b.topic);
     if (!set) return;
-    const except = b.origin.exceptId;
+    // Instance ids are unique per node only: broadcast-from applies on the sending node.
+    const except = b.origin.nodeId === this.nodeId ? b.origin.exceptId : undefined;
     for (const sub of set) {
       if (sub.id === except) continue;
       try {

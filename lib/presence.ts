@@ -12,12 +12,9 @@
  */
 import type { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
+import type { PresenceMeta, PresenceState } from "./presence_types.ts";
 
-/** One presence entry: the user's meta plus its `phx_ref` (and `phx_ref_prev` after an update). */
-export type PresenceMeta = Payload & { phx_ref: string; phx_ref_prev?: string };
-
-/** `{key: {metas: [...]}}`, the shape of `presence_state` and of both halves of a diff. */
-export type PresenceState = Record<string, { metas: PresenceMeta[] }>;
+export type { PresenceMeta, PresenceState } from "./presence_types.ts";
 
 /** Options of {@link PresenceTracker}. */
 export interface PresenceOptions {
@@ -35,12 +32,23 @@ export class PresenceTracker {
   /** topic → key → owner id → meta */
   readonly #topics = new Map<string, Map<string, Map<string, PresenceMeta>>>();
   readonly #pending = new Map<string, _Diff>();
+  /** Other nodes' presences, as their brokers report them: node → topic → state. */
+  readonly #remote = new Map<string, Map<string, PresenceState>>();
   #timer?: ReturnType<typeof setTimeout>;
   #refCounter = 0;
   readonly #refPrefix: string;
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
     this.#refPrefix = `${hub.nodeId}.${Date.now().toString(36)}.`;
+    hub.broker.onPresence({
+      state: (nodeId, topic, state, announce) => this.#setRemote(nodeId, topic, state, announce),
+      nodeDown: (nodeId) => this.#dropNode(nodeId),
+      resync: () => {
+        for (const topic of this.#topics.keys()) {
+          hub.broker.replicatePresence(topic, this.#localList(topic));
+        }
+      },
+    });
   }
 
   /** Tracks `key` on `topic` for one owner (a channel instance); returns the new `phx_ref`. */
@@ -94,13 +102,20 @@ export class PresenceTracker {
     return this.#topics.get(topic)?.get(key)?.get(ownerId);
   }
 
-  /** The full presence state of a topic, as `presence_state` sends it. */
+  /** The full presence state of a topic on every node, as `presence_state` sends it. */
   list(topic: string): PresenceState {
-    const state: PresenceState = {};
-    for (const [key, owners] of this.#topics.get(topic) ?? []) {
-      state[key] = { metas: [...owners.values()] };
+    const state = this.#localList(topic);
+    for (const topics of this.#remote.values()) {
+      for (const [key, { metas }] of Object.entries(topics.get(topic) ?? {})) {
+        (state[key] ??= { metas: [] }).metas.push(...metas);
+      }
     }
     return state;
+  }
+
+  /** Topics with presences tracked on this node. */
+  localTopics(): string[] {
+    return [...this.#topics.keys()];
   }
 
   /** Sends every pending diff now. */
@@ -109,12 +124,51 @@ export class PresenceTracker {
     this.#timer = undefined;
     const pending = [...this.#pending];
     this.#pending.clear();
-    for (const [topic, diff] of pending) this.hub.broadcast(topic, "presence_diff", { ...diff });
+    for (const [topic, diff] of pending) {
+      this.hub.broadcast(topic, "presence_diff", { ...diff });
+      this.hub.broker.replicatePresence(topic, this.#localList(topic));
+    }
   }
 
   /** Flushes pending diffs and stops the batch timer. */
   close(): void {
     this.flush();
+  }
+
+  #localList(topic: string): PresenceState {
+    const state: PresenceState = {};
+    for (const [key, owners] of this.#topics.get(topic) ?? []) {
+      state[key] = { metas: [...owners.values()] };
+    }
+    return state;
+  }
+
+  /**
+   * Replaces another node's state of a topic. That node broadcasts the clients' diff itself,
+   * so nothing is sent here.
+   */
+  #setRemote(nodeId: string, topic: string, state: PresenceState, announce: boolean): void {
+    let topics = this.#remote.get(nodeId);
+    if (!topics) this.#remote.set(nodeId, topics = new Map());
+    const before = topics.get(topic) ?? {};
+    if (Object.keys(state).length === 0) topics.delete(topic);
+    else topics.set(topic, state);
+    if (topics.size === 0) this.#remote.delete(nodeId);
+    if (!announce) return;
+    const diff = _difference(before, state);
+    if (Object.keys(diff.joins).length || Object.keys(diff.leaves).length) {
+      this.hub.deliverLocal(topic, "presence_diff", { ...diff });
+    }
+  }
+
+  /** A node died without a goodbye: its presences leave, told to this node's clients only. */
+  #dropNode(nodeId: string): void {
+    const topics = this.#remote.get(nodeId);
+    if (!topics) return;
+    this.#remote.delete(nodeId);
+    for (const [topic, leaves] of topics) {
+      this.hub.deliverLocal(topic, "presence_diff", { joins: {}, leaves });
+    }
   }
 
   #owners(topic: string, key: string, create: boolean): Map<string, PresenceMeta> | undefined {
@@ -140,4 +194,20 @@ export class PresenceTracker {
   #nextRef(): string {
     return this.#refPrefix + (++this.#refCounter).toString(36);
   }
+}
+
+/** The diff that turns `before` into `after`, comparing metas by `phx_ref`. */
+function _difference(before: PresenceState, after: PresenceState): _Diff {
+  const refs = (state: PresenceState) =>
+    new Set(Object.values(state).flatMap(({ metas }) => metas.map((m) => m.phx_ref)));
+  const [had, has] = [refs(before), refs(after)];
+  const pick = (state: PresenceState, keep: (ref: string) => boolean) => {
+    const out: PresenceState = {};
+    for (const [key, { metas }] of Object.entries(state)) {
+      const kept = metas.filter((m) => keep(m.phx_ref));
+      if (kept.length) out[key] = { metas: kept };
+    }
+    return out;
+  };
+  return { joins: pick(after, (r) => !had.has(r)), leaves: pick(before, (r) => !has.has(r)) };
 }

@@ -69,12 +69,12 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     return c.json({ accepted: messages.length }, 202);
   });
 
-  app.get("/api/topics/:topic", (c) => {
+  app.get("/api/topics/:topic", async (c) => {
     const topic = c.req.param("topic");
     if (!switchboard.router.match(topic)) {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }
-    const last = switchboard.hub.last(topic);
+    const last = await switchboard.hub.fetchLast(topic);
     const etag = `"${last ? `${last.position}.${last.at}` : "0"}"`;
     c.header("etag", etag);
     c.header("cache-control", "public, max-age=2, stale-while-revalidate=5");
