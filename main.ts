@@ -29,7 +29,12 @@ export const switchboard = new Switchboard({
   config,
   channels,
   broker: config.redis
-    ? new RedisBroker({ ...config.redis, nodeId: config.nodeId, prefix: config.redisPrefix })
+    ? new RedisBroker({
+      ...config.redis,
+      nodeId: config.nodeId,
+      prefix: config.redisPrefix,
+      history: config.history,
+    })
     : undefined,
 });
 /** The Hono app, for embedding or `deno serve`. */

@@ -31,8 +31,10 @@ export class Broadcast {
     readonly event: string,
     readonly payload: Payload,
     readonly origin: Origin = { nodeId: "" },
-    /** Position in the topic's sequence; increases per topic. */
-    readonly position = 0,
+    /** The origin stream (`node~run`) that numbered it; empty for presence events. */
+    readonly stream = "",
+    /** Sequence within the stream for this topic: 1, 2, 3… without gaps; 0 for presence. */
+    readonly seq = 0,
     /** Milliseconds since the epoch when it was published. */
     readonly at = Date.now(),
   ) {}

@@ -12,6 +12,7 @@
 import type { Payload } from "./message.ts";
 import type { Origin } from "./broadcast.ts";
 import type { PresenceState } from "./presence_types.ts";
+import type { Heads } from "./history.ts";
 
 /** A broadcast as it travels between nodes. */
 export interface BrokerMessage {
@@ -19,8 +20,17 @@ export interface BrokerMessage {
   event: string;
   payload: Payload;
   origin: Origin;
-  position: number;
+  /** The publishing node run's stream and the message's sequence in it (see `cursor.ts`). */
+  stream: string;
+  seq: number;
   at: number;
+}
+
+/** A topic's history as the broker keeps it for every node. */
+export interface SharedHistory {
+  /** The window, oldest first. */
+  messages: BrokerMessage[];
+  heads: Heads;
 }
 
 /** What `/healthz` and `/metrics` report about the broker. */
@@ -63,6 +73,8 @@ export interface Broker {
   onPresence(handlers: PresenceReplicaHandlers): void;
   /** The last message of a topic kept by the broker (shared by all nodes), if any. */
   fetchLast(topic: string): Promise<BrokerMessage | undefined>;
+  /** The topic's history kept by the broker for every node; undefined when it keeps none. */
+  fetchHistory(topic: string): Promise<SharedHistory | undefined>;
   state(): BrokerState;
   close(): Promise<void>;
 }
@@ -76,6 +88,9 @@ export class MemoryBroker implements Broker {
   replicatePresence(_topic: string, _state: PresenceState): void {}
   onPresence(_handlers: PresenceReplicaHandlers): void {}
   fetchLast(_topic: string): Promise<BrokerMessage | undefined> {
+    return Promise.resolve(undefined);
+  }
+  fetchHistory(_topic: string): Promise<SharedHistory | undefined> {
     return Promise.resolve(undefined);
   }
   state(): BrokerState {

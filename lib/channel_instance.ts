@@ -4,6 +4,7 @@
  * @module
  */
 import type { Broadcast } from "./broadcast.ts";
+import type { TopicCursor } from "./cursor.ts";
 import type { ChannelContext, ChannelDefinition, TransportName } from "./channel.ts";
 import type { Subscriber } from "./hub.ts";
 import type { Payload } from "./message.ts";
@@ -22,6 +23,8 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
   #deferredTracks?: [string, Payload][] = [];
   readonly #trackedKeys = new Set<string>();
   #stopped = false;
+  /** Live broadcasts held back while a replay is running. */
+  #held?: Broadcast[];
 
   constructor(
     readonly session: Session,
@@ -47,15 +50,57 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
     return this.#stopped;
   }
 
-  /** Subscribes to the topic and applies the presence tracked during join. */
-  activate(): void {
+  /**
+   * Subscribes to the topic and applies the presence tracked during join. With `resume`, the
+   * messages missed since that position are replayed first; live ones that arrive meanwhile
+   * wait, and none is sent twice. If the window no longer holds them all, the client gets a
+   * `reset` event with `state` (the join reply) instead.
+   */
+  activate(resume?: TopicCursor, state: Payload = {}): void {
+    if (resume) this.#replay(resume, state);
     this.#unsubscribe = this.session.runtime.hub.subscribe(this.topic, this);
     const tracks = this.#deferredTracks ?? [];
     this.#deferredTracks = undefined;
     for (const [key, meta] of tracks) this.track(key, meta);
   }
 
+  async #replay(resume: TopicCursor, state: Payload): Promise<void> {
+    const held: Broadcast[] = [];
+    this.#held = held;
+    const hub = this.session.runtime.hub;
+    const seen = new Map(resume.streams);
+    try {
+      const { messages, complete } = await hub.replay(this.topic, resume);
+      if (this.#stopped) return;
+      if (complete) {
+        for (const b of messages) {
+          seen.set(b.stream, b.seq);
+          this.#forward(b);
+        }
+      } else {
+        this.session.runtime.metrics.inc("switchboard_resume_resets_total");
+        this.session.connection.startTopic?.(this.topic, hub.head(this.topic));
+        this.push("reset", { reason: "history_window_exceeded", state });
+      }
+    } catch (err) {
+      console.error(`replay of ${this.topic} failed:`, err);
+      this.session.connection.startTopic?.(this.topic, hub.head(this.topic));
+      this.push("reset", { reason: "history_unavailable", state });
+    } finally {
+      this.#held = undefined;
+    }
+    for (const b of held) {
+      if (b.seq > 0 && (seen.get(b.stream) ?? 0) >= b.seq) continue;
+      this.#forward(b);
+    }
+  }
+
   deliver(b: Broadcast): void {
+    if (this.#held) this.#held.push(b);
+    else this.#forward(b);
+  }
+
+  #forward(b: Broadcast): void {
     const intercept = this.definition.handleOut?.[b.event];
     if (!intercept) return this.session.connection.sendBroadcast(b);
     const payload = intercept(this, b.payload);

@@ -30,6 +30,9 @@ const _schema = z.object({
   HEARTBEAT_TIMEOUT_MS: _positiveInt.default(60_000),
   SSE_HEARTBEAT_MS: _positiveInt.default(15_000),
   PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
+  HISTORY_SIZE: _positiveInt.max(100_000).default(1000),
+  HISTORY_MAX_AGE_MS: _positiveInt.default(3_600_000),
+  LONGPOLL_TIMEOUT_MS: _positiveInt.default(15_000),
 });
 
 /** The validated server configuration. */
@@ -54,6 +57,10 @@ export interface Config {
   sseHeartbeatMs: number;
   /** Presence diffs of one topic are batched over this window. */
   presenceBatchMs: number;
+  /** Each topic's resume window: how many messages, and how old at most. */
+  history: { size: number; maxAgeMs: number };
+  /** A long-poll session with no poll for this long ends. */
+  longpollTimeoutMs: number;
 }
 
 /** Thrown by {@link loadConfig}; the message lists every bad variable and what to do. */
@@ -101,6 +108,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     presenceBatchMs: e.PRESENCE_BATCH_MS,
+    history: { size: e.HISTORY_SIZE, maxAgeMs: e.HISTORY_MAX_AGE_MS },
+    longpollTimeoutMs: e.LONGPOLL_TIMEOUT_MS,
   };
 }
 

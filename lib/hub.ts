@@ -1,6 +1,7 @@
 /**
  * The node-local registry topic → subscribers. Delivers each broadcast to local subscribers at
  * once (one shared, lazily encoded {@link Broadcast}) and hands it to the broker for other nodes.
+ * It also keeps each topic's recent history, so clients can resume from a cursor.
  *
  * @example
  * ```ts
@@ -13,6 +14,8 @@
  */
 import { Broadcast, type Origin } from "./broadcast.ts";
 import type { Broker, BrokerMessage } from "./broker.ts";
+import type { TopicCursor } from "./cursor.ts";
+import { headCursor, type Heads, type HistoryLimits, replayFrom, TopicHistory } from "./history.ts";
 import type { Payload } from "./message.ts";
 
 /** Anything that receives the broadcasts of a topic: a channel instance, in practice. */
@@ -22,19 +25,36 @@ export interface Subscriber {
   deliver(broadcast: Broadcast): void;
 }
 
-/** Events that describe presence rather than content; they are neither retained nor positioned. */
+/** Events that describe presence rather than content; they are neither kept nor numbered. */
 const _EPHEMERAL = new Set(["presence_diff", "presence_state"]);
 
-/** How many topics keep their last message and position in memory before the oldest is dropped. */
-const _RETAINED_TOPICS = 10_000;
+/** How many topics keep their history in memory before the least recently used is dropped. */
+const _TOPICS_KEPT = 10_000;
+
+interface _Topic {
+  last?: Broadcast;
+  history: TopicHistory;
+}
 
 /** See the module documentation. */
 export class Hub {
   readonly #subscribers = new Map<string, Set<Subscriber>>();
-  readonly #retained = new Map<string, { last?: Broadcast; position: number }>();
+  readonly #topics = new Map<string, _Topic>();
+  /** This run's last sequence per topic; never evicted, or a sequence would restart. */
+  readonly #sequences = new Map<string, number>();
+  /** This node run's stream id: sequences restart at 1 with every run. */
+  readonly streamId: string;
+  readonly #limits: HistoryLimits;
   #onError: (err: unknown) => void = (err) => console.error("subscriber failed:", err);
 
-  constructor(readonly broker: Broker, readonly nodeId: string) {
+  constructor(
+    readonly broker: Broker,
+    readonly nodeId: string,
+    limits: HistoryLimits = { size: 1000, maxAgeMs: 3_600_000 },
+    readonly clock: { now(): number } = Date,
+  ) {
+    this.#limits = limits;
+    this.streamId = `${nodeId}~${Math.floor(Math.random() * 36 ** 6).toString(36)}`;
     broker.onMessage((msg) => this.#receive(msg));
   }
 
@@ -69,11 +89,29 @@ export class Hub {
     const origin: Origin = exceptId === undefined
       ? { nodeId: this.nodeId }
       : { nodeId: this.nodeId, exceptId };
-    const position = _EPHEMERAL.has(event) ? 0 : this.#nextPosition(topic);
-    const b = new Broadcast(topic, event, payload, origin, position);
-    this.#retain(b);
+    const ephemeral = _EPHEMERAL.has(event);
+    const seq = ephemeral ? 0 : (this.#sequences.get(topic) ?? 0) + 1;
+    if (!ephemeral) this.#sequences.set(topic, seq);
+    const b = new Broadcast(
+      topic,
+      event,
+      payload,
+      origin,
+      ephemeral ? "" : this.streamId,
+      seq,
+      this.clock.now(),
+    );
+    this.#keep(b);
     this.#deliver(b);
-    this.broker.publish({ topic, event, payload, origin, position, at: b.at });
+    this.broker.publish({
+      topic,
+      event,
+      payload,
+      origin,
+      stream: b.stream,
+      seq,
+      at: b.at,
+    });
     return b;
   }
 
@@ -84,7 +122,7 @@ export class Hub {
 
   /** The last non-presence message of a topic, if this node holds it. */
   last(topic: string): Broadcast | undefined {
-    return this.#retained.get(topic)?.last;
+    return this.#topics.get(topic)?.last;
   }
 
   /**
@@ -95,15 +133,38 @@ export class Hub {
     const local = this.last(topic);
     if (local) return local;
     const msg = await this.broker.fetchLast(topic).catch(() => undefined);
-    if (!msg) return undefined;
-    const b = new Broadcast(msg.topic, msg.event, msg.payload, msg.origin, msg.position, msg.at);
-    if (!this.last(topic)) this.#retain(b);
-    return this.last(topic);
+    if (!msg || this.last(topic)) return this.last(topic);
+    const b = _fromMessage(msg);
+    this.#topic(topic).last = b;
+    return b;
   }
 
-  /** Forgets the retained messages (kept positions), e.g. after missing messages while the broker was down. */
-  forgetRetained(): void {
-    for (const entry of this.#retained.values()) entry.last = undefined;
+  /** The position of a client that starts following `topic` now. */
+  head(topic: string): TopicCursor {
+    return headCursor(
+      this.#topics.get(topic)?.history.heads(this.clock.now()) ?? new Map(),
+      this.clock.now(),
+    );
+  }
+
+  /**
+   * What a client at `cursor` missed on `topic`, from the broker's shared history when there is
+   * one (so any node can serve it), else from this node's window. `complete` is false when part
+   * of it has left the window.
+   */
+  async replay(
+    topic: string,
+    cursor: TopicCursor,
+  ): Promise<{ messages: Broadcast[]; complete: boolean }> {
+    const shared = await this.broker.fetchHistory(topic).catch(() => undefined);
+    if (shared) {
+      const { messages, complete } = replayFrom(shared.messages, shared.heads, cursor);
+      return { messages: messages.map(_fromMessage), complete };
+    }
+    const history = this.#topics.get(topic)?.history;
+    const now = this.clock.now();
+    const heads: Heads = history?.heads(now) ?? new Map();
+    return replayFrom(history?.entries(now) ?? [], heads, cursor);
   }
 
   /** Replaces the handler for errors thrown by subscribers (default: console.error). */
@@ -113,8 +174,8 @@ export class Hub {
 
   #receive(msg: BrokerMessage): void {
     if (msg.origin.nodeId === this.nodeId) return;
-    const b = new Broadcast(msg.topic, msg.event, msg.payload, msg.origin, msg.position, msg.at);
-    this.#retain(b);
+    const b = _fromMessage(msg);
+    this.#keep(b);
     this.#deliver(b);
   }
 
@@ -133,27 +194,24 @@ export class Hub {
     }
   }
 
-  #nextPosition(topic: string): number {
-    const entry = this.#touch(topic);
-    return ++entry.position;
-  }
-
-  #retain(b: Broadcast): void {
-    if (_EPHEMERAL.has(b.event)) return;
-    const entry = this.#touch(b.topic);
-    entry.last = b;
-    if (b.position > entry.position) entry.position = b.position;
+  #keep(b: Broadcast): void {
+    if (b.seq === 0) return;
+    const topic = this.#topic(b.topic);
+    topic.last = b;
+    topic.history.add(b);
   }
 
   /** Finds or creates the topic's entry and marks it most recently used. */
-  #touch(topic: string): { last?: Broadcast; position: number } {
-    let entry = this.#retained.get(topic);
-    if (entry) this.#retained.delete(topic);
-    else entry = { position: 0 };
-    this.#retained.set(topic, entry);
-    if (this.#retained.size > _RETAINED_TOPICS) {
-      this.#retained.delete(this.#retained.keys().next().value!);
-    }
+  #topic(name: string): _Topic {
+    let entry = this.#topics.get(name);
+    if (entry) this.#topics.delete(name);
+    else entry = { history: new TopicHistory(this.#limits) };
+    this.#topics.set(name, entry);
+    if (this.#topics.size > _TOPICS_KEPT) this.#topics.delete(this.#topics.keys().next().value!);
     return entry;
   }
+}
+
+function _fromMessage(msg: BrokerMessage): Broadcast {
+  return new Broadcast(msg.topic, msg.event, msg.payload, msg.origin, msg.stream, msg.seq, msg.at);
 }

@@ -15,7 +15,13 @@
  * @module
  */
 import { Redis } from "@upstash/redis";
-import type { BrokerMessage, BrokerState, PresenceReplicaHandlers } from "./broker.ts";
+import type {
+  BrokerMessage,
+  BrokerState,
+  PresenceReplicaHandlers,
+  SharedHistory,
+} from "./broker.ts";
+import type { HistoryLimits } from "./history.ts";
 import type { Broker } from "./broker.ts";
 import type { PresenceState } from "./presence_types.ts";
 import { type BusEnvelope, parseEnvelope, RedisKeys } from "./redis_keys.ts";
@@ -32,6 +38,8 @@ export interface RedisBrokerOptions {
   /** A node whose heartbeat is older than this is dead (default 10 000 ms). */
   nodeTtlMs?: number;
   clock?: { now(): number };
+  /** Each topic's history window in Redis (default 1000 messages, 1 hour). */
+  history?: HistoryLimits;
 }
 
 const _EPHEMERAL = new Set(["presence_diff", "presence_state"]);
@@ -53,6 +61,7 @@ export class RedisBroker implements Broker {
   readonly #pingMs: number;
   readonly #nodeTtlMs: number;
   readonly #clock: { now(): number };
+  readonly #history: HistoryLimits;
   #onMessage: (msg: BrokerMessage) => void = () => {};
   #presence?: PresenceReplicaHandlers;
 
@@ -93,6 +102,7 @@ export class RedisBroker implements Broker {
     this.#pingMs = options.pingMs ?? 1000;
     this.#nodeTtlMs = options.nodeTtlMs ?? 10_000;
     this.#clock = options.clock ?? Date;
+    this.#history = options.history ?? { size: 1000, maxAgeMs: 3_600_000 };
     // An earlier run with this NODE_ID may have left presences: they are not ours any more.
     this.#redis.del(this.#keys.presence(this.#nodeId)).catch((err) => this.#fail(err));
     this.#subscribe();
@@ -123,6 +133,27 @@ export class RedisBroker implements Broker {
   async fetchLast(topic: string): Promise<BrokerMessage | undefined> {
     const raw = await this.#redis.get<string>(this.#keys.last(topic));
     return typeof raw === "string" ? JSON.parse(raw) as BrokerMessage : undefined;
+  }
+
+  async fetchHistory(topic: string): Promise<SharedHistory> {
+    const p = this.#redis.pipeline();
+    p.xrange(this.#keys.history(topic), "-", "+");
+    p.hgetall(this.#keys.heads(topic));
+    const [entries, flatHeads] = await p.exec() as [unknown, unknown];
+    const oldest = this.#clock.now() - this.#history.maxAgeMs;
+    const messages: BrokerMessage[] = [];
+    for (const entry of (entries ?? []) as [string, string[]][]) {
+      const fields = _pairs(entry[1]);
+      if (!fields.m) continue;
+      const msg = JSON.parse(fields.m) as BrokerMessage;
+      if (msg.at >= oldest) messages.push(msg);
+    }
+    const heads = new Map<string, { seq: number; at: number }>();
+    for (const [stream, value] of Object.entries(_pairs((flatHeads ?? []) as string[]))) {
+      const [seq, at] = value.split(":").map(Number);
+      if (at >= oldest) heads.set(stream, { seq, at });
+    }
+    return { messages, heads };
   }
 
   state(): BrokerState {
@@ -223,8 +254,18 @@ export class RedisBroker implements Broker {
     if (messages.length) envelope.m = messages;
     if (presence.size) envelope.p = Object.fromEntries(presence);
     const p = this.#redis.pipeline();
+    const { size, maxAgeMs } = this.#history;
     for (const m of messages) {
-      if (!_EPHEMERAL.has(m.event)) p.set(this.#keys.last(m.topic), JSON.stringify(m));
+      if (_EPHEMERAL.has(m.event)) continue;
+      const json = JSON.stringify(m);
+      const [history, heads] = [this.#keys.history(m.topic), this.#keys.heads(m.topic)];
+      p.set(this.#keys.last(m.topic), json);
+      p.xadd(history, "*", { m: json }, {
+        trim: { type: "MAXLEN", threshold: size, comparison: "~" },
+      });
+      p.hset(heads, { [m.stream]: `${m.seq}:${m.at}` });
+      p.pexpire(history, maxAgeMs);
+      p.pexpire(heads, maxAgeMs);
     }
     if (presence.size) {
       const key = this.#keys.presence(this.#nodeId);

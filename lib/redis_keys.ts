@@ -20,6 +20,14 @@ export class RedisKeys {
   presence(nodeId: string): string {
     return `${this.prefix}:presence:${nodeId}`;
   }
+  /** Stream of a topic's recent messages (field `m`: the message as JSON). */
+  history(topic: string): string {
+    return `${this.prefix}:history:${topic}`;
+  }
+  /** Hash of a topic: origin stream → `seq:at` of its newest message. */
+  heads(topic: string): string {
+    return `${this.prefix}:heads:${topic}`;
+  }
   /** The last message of a topic. */
   last(topic: string): string {
     return `${this.prefix}:last:${topic}`;

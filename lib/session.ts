@@ -15,6 +15,7 @@ import { ChannelInstance } from "./channel_instance.ts";
 import { type HandlerResult, Reply, type TransportName } from "./channel.ts";
 import { type Message, type Payload, PhxEvent } from "./message.ts";
 import { decodeFrame, FrameError, type Vsn } from "./serializer.ts";
+import { CursorError, formatCursor, parseCursor, type TopicCursor } from "./cursor.ts";
 import type { Switchboard } from "./switchboard.ts";
 import { fieldErrors } from "./validation.ts";
 
@@ -25,6 +26,8 @@ export interface Connection {
   sendMessage(msg: Message): void;
   /** A fan-out frame shared by every subscriber of the topic (already encoded once). */
   sendBroadcast(b: Broadcast): void;
+  /** Told where a topic starts before its join reply (SSE writes it into its event ids). */
+  startTopic?(topic: string, position: TopicCursor): void;
   /** Ends the connection; `code` follows WebSocket close codes. */
   close(code: number, reason: string): void;
 }
@@ -120,8 +123,13 @@ export class Session {
    * Joins a topic as a `phx_join` frame with ref `joinRef` would (SSE uses this): the reply is
    * sent through the connection, then the channel starts receiving.
    */
-  async join(topic: string, payload: Payload, joinRef: string): Promise<JoinResult> {
-    const { activate, ...result } = await this.#join(topic, payload, joinRef);
+  async join(
+    topic: string,
+    payload: Payload,
+    joinRef: string,
+    resume?: TopicCursor,
+  ): Promise<JoinResult> {
+    const { activate, ...result } = await this.#join(topic, payload, joinRef, resume);
     const frame = { joinRef: result.unmatched ? null : joinRef, ref: joinRef, topic };
     this.#reply(frame, frame.joinRef, result.status, result.response);
     activate?.();
@@ -178,15 +186,28 @@ export class Session {
     await this.#push(instance, msg);
   }
 
-  /** Runs the join; on success the caller sends the reply, then calls `activate`. */
+  /**
+   * Runs the join; on success the caller sends the reply, then calls `activate`. `resume` (or a
+   * `cursor` join param) replays what the client missed before live messages.
+   */
   async #join(
     topic: string,
     payload: Payload,
     joinRef: string | null,
+    resume?: TopicCursor,
   ): Promise<JoinResult & { activate?: () => void }> {
     const match = this.runtime.router.match(topic);
     if (!match) {
       return { status: "error", response: { reason: "unmatched topic" }, unmatched: true };
+    }
+    const wantsCursor = typeof payload.cursor === "string";
+    if (wantsCursor && payload.cursor !== "") {
+      try {
+        resume ??= parseCursor(payload.cursor as string).get(topic);
+      } catch (err) {
+        if (!(err instanceof CursorError)) throw err;
+        return { status: "error", response: { reason: "bad_cursor", detail: err.message } };
+      }
     }
     const previous = this.#channels.get(topic);
     if (previous) this.#end(previous, "rejoin", PhxEvent.close, {});
@@ -219,13 +240,18 @@ export class Session {
     }
     this.#channels.set(topic, instance);
     this.runtime.metrics.inc("switchboard_joins_total", { transport: this.transport });
+    const position = resume ?? this.runtime.hub.head(topic);
+    this.connection.startTopic?.(topic, position);
+    const response = wantsCursor
+      ? { ...reply.response, cursor: formatCursor(new Map([[topic, position]])) }
+      : reply.response;
     // The reply must precede every other frame of this join (broadcasts, presence_state).
     const activate = () => {
       if (instance.stopped || this.#closed) return;
-      instance.activate();
+      instance.activate(resume, reply.response);
       if (channel.presence) instance.push("presence_state", instance.presence());
     };
-    return { status: "ok", response: reply.response, activate };
+    return { status: "ok", response, activate };
   }
 
   async #push(instance: ChannelInstance, msg: Message): Promise<void> {

@@ -51,7 +51,12 @@ export class Switchboard {
     this.clock = options.clock ?? Date;
     this.startedAt = this.clock.now();
     this.router = new ChannelRouter(options.channels);
-    this.hub = new Hub(options.broker ?? new MemoryBroker(), this.config.nodeId);
+    this.hub = new Hub(
+      options.broker ?? new MemoryBroker(),
+      this.config.nodeId,
+      this.config.history,
+      this.clock,
+    );
     this.presence = new PresenceTracker(this.hub, { batchMs: this.config.presenceBatchMs });
     this.metrics.gauge("switchboard_connections", "open sessions by transport", () => {
       const counts: Record<string, number> = { websocket: 0, longpoll: 0, sse: 0 };
@@ -95,14 +100,15 @@ export class Switchboard {
   }
 
   /**
-   * Closes WebSocket and long-poll sessions that sent nothing for `heartbeatTimeoutMs`
-   * (the Phoenix client sends a heartbeat every 30 s). SSE streams end with their TCP stream.
+   * Closes WebSocket sessions that sent nothing for `heartbeatTimeoutMs` (the Phoenix client
+   * sends a heartbeat every 30 s).
    */
   sweepIdle(): number {
     const deadline = this.clock.now() - this.config.heartbeatTimeoutMs;
     let closed = 0;
     for (const session of [...this.#sessions]) {
-      if (session.transport === "sse" || session.lastSeen > deadline) continue;
+      // SSE streams end with their TCP stream; long-poll sessions with their polls.
+      if (session.transport !== "websocket" || session.lastSeen > deadline) continue;
       session.connection.close(1001, "idle timeout: no heartbeat");
       session.close("timeout");
       closed++;

@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Switchboard } from "../lib/switchboard.ts";
+import { formatCursor } from "../lib/cursor.ts";
 import { describeErrors } from "../lib/validation.ts";
 import { readJsonBody } from "./body.ts";
 
@@ -75,7 +76,7 @@ export function apiRoutes(switchboard: Switchboard): Hono {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }
     const last = await switchboard.hub.fetchLast(topic);
-    const etag = `"${last ? `${last.position}.${last.at}` : "0"}"`;
+    const etag = `"${last ? `${last.stream}.${last.seq}` : "0"}"`;
     c.header("etag", etag);
     c.header("cache-control", "public, max-age=2, stale-while-revalidate=5");
     if (c.req.header("if-none-match") === etag) return c.body(null, 304);
@@ -83,8 +84,9 @@ export function apiRoutes(switchboard: Switchboard): Hono {
       topic,
       event: last?.event ?? null,
       payload: last?.payload ?? null,
-      position: last?.position ?? 0,
       at: last ? new Date(last.at).toISOString() : null,
+      // Stream from here on: GET /events?topic=…&cursor=<cursor> (or as Last-Event-ID).
+      cursor: formatCursor(new Map([[topic, switchboard.hub.head(topic)]])),
     });
   });
 

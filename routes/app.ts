@@ -11,6 +11,7 @@
 import { Hono } from "hono";
 import type { Switchboard } from "../lib/switchboard.ts";
 import { apiRoutes } from "./api.ts";
+import { longpollRoutes } from "./longpoll.ts";
 import { opsRoutes } from "./ops.ts";
 import { pageRoutes } from "./pages.ts";
 import { sseRoutes } from "./sse.ts";
@@ -20,6 +21,7 @@ import { websocketRoutes } from "./websocket.ts";
 export function createApp(switchboard: Switchboard): Hono {
   const app = new Hono();
   app.route("/", websocketRoutes(switchboard));
+  app.route("/", longpollRoutes(switchboard));
   app.route("/", sseRoutes(switchboard));
   app.route("/", apiRoutes(switchboard));
   app.route("/", opsRoutes(switchboard));

@@ -7,7 +7,13 @@
 import { Hono } from "hono";
 import type { Broadcast } from "../lib/broadcast.ts";
 import { sseLines } from "../lib/broadcast.ts";
-import { type Cursor, formatCursor } from "../lib/cursor.ts";
+import {
+  type Cursor,
+  CursorError,
+  formatCursor,
+  parseCursor,
+  type TopicCursor,
+} from "../lib/cursor.ts";
 import type { Message } from "../lib/message.ts";
 import type { Connection } from "../lib/session.ts";
 import type { Switchboard } from "../lib/switchboard.ts";
@@ -21,6 +27,7 @@ const _MAX_TOPICS = 32;
 /** Writes SSE events into one response stream. */
 class SseConnection implements Connection {
   readonly transport = "sse";
+  /** Where the client is in every topic of the stream: each event's `id:`. */
   readonly cursor: Cursor = new Map();
   readonly stream: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -44,19 +51,28 @@ class SseConnection implements Connection {
     this.#controller.enqueue(typeof chunk === "string" ? _encoder.encode(chunk) : chunk);
   }
 
+  startTopic(topic: string, position: TopicCursor): void {
+    this.cursor.set(topic, { since: position.since, streams: new Map(position.streams) });
+  }
+
   sendMessage(msg: Message): void {
     if (msg.event === "phx_reply") {
       // Only joins are replied to on SSE: their response is the `joined` event.
       const reply = msg.payload as { status: string; response: Record<string, unknown> };
-      if (reply.status === "ok") this.write(sseLines(msg.topic, "joined", reply.response));
+      if (reply.status !== "ok") return;
+      this.write(`id: ${formatCursor(this.cursor)}\n`);
+      this.write(sseLines(msg.topic, "joined", reply.response));
       return;
     }
+    // A reset moves the topic's position to now: the id says so.
+    if (msg.event === "reset") this.write(`id: ${formatCursor(this.cursor)}\n`);
     this.write(sseLines(msg.topic, msg.event, msg.payload));
   }
 
   sendBroadcast(b: Broadcast): void {
-    if (b.position > 0) {
-      this.cursor.set(b.topic, b.position);
+    if (b.seq > 0) {
+      const position = this.cursor.get(b.topic);
+      if (position) position.streams.set(b.stream, b.seq);
       this.write(`id: ${formatCursor(this.cursor)}\n`);
     }
     this.write(b.sseBody);
@@ -102,14 +118,24 @@ export function sseRoutes(switchboard: Switchboard): Hono {
     if (unknown !== undefined) {
       return c.json({ error: `unknown topic "${unknown}": no channel matches it` }, 404);
     }
+    // EventSource sends Last-Event-ID when it reconnects; `cursor` serves clients that poll
+    // first (GET /api/topics/:topic gives one) or cannot set headers.
+    let resume: Cursor;
+    try {
+      resume = parseCursor(c.req.header("last-event-id") ?? search.get("cursor") ?? "");
+    } catch (err) {
+      if (!(err instanceof CursorError)) throw err;
+      return c.json({ error: err.message }, 400);
+    }
     search.delete("topic");
+    search.delete("cursor");
     const params = connectParams(search);
     const connection = new SseConnection();
     // Spread reconnects after a restart over a few seconds instead of one instant.
     connection.write(`retry: ${2000 + Math.floor(Math.random() * 3000)}\n\n`);
     const session = switchboard.openSession(connection, params);
     for (const [i, topic] of topics.entries()) {
-      const result = await session.join(topic, { ...params }, String(i + 1));
+      const result = await session.join(topic, { ...params }, String(i + 1), resume.get(topic));
       if (result.status === "error") {
         session.close("refused");
         connection.close(1008, "join refused");

@@ -25,14 +25,17 @@ Deno.test("broadcast-from skips only the sending subscriber", () => {
   assert.deepEqual(got, ["b"]);
 });
 
-Deno.test("positions increase per topic; the last message is retained; presence is not", () => {
+Deno.test("sequences count 1, 2, 3 per topic in this node's stream; presence is not numbered", () => {
   const hub = new Hub(new MemoryBroker(), "n1");
-  assert.equal(hub.broadcast("t:1", "e", { n: 1 }).position, 1);
-  assert.equal(hub.broadcast("t:2", "e", { n: 1 }).position, 1);
-  assert.equal(hub.broadcast("t:1", "e", { n: 2 }).position, 2);
-  assert.equal(hub.broadcast("t:1", "presence_diff", { joins: {}, leaves: {} }).position, 0);
+  assert.equal(hub.broadcast("t:1", "e", { n: 1 }).seq, 1);
+  assert.equal(hub.broadcast("t:2", "e", { n: 1 }).seq, 1);
+  const second = hub.broadcast("t:1", "e", { n: 2 });
+  assert.equal(second.seq, 2);
+  assert.match(second.stream, /^n1~[a-z0-9]+$/);
+  assert.equal(hub.broadcast("t:1", "presence_diff", { joins: {}, leaves: {} }).seq, 0);
   assert.deepEqual(hub.last("t:1")?.payload, { n: 2 });
   assert.equal(hub.last("t:3"), undefined);
+  assert.deepEqual([...hub.head("t:1").streams], [[second.stream, 2]]);
 });
 
 Deno.test("a failing subscriber does not stop delivery to the others", () => {

@@ -57,11 +57,27 @@ Deno.test("vsn: absent means 1.0.0, 2.0.0 is v2, anything else is unsupported", 
   assert.equal(parseVsn("3.0.0"), undefined);
 });
 
-Deno.test("SSE cursor round-trips topics with any characters and refuses garbage", () => {
-  const cursor = new Map([["status:a&b=c", 3], ["record:ü 1", 12]]);
-  assert.deepEqual(parseCursor(formatCursor(cursor)), cursor);
+Deno.test("cursor round-trips topics with any characters and refuses garbage", () => {
+  const cursor = new Map([
+    ["status:a&b=c", { since: 1700000000000, streams: new Map([["n1~ab", 3], ["n2.x~9z", 12]]) }],
+    ["record:ü 1", { since: 5, streams: new Map() }],
+  ]);
+  const text = formatCursor(cursor);
+  assert.equal(text, "status%3Aa%26b%3Dc=1700000000000,n1~ab*3,n2.x~9z*12&record%3A%C3%BC%201=5");
+  assert.deepEqual(parseCursor(text), cursor);
   assert.deepEqual(parseCursor(""), new Map());
-  for (const bad of ["nonsense", "a=-1", "a=1.5", "=3", "%E0%A4%A=1", "a=99999999999999999"]) {
+  for (
+    const bad of [
+      "nonsense",
+      "a=-1",
+      "a=1.5",
+      "=3",
+      "%E0%A4%A=1",
+      "a=99999999999999999",
+      "a=1,x*2",
+      "a=1,n~a*x",
+    ]
+  ) {
     assert.throws(() => parseCursor(bad), CursorError, bad);
   }
 });
