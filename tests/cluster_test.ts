@@ -69,6 +69,75 @@ Deno.test("cluster through Redis", async (t) => {
       },
     );
 
+    await t.step("an SSE reader resumes on another node with exactly what it missed", async () => {
+      const sse = await openSse(`${n1.url}/events?topic=status:move&topic=status:move2`);
+      await post(n3.url, { topic: "status:move", event: "status", payload: { n: 1 } });
+      await sse.next((e) => e.event === "status");
+      const lastId = sse.events.at(-1)!.lastEventId;
+      await sse.close();
+      // Published from two nodes while the reader is away: two origin streams in the cursor.
+      await post(n3.url, { topic: "status:move", event: "status", payload: { n: 2 } });
+      await post(n2.url, { topic: "status:move", event: "status", payload: { n: 3 } });
+      await post(n1.url, { topic: "status:move2", event: "status", payload: { n: 4 } });
+      await delay(300);
+      const again = await openSse(`${n2.url}/events?topic=status:move&topic=status:move2`, {
+        "last-event-id": lastId,
+      });
+      await waitFor(
+        () => again.events.filter((e) => e.event === "status").length === 3,
+        "3 missed",
+      );
+      await delay(300);
+      const got = again.events.filter((e) => e.event === "status").map((e) => e.json!.payload.n);
+      assert.deepEqual(got.slice().sort(), [2, 3, 4]);
+      assert.equal(again.events.filter((e) => e.event === "reset").length, 0);
+      await again.close();
+    });
+
+    await t.step("readers of a killed node resume on another node without gaps", async () => {
+      const doomed = await startServer(env("doomed"));
+      extra.push(doomed);
+      const readers = await Promise.all(
+        [1, 2, 3].map(() => openSse(`${doomed.url}/events?topic=status:failover`)),
+      );
+      await Promise.all(readers.map((r) => r.next((e) => e.event === "joined")));
+      let published = 0;
+      const publisher = (async () => {
+        while (published < 60) {
+          await post(n1.url, {
+            topic: "status:failover",
+            event: "status",
+            payload: { n: ++published },
+          });
+          await delay(15);
+        }
+      })();
+      await waitFor(() => published >= 20, "publishing under way");
+      await doomed.kill();
+      await Promise.all(readers.map((r) => r.ended));
+      const resumed = await Promise.all(
+        readers.map((r) =>
+          openSse(`${n3.url}/events?topic=status:failover`, {
+            "last-event-id": r.events.at(-1)!.lastEventId,
+          })
+        ),
+      );
+      await publisher;
+      for (const [i, reader] of readers.entries()) {
+        await waitFor(() => {
+          const n = [...reader.events, ...resumed[i].events].filter((e) => e.event === "status");
+          return n.length >= 60;
+        }, "all 60 across the failover");
+      }
+      await delay(300);
+      for (const [i, reader] of readers.entries()) {
+        const got = [...reader.events, ...resumed[i].events].filter((e) => e.event === "status")
+          .map((e) => e.json!.payload.n);
+        assert.deepEqual(got, Array.from({ length: 60 }, (_, k) => k + 1), `reader ${i}`);
+        await resumed[i].close();
+      }
+    });
+
     await t.step("a late joiner on another node gets the last status from Redis", async () => {
       await post(n1.url, { topic: "status:late", event: "status", payload: { state: "outage" } });
       const late = await startServer(env("n4"));

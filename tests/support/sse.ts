@@ -28,6 +28,8 @@ export interface SseStream {
   close(): Promise<void>;
   /** Resolves when the server ends the stream. */
   ended: Promise<void>;
+  /** Why the stream ended, when the connection broke. */
+  error?: unknown;
 }
 
 /** Opens `url` and parses its events in the background. Non-2xx responses are returned unread. */
@@ -125,7 +127,8 @@ export async function openSse(url: string, headers: HeadersInit = {}): Promise<S
         }
       }
     } catch (err) {
-      if (!(err instanceof DOMException && err.name === "AbortError")) throw err;
+      // Aborted by close(), or the connection broke (server killed): either way the stream ends.
+      if (!(err instanceof DOMException && err.name === "AbortError")) stream.error = err;
     } finally {
       done = true;
       for (const wake of [...waiters]) wake();
