@@ -58,10 +58,20 @@ if (import.meta.main && !Deno.args.includes("--no-listen")) {
           `(node ${config.nodeId}, ${switchboard.hub.broker.state().kind} broker)`,
       ),
   }, app.fetch);
+  // Graceful stop: clients are told to come back later (WebSocket 1012, SSE retry:), this
+  // node's presences leave everywhere, and the process exits 0 within 10 s.
+  let stopping = false;
   const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
     log.info("shutting down");
+    const deadline = setTimeout(() => {
+      log.warn("graceful shutdown took over 8 s; exiting");
+      Deno.exit(0);
+    }, 8_000);
     await switchboard.close();
     await server.shutdown();
+    clearTimeout(deadline);
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", shutdown);

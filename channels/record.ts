@@ -5,7 +5,8 @@
  * @module
  */
 import { z } from "zod";
-import { defineChannel, event } from "../lib/channel.ts";
+import { inScope } from "../lib/auth.ts";
+import { defineChannel, error, event } from "../lib/channel.ts";
 
 /** See the module documentation. */
 export const recordChannel = defineChannel({
@@ -13,6 +14,10 @@ export const recordChannel = defineChannel({
   presence: true,
   joinParams: z.object({ name: z.string().trim().min(1).max(80).optional() }),
   join(ctx, { name }) {
+    // With signed tokens, a token's scope (if it has one) lists the records it may open.
+    if (ctx.claims?.scope && !inScope(ctx.claims.scope, ctx.topic)) {
+      return error({ reason: "unauthorized" });
+    }
     ctx.track(ctx.userId, { name: name ?? ctx.userId, state: "viewing", online_at: Date.now() });
   },
   events: {

@@ -17,6 +17,7 @@ import type { z } from "zod";
 import type { Payload } from "./message.ts";
 import type { PresenceState } from "./presence.ts";
 import type { Broadcast } from "./broadcast.ts";
+import type { TokenClaims } from "./auth.ts";
 
 /** The transports a session can come from. */
 export type TransportName = "websocket" | "longpoll" | "sse";
@@ -31,6 +32,8 @@ export interface ChannelContext<Params = Payload> {
   readonly params: Params;
   /** The connected user: the verified token subject, or the `user_id` connect param in dev. */
   readonly userId: string;
+  /** The verified token's claims (with `SOCKET_SECRET`), e.g. `scope` for per-topic access. */
+  readonly claims?: Readonly<TokenClaims>;
   /** The connect params of the session (besides `token`, `vsn`, `topic`). */
   readonly connectParams: Readonly<Record<string, string>>;
   /** Per-instance state the callbacks may keep between calls. */

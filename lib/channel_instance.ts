@@ -4,6 +4,7 @@
  * @module
  */
 import type { Broadcast } from "./broadcast.ts";
+import type { TokenClaims } from "./auth.ts";
 import type { TopicCursor } from "./cursor.ts";
 import type { ChannelContext, ChannelDefinition, TransportName } from "./channel.ts";
 import type { Subscriber } from "./hub.ts";
@@ -36,6 +37,10 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
 
   get userId(): string {
     return this.session.userId;
+  }
+
+  get claims(): Readonly<TokenClaims> | undefined {
+    return this.session.identity.claims;
   }
 
   get connectParams(): Readonly<Record<string, string>> {

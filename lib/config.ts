@@ -33,6 +33,22 @@ const _schema = z.object({
   HISTORY_SIZE: _positiveInt.max(100_000).default(1000),
   HISTORY_MAX_AGE_MS: _positiveInt.default(3_600_000),
   LONGPOLL_TIMEOUT_MS: _positiveInt.default(15_000),
+  ALLOWED_ORIGINS: z.string().transform((v, ctx) => {
+    const origins = v.split(",").map((o) => o.trim()).filter(Boolean);
+    for (const origin of origins) {
+      if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+        ctx.addIssue({
+          code: "custom",
+          message: `"${origin}" is not an origin like https://example.com`,
+        });
+      }
+    }
+    return origins;
+  }).optional(),
+  MAX_TOPICS_PER_SESSION: _positiveInt.default(100),
+  PUSH_RATE_PER_SEC: _positiveInt.default(50),
+  PUSH_BURST: _positiveInt.default(100),
+  MAX_OUTBOUND_BYTES: _positiveInt.default(2 * 1024 * 1024),
 });
 
 /** The validated server configuration. */
@@ -61,6 +77,13 @@ export interface Config {
   history: { size: number; maxAgeMs: number };
   /** A long-poll session with no poll for this long ends. */
   longpollTimeoutMs: number;
+  /** Origins allowed to open WebSocket, SSE and long-poll connections; undefined: any. */
+  allowedOrigins?: string[];
+  maxTopicsPerSession: number;
+  /** Client frames (not heartbeats) per second per session, and the burst allowed above it. */
+  pushRate: { perSecond: number; burst: number };
+  /** A client whose unsent outbound data passes this is disconnected as a slow consumer. */
+  maxOutboundBytes: number;
 }
 
 /** Thrown by {@link loadConfig}; the message lists every bad variable and what to do. */
@@ -110,6 +133,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     presenceBatchMs: e.PRESENCE_BATCH_MS,
     history: { size: e.HISTORY_SIZE, maxAgeMs: e.HISTORY_MAX_AGE_MS },
     longpollTimeoutMs: e.LONGPOLL_TIMEOUT_MS,
+    allowedOrigins: e.ALLOWED_ORIGINS?.includes("*") ? undefined : e.ALLOWED_ORIGINS,
+    maxTopicsPerSession: e.MAX_TOPICS_PER_SESSION,
+    pushRate: { perSecond: e.PUSH_RATE_PER_SEC, burst: e.PUSH_BURST },
+    maxOutboundBytes: e.MAX_OUTBOUND_BYTES,
   };
 }
 

@@ -177,8 +177,11 @@ export class RedisBroker implements Broker {
   /** Says goodbye (others drop this node's presences at once), then stops. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
     clearInterval(this.#ticker);
+    // What is still queued (the last presence leaves, say) goes out before the goodbye.
+    while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.#flush();
+    this.#closed = true;
     clearTimeout(this.#resubscribeTimer);
     await this.#subscription?.unsubscribe().catch(() => {});
     const bye: BusEnvelope = {

@@ -16,7 +16,8 @@ import { type HandlerResult, Reply, type TransportName } from "./channel.ts";
 import { type Message, type Payload, PhxEvent } from "./message.ts";
 import { decodeFrame, FrameError, type Vsn } from "./serializer.ts";
 import { CursorError, formatCursor, parseCursor, type TopicCursor } from "./cursor.ts";
-import type { Switchboard } from "./switchboard.ts";
+import type { Identity, Switchboard } from "./switchboard.ts";
+import { TokenBucket } from "./rate_limit.ts";
 import { fieldErrors } from "./validation.ts";
 
 /** The transport's side of a session: how frames reach the client. */
@@ -49,17 +50,26 @@ export class Session {
   readonly #inbox: Message[] = [];
   #draining = false;
   #closed = false;
+  readonly #bucket: TokenBucket;
+  /** Frames refused by the rate limit since the last one accepted. */
+  #refused = 0;
   /** Clock time of the last frame from the client. */
   lastSeen: number;
 
   constructor(
     readonly runtime: Switchboard,
     readonly connection: Connection,
-    readonly userId: string,
+    readonly identity: Identity,
     readonly connectParams: Readonly<Record<string, string>>,
     readonly vsn: Vsn = "2.0.0",
   ) {
     this.lastSeen = runtime.clock.now();
+    const { perSecond, burst } = runtime.config.pushRate;
+    this.#bucket = new TokenBucket(burst, perSecond);
+  }
+
+  get userId(): string {
+    return this.identity.userId;
   }
 
   get transport(): TransportName {
@@ -108,6 +118,18 @@ export class Session {
     if (this.#closed) return;
     this.lastSeen = this.runtime.clock.now();
     this.runtime.metrics.inc("switchboard_messages_in_total", { transport: this.transport });
+    if (msg.event !== PhxEvent.heartbeat && !this.#bucket.take(this.lastSeen)) {
+      this.runtime.metrics.inc("switchboard_frames_rejected_total", { reason: "rate_limited" });
+      // A flood far past the burst is not a client to keep talking to.
+      if (++this.#refused > this.runtime.config.pushRate.burst * 4) {
+        this.connection.close(1008, "too many messages: flood");
+        this.close("flood");
+        return;
+      }
+      this.#reply(msg, msg.joinRef, "error", { reason: "rate_limited" });
+      return;
+    }
+    this.#refused = 0;
     this.#inbox.push(msg);
     if (!this.#draining) this.#drain();
   }
@@ -199,6 +221,10 @@ export class Session {
     const match = this.runtime.router.match(topic);
     if (!match) {
       return { status: "error", response: { reason: "unmatched topic" }, unmatched: true };
+    }
+    const limit = this.runtime.config.maxTopicsPerSession;
+    if (!this.#channels.has(topic) && this.#channels.size >= limit) {
+      return { status: "error", response: { reason: "too_many_topics", limit } };
     }
     const wantsCursor = typeof payload.cursor === "string";
     if (wantsCursor && payload.cursor !== "") {

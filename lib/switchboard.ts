@@ -18,6 +18,20 @@ import { Metrics } from "./metrics.ts";
 import { PresenceTracker } from "./presence.ts";
 import { type Connection, Session } from "./session.ts";
 import type { Vsn } from "./serializer.ts";
+import { type TokenClaims, verifyToken } from "./auth.ts";
+
+/** Who a session belongs to. */
+export interface Identity {
+  /** The token's subject, or the `user_id` param when no `SOCKET_SECRET` is set. */
+  userId: string;
+  /** The verified token's claims, when there is a secret. */
+  claims?: TokenClaims;
+}
+
+/** The outcome of {@link Switchboard.admit}. */
+export type Admission =
+  | { ok: true; identity: Identity }
+  | { ok: false; status: 401 | 403; error: string };
 
 /** The source of time; tests inject a fake one. */
 export interface Clock {
@@ -77,11 +91,44 @@ export class Switchboard {
     });
   }
 
-  /** Opens a session for a connected client; `params` are its connect params. */
-  openSession(connection: Connection, params: Record<string, string>, vsn?: Vsn): Session {
+  /**
+   * Decides whether a client may connect: its origin (`ALLOWED_ORIGINS`) and, with
+   * `SOCKET_SECRET`, its signed `token`. Without a secret the `user_id` param is trusted (dev).
+   */
+  async admit(params: Record<string, string>, origin: string | null): Promise<Admission> {
+    const allowed = this.config.allowedOrigins;
+    if (origin !== null && allowed && !allowed.includes(origin)) {
+      this.metrics.inc("switchboard_refused_total", { reason: "origin" });
+      return { ok: false, status: 403, error: `origin ${origin} is not allowed` };
+    }
+    const secret = this.config.socketSecret;
+    if (secret === undefined) {
+      return {
+        ok: true,
+        identity: { userId: params.user_id || `anon-${crypto.randomUUID().slice(0, 8)}` },
+      };
+    }
+    if (!params.token) {
+      this.metrics.inc("switchboard_refused_total", { reason: "no_token" });
+      return { ok: false, status: 401, error: "missing token: connect with a signed token param" };
+    }
+    const result = await verifyToken(secret, params.token, Math.floor(this.clock.now() / 1000));
+    if (!result.ok) {
+      this.metrics.inc("switchboard_refused_total", { reason: result.reason });
+      return { ok: false, status: 403, error: `token refused: ${result.reason}` };
+    }
+    return { ok: true, identity: { userId: result.claims.sub, claims: result.claims } };
+  }
+
+  /** Opens a session for an admitted client; `params` are its connect params. */
+  openSession(
+    connection: Connection,
+    params: Record<string, string>,
+    identity: Identity,
+    vsn?: Vsn,
+  ): Session {
     const { token: _token, vsn: _vsn, ...connectParams } = params;
-    const userId = connectParams.user_id || `anon-${crypto.randomUUID().slice(0, 8)}`;
-    const session = new Session(this, connection, userId, connectParams, vsn);
+    const session = new Session(this, connection, identity, connectParams, vsn);
     this.#sessions.add(session);
     this.metrics.inc("switchboard_connections_total", { transport: connection.transport });
     this.#startSweeper();

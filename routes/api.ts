@@ -4,6 +4,7 @@
  * @module
  */
 import { Hono } from "hono";
+import { cors } from "hono/cors";
 import { z } from "zod";
 import type { Switchboard } from "../lib/switchboard.ts";
 import { formatCursor } from "../lib/cursor.ts";
@@ -35,7 +36,19 @@ function _sameSecret(a: string, b: string): boolean {
 /** The API routes. */
 export function apiRoutes(switchboard: Switchboard): Hono {
   const app = new Hono();
-  const { apiToken } = switchboard.config;
+  const { apiToken, allowedOrigins } = switchboard.config;
+  // Explicit CORS: browsers on the allowed origins (any, when ALLOWED_ORIGINS is unset) may
+  // call the API; the bearer token still guards publishing.
+  app.use(
+    "/api/*",
+    cors({
+      origin: allowedOrigins ?? "*",
+      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowHeaders: ["Authorization", "Content-Type", "If-None-Match"],
+      exposeHeaders: ["ETag"],
+      maxAge: 600,
+    }),
+  );
 
   app.post("/api/broadcast", async (c) => {
     if (apiToken !== undefined) {

@@ -23,12 +23,20 @@ const _MAX_LINES = 100;
 class LongPollConnection implements Connection {
   readonly transport = "longpoll";
   readonly queue: string[] = [];
+  /** Characters queued: a client that stops polling is dropped past the outbound limit. */
+  #queued = 0;
   session?: Session;
   lastPoll = Date.now();
   closed = false;
   #waiter?: () => void;
 
-  constructor(readonly token: string, readonly vsn: Vsn) {}
+  constructor(readonly token: string, readonly vsn: Vsn, readonly maxQueued: number) {}
+
+  /** Takes everything queued. */
+  drain(): string[] {
+    this.#queued = 0;
+    return this.queue.splice(0);
+  }
 
   sendMessage(msg: Message): void {
     this.#enqueue(encodeFrame(msg, this.vsn));
@@ -65,7 +73,14 @@ class LongPollConnection implements Connection {
   }
 
   #enqueue(frame: string): void {
+    if (this.closed) return;
     this.queue.push(frame);
+    this.#queued += frame.length;
+    if (this.#queued > this.maxQueued) {
+      this.queue.length = 0;
+      this.closed = true;
+      this.session?.close("slow_consumer");
+    }
     // Answer on the next microtask, so frames written together go out in one response.
     queueMicrotask(() => this.#wake());
   }
@@ -115,9 +130,11 @@ export function longpollRoutes(switchboard: Switchboard): Hono {
       if (existing) end(existing, "closed");
       const authToken = c.req.header("x-phoenix-authtoken");
       if (authToken) params.token = authToken;
+      const admission = await switchboard.admit(params, c.req.header("origin") ?? null);
+      if (!admission.ok) return reply(c, { status: 403, error: admission.error });
       const token = crypto.randomUUID();
-      const connection = new LongPollConnection(token, vsn);
-      connection.session = switchboard.openSession(connection, params, vsn);
+      const connection = new LongPollConnection(token, vsn, switchboard.config.maxOutboundBytes);
+      connection.session = switchboard.openSession(connection, params, admission.identity, vsn);
       sessions.set(token, connection);
       if (sweeper === undefined) {
         sweeper = setInterval(sweep, Math.min(5_000, switchboard.config.longpollTimeoutMs / 3));
@@ -133,7 +150,7 @@ export function longpollRoutes(switchboard: Switchboard): Hono {
       end(existing, "closed");
       return reply(c, { status: 410, token: existing.token, messages: [] });
     }
-    const messages = existing.queue.splice(0);
+    const messages = existing.drain();
     return reply(c, { status: messages.length ? 200 : 204, token: existing.token, messages });
   });
 

@@ -34,8 +34,8 @@ class SseConnection implements Connection {
   #open = true;
   onCancel: () => void = () => {};
 
-  constructor() {
-    this.stream = new ReadableStream({
+  constructor(readonly maxBuffered: number) {
+    this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
       },
@@ -43,12 +43,19 @@ class SseConnection implements Connection {
         this.#open = false;
         this.onCancel();
       },
-    });
+    }, { highWaterMark: maxBuffered, size: (chunk) => chunk.byteLength });
   }
 
   write(chunk: Uint8Array | string): void {
     if (!this.#open) return;
     this.#controller.enqueue(typeof chunk === "string" ? _encoder.encode(chunk) : chunk);
+    // Unread bytes pile up in the stream's queue when the client stops reading: past the limit
+    // the stream is dropped, and EventSource resumes from its Last-Event-ID.
+    if ((this.#controller.desiredSize ?? 0) < 0) {
+      this.#open = false;
+      this.#controller.error(new Error("slow consumer"));
+      this.onCancel();
+    }
   }
 
   startTopic(topic: string, position: TopicCursor): void {
@@ -82,13 +89,20 @@ class SseConnection implements Connection {
     this.write(_HEARTBEAT);
   }
 
-  close(_code: number, _reason: string): void {
+  close(code: number, _reason: string): void {
     if (!this.#open) return;
+    // Going away (shutdown, restart): spread the reconnects over a few seconds.
+    if (code === 1001 || code === 1012) this.write(`retry: ${_jitteredRetry()}\n\n`);
     this.#open = false;
     try {
       this.#controller.close();
     } catch { /* already closed by the client */ }
   }
+}
+
+/** Spreads reconnects after a restart over a few seconds instead of one instant. */
+function _jitteredRetry(): number {
+  return 2000 + Math.floor(Math.random() * 3000);
 }
 
 /** The SSE transport's routes. */
@@ -130,10 +144,11 @@ export function sseRoutes(switchboard: Switchboard): Hono {
     search.delete("topic");
     search.delete("cursor");
     const params = connectParams(search);
-    const connection = new SseConnection();
-    // Spread reconnects after a restart over a few seconds instead of one instant.
-    connection.write(`retry: ${2000 + Math.floor(Math.random() * 3000)}\n\n`);
-    const session = switchboard.openSession(connection, params);
+    const admission = await switchboard.admit(params, c.req.header("origin") ?? null);
+    if (!admission.ok) return c.json({ error: admission.error }, admission.status);
+    const connection = new SseConnection(switchboard.config.maxOutboundBytes);
+    connection.write(`retry: ${_jitteredRetry()}\n\n`);
+    const session = switchboard.openSession(connection, params, admission.identity);
     for (const [i, topic] of topics.entries()) {
       const result = await session.join(topic, { ...params }, String(i + 1), resume.get(topic));
       if (result.status === "error") {

@@ -16,15 +16,26 @@ const _BEARER_PREFIX = "base64url.bearer.phx.";
 /** Writes frames to one Deno WebSocket. */
 class WebSocketConnection implements Connection {
   readonly transport = "websocket";
-  constructor(readonly socket: WebSocket, readonly vsn: Vsn) {}
+  onSlow: () => void = () => {};
+
+  constructor(readonly socket: WebSocket, readonly vsn: Vsn, readonly maxBuffered: number) {}
 
   sendMessage(msg: Message): void {
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(encodeFrame(msg, this.vsn));
+    this.#send(encodeFrame(msg, this.vsn));
   }
 
   sendBroadcast(b: Broadcast): void {
-    if (this.socket.readyState === WebSocket.OPEN) {
-      this.socket.send(this.vsn === "2.0.0" ? b.v2 : b.v1);
+    this.#send(this.vsn === "2.0.0" ? b.v2 : b.v1);
+  }
+
+  #send(frame: string): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    this.socket.send(frame);
+    // A client that stops reading makes the unsent bytes pile up here; past the limit it goes
+    // (1013: try again later), and resumes from its cursor when it comes back.
+    if (this.socket.bufferedAmount > this.maxBuffered) {
+      this.close(1013, "slow consumer: reconnect and resume");
+      this.onSlow();
     }
   }
 
@@ -57,7 +68,7 @@ export function tokenFromProtocols(header: string | null): string | undefined {
 /** The WebSocket transport's routes. */
 export function websocketRoutes(switchboard: Switchboard): Hono {
   const app = new Hono();
-  app.get("/socket/websocket", (c) => {
+  app.get("/socket/websocket", async (c) => {
     const req = c.req.raw;
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return c.json({ error: "expected a WebSocket upgrade (GET with Upgrade: websocket)" }, 426);
@@ -73,15 +84,19 @@ export function websocketRoutes(switchboard: Switchboard): Hono {
     const protocolHeader = req.headers.get("sec-websocket-protocol");
     const token = tokenFromProtocols(protocolHeader);
     if (token !== undefined) params.token = token;
+    // Refused before the upgrade: the client sees an HTTP error and retries with backoff.
+    const admission = await switchboard.admit(params, req.headers.get("origin"));
+    if (!admission.ok) return c.json({ error: admission.error }, admission.status);
     // The browser fails the handshake unless the server picks one of the offered protocols.
     const offersPhoenix = protocolHeader?.split(",").some((p) => p.trim() === "phoenix");
     const { socket, response } = Deno.upgradeWebSocket(
       req,
       offersPhoenix ? { protocol: "phoenix" } : {},
     );
-    const connection = new WebSocketConnection(socket, vsn);
+    const connection = new WebSocketConnection(socket, vsn, switchboard.config.maxOutboundBytes);
     socket.onopen = () => {
-      const session = switchboard.openSession(connection, params, vsn);
+      const session = switchboard.openSession(connection, params, admission.identity, vsn);
+      connection.onSlow = () => session.close("slow_consumer");
       socket.onmessage = (event) => {
         if (typeof event.data === "string") return session.receiveText(event.data);
         session.send({

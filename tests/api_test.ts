@@ -200,7 +200,13 @@ Deno.test("HTTP API and operations endpoints", async (t) => {
       ]);
       assert.equal(answer.status, 400);
       const after = await request(`${server.url}/api/topics/status:x`);
-      assert.deepEqual(after.body, before.body);
+      // The snapshot's cursor starts "now", so only its positions are compared.
+      const positions = (b: unknown) => {
+        const { cursor, ...rest } = b as { cursor: string };
+        return { ...rest, cursor: cursor.replace(/=\d+/, "=") };
+      };
+      assert.deepEqual(positions(after.body), positions(before.body));
+      assert.equal(after.headers.get("etag"), before.headers.get("etag"));
     });
 
     await t.step("GET /api/topics/:topic has an ETag; If-None-Match gives 304", async () => {

@@ -57,6 +57,15 @@ Deno.test("loadConfig", async (t) => {
       HEARTBEAT_TIMEOUT_MS: "5000",
       SSE_HEARTBEAT_MS: "250",
       PRESENCE_BATCH_MS: "0",
+      REDIS_PREFIX: "app1",
+      HISTORY_SIZE: "50",
+      HISTORY_MAX_AGE_MS: "60000",
+      LONGPOLL_TIMEOUT_MS: "9000",
+      ALLOWED_ORIGINS: "https://a.example, http://localhost:3000",
+      MAX_TOPICS_PER_SESSION: "7",
+      PUSH_RATE_PER_SEC: "5",
+      PUSH_BURST: "9",
+      MAX_OUTBOUND_BYTES: "4096",
     });
     assert.deepEqual({ ...config }, {
       port: 8080,
@@ -71,7 +80,16 @@ Deno.test("loadConfig", async (t) => {
       heartbeatTimeoutMs: 5000,
       sseHeartbeatMs: 250,
       presenceBatchMs: 0,
+      redisPrefix: "app1",
+      history: { size: 50, maxAgeMs: 60000 },
+      longpollTimeoutMs: 9000,
+      allowedOrigins: ["https://a.example", "http://localhost:3000"],
+      maxTopicsPerSession: 7,
+      pushRate: { perSecond: 5, burst: 9 },
+      maxOutboundBytes: 4096,
     });
+    assert.equal(loadConfig({ ALLOWED_ORIGINS: "*" }).allowedOrigins, undefined, "* means any");
+    assert.throws(() => loadConfig({ ALLOWED_ORIGINS: "example.com" }), /ALLOWED_ORIGINS/);
   });
 
   await t.step("PORT=0 (any free port) is allowed", () => {

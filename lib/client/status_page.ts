@@ -1,0 +1,118 @@
+/// <reference lib="dom" />
+/**
+ * The `/status/:page` script: keeps the server-rendered status live over SSE (or polling),
+ * keeps "updated … ago" true, and shows the connection state as it is.
+ * Bundled into `/assets/status-page.js` by `scripts/vendor_assets.ts`.
+ * @module
+ */
+import { type ConnectionState, openFeed } from "./feed.ts";
+import { describeStatus, formatAgo, formatClock } from "./format.ts";
+
+type Status = Record<string, unknown> | null;
+
+const root = document.getElementById("status-page")!;
+const $ = (id: string) => document.getElementById(id)!;
+const card = $("current");
+const stateIcon = $("state-icon");
+const stateLabel = $("state-label");
+const message = $("message");
+const updated = $("updated") as HTMLTimeElement;
+const updatedAt = $("updated-at");
+const connection = $("connection");
+const connectionText = $("connection-text");
+const refreshForm = $("refresh-form") as HTMLFormElement;
+
+/** Server clock minus ours, so ages are right even when this device's clock is off. */
+const skew = (Number(root.dataset.serverNow) || Date.now()) - Date.now();
+const serverNow = () => Date.now() + skew;
+
+let status: Status = JSON.parse(root.dataset.status || "null");
+let at: number | null = root.dataset.updatedAt ? Date.parse(root.dataset.updatedAt) : null;
+let joinedAt = 0;
+
+function renderStatus(): void {
+  const view = describeStatus(status);
+  card.className = `card state-${view.kind}`;
+  stateIcon.textContent = view.icon;
+  stateLabel.textContent = view.label;
+  message.textContent = view.message;
+  message.hidden = view.message === "";
+  renderAge();
+}
+
+function renderAge(): void {
+  const line = updated.parentElement!;
+  line.hidden = at === null;
+  if (at === null) return;
+  updated.dateTime = new Date(at).toISOString();
+  updated.textContent = formatAgo(serverNow() - at);
+  updatedAt.textContent = `(at ${formatClock(at)})`;
+}
+
+function setStatus(next: Status, when: number | null): void {
+  const same = JSON.stringify(next) === JSON.stringify(status);
+  if (same && when === at) return;
+  status = next;
+  at = when;
+  if (same) renderAge(); // do not re-announce an unchanged status
+  else renderStatus();
+}
+
+function renderConnection(s: ConnectionState): void {
+  connection.dataset.state = s.kind === "live" ? `live-${s.via}` : s.kind;
+  connectionText.textContent = s.kind === "connecting"
+    ? "Connecting to live updates…"
+    : s.kind === "live" && s.via === "sse"
+    ? "Live: changes appear here as they are published."
+    : s.kind === "live"
+    ? "Live stream unavailable: checking for changes every few seconds."
+    : s.kind === "reconnecting"
+    ? `Reconnecting since ${formatClock(s.since)}… The status shown may be out of date.`
+    : `Offline since ${
+      formatClock(s.since)
+    }: this device has no network. The status shown may be out of date.`;
+}
+
+const topic = root.dataset.topic!;
+const feed = openFeed({
+  url: `/events?topic=${encodeURIComponent(topic)}`,
+  events: ["joined", "status"],
+  onEvent(e) {
+    if (e.event === "joined") {
+      const reply = e.payload as { status?: Status; updated_at?: string | null };
+      joinedAt = Date.now();
+      setStatus(reply.status ?? null, reply.updated_at ? Date.parse(reply.updated_at) : null);
+    } else if (
+      Date.now() - joinedAt < 2_000 && JSON.stringify(e.payload) === JSON.stringify(status)
+    ) {
+      // A message replayed on resume right after the join reply: the reply's time is right.
+    } else {
+      setStatus(e.payload, serverNow());
+    }
+  },
+  onState: renderConnection,
+  poll: {
+    url: `/api/topics/${encodeURIComponent(topic)}`,
+    onData(body) {
+      const last = body as { event: string | null; payload: Status; at: string | null };
+      if (last.event === "status") setStatus(last.payload, last.at ? Date.parse(last.at) : null);
+    },
+  },
+});
+
+refreshForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const button = refreshForm.querySelector("button")!;
+  button.disabled = true;
+  try {
+    await feed.refresh();
+  } finally {
+    button.disabled = false;
+  }
+});
+
+connection.hidden = false;
+renderStatus();
+renderConnection(feed.state);
+setInterval(renderAge, 5_000);
+document.addEventListener("visibilitychange", renderAge);
