@@ -54,6 +54,14 @@ export class Broadcast {
     });
   }
 
+  /**
+   * Drops the cached encodings once every local subscriber has been served: the message may
+   * live on in the topic's history, where only a replay (rare) needs them again.
+   */
+  releaseEncodings(): void {
+    this.#v2 = this.#v1 = this.#sseBody = undefined;
+  }
+
   /** The SSE `event:` and `data:` lines (without `id:`), as bytes, ending the event. */
   get sseBody(): Uint8Array {
     return this.#sseBody ??= _encoder.encode(sseLines(this.topic, this.event, this.payload));

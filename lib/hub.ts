@@ -192,6 +192,7 @@ export class Hub {
         this.#onError(err);
       }
     }
+    b.releaseEncodings();
   }
 
   #keep(b: Broadcast): void {

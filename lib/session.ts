@@ -29,6 +29,8 @@ export interface Connection {
   sendBroadcast(b: Broadcast): void;
   /** Told where a topic starts before its join reply (SSE writes it into its event ids). */
   startTopic?(topic: string, position: TopicCursor): void;
+  /** Resolves once the connection is closed (lets a shutdown wait for close frames to go). */
+  readonly whenClosed?: Promise<void>;
   /** Ends the connection; `code` follows WebSocket close codes. */
   close(code: number, reason: string): void;
 }
@@ -122,6 +124,7 @@ export class Session {
       this.runtime.metrics.inc("switchboard_frames_rejected_total", { reason: "rate_limited" });
       // A flood far past the burst is not a client to keep talking to.
       if (++this.#refused > this.runtime.config.pushRate.burst * 4) {
+        this.runtime.metrics.inc("switchboard_flood_closed_total");
         this.connection.close(1008, "too many messages: flood");
         this.close("flood");
         return;
@@ -162,6 +165,9 @@ export class Session {
   close(reason = "disconnect"): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (reason === "slow_consumer") {
+      this.runtime.metrics.inc("switchboard_slow_consumers_total", { transport: this.transport });
+    }
     for (const instance of this.#channels.values()) instance.stop(reason);
     this.#channels.clear();
     this.#inbox.length = 0;

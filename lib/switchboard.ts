@@ -166,10 +166,19 @@ export class Switchboard {
 
   /** Ends every session and stops timers and the broker. */
   async close(): Promise<void> {
+    const closing: Promise<void>[] = [];
     for (const session of [...this.#sessions]) {
-      session.connection.close(1012, "server shutting down");
+      session.connection.close(1012, "server restarting: reconnect");
       session.close("shutdown");
+      if (session.connection.whenClosed) closing.push(session.connection.whenClosed);
     }
+    // Give the close frames a moment to reach the clients, but never hang on one.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(closing),
+      new Promise((resolve) => timer = setTimeout(resolve, 2_000)),
+    ]);
+    clearTimeout(timer);
     this.#stopSweeper();
     this.presence.close();
     await this.hub.broker.close();

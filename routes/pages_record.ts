@@ -61,7 +61,7 @@ required aria-describedby="name-error"></div>
 <textarea id="notes" disabled aria-describedby="notes-info"></textarea>
 <p id="notes-info" class="hint">Changes are sent to everyone on this record as you type.</p></div>
 <h2 id="activity-heading">Activity</h2>
-<ol id="activity" class="activity" aria-labelledby="activity-heading" aria-live="polite"></ol>
+<ul id="activity" class="activity" aria-labelledby="activity-heading" aria-live="polite"></ul>
 <noscript><p class="hint">Presence needs JavaScript: the list above shows who was here when
 the page loaded.</p></noscript>
 </div>`;

@@ -32,7 +32,8 @@ class SseConnection implements Connection {
   readonly stream: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #open = true;
-  onCancel: () => void = () => {};
+  /** Called once when the stream ends from the client's side: gone, or too slow. */
+  onEnd: (reason: "disconnect" | "slow_consumer") => void = () => {};
 
   constructor(readonly maxBuffered: number) {
     this.stream = new ReadableStream<Uint8Array>({
@@ -41,7 +42,7 @@ class SseConnection implements Connection {
       },
       cancel: () => {
         this.#open = false;
-        this.onCancel();
+        this.onEnd("disconnect");
       },
     }, { highWaterMark: maxBuffered, size: (chunk) => chunk.byteLength });
   }
@@ -54,7 +55,7 @@ class SseConnection implements Connection {
     if ((this.#controller.desiredSize ?? 0) < 0) {
       this.#open = false;
       this.#controller.error(new Error("slow consumer"));
-      this.onCancel();
+      this.onEnd("slow_consumer");
     }
   }
 
@@ -158,16 +159,14 @@ export function sseRoutes(switchboard: Switchboard): Hono {
         return c.json({ error: `join of "${topic}" refused: ${reason}`, ...result.response }, 403);
       }
     }
-    const end = () => {
+    connection.onEnd = (reason) => {
       live.delete(connection);
       if (live.size === 0 && ticker) {
         clearInterval(ticker);
         ticker = undefined;
       }
-      session.close("disconnect");
-      connection.close(1000, "closed");
+      session.close(reason);
     };
-    connection.onCancel = end;
     live.add(connection);
     startTicker();
     return new Response(connection.stream, {

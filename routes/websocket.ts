@@ -17,8 +17,11 @@ const _BEARER_PREFIX = "base64url.bearer.phx.";
 class WebSocketConnection implements Connection {
   readonly transport = "websocket";
   onSlow: () => void = () => {};
+  readonly whenClosed: Promise<void>;
 
-  constructor(readonly socket: WebSocket, readonly vsn: Vsn, readonly maxBuffered: number) {}
+  constructor(readonly socket: WebSocket, readonly vsn: Vsn, readonly maxBuffered: number) {
+    this.whenClosed = new Promise((resolve) => socket.addEventListener("close", () => resolve()));
+  }
 
   sendMessage(msg: Message): void {
     this.#send(encodeFrame(msg, this.vsn));

@@ -29,5 +29,9 @@ if (!userId || !Number.isInteger(ttl) || ttl <= 0 || scope.some((s) => s === "")
   Deno.exit(1);
 }
 console.log(
-  await signToken(secret, { sub: userId, exp: nowSeconds() + ttl, ...(scope.length ? { scope } : {}) }),
+  await signToken(secret, {
+    sub: userId,
+    exp: nowSeconds() + ttl,
+    ...(scope.length ? { scope } : {}),
+  }),
 );

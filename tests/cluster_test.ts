@@ -188,6 +188,26 @@ Deno.test("cluster through Redis", async (t) => {
     });
 
     await t.step(
+      "a node stopped with SIGTERM says goodbye: its presences leave at once",
+      async () => {
+        const leaving = await startServer(env("leaving"));
+        extra.push(leaving);
+        const amy = await connectSocket(leaving.socketUrl, { user_id: "amy" });
+        await join(amy.channel("record:term", { name: "Amy" }));
+        const watcher = await connectSocket(n2.socketUrl, { user_id: "w" });
+        const view = withPresence(watcher.channel("record:term", {}));
+        await join(view.presence.channel);
+        await waitFor(() => view.keys().includes("amy×1"), "amy seen on n2");
+        const status = await leaving.stop();
+        assert.equal(status.code, 0);
+        // Well inside the 10 s a silent node is given: the goodbye removed it.
+        await waitFor(() => view.keys().join() === "w×1", "amy gone after SIGTERM", 3_000);
+        amy.disconnect(() => {}, 1000);
+        await disconnect(watcher);
+      },
+    );
+
+    await t.step(
       "a SIGKILLed node's presences leave everywhere; its restart leaves no ghost",
       async () => {
         const victim = await startServer(env("victim"));

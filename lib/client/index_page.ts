@@ -1,19 +1,19 @@
-/// <reference lib="dom" />
 /**
  * The `/` script (dev mode only): the "publish a status" form posts through
  * `POST /api/broadcast` and says what happened.
  * Bundled into `/assets/index-page.js` by `scripts/vendor_assets.ts`.
  * @module
  */
-const form = document.getElementById("publish-form") as HTMLFormElement | null;
-const result = document.getElementById("publish-result")!;
+import { browser, byId } from "./dom.ts";
+
+const form = browser.document.getElementById("publish-form");
 
 form?.addEventListener("submit", async (e) => {
   e.preventDefault();
-  const data = new FormData(form);
-  const page = String(data.get("page") ?? "").trim() || "demo";
+  const result = byId("publish-result");
+  const page = byId("page").value.trim() || "demo";
   const topic = `status:${page}`;
-  const payload = { state: String(data.get("state")), message: String(data.get("message") ?? "") };
+  const payload = { state: byId("state").value, message: byId("message").value };
   const button = form.querySelector("button")!;
   button.disabled = true;
   try {
@@ -25,8 +25,8 @@ form?.addEventListener("submit", async (e) => {
     const body = await res.json().catch(() => ({}));
     result.replaceChildren();
     if (res.status === 202) {
-      const link = document.createElement("a");
-      link.href = `/status/${encodeURIComponent(page)}`;
+      const link = browser.document.createElement("a");
+      link.setAttribute("href", `/status/${encodeURIComponent(page)}`);
       link.textContent = `/status/${page}`;
       result.append(`Published “${payload.state}” to ${topic}. Open `, link, ".");
     } else {

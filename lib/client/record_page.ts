@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The `/records/:id` script: joins `record:<id>` with the official phoenix client (served by
  * the app, WebSocket with long-poll fallback), shows who is here and who is editing, one entry
@@ -6,6 +5,7 @@
  * Bundled into `/assets/record-page.js` by `scripts/vendor_assets.ts`.
  * @module
  */
+import { browser, byId as $, type El } from "./dom.ts";
 import type { ConnectionState } from "./feed.ts";
 import { colorSlot, formatClock, initials } from "./format.ts";
 import {
@@ -35,19 +35,18 @@ interface Presence extends PresenceLike {
 }
 type Phoenix = PhoenixModule<Socket> & { Presence: new (channel: Channel) => Presence };
 
-const root = document.getElementById("record-page")!;
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
-const form = $<HTMLFormElement>("join-form");
-const nameInput = $<HTMLInputElement>("name");
+const root = $("record-page");
+const form = $("join-form");
+const nameInput = $("name");
 const nameError = $("name-error");
 const me = $("me");
 const connection = $("connection");
 const connectionText = $("connection-text");
 const summary = $("summary");
-const people = $<HTMLUListElement>("people");
-const notes = $<HTMLTextAreaElement>("notes");
+const people = $("people");
+const notes = $("notes");
 const notesInfo = $("notes-info");
-const activity = $<HTMLUListElement>("activity");
+const activity = $("activity");
 
 const topic = root.dataset.topic!;
 const phoenix = await import(root.dataset.phoenix!) as Phoenix;
@@ -72,33 +71,33 @@ function renderConnection(s: ConnectionState): void {
 }
 
 function log(text: string): void {
-  const item = document.createElement("li");
-  const time = document.createElement("time");
+  const item = browser.document.createElement("li");
+  const time = browser.document.createElement("time");
   time.textContent = formatClock(Date.now());
   item.append(time, ` ${text}`);
   activity.prepend(item);
   while (activity.children.length > 8) activity.lastElementChild!.remove();
 }
 
-function personItem(user: PresenceUser): HTMLLIElement {
-  const item = document.createElement("li");
+function personItem(user: PresenceUser): El {
+  const item = browser.document.createElement("li");
   item.className = `person${user.editing ? " editing" : ""}`;
   item.dataset.key = user.key;
-  const avatar = document.createElement("span");
+  const avatar = browser.document.createElement("span");
   avatar.className = `avatar c${colorSlot(user.key)}`;
   avatar.setAttribute("aria-hidden", "true");
   avatar.textContent = initials(user.name);
-  const who = document.createElement("span");
+  const who = browser.document.createElement("span");
   who.className = "who";
-  const label = document.createElement("span");
+  const label = browser.document.createElement("span");
   label.className = "name";
   label.textContent = user.self ? `${user.name} (you)` : user.name;
-  const doing = document.createElement("span");
+  const doing = browser.document.createElement("span");
   doing.className = `doing ${user.editing ? "is-editing" : "is-viewing"}`;
   doing.textContent = user.editing ? "editing" : "viewing";
   who.append(label, doing);
   if (user.connections > 1) {
-    const tabs = document.createElement("span");
+    const tabs = browser.document.createElement("span");
     tabs.className = "tabs";
     tabs.textContent = `${user.connections} tabs`;
     who.append(tabs);
@@ -158,7 +157,7 @@ function join(newName: string): void {
   });
   ch.on("patch", (patch) => {
     if (ch !== channel || typeof patch.text !== "string") return;
-    if (document.activeElement === notes) pendingText = patch.text;
+    if (browser.document.activeElement === notes) pendingText = patch.text;
     else notes.value = patch.text;
     const by = typeof patch.by === "string" ? patch.by : "someone";
     notesInfo.textContent = `Last change by ${by} at ${formatClock(Date.now())}.`;
@@ -169,7 +168,7 @@ function join(newName: string): void {
       notes.disabled = false;
       me.textContent = `You are ${name}.`;
       form.querySelector("button")!.textContent = "Change name";
-      if (document.activeElement === notes) ch.push("state", { state: "editing" });
+      if (browser.document.activeElement === notes) ch.push("state", { state: "editing" });
     })
     .receive("error", (e) => {
       if (ch === channel) me.textContent = `Could not join: ${String(e.reason ?? "refused")}.`;
@@ -193,7 +192,7 @@ form.addEventListener("submit", (e) => {
   try {
     localStorage.setItem(NAME_KEY, value);
   } catch { /* storage disabled */ }
-  history.replaceState(null, "", `?name=${encodeURIComponent(value)}`);
+  browser.history.replaceState(null, "", `?name=${encodeURIComponent(value)}`);
   join(value);
 });
 

@@ -1,26 +1,26 @@
-/// <reference lib="dom" />
 /**
  * The `/status/:page` script: keeps the server-rendered status live over SSE (or polling),
  * keeps "updated … ago" true, and shows the connection state as it is.
  * Bundled into `/assets/status-page.js` by `scripts/vendor_assets.ts`.
  * @module
  */
+import { browser, byId } from "./dom.ts";
 import { type ConnectionState, openFeed } from "./feed.ts";
 import { describeStatus, formatAgo, formatClock } from "./format.ts";
 
 type Status = Record<string, unknown> | null;
 
-const root = document.getElementById("status-page")!;
-const $ = (id: string) => document.getElementById(id)!;
+const $ = byId;
+const root = $("status-page");
 const card = $("current");
 const stateIcon = $("state-icon");
 const stateLabel = $("state-label");
 const message = $("message");
-const updated = $("updated") as HTMLTimeElement;
+const updated = $("updated");
 const updatedAt = $("updated-at");
 const connection = $("connection");
 const connectionText = $("connection-text");
-const refreshForm = $("refresh-form") as HTMLFormElement;
+const refreshForm = $("refresh-form");
 
 /** Server clock minus ours, so ages are right even when this device's clock is off. */
 const skew = (Number(root.dataset.serverNow) || Date.now()) - Date.now();
@@ -115,4 +115,4 @@ connection.hidden = false;
 renderStatus();
 renderConnection(feed.state);
 setInterval(renderAge, 5_000);
-document.addEventListener("visibilitychange", renderAge);
+browser.document.addEventListener("visibilitychange", renderAge);

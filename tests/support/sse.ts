@@ -23,6 +23,8 @@ export interface SseStream {
   events: SseEvent[];
   comments: string[];
   retry?: number;
+  /** Every `retry:` value received, in order. */
+  retries: number[];
   /** Waits for the next event (after those already returned by `next`) matching `predicate`. */
   next(predicate?: (e: SseEvent) => boolean, timeoutMs?: number): Promise<SseEvent>;
   close(): Promise<void>;
@@ -46,6 +48,7 @@ export async function openSse(url: string, headers: HeadersInit = {}): Promise<S
     response,
     events,
     comments,
+    retries: [],
     async next(predicate = () => true, timeoutMs = 5_000) {
       const deadline = Date.now() + timeoutMs;
       while (true) {
@@ -122,7 +125,10 @@ export async function openSse(url: string, headers: HeadersInit = {}): Promise<S
             if (field === "event") current.event = value;
             else if (field === "data") current.data.push(value);
             else if (field === "id") current.id = value;
-            else if (field === "retry") stream.retry = Number(value);
+            else if (field === "retry") {
+              stream.retry = Number(value);
+              stream.retries.push(stream.retry);
+            }
           }
         }
       }
