@@ -48,7 +48,9 @@ export function formatTopicCursor(position: TopicCursor): string {
 export function formatCursor(cursor: Cursor): string {
   let out = "";
   for (const [topic, position] of cursor) {
-    out += `${out ? "&" : ""}${encodeURIComponent(topic)}=${formatTopicCursor(position)}`;
+    // toWellFormed: encodeURIComponent throws on a lone surrogate; decoders reject those topics.
+    const name = encodeURIComponent(topic.toWellFormed());
+    out += `${out ? "&" : ""}${name}=${formatTopicCursor(position)}`;
   }
   return out;
 }

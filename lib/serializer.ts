@@ -77,6 +77,8 @@ function _checked(m: Record<keyof Message, unknown>): Message {
   if (typeof m.topic !== "string" || m.topic === "") {
     throw new FrameError("topic must be a non-empty string");
   }
+  // A lone surrogate (possible in JSON as "\ud800") cannot be URL-encoded into a cursor.
+  if (!m.topic.isWellFormed()) throw new FrameError("topic must be well-formed Unicode");
   if (typeof m.event !== "string" || m.event === "") {
     throw new FrameError("event must be a non-empty string");
   }

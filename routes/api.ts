@@ -14,7 +14,10 @@ import { readJsonBody } from "./body.ts";
 const _RESERVED = /^(phx_|presence_)|^(heartbeat|joined)$/;
 
 const _message = z.object({
-  topic: z.string().min(1, "must be a non-empty string"),
+  topic: z.string().min(1, "must be a non-empty string").refine(
+    (t) => t.isWellFormed(),
+    "must be well-formed Unicode",
+  ),
   event: z.string().min(1, "must be a non-empty string").max(128).refine(
     (e) => !_RESERVED.test(e),
     "is reserved by the protocol (phx_*, presence_*, heartbeat, joined)",
