@@ -43,7 +43,13 @@ export interface Doc {
 export const browser = globalThis as unknown as {
   document: Doc;
   history: { replaceState(data: unknown, unused: string, url: string): void };
+  location: { search: string };
 };
+
+/** The `token` query param the page was opened with (`deno task token`), if any. */
+export function pageToken(): string | null {
+  return new URLSearchParams(browser.location.search).get("token");
+}
 
 /** `document.getElementById`, failing loudly when the page lacks the element. */
 export function byId(id: string): El {

@@ -127,7 +127,13 @@ export function openFeed(options: FeedOptions): Feed {
     source?.close();
     mode = "sse";
     lastStreamTry = Date.now();
-    const es = source = new ES!(options.url);
+    // A new EventSource cannot send Last-Event-ID: the server takes the cursor as `cursor=`.
+    const url = lastEventId
+      ? `${options.url}${options.url.includes("?") ? "&" : "?"}cursor=${
+        encodeURIComponent(lastEventId)
+      }`
+      : options.url;
+    const es = source = new ES!(url);
     es.onopen = () => {
       lastSeen = Date.now();
       streamBroken = false;

@@ -5,7 +5,7 @@
  * Bundled into `/assets/record-page.js` by `scripts/vendor_assets.ts`.
  * @module
  */
-import { browser, byId as $, type El } from "./dom.ts";
+import { browser, byId as $, type El, pageToken } from "./dom.ts";
 import type { ConnectionState } from "./feed.ts";
 import { colorSlot, formatClock, initials } from "./format.ts";
 import {
@@ -175,8 +175,10 @@ function join(newName: string): void {
     });
 }
 
+const token = pageToken();
 const phoenixConnection = connectPhoenix(phoenix, {
-  params: { user_id: userId },
+  // With SOCKET_SECRET set, the page is opened with ?token=<deno task token …>.
+  params: token ? { user_id: userId, token } : { user_id: userId },
   longPollFallbackMs: 2500,
   onState: renderConnection,
 });

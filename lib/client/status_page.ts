@@ -4,13 +4,14 @@
  * Bundled into `/assets/status-page.js` by `scripts/vendor_assets.ts`.
  * @module
  */
-import { browser, byId } from "./dom.ts";
+import { browser, byId, pageToken } from "./dom.ts";
 import { type ConnectionState, openFeed } from "./feed.ts";
 import { describeStatus, formatAgo, formatClock } from "./format.ts";
 
 type Status = Record<string, unknown> | null;
 
 const $ = byId;
+const token = pageToken();
 const root = $("status-page");
 const card = $("current");
 const stateIcon = $("state-icon");
@@ -75,7 +76,9 @@ function renderConnection(s: ConnectionState): void {
 
 const topic = root.dataset.topic!;
 const feed = openFeed({
-  url: `/events?topic=${encodeURIComponent(topic)}`,
+  url: `/events?topic=${encodeURIComponent(topic)}${
+    token ? `&token=${encodeURIComponent(token)}` : ""
+  }`,
   events: ["joined", "status"],
   onEvent(e) {
     if (e.event === "joined") {
