@@ -5,16 +5,8 @@
  */
 const args = Deno.args.length ? Deno.args : ["tests/"];
 const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "test",
-    "--allow-net",
-    "--allow-env",
-    "--allow-run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-sys",
-    ...args,
-  ],
+  // All permissions: the suites spawn servers, redis-server and Chromium, and read /proc for RSS.
+  args: ["test", "--allow-all", ...args],
   stdout: "piped",
   stderr: "inherit",
   env: { NO_COLOR: "1" },
