@@ -25,6 +25,8 @@ import type { HistoryLimits } from "./history.ts";
 import type { Broker } from "./broker.ts";
 import type { PresenceState } from "./presence_types.ts";
 import { type BusEnvelope, parseEnvelope, RedisKeys } from "./redis_keys.ts";
+import { appendToHistory, readHistory, readLast } from "./redis_history.ts";
+import { RedisNodes } from "./redis_nodes.ts";
 
 /** Options of {@link RedisBroker}. */
 export interface RedisBrokerOptions {
@@ -44,11 +46,6 @@ export interface RedisBrokerOptions {
 
 const _EPHEMERAL = new Set(["presence_diff", "presence_state"]);
 
-interface _Node {
-  epoch: string;
-  seq: number;
-  lastSeen: number;
-}
 type _Subscription = ReturnType<Redis["subscribe"]>;
 
 /** See the module documentation. */
@@ -59,7 +56,6 @@ export class RedisBroker implements Broker {
   /** Distinguishes this run of the node from an earlier run with the same NODE_ID. */
   readonly #epoch = crypto.randomUUID().slice(0, 8);
   readonly #pingMs: number;
-  readonly #nodeTtlMs: number;
   readonly #clock: { now(): number };
   readonly #history: HistoryLimits;
   #onMessage: (msg: BrokerMessage) => void = () => {};
@@ -83,8 +79,7 @@ export class RedisBroker implements Broker {
   #resubscribeTimer?: ReturnType<typeof setTimeout>;
   #ticker?: ReturnType<typeof setInterval>;
   #lastSweep = 0;
-  /** Other nodes: their run, the newest presence sequence applied, when last heard. */
-  readonly #nodes = new Map<string, _Node>();
+  readonly #nodes: RedisNodes;
   #lastError?: string;
   #dropped = 0;
   #closed = false;
@@ -100,8 +95,14 @@ export class RedisBroker implements Broker {
     this.#nodeId = options.nodeId;
     this.#keys = new RedisKeys(options.prefix ?? "switchboard");
     this.#pingMs = options.pingMs ?? 1000;
-    this.#nodeTtlMs = options.nodeTtlMs ?? 10_000;
     this.#clock = options.clock ?? Date;
+    this.#nodes = new RedisNodes(
+      this.#redis,
+      this.#keys,
+      this.#nodeId,
+      options.nodeTtlMs ?? 10_000,
+      this.#clock,
+    );
     this.#history = options.history ?? { size: 1000, maxAgeMs: 3_600_000 };
     // An earlier run with this NODE_ID may have left presences: they are not ours any more.
     this.#redis.del(this.#keys.presence(this.#nodeId)).catch((err) => this.#fail(err));
@@ -128,32 +129,15 @@ export class RedisBroker implements Broker {
 
   onPresence(handlers: PresenceReplicaHandlers): void {
     this.#presence = handlers;
+    this.#nodes.presence = handlers;
   }
 
-  async fetchLast(topic: string): Promise<BrokerMessage | undefined> {
-    const raw = await this.#redis.get<string>(this.#keys.last(topic));
-    return typeof raw === "string" ? JSON.parse(raw) as BrokerMessage : undefined;
+  fetchLast(topic: string): Promise<BrokerMessage | undefined> {
+    return readLast(this.#redis, this.#keys, topic);
   }
 
-  async fetchHistory(topic: string): Promise<SharedHistory> {
-    const p = this.#redis.pipeline();
-    p.xrange(this.#keys.history(topic), "-", "+");
-    p.hgetall(this.#keys.heads(topic));
-    const [entries, flatHeads] = await p.exec() as [unknown, unknown];
-    const oldest = this.#clock.now() - this.#history.maxAgeMs;
-    const messages: BrokerMessage[] = [];
-    for (const entry of (entries ?? []) as [string, string[]][]) {
-      const fields = _pairs(entry[1]);
-      if (!fields.m) continue;
-      const msg = JSON.parse(fields.m) as BrokerMessage;
-      if (msg.at >= oldest) messages.push(msg);
-    }
-    const heads = new Map<string, { seq: number; at: number }>();
-    for (const [stream, value] of Object.entries(_pairs((flatHeads ?? []) as string[]))) {
-      const [seq, at] = value.split(":").map(Number);
-      if (at >= oldest) heads.set(stream, { seq, at });
-    }
-    return { messages, heads };
+  fetchHistory(topic: string): Promise<SharedHistory> {
+    return readHistory(this.#redis, this.#keys, this.#history, topic, this.#clock.now());
   }
 
   state(): BrokerState {
@@ -257,18 +241,8 @@ export class RedisBroker implements Broker {
     if (messages.length) envelope.m = messages;
     if (presence.size) envelope.p = Object.fromEntries(presence);
     const p = this.#redis.pipeline();
-    const { size, maxAgeMs } = this.#history;
     for (const m of messages) {
-      if (_EPHEMERAL.has(m.event)) continue;
-      const json = JSON.stringify(m);
-      const [history, heads] = [this.#keys.history(m.topic), this.#keys.heads(m.topic)];
-      p.set(this.#keys.last(m.topic), json);
-      p.xadd(history, "*", { m: json }, {
-        trim: { type: "MAXLEN", threshold: size, comparison: "~" },
-      });
-      p.hset(heads, { [m.stream]: `${m.seq}:${m.at}` });
-      p.pexpire(history, maxAgeMs);
-      p.pexpire(heads, maxAgeMs);
+      if (!_EPHEMERAL.has(m.event)) appendToHistory(p, this.#keys, this.#history, m);
     }
     if (presence.size) {
       const key = this.#keys.presence(this.#nodeId);
@@ -331,7 +305,7 @@ export class RedisBroker implements Broker {
     this.#presence?.resync();
     this.#heartbeatDue = true;
     this.#scheduleFlush();
-    await this.#loadLiveNodes();
+    await this.#nodes.loadLive();
   }
 
   #receive(raw: string): void {
@@ -348,25 +322,7 @@ export class RedisBroker implements Broker {
       return;
     }
     if (envelope.t) this.#lagMs = Math.max(0, now - envelope.t);
-    const known = this.#nodes.get(envelope.n);
-    if (envelope.bye || (known && known.epoch !== envelope.e)) {
-      this.#nodes.delete(envelope.n);
-      this.#presence?.nodeDown(envelope.n);
-      if (envelope.bye) return;
-    }
-    let node = this.#nodes.get(envelope.n);
-    if (!node) {
-      this.#nodes.set(envelope.n, node = { epoch: envelope.e, seq: 0, lastSeen: now });
-      // A node we did not know (new, or dropped during an outage): read its whole state.
-      if (!envelope.a) this.#loadNode(envelope.n).catch((err) => this.#fail(err));
-    }
-    node.lastSeen = now;
-    if (envelope.p && envelope.s > node.seq) {
-      node.seq = envelope.s;
-      for (const [topic, state] of Object.entries(envelope.p)) {
-        this.#presence?.state(envelope.n, topic, state, envelope.a === true);
-      }
-    }
+    this.#nodes.heard(envelope)?.catch((err) => this.#fail(err));
     for (const m of envelope.m ?? []) {
       try {
         this.#onMessage(m);
@@ -387,15 +343,10 @@ export class RedisBroker implements Broker {
       this.#resubscribeLater();
     }
     // A node not heard from (its heartbeat envelopes) within the TTL is dead.
-    for (const [nodeId, node] of this.#nodes) {
-      if (now - node.lastSeen > this.#nodeTtlMs) {
-        this.#nodes.delete(nodeId);
-        this.#presence?.nodeDown(nodeId);
-      }
-    }
-    if (now - this.#lastSweep >= this.#nodeTtlMs / 2) {
+    this.#nodes.expire();
+    if (now - this.#lastSweep >= this.#nodes.ttlMs / 2) {
       this.#lastSweep = now;
-      this.#sweepDeadNodes().catch((err) => this.#fail(err));
+      this.#nodes.sweepDead().catch((err) => this.#fail(err));
     }
   }
 
@@ -403,63 +354,7 @@ export class RedisBroker implements Broker {
     return this.#pingMs * 3 + 2_000;
   }
 
-  /** Reads the node list; `[alive, dead]` by their last heartbeat. */
-  async #readNodes(): Promise<[string[], string[]]> {
-    const now = this.#clock.now();
-    const flat = await this.#redis.zrange<string[]>(this.#keys.nodes, 0, -1, { withScores: true });
-    const alive: string[] = [];
-    const dead: string[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const node = String(flat[i]);
-      if (node === this.#nodeId) continue;
-      (now - Number(flat[i + 1]) > this.#nodeTtlMs ? dead : alive).push(node);
-    }
-    return [alive, dead];
-  }
-
-  async #loadLiveNodes(): Promise<void> {
-    const [alive] = await this.#readNodes();
-    await Promise.all(alive.map((node) => this.#loadNode(node)));
-  }
-
-  /** Removes from Redis what dead nodes left behind (any node may do it; it is idempotent). */
-  async #sweepDeadNodes(): Promise<void> {
-    const [, dead] = await this.#readNodes();
-    if (dead.length === 0) return;
-    const p = this.#redis.pipeline();
-    p.zrem(this.#keys.nodes, ...dead);
-    for (const node of dead) p.del(this.#keys.presence(node));
-    await p.exec();
-  }
-
-  async #loadNode(nodeId: string): Promise<void> {
-    const flat = await this.#redis.hgetall(this.#keys.presence(nodeId)) as unknown;
-    const fields = Array.isArray(flat)
-      ? _pairs(flat as string[])
-      : (flat ?? {}) as Record<string, string>;
-    if (!fields._meta) return;
-    const meta = JSON.parse(String(fields._meta)) as { epoch: string; seq: number };
-    // Checked after the read: envelopes applied meanwhile are newer than this snapshot, and a
-    // node heard live under another epoch has restarted since the snapshot was written.
-    const known = this.#nodes.get(nodeId);
-    if (known && (known.epoch !== meta.epoch || known.seq >= meta.seq)) return;
-    const node = known ?? { epoch: meta.epoch, seq: 0, lastSeen: this.#clock.now() };
-    node.seq = meta.seq;
-    this.#nodes.set(nodeId, node);
-    for (const [topic, json] of Object.entries(fields)) {
-      if (topic !== "_meta") {
-        this.#presence?.state(nodeId, topic, JSON.parse(String(json)), true);
-      }
-    }
-  }
-
   #fail(err: unknown): void {
     this.#lastError = err instanceof Error ? err.message : String(err);
   }
-}
-
-function _pairs(flat: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
-  return out;
 }

@@ -65,3 +65,10 @@ export function parseEnvelope(raw: string): BusEnvelope | undefined {
     return undefined;
   }
 }
+
+/** `[k1, v1, k2, v2]` (a raw HGETALL or XRANGE entry) as an object. */
+export function pairs(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
+  return out;
+}
