@@ -1,8 +1,9 @@
 /**
  * Switchboard's entry point: reads the environment, builds the app and serves it.
  *
- * Run it with `deno task start` (or `deno task dev` to watch), or with `deno serve`, which
- * uses the default export.
+ * Run it with `deno task start` (or `deno task dev` to watch), or with
+ * `SWITCHBOARD_LISTEN=false deno serve --allow-net --allow-env main.ts`, which uses the default
+ * export.
  * @module
  */
 import { channels } from "./channels/mod.ts";
@@ -47,7 +48,9 @@ if (config.socketSecret === undefined) {
   log.warn("SOCKET_SECRET is unset: the user_id connect param is trusted (dev only)");
 }
 
-if (import.meta.main && !Deno.args.includes("--no-listen")) {
+// `deno serve main.ts` uses the default export, but a module cannot tell that it runs under
+// `deno serve` (denoland/deno#29447): there, set SWITCHBOARD_LISTEN=false.
+if (import.meta.main && Deno.env.get("SWITCHBOARD_LISTEN") !== "false") {
   const server = Deno.serve({
     port: config.port,
     hostname: config.host,
