@@ -46,6 +46,8 @@ export class Hub {
   readonly streamId: string;
   readonly #limits: HistoryLimits;
   #onError: (err: unknown) => void = (err) => console.error("subscriber failed:", err);
+  /** Broadcasts handed to local subscribers (from this node or others), and deliveries made. */
+  readonly counts = { broadcasts: 0, deliveries: 0 };
 
   constructor(
     readonly broker: Broker,
@@ -180,8 +182,10 @@ export class Hub {
   }
 
   #deliver(b: Broadcast): void {
+    this.counts.broadcasts++;
     const set = this.#subscribers.get(b.topic);
     if (!set) return;
+    this.counts.deliveries += set.size;
     // Instance ids are unique per node only: broadcast-from applies on the sending node.
     const except = b.origin.nodeId === this.nodeId ? b.origin.exceptId : undefined;
     for (const sub of set) {

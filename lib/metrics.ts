@@ -15,7 +15,9 @@ export type Labels = Record<string, string>;
 
 /** See the module documentation. */
 export class Metrics {
-  readonly #counters = new Map<string, Map<string, number>>();
+  /** name → series key → labels and value; the key is cheap to build on hot paths. */
+  readonly #counters = new Map<string, Map<string, { labels?: Labels; value: number }>>();
+  readonly #counterFns = new Map<string, () => number>();
   readonly #gauges = new Map<string, () => [Labels, number][]>();
   readonly #help = new Map<string, string>();
 
@@ -23,13 +25,21 @@ export class Metrics {
   inc(name: string, labels?: Labels, by = 1): void {
     let series = this.#counters.get(name);
     if (!series) this.#counters.set(name, series = new Map());
-    const key = labels ? _labelText(labels) : "";
-    series.set(key, (series.get(key) ?? 0) + by);
+    const key = labels ? _key(labels) : "";
+    const entry = series.get(key);
+    if (entry) entry.value += by;
+    else series.set(key, { labels, value: by });
   }
 
   /** The current value of a counter series (0 when never incremented). */
   value(name: string, labels?: Labels): number {
-    return this.#counters.get(name)?.get(labels ? _labelText(labels) : "") ?? 0;
+    return this.#counters.get(name)?.get(labels ? _key(labels) : "")?.value ?? 0;
+  }
+
+  /** Registers a counter kept elsewhere (e.g. the hub's delivery count), read when rendering. */
+  counter(name: string, help: string, read: () => number): void {
+    this.#counterFns.set(name, read);
+    this.#help.set(name, help);
   }
 
   /** Registers a gauge read when rendering. */
@@ -48,7 +58,12 @@ export class Metrics {
     let out = "";
     for (const [name, series] of this.#counters) {
       out += this.#header(name, "counter");
-      for (const [labels, value] of series) out += `${name}${labels} ${value}\n`;
+      for (const { labels, value } of series.values()) {
+        out += `${name}${labels ? _labelText(labels) : ""} ${value}\n`;
+      }
+    }
+    for (const [name, read] of this.#counterFns) {
+      out += `${this.#header(name, "counter")}${name} ${read()}\n`;
     }
     for (const [name, read] of this.#gauges) {
       out += this.#header(name, "gauge");
@@ -68,4 +83,10 @@ function _labelText(labels: Labels): string {
     `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
   );
   return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+function _key(labels: Labels): string {
+  let key = "";
+  for (const k in labels) key += `${k}\u0000${labels[k]}\u0001`;
+  return key;
 }

@@ -77,6 +77,16 @@ export class Switchboard {
       for (const s of this.#sessions) counts[s.transport]++;
       return Object.entries(counts).map(([transport, n]) => [{ transport }, n]);
     });
+    this.metrics.counter(
+      "switchboard_broadcasts_total",
+      "broadcasts delivered on this node (published here or received from other nodes)",
+      () => this.hub.counts.broadcasts,
+    );
+    this.metrics.counter(
+      "switchboard_deliveries_total",
+      "broadcasts handed to local subscribers (one per subscriber)",
+      () => this.hub.counts.deliveries,
+    );
     this.metrics.gauge("switchboard_topics", "topics with local subscribers", () => [[
       {},
       this.hub.topicCount,

@@ -304,6 +304,9 @@ Deno.test("HTTP API and operations endpoints", async (t) => {
       assert.match(text, /^switchboard_messages_in_total\{transport="websocket"\} \d+$/m);
       assert.match(text, /^switchboard_messages_out_total\{transport="websocket"\} \d+$/m);
       assert.match(text, /^switchboard_api_messages_total \d+$/m);
+      const deliveries = Number(text.match(/^switchboard_deliveries_total (\d+)$/m)?.[1]);
+      const broadcasts = Number(text.match(/^switchboard_broadcasts_total (\d+)$/m)?.[1]);
+      assert.ok(broadcasts > 0 && deliveries > 0, "fan-out is counted");
     });
 
     await t.step("with API_TOKEN=secret and MAX_API_BODY_BYTES=1000", tokenAndLimitSteps);
