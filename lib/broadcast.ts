@@ -70,6 +70,11 @@ export class Broadcast {
 
 /** The `event:`/`data:` lines of one SSE event and its closing blank line. */
 export function sseLines(topic: string, event: string, payload: Payload): string {
+  return sseLinesJson(topic, event, JSON.stringify(payload));
+}
+
+/** {@link sseLines} for a payload already encoded as JSON. */
+export function sseLinesJson(topic: string, event: string, payloadJson: string): string {
   // JSON.stringify never emits raw newlines, so one data line always suffices.
-  return `event: ${event}\ndata: ${JSON.stringify({ topic, payload })}\n\n`;
+  return `event: ${event}\ndata: {"topic":${JSON.stringify(topic)},"payload":${payloadJson}}\n\n`;
 }

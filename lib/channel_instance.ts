@@ -17,12 +17,14 @@ let _instanceCounter = 0;
 /** See the module documentation. Internal to the library: channels only see the context. */
 export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
   readonly id = `ch${++_instanceCounter}`;
-  readonly assigns: Record<string, unknown> = {};
+  #assigns?: Record<string, unknown>;
   params: unknown = {};
   #unsubscribe?: () => void;
   /** Presence tracks made during `join` wait for the join's ok reply (Phoenix's after_join). */
-  #deferredTracks?: [string, Payload][] = [];
-  readonly #trackedKeys = new Set<string>();
+  #deferredTracks?: [string, Payload][];
+  #active = false;
+  /** Allocated on first track: most subscribers (status viewers) never track anything. */
+  #trackedKeys?: Set<string>;
   #stopped = false;
   /** Live broadcasts held back while a replay is running. */
   #held?: Broadcast[];
@@ -34,6 +36,10 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
     readonly subtopic: string,
     readonly joinRef: string | null,
   ) {}
+
+  get assigns(): Record<string, unknown> {
+    return this.#assigns ??= {};
+  }
 
   get userId(): string {
     return this.session.userId;
@@ -66,6 +72,7 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
     this.#unsubscribe = this.session.runtime.hub.subscribe(this.topic, this);
     const tracks = this.#deferredTracks ?? [];
     this.#deferredTracks = undefined;
+    this.#active = true;
     for (const [key, meta] of tracks) this.track(key, meta);
   }
 
@@ -124,6 +131,19 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
     this.session.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, payload });
   }
 
+  /** Pushes the topic's `presence_state` (encoded once per batch window, see the tracker). */
+  pushPresenceState(): void {
+    if (this.#stopped) return;
+    this.session.send({
+      joinRef: this.joinRef,
+      ref: null,
+      topic: this.topic,
+      event: "presence_state",
+      payload: {},
+      payloadJson: this.session.runtime.presence.stateJson(this.topic),
+    });
+  }
+
   broadcast(event: string, payload: Payload): void {
     this.session.runtime.hub.broadcast(this.topic, event, payload);
   }
@@ -134,12 +154,12 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
 
   track(key: string, meta: Payload): void {
     if (this.#stopped) return;
-    if (this.#deferredTracks) {
-      this.#deferredTracks.push([key, meta]);
+    if (!this.#active) {
+      (this.#deferredTracks ??= []).push([key, meta]);
       return;
     }
     this.session.runtime.presence.track(this.topic, this.id, key, meta);
-    this.#trackedKeys.add(key);
+    (this.#trackedKeys ??= new Set()).add(key);
   }
 
   updatePresence(key: string, meta: Payload): void {
@@ -148,7 +168,7 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
 
   untrack(key: string): void {
     this.session.runtime.presence.untrack(this.topic, this.id, key);
-    this.#trackedKeys.delete(key);
+    this.#trackedKeys?.delete(key);
   }
 
   presenceOf(key: string): Payload | undefined {
@@ -173,10 +193,10 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
     }
     this.#stopped = true;
     this.#deferredTracks = undefined;
-    for (const key of this.#trackedKeys) {
+    for (const key of this.#trackedKeys ?? []) {
       this.session.runtime.presence.untrack(this.topic, this.id, key);
     }
-    this.#trackedKeys.clear();
+    this.#trackedKeys = undefined;
     this.#unsubscribe?.();
   }
 }

@@ -18,6 +18,11 @@ export interface Message {
   topic: string;
   event: string;
   payload: Payload;
+  /**
+   * The payload already encoded as JSON (then `payload` is not read): lets a large payload
+   * shared by many frames, like a topic's `presence_state`, be encoded once.
+   */
+  payloadJson?: string;
 }
 
 /** Events the Phoenix protocol reserves; clients may not push them as their own events. */

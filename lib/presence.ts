@@ -32,6 +32,8 @@ export class PresenceTracker {
   /** topic → key → owner id → meta */
   readonly #topics = new Map<string, Map<string, Map<string, PresenceMeta>>>();
   readonly #pending = new Map<string, _Diff>();
+  /** Encoded states, valid until the topic's next diff goes out or another node changes it. */
+  readonly #stateCache = new Map<string, string>();
   /** Other nodes' presences, as their brokers report them: node → topic → state. */
   readonly #remote = new Map<string, Map<string, PresenceState>>();
   #timer?: ReturnType<typeof setTimeout>;
@@ -113,6 +115,20 @@ export class PresenceTracker {
     return state;
   }
 
+  /**
+   * {@link list} as JSON, encoded once per batch window and topic: every join of a busy topic
+   * pushes it, and re-encoding it per joiner would cost O(N²) in a join storm. A joiner gets
+   * the changes since this snapshot in the window's diff, which it is subscribed to.
+   */
+  stateJson(topic: string): string {
+    let json = this.#stateCache.get(topic);
+    if (json === undefined) {
+      json = JSON.stringify(this.list(topic));
+      this.#stateCache.set(topic, json);
+    }
+    return json;
+  }
+
   /** Topics with presences tracked on this node. */
   localTopics(): string[] {
     return [...this.#topics.keys()];
@@ -125,6 +141,7 @@ export class PresenceTracker {
     const pending = [...this.#pending];
     this.#pending.clear();
     for (const [topic, diff] of pending) {
+      this.#stateCache.delete(topic);
       this.hub.broadcast(topic, "presence_diff", { ...diff });
       this.hub.broker.replicatePresence(topic, this.#localList(topic));
     }
@@ -148,6 +165,7 @@ export class PresenceTracker {
    * so nothing is sent here.
    */
   #setRemote(nodeId: string, topic: string, state: PresenceState, announce: boolean): void {
+    this.#stateCache.delete(topic);
     let topics = this.#remote.get(nodeId);
     if (!topics) this.#remote.set(nodeId, topics = new Map());
     const before = topics.get(topic) ?? {};
@@ -167,6 +185,7 @@ export class PresenceTracker {
     if (!topics) return;
     this.#remote.delete(nodeId);
     for (const [topic, leaves] of topics) {
+      this.#stateCache.delete(topic);
       this.hub.deliverLocal(topic, "presence_diff", { joins: {}, leaves });
     }
   }

@@ -30,11 +30,19 @@ export function parseVsn(vsn: string | null | undefined): Vsn | undefined {
 
 /** Encodes a message for the wire in the given serializer version. */
 export function encodeFrame(msg: Message, vsn: Vsn): string {
-  if (vsn === "2.0.0") {
-    return JSON.stringify([msg.joinRef, msg.ref, msg.topic, msg.event, msg.payload]);
+  const json = JSON.stringify;
+  if (msg.payloadJson !== undefined) {
+    return vsn === "2.0.0"
+      ? `[${json(msg.joinRef)},${json(msg.ref)},${json(msg.topic)},${
+        json(msg.event)
+      },${msg.payloadJson}]`
+      : `{"topic":${json(msg.topic)},"event":${
+        json(msg.event)
+      },"payload":${msg.payloadJson},"ref":${json(msg.ref)}}`;
   }
+  if (vsn === "2.0.0") return json([msg.joinRef, msg.ref, msg.topic, msg.event, msg.payload]);
   // v1 server frames carry no join_ref (the v1 client ignores it).
-  return JSON.stringify({ topic: msg.topic, event: msg.event, payload: msg.payload, ref: msg.ref });
+  return json({ topic: msg.topic, event: msg.event, payload: msg.payload, ref: msg.ref });
 }
 
 /** Decodes one text frame; throws {@link FrameError} naming the problem. */
@@ -67,7 +75,7 @@ function _fromV1(raw: unknown): Message {
   });
 }
 
-function _checked(m: Record<keyof Message, unknown>): Message {
+function _checked(m: Record<Exclude<keyof Message, "payloadJson">, unknown>): Message {
   if (m.joinRef !== null && typeof m.joinRef !== "string") {
     throw new FrameError("join_ref must be a string or null");
   }

@@ -49,10 +49,11 @@ let _sessionCounter = 0;
 export class Session {
   readonly id = `s${++_sessionCounter}`;
   readonly #channels = new Map<string, ChannelInstance>();
-  readonly #inbox: Message[] = [];
+  #inbox?: Message[];
   #draining = false;
   #closed = false;
-  readonly #bucket: TokenBucket;
+  /** Created with the first counted frame: many sessions (viewers) never send one. */
+  #bucket?: TokenBucket;
   /** Frames refused by the rate limit since the last one accepted. */
   #refused = 0;
   /** Clock time of the last frame from the client. */
@@ -66,8 +67,6 @@ export class Session {
     readonly vsn: Vsn = "2.0.0",
   ) {
     this.lastSeen = runtime.clock.now();
-    const { perSecond, burst } = runtime.config.pushRate;
-    this.#bucket = new TokenBucket(burst, perSecond);
   }
 
   get userId(): string {
@@ -120,7 +119,7 @@ export class Session {
     if (this.#closed) return;
     this.lastSeen = this.runtime.clock.now();
     this.runtime.metrics.inc("switchboard_messages_in_total", { transport: this.transport });
-    if (msg.event !== PhxEvent.heartbeat && !this.#bucket.take(this.lastSeen)) {
+    if (msg.event !== PhxEvent.heartbeat && !this.#takeToken()) {
       this.runtime.metrics.inc("switchboard_frames_rejected_total", { reason: "rate_limited" });
       // A flood far past the burst is not a client to keep talking to.
       if (++this.#refused > this.runtime.config.pushRate.burst * 4) {
@@ -133,7 +132,7 @@ export class Session {
       return;
     }
     this.#refused = 0;
-    this.#inbox.push(msg);
+    (this.#inbox ??= []).push(msg);
     if (!this.#draining) this.#drain();
   }
 
@@ -170,15 +169,20 @@ export class Session {
     }
     for (const instance of this.#channels.values()) instance.stop(reason);
     this.#channels.clear();
-    this.#inbox.length = 0;
+    this.#inbox = undefined;
     this.runtime.unregister(this);
+  }
+
+  #takeToken(): boolean {
+    const { perSecond, burst } = this.runtime.config.pushRate;
+    return (this.#bucket ??= new TokenBucket(burst, perSecond)).take(this.lastSeen);
   }
 
   async #drain(): Promise<void> {
     this.#draining = true;
     try {
-      while (this.#inbox.length > 0 && !this.#closed) {
-        const msg = this.#inbox.shift()!;
+      let msg: Message | undefined;
+      while (!this.#closed && (msg = this.#inbox?.shift()) !== undefined) {
         try {
           await this.#handle(msg);
         } catch (err) {
@@ -281,7 +285,7 @@ export class Session {
     const activate = () => {
       if (instance.stopped || this.#closed) return;
       instance.activate(resume, reply.response);
-      if (channel.presence) instance.push("presence_state", instance.presence());
+      if (channel.presence) instance.pushPresenceState();
     };
     return { status: "ok", response, activate };
   }

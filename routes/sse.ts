@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import type { Broadcast } from "../lib/broadcast.ts";
-import { sseLines } from "../lib/broadcast.ts";
+import { sseLines, sseLinesJson } from "../lib/broadcast.ts";
 import {
   type Cursor,
   CursorError,
@@ -74,7 +74,11 @@ class SseConnection implements Connection {
     }
     // A reset moves the topic's position to now: the id says so.
     if (msg.event === "reset") this.write(`id: ${formatCursor(this.cursor)}\n`);
-    this.write(sseLines(msg.topic, msg.event, msg.payload));
+    this.write(
+      msg.payloadJson === undefined
+        ? sseLines(msg.topic, msg.event, msg.payload)
+        : sseLinesJson(msg.topic, msg.event, msg.payloadJson),
+    );
   }
 
   sendBroadcast(b: Broadcast): void {

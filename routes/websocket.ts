@@ -17,10 +17,13 @@ const _BEARER_PREFIX = "base64url.bearer.phx.";
 class WebSocketConnection implements Connection {
   readonly transport = "websocket";
   onSlow: () => void = () => {};
-  readonly whenClosed: Promise<void>;
 
-  constructor(readonly socket: WebSocket, readonly vsn: Vsn, readonly maxBuffered: number) {
-    this.whenClosed = new Promise((resolve) => socket.addEventListener("close", () => resolve()));
+  constructor(readonly socket: WebSocket, readonly vsn: Vsn, readonly maxBuffered: number) {}
+
+  /** Made on demand (at shutdown): a promise per idle socket would cost memory for nothing. */
+  get whenClosed(): Promise<void> {
+    if (this.socket.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => this.socket.addEventListener("close", () => resolve()));
   }
 
   sendMessage(msg: Message): void {
