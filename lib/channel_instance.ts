@@ -19,7 +19,6 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
   readonly id = `ch${++_instanceCounter}`;
   #assigns?: Record<string, unknown>;
   params: unknown = {};
-  #unsubscribe?: () => void;
   /** Presence tracks made during `join` wait for the join's ok reply (Phoenix's after_join). */
   #deferredTracks?: [string, Payload][];
   #active = false;
@@ -69,7 +68,7 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
    */
   activate(resume?: TopicCursor, state: Payload = {}): void {
     if (resume) this.#replay(resume, state);
-    this.#unsubscribe = this.session.runtime.hub.subscribe(this.topic, this);
+    this.session.runtime.hub.add(this.topic, this);
     const tracks = this.#deferredTracks ?? [];
     this.#deferredTracks = undefined;
     this.#active = true;
@@ -197,6 +196,6 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
       this.session.runtime.presence.untrack(this.topic, this.id, key);
     }
     this.#trackedKeys = undefined;
-    this.#unsubscribe?.();
+    this.session.runtime.hub.remove(this.topic, this);
   }
 }

@@ -62,15 +62,23 @@ export class Hub {
 
   /** Adds a subscriber to a topic; returns the function that removes it. */
   subscribe(topic: string, subscriber: Subscriber): () => void {
+    this.add(topic, subscriber);
+    return () => this.remove(topic, subscriber);
+  }
+
+  /** Adds a subscriber to a topic (no closure kept: for the many idle subscribers). */
+  add(topic: string, subscriber: Subscriber): void {
     let set = this.#subscribers.get(topic);
     if (!set) this.#subscribers.set(topic, set = new Set());
     set.add(subscriber);
-    return () => {
-      const current = this.#subscribers.get(topic);
-      if (!current) return;
-      current.delete(subscriber);
-      if (current.size === 0) this.#subscribers.delete(topic);
-    };
+  }
+
+  /** Removes a subscriber from a topic; forgets the topic when it was the last. */
+  remove(topic: string, subscriber: Subscriber): void {
+    const current = this.#subscribers.get(topic);
+    if (!current) return;
+    current.delete(subscriber);
+    if (current.size === 0) this.#subscribers.delete(topic);
   }
 
   /** Number of local subscribers of a topic. */

@@ -33,6 +33,8 @@ export type Admission =
   | { ok: true; identity: Identity }
   | { ok: false; status: 401 | 403; error: string };
 
+const _NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
+
 /** The source of time; tests inject a fake one. */
 export interface Clock {
   now(): number;
@@ -137,7 +139,8 @@ export class Switchboard {
     identity: Identity,
     vsn?: Vsn,
   ): Session {
-    const { token: _token, vsn: _vsn, ...connectParams } = params;
+    const { token: _token, vsn: _vsn, ...rest } = params;
+    const connectParams = Object.keys(rest).length ? rest : _NO_PARAMS;
     const session = new Session(this, connection, identity, connectParams, vsn);
     this.#sessions.add(session);
     this.metrics.inc("switchboard_connections_total", { transport: connection.transport });

@@ -7,18 +7,41 @@ import { Hono } from "hono";
 import type { Broadcast } from "../lib/broadcast.ts";
 import type { Message } from "../lib/message.ts";
 import { encodeFrame, parseVsn, type Vsn } from "../lib/serializer.ts";
-import type { Connection } from "../lib/session.ts";
-import type { Switchboard } from "../lib/switchboard.ts";
+import type { Connection, Session } from "../lib/session.ts";
+import type { Identity, Switchboard } from "../lib/switchboard.ts";
 import { connectParams } from "./params.ts";
 
 const _BEARER_PREFIX = "base64url.bearer.phx.";
 
-/** Writes frames to one Deno WebSocket. */
+/** Moves frames between one Deno WebSocket and its session. */
 class WebSocketConnection implements Connection {
   readonly transport = "websocket";
-  onSlow: () => void = () => {};
+  session?: Session;
+  /** What opening the session needs, dropped once it is open. */
+  opening?: { switchboard: Switchboard; params: Record<string, string>; identity: Identity };
 
   constructor(readonly socket: WebSocket, readonly vsn: Vsn, readonly maxBuffered: number) {}
+
+  /** The socket's events (this object is the listener of all of them). */
+  handleEvent(event: Event): void {
+    if (event.type === "message") {
+      const data = (event as MessageEvent).data;
+      if (typeof data === "string") return this.session?.receiveText(data);
+      this.session?.send({
+        joinRef: null,
+        ref: null,
+        topic: "phoenix",
+        event: "phx_error",
+        payload: { reason: "bad_frame", detail: "binary frames are not supported; send text" },
+      });
+    } else if (event.type === "open" && this.opening) {
+      const { switchboard, params, identity } = this.opening;
+      this.opening = undefined;
+      this.session = switchboard.openSession(this, params, identity, this.vsn);
+    } else if (event.type === "close") {
+      this.session?.close("disconnect");
+    }
+  }
 
   /** Made on demand (at shutdown): a promise per idle socket would cost memory for nothing. */
   get whenClosed(): Promise<void> {
@@ -41,7 +64,7 @@ class WebSocketConnection implements Connection {
     // (1013: try again later), and resumes from its cursor when it comes back.
     if (this.socket.bufferedAmount > this.maxBuffered) {
       this.close(1013, "slow consumer: reconnect and resume");
-      this.onSlow();
+      this.session?.close("slow_consumer");
     }
   }
 
@@ -100,22 +123,11 @@ export function websocketRoutes(switchboard: Switchboard): Hono {
       offersPhoenix ? { protocol: "phoenix" } : {},
     );
     const connection = new WebSocketConnection(socket, vsn, switchboard.config.maxOutboundBytes);
-    socket.onopen = () => {
-      const session = switchboard.openSession(connection, params, admission.identity, vsn);
-      connection.onSlow = () => session.close("slow_consumer");
-      socket.onmessage = (event) => {
-        if (typeof event.data === "string") return session.receiveText(event.data);
-        session.send({
-          joinRef: null,
-          ref: null,
-          topic: "phoenix",
-          event: "phx_error",
-          payload: { reason: "bad_frame", detail: "binary frames are not supported; send text" },
-        });
-      };
-      socket.onclose = () => session.close("disconnect");
-    };
-    socket.onerror = () => {};
+    connection.opening = { switchboard, params, identity: admission.identity };
+    // One listener object for every event: no closures kept per idle socket.
+    for (const type of ["open", "message", "close", "error"]) {
+      socket.addEventListener(type, connection);
+    }
     return response;
   });
   return app;
