@@ -17,6 +17,7 @@ const _BEARER_PREFIX = "base64url.bearer.phx.";
 class WebSocketConnection implements Connection {
   readonly transport = "websocket";
   session?: Session;
+  #sent = 0;
   /** What opening the session needs, dropped once it is open. */
   opening?: { switchboard: Switchboard; params: Record<string, string>; identity: Identity };
 
@@ -61,7 +62,9 @@ class WebSocketConnection implements Connection {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     this.socket.send(frame);
     // A client that stops reading makes the unsent bytes pile up here; past the limit it goes
-    // (1013: try again later), and resumes from its cursor when it comes back.
+    // (1013: try again later), and resumes from its cursor when it comes back. Reading
+    // bufferedAmount is a call into Deno: every 16th frame (or a large one) is enough.
+    if ((++this.#sent & 15) !== 0 && frame.length < 16_384) return;
     if (this.socket.bufferedAmount > this.maxBuffered) {
       this.close(1013, "slow consumer: reconnect and resume");
       this.session?.close("slow_consumer");
@@ -114,13 +117,16 @@ export function websocketRoutes(switchboard: Switchboard): Hono {
     const token = tokenFromProtocols(protocolHeader);
     if (token !== undefined) params.token = token;
     // Refused before the upgrade: the client sees an HTTP error and retries with backoff.
-    const admission = await switchboard.admit(params, req.headers.get("origin"));
+    const pending = switchboard.admit(params, req.headers.get("origin"));
+    const admission = pending instanceof Promise ? await pending : pending;
     if (!admission.ok) return c.json({ error: admission.error }, admission.status);
     // The browser fails the handshake unless the server picks one of the offered protocols.
     const offersPhoenix = protocolHeader?.split(",").some((p) => p.trim() === "phoenix");
+    // idleTimeout 0: Deno's own ping timeout can close healthy sockets under load (a race
+    // between its pong and its timer); the session's heartbeat timeout covers liveness.
     const { socket, response } = Deno.upgradeWebSocket(
       req,
-      offersPhoenix ? { protocol: "phoenix" } : {},
+      offersPhoenix ? { protocol: "phoenix", idleTimeout: 0 } : { idleTimeout: 0 },
     );
     const connection = new WebSocketConnection(socket, vsn, switchboard.config.maxOutboundBytes);
     connection.opening = { switchboard, params, identity: admission.identity };
