@@ -1,0 +1,465 @@
+/**
+ * `deno task bench`: Switchboard against the raw Deno limit and Socket.IO 4, same machine,
+ * same run, same load generator. Prints a table (stdout; progress goes to stderr) and writes
+ * JSON to bench/results/.
+ *
+ * ```sh
+ * deno task bench                      # everything, ~10 min
+ * deno task bench --quick              # smaller N, a smoke run in ~2 min
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak (or 1-6, comma-separated)
+ * deno task bench --out=path.json
+ * ```
+ * @module
+ */
+import { killChildren } from "./lib/proc.ts";
+import { type Machine, machine, renderTable, type Row, withRatios } from "./lib/report.ts";
+import {
+  ensureSocketIo,
+  startTarget,
+  type Target,
+  type TargetName,
+  TARGETS,
+} from "./lib/targets.ts";
+import { budget, describe, log } from "./scenarios/common.ts";
+import { type CrossNodeResult, runCrossNode, TWO_NODES } from "./scenarios/cross_node.ts";
+import { type FanoutOptions, type FanoutResult, runFanout } from "./scenarios/fanout.ts";
+import { type LatencyOptions, type LatencyResult, runLatency } from "./scenarios/latency.ts";
+import { type MemoryResult, runMemory } from "./scenarios/memory.ts";
+import { runStorm, type StormResult } from "./scenarios/storm.ts";
+import { runSoak, type SoakResult } from "./scenarios/soak.ts";
+
+const SCENARIOS = ["fanout", "latency", "memory", "storm", "cross-node", "soak"] as const;
+type Scenario = typeof SCENARIOS[number];
+
+interface Config {
+  fanout: FanoutOptions[];
+  latency: LatencyOptions;
+  memory: number;
+  /** Wait before reading RSS. */
+  settleMs: number;
+  /** Disturbed rounds are measured again only during this long from the start. */
+  retryForMs: number;
+  storm: { n: number; spreadMs: number };
+  crossNode: { fanout: FanoutOptions[]; latency: LatencyOptions };
+  /** Churn seconds after the warm-up, and clients alive at a time. */
+  soak: { seconds: number; concurrency: number };
+}
+
+const _fanout = (n: number, batch: number, perRound: number, rounds: number): FanoutOptions => ({
+  n,
+  batch,
+  window: batch * 3,
+  perRound,
+  rounds,
+  timeoutMs: 60_000,
+});
+
+const FULL: Config = {
+  fanout: [_fanout(2_000, 10, 150, 3), _fanout(10_000, 5, 40, 3)],
+  latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
+  memory: 5_000,
+  settleMs: 2_000,
+  retryForMs: 420_000,
+  storm: { n: 2_000, spreadMs: 1_000 },
+  crossNode: {
+    fanout: [_fanout(2_000, 10, 150, 3), _fanout(10_000, 5, 40, 3)],
+    latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
+  },
+  soak: { seconds: 120, concurrency: 40 },
+};
+
+const QUICK: Config = {
+  fanout: [_fanout(500, 10, 200, 2), _fanout(2_000, 10, 60, 2)],
+  latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
+  memory: 1_000,
+  settleMs: 500,
+  // A smoke run: disturbed rounds are kept as they are.
+  retryForMs: 0,
+  storm: { n: 500, spreadMs: 1_000 },
+  crossNode: {
+    fanout: [_fanout(500, 10, 200, 2)],
+    latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
+  },
+  soak: { seconds: 20, concurrency: 20 },
+};
+
+function parseArgs(args: string[]) {
+  let quick = false;
+  let out: string | undefined;
+  let scenarios: Scenario[] = [...SCENARIOS];
+  for (const arg of args) {
+    if (arg === "--quick") quick = true;
+    else if (arg.startsWith("--out=")) out = arg.slice(6);
+    else if (arg.startsWith("--scenario=")) {
+      scenarios = arg.slice(11).split(",").map((name) => {
+        const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
+        if (!SCENARIOS.includes(s as Scenario)) {
+          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-6`);
+        }
+        return s as Scenario;
+      });
+    } else if (arg === "--help" || arg === "-h") {
+      console.log(
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak] [--out=FILE]",
+      );
+      Deno.exit(0);
+    } else throw new Error(`unknown argument ${arg} (try --help)`);
+  }
+  const all = scenarios.length === SCENARIOS.length;
+  out ??= new URL(
+    `./results/${quick ? "quick" : all ? "latest" : scenarios.join("+")}.json`,
+    import.meta.url,
+  ).pathname;
+  return { quick, out, scenarios };
+}
+
+interface Results {
+  fanout?: Record<string, Record<string, FanoutResult>>;
+  latency?: Record<string, LatencyResult>;
+  memory?: Record<"websocket" | "sse", Record<string, MemoryResult>>;
+  storm?: Record<string, StormResult>;
+  crossNode?: CrossNodeResult;
+  soak?: SoakResult;
+}
+
+async function main() {
+  const { quick, out, scenarios } = parseArgs(Deno.args);
+  const config = quick ? QUICK : FULL;
+  const started = new Date();
+  const loadStart = Deno.loadavg();
+  budget.retryUntil = performance.now() + config.retryForMs;
+  const sio = await ensureSocketIo(log);
+  if (!sio.ok) log(`Socket.IO unavailable, its column stays empty: ${sio.error}`);
+  const targets = TARGETS.filter((t) => t !== "socketio" || sio.ok);
+  const info: Machine = await machine(sio.version);
+  log(
+    `${info.cpu}, ${info.cores} cores, Deno ${info.deno}, Node ${info.node}, socket.io ${
+      sio.version ?? "—"
+    }`,
+  );
+  const results: Results = {};
+
+  if (scenarios.includes("fanout")) {
+    results.fanout = {};
+    for (const o of config.fanout) {
+      log(
+        `fan-out, ${
+          o.n.toLocaleString("en-US")
+        } subscribers, batches of ${o.batch}, ${o.rounds} rounds`,
+      );
+      results.fanout[o.n] = await withTargets(targets, (ts) => runFanout(ts, o));
+    }
+  }
+  if (scenarios.includes("latency")) {
+    const o = config.latency;
+    log(`latency, ${o.n} subscribers, ${o.rate} msg/s, sampled on every ${o.sampleEvery}th`);
+    results.latency = await withTargets(targets, (ts) => runLatency(ts, o));
+  }
+  if (scenarios.includes("memory")) {
+    results.memory = { websocket: {}, sse: {} };
+    for (const transport of ["websocket", "sse"] as const) {
+      log(`memory per idle ${transport} connection, ${config.memory} connections`);
+      for (const kind of targets) {
+        if (transport === "sse" && kind === "socketio") continue;
+        results.memory[transport][kind] = await runMemory(
+          kind,
+          transport,
+          config.memory,
+          config.settleMs,
+        );
+      }
+    }
+  }
+  if (scenarios.includes("storm")) {
+    results.storm = {};
+    const { n, spreadMs } = config.storm;
+    log(`presence join storm, ${n} users joining within ${spreadMs} ms`);
+    for (const kind of targets) results.storm[kind] = await runStorm(kind, n, spreadMs);
+  }
+  if (scenarios.includes("cross-node")) {
+    log("cross-node: redis-server + Upstash bridge + two Switchboard nodes");
+    results.crossNode = await runCrossNode(config.crossNode.fanout, config.crossNode.latency);
+    if (results.crossNode.skipped) log(`cross-node skipped: ${results.crossNode.skipped}`);
+  }
+  if (scenarios.includes("soak")) {
+    const { seconds, concurrency } = config.soak;
+    log(`soak: ${seconds} s of connect/join/leave churn with broadcasts (after a warm-up)`);
+    results.soak = await runSoak(seconds, concurrency);
+  }
+
+  const rows = buildRows(results, config, sio.ok);
+  const finished = new Date();
+  const table = renderTable(rows);
+  console.log(
+    `\nSwitchboard bench (${quick ? "quick" : "full"}), ${started.toISOString()}\n` +
+      `machine: ${info.cpu}, ${info.cores} cores, ${info.memoryMiB} MiB, ${info.os}; ` +
+      `Deno ${info.deno}, Node ${info.node}, socket.io ${info.socketIo ?? "—"}\n`,
+  );
+  console.log(table);
+  if (results.crossNode?.skipped) {
+    console.log(`\ncross-node: skipped: ${results.crossNode.skipped}`);
+  }
+  const notes = closeNotes(results);
+  if (notes.length) console.log(`\n${notes.join("\n")}`);
+  const report = {
+    command: `deno task bench ${Deno.args.join(" ")}`.trim(),
+    mode: quick ? "quick" : "full",
+    scenarios,
+    startedAt: started.toISOString(),
+    durationS: Math.round((finished.getTime() - started.getTime()) / 1000),
+    machine: info,
+    loadAverage: { start: loadStart, end: Deno.loadavg() },
+    config,
+    table: rows,
+    results,
+  };
+  await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+  await Deno.writeTextFile(out, JSON.stringify(report, null, 2) + "\n");
+  log(`wrote ${out} (${report.durationS} s)`);
+}
+
+/** Starts the targets, runs `fn` with the ones that came up, stops them all. */
+async function withTargets<T>(
+  kinds: TargetName[],
+  fn: (targets: Target[]) => Promise<Record<string, T>>,
+): Promise<Record<string, T | { error: string }>> {
+  const running: Target[] = [];
+  const failed: Record<string, { error: string }> = {};
+  try {
+    for (const kind of kinds) {
+      try {
+        running.push(await startTarget(kind));
+      } catch (err) {
+        failed[kind] = { error: describe(err) };
+        log(`  ${kind} did not start: ${failed[kind].error}`);
+      }
+    }
+    return { ...failed, ...await fn(running) };
+  } finally {
+    await Promise.all(running.map((t) => t.stop()));
+  }
+}
+
+type Errorish = { error?: string };
+
+/** One line per scenario and subject whose server closed subscribers while measuring. */
+function closeNotes(results: Results): string[] {
+  const lines: string[] = [];
+  const add = (
+    scenario: string,
+    record?: Record<string, { closeReasons?: Record<string, number> }>,
+  ) => {
+    for (const [key, r] of Object.entries(record ?? {})) {
+      for (const [reason, count] of Object.entries(r.closeReasons ?? {})) {
+        lines.push(
+          `note: ${scenario}: the ${key} server closed ${count} subscribers ("${reason}"); replaced before the next round`,
+        );
+      }
+    }
+  };
+  for (const [size, r] of Object.entries(results.fanout ?? {})) add(`fan-out ${size}`, r);
+  add("latency", results.latency);
+  for (const [size, r] of Object.entries(results.crossNode?.fanout ?? {})) {
+    add(`cross-node fan-out ${size}`, r);
+  }
+  add("cross-node latency", results.crossNode?.latency);
+  return lines;
+}
+
+function notesOf(record: Record<string, Errorish | undefined> | undefined, sioOk: boolean) {
+  const notes: Record<string, string> = {};
+  for (const key of ["switchboard", "raw", "socketio", TWO_NODES]) {
+    const r = record?.[key];
+    if (r?.error) notes[key] = "error";
+  }
+  if (!sioOk) notes.socketio = "n/a";
+  return notes;
+}
+
+function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
+  const rows: Row[] = [];
+  const n = (x: number) => x.toLocaleString("en-US");
+  for (const [size, r] of Object.entries(results.fanout ?? {})) {
+    const row = withRatios({
+      scenario: `1 fan-out ${n(Number(size))} subs`,
+      metric: "throughput",
+      unit: "deliveries/s",
+      values: {
+        switchboard: r.switchboard?.deliveriesPerSec,
+        raw: r.raw?.deliveriesPerSec,
+        socketio: r.socketio?.deliveriesPerSec,
+      },
+      notes: notesOf(r, sioOk),
+      goal: ">=0.9x raw, > Socket.IO",
+    });
+    if (row.vsRaw !== undefined) {
+      row.pass = row.vsRaw >= 0.9 && (row.vsSocketIo === undefined || row.vsSocketIo > 1);
+    }
+    rows.push(row);
+    rows.push(withRatios({
+      scenario: "",
+      metric: "server CPU per delivery",
+      unit: "µs",
+      values: {
+        switchboard: r.switchboard?.cpuUsPerDelivery,
+        raw: r.raw?.cpuUsPerDelivery,
+        socketio: r.socketio?.cpuUsPerDelivery,
+      },
+      notes: notesOf(r, sioOk),
+    }));
+  }
+  if (results.latency) {
+    const r = results.latency;
+    const o = config.latency;
+    for (const q of ["p50", "p99"] as const) {
+      const row = withRatios({
+        scenario: q === "p50" ? `2 latency ${n(o.n)} subs @${o.rate}/s` : "",
+        metric: `${q} publish→receive`,
+        unit: "ms",
+        values: {
+          switchboard: r.switchboard?.latencyMs?.[q],
+          raw: r.raw?.latencyMs?.[q],
+          socketio: r.socketio?.latencyMs?.[q],
+        },
+        notes: notesOf(r, sioOk),
+        goal: q === "p99" ? "<=1.5x raw" : undefined,
+      });
+      if (q === "p99" && row.vsRaw !== undefined) row.pass = row.vsRaw <= 1.5;
+      rows.push(row);
+    }
+  }
+  if (results.memory) {
+    for (const transport of ["websocket", "sse"] as const) {
+      const r = results.memory[transport];
+      const notes = notesOf(r, sioOk);
+      if (transport === "sse") notes.socketio = "n/a";
+      const row = withRatios({
+        scenario: transport === "websocket" ? `3 memory, ${n(config.memory)} idle` : "",
+        metric: transport === "websocket" ? "RSS per WebSocket" : "RSS per SSE stream",
+        unit: "KiB",
+        values: {
+          switchboard: r.switchboard?.kibPerConnection,
+          raw: r.raw?.kibPerConnection,
+          socketio: r.socketio?.kibPerConnection,
+        },
+        notes,
+        goal: transport === "websocket" ? "<=1.2x raw" : "<=1.2x raw SSE",
+      });
+      if (row.vsRaw !== undefined) row.pass = row.vsRaw <= 1.2;
+      rows.push(row);
+    }
+  }
+  if (results.storm) {
+    const r = results.storm;
+    const users = config.storm.n;
+    const complete = withRatios({
+      scenario: `4 presence storm ${n(users)} users`,
+      metric: "all lists complete",
+      unit: "s",
+      values: {
+        switchboard: r.switchboard?.completeSeconds,
+        raw: r.raw?.completeSeconds,
+        socketio: r.socketio?.completeSeconds,
+      },
+      notes: notesOf(r, sioOk),
+      goal: users >= 2_000 ? "< 5 s" : `< 5 s (goal is for 2,000)`,
+    });
+    for (const key of ["switchboard", "raw", "socketio"]) {
+      const s = r[key];
+      if (s && !s.error && s.completeSeconds === undefined) {
+        complete.notes![key] = `${s.complete}/${s.users} done`;
+      }
+    }
+    const sb = r.switchboard;
+    if (sb && !sb.error) complete.pass = sb.completeSeconds !== undefined && sb.completeSeconds < 5;
+    rows.push(complete);
+    const msgs = withRatios({
+      scenario: "",
+      metric: "presence msgs per client, mean",
+      unit: "msgs",
+      values: {
+        switchboard: r.switchboard?.presenceMessages?.mean,
+        raw: r.raw?.presenceMessages?.mean,
+        socketio: r.socketio?.presenceMessages?.mean,
+      },
+      notes: notesOf(r, sioOk),
+      goal: `far from N: <= ${n(users / 10)} (N/10)`,
+    });
+    if (sb?.presenceMessages) msgs.pass = sb.presenceMessages.mean <= users / 10;
+    rows.push(msgs);
+  }
+  const cross = results.crossNode;
+  if (cross) {
+    if (cross.skipped || cross.error) {
+      rows.push({
+        scenario: "5 cross-node (2 nodes + Redis)",
+        metric: "fan-out and latency",
+        unit: "-",
+        values: {},
+        notes: { switchboard: cross.skipped ? `skipped: ${cross.skipped}` : "error" },
+      });
+    }
+    for (const [size, r] of Object.entries(cross.fanout ?? {})) {
+      rows.push(withRatios({
+        scenario: `5 cross-node fan-out ${n(Number(size))}`,
+        metric: "throughput node A→B",
+        unit: "deliveries/s",
+        values: { [TWO_NODES]: r[TWO_NODES]?.deliveriesPerSec, raw: r.raw?.deliveriesPerSec },
+        notes: { ...notesOf(r, sioOk), socketio: "n/a" },
+        goal: "info (raw = 1 process)",
+      }, TWO_NODES));
+    }
+    if (cross.latency) {
+      const r = cross.latency;
+      for (const q of ["p50", "p99"] as const) {
+        rows.push(withRatios({
+          scenario: q === "p50" ? `5 cross-node latency ${n(config.crossNode.latency.n)}` : "",
+          metric: `${q} publish→receive`,
+          unit: "ms",
+          values: { [TWO_NODES]: r[TWO_NODES]?.latencyMs?.[q], raw: r.raw?.latencyMs?.[q] },
+          notes: { ...notesOf(r, sioOk), socketio: "n/a" },
+          goal: "info (raw = 1 process)",
+        }, TWO_NODES));
+      }
+    }
+  }
+  const soak = results.soak;
+  if (soak) {
+    const title = `6 soak ${soak.seconds} s, ${n(soak.cycles)} client lives`;
+    const leaked = soak.sessionsLeft + soak.topicsLeft + soak.presencesLeft;
+    rows.push({
+      scenario: title,
+      metric: "RSS after − baseline",
+      unit: "MiB",
+      values: { switchboard: soak.error ? undefined : soak.grownMiB },
+      notes: soak.error ? { switchboard: soak.error } : undefined,
+      goal: "back to baseline (< 8 MiB)",
+      pass: soak.error ? undefined : soak.grownMiB < 8,
+    }, {
+      scenario: "",
+      metric: "sessions + topics + presences left",
+      unit: "count",
+      values: { switchboard: soak.error ? undefined : leaked },
+      goal: "0",
+      pass: soak.error ? undefined : leaked === 0 && soak.errors === 0,
+    });
+  }
+  return rows;
+}
+
+if (import.meta.main) {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => {
+      console.error(`bench: ${signal}, stopping the servers and generators`);
+      killChildren();
+      Deno.exit(130);
+    });
+  }
+  try {
+    await main();
+  } catch (err) {
+    console.error(`bench failed: ${err instanceof Error ? err.message : err}`);
+    Deno.exit(1);
+  }
+  Deno.exit(0);
+}
