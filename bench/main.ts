@@ -437,6 +437,13 @@ function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
       pass: soak.error ? undefined : soak.grownMiB < 8,
     }, {
       scenario: "",
+      metric: "RSS growth in the second half",
+      unit: "MiB",
+      values: { switchboard: soak.error ? undefined : soak.secondHalfMiB },
+      goal: "no steady growth (< 4 MiB)",
+      pass: soak.error || soak.secondHalfMiB === undefined ? undefined : soak.secondHalfMiB < 4,
+    }, {
+      scenario: "",
       metric: "sessions + topics + presences left",
       unit: "count",
       values: { switchboard: soak.error ? undefined : leaked },

@@ -23,6 +23,10 @@ export interface SoakResult {
   afterKiB: number;
   /** After minus baseline, in MiB. */
   grownMiB: number;
+  /** RSS between the two halves of the churn. */
+  halfwayKiB?: number;
+  /** Growth during the second half, in MiB: what a leak would keep adding. */
+  secondHalfMiB?: number;
   sessionsLeft: number;
   topicsLeft: number;
   presencesLeft: number;
@@ -121,8 +125,10 @@ export async function runSoak(seconds: number, concurrency: number): Promise<Soa
     await churn(performance.now() + 30_000);
     const baselineKiB = await settledRss(target.pid);
     [cycles, errors, broadcasts] = [0, 0, 0];
-    const started = performance.now();
-    await churn(started + seconds * 1000);
+    // Two equal halves: a leak grows in both; heap sizing settles in the first.
+    await churn(performance.now() + seconds * 500);
+    const halfwayKiB = await settledRss(target.pid);
+    await churn(performance.now() + seconds * 500);
     const afterKiB = await settledRss(target.pid);
     const health = await (await fetch(`${base}/healthz`)).json();
     const metrics = await (await fetch(`${base}/metrics`)).text();
@@ -140,6 +146,8 @@ export async function runSoak(seconds: number, concurrency: number): Promise<Soa
       peakKiB,
       afterKiB,
       grownMiB: Math.round((afterKiB - baselineKiB) / 1024 * 10) / 10,
+      halfwayKiB,
+      secondHalfMiB: Math.round((afterKiB - halfwayKiB) / 1024 * 10) / 10,
       sessionsLeft: health.sessions,
       topicsLeft,
       presencesLeft,
@@ -148,7 +156,7 @@ export async function runSoak(seconds: number, concurrency: number): Promise<Soa
     log(
       `  soak: ${cycles} client lives, ${broadcasts} broadcasts in ${seconds} s; RSS ${
         (baselineKiB / 1024).toFixed(1)
-      } → peak ${(peakKiB / 1024).toFixed(1)} → ${
+      } → halfway ${(halfwayKiB / 1024).toFixed(1)} (peak ${(peakKiB / 1024).toFixed(1)}) → ${
         (afterKiB / 1024).toFixed(1)
       } MiB; left: ${health.sessions} sessions, ${topicsLeft} topics, ${presencesLeft} presences`,
     );
