@@ -113,3 +113,15 @@ export function ticksOf(pids: number[], read: (pid: number) => number): number {
 export function describe(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split("\n").slice(0, 3).join(" | ");
 }
+
+/** Stores, per subject, why the generator's sockets were closed during the run (if any were). */
+export async function recordCloseReasons(
+  gens: Map<string, LoadGen>,
+  results: Record<string, { closeReasons?: Record<string, number> }>,
+): Promise<void> {
+  for (const [key, gen] of gens) {
+    const counts = await gen.call<{ closeReasons: Record<string, number> }>("counts")
+      .catch(() => ({ closeReasons: {} }));
+    if (Object.keys(counts.closeReasons).length) results[key].closeReasons = counts.closeReasons;
+  }
+}

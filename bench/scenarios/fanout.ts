@@ -21,6 +21,7 @@ import {
   log,
   mayRetry,
   medianOf,
+  recordCloseReasons,
   rotate,
   ticksOf,
   topUp,
@@ -183,11 +184,7 @@ export async function runFanout(
         }
       }
     }
-    for (const [key, gen] of gens) {
-      const counts = await gen.call<{ closeReasons: Record<string, number> }>("counts")
-        .catch(() => ({ closeReasons: {} }));
-      if (Object.keys(counts.closeReasons).length) results[key].closeReasons = counts.closeReasons;
-    }
+    await recordCloseReasons(gens, results);
   } finally {
     await Promise.all([...gens.values()].map((g) => g.close()));
   }

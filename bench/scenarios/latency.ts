@@ -16,6 +16,7 @@ import {
   FANOUT_TOPIC,
   log,
   mayRetry,
+  recordCloseReasons,
   rotate,
   topUp,
 } from "./common.ts";
@@ -121,11 +122,7 @@ export async function runLatency(
         }
       }
     }
-    for (const [key, gen] of gens) {
-      const counts = await gen.call<{ closeReasons: Record<string, number> }>("counts")
-        .catch(() => ({ closeReasons: {} }));
-      if (Object.keys(counts.closeReasons).length) results[key].closeReasons = counts.closeReasons;
-    }
+    await recordCloseReasons(gens, results);
   } finally {
     await Promise.all([...gens.values()].map((g) => g.close()));
   }
