@@ -44,8 +44,6 @@ export interface RedisBrokerOptions {
   history?: HistoryLimits;
 }
 
-const _EPHEMERAL = new Set(["presence_diff", "presence_state"]);
-
 type _Subscription = ReturnType<Redis["subscribe"]>;
 
 /** See the module documentation. */
@@ -242,7 +240,8 @@ export class RedisBroker implements Broker {
     if (presence.size) envelope.p = Object.fromEntries(presence);
     const p = this.#redis.pipeline();
     for (const m of messages) {
-      if (!_EPHEMERAL.has(m.event)) appendToHistory(p, this.#keys, this.#history, m);
+      // The hub numbers what belongs in history (seq ≥ 1); presence events have seq 0.
+      if (m.seq > 0) appendToHistory(p, this.#keys, this.#history, m);
     }
     if (presence.size) {
       const key = this.#keys.presence(this.#nodeId);
