@@ -9,8 +9,8 @@
 import { channels } from "./channels/mod.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
-import { RedisBroker } from "./lib/redis_broker.ts";
-import { Switchboard } from "./lib/switchboard.ts";
+import { RedisBroker } from "./lib/cluster/redis/broker.ts";
+import { Switchboard } from "./lib/core/switchboard.ts";
 import { createApp } from "./routes/app.ts";
 
 function _configure() {

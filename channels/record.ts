@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { inScope } from "../lib/auth.ts";
-import { defineChannel, error, event } from "../lib/channel.ts";
+import { defineChannel, error, event } from "../lib/core/channel.ts";
 
 /** See the module documentation. */
 export const recordChannel = defineChannel({

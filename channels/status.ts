@@ -3,7 +3,7 @@
  * event `status`; joiners get the last one in their join reply.
  * @module
  */
-import { defineChannel, error } from "../lib/channel.ts";
+import { defineChannel, error } from "../lib/core/channel.ts";
 
 /** See the module documentation. */
 export const statusChannel = defineChannel({

@@ -6,9 +6,9 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { z } from "zod";
-import type { Switchboard } from "../lib/switchboard.ts";
-import { formatCursor } from "../lib/cursor.ts";
-import { describeErrors } from "../lib/validation.ts";
+import type { Switchboard } from "../lib/core/switchboard.ts";
+import { formatCursor } from "../lib/resume/cursor.ts";
+import { describeErrors } from "../lib/core/validation.ts";
 import { readJsonBody } from "./body.ts";
 
 const _RESERVED = /^(phx_|presence_)|^(heartbeat|joined)$/;

@@ -9,7 +9,7 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Switchboard } from "../lib/switchboard.ts";
+import type { Switchboard } from "../lib/core/switchboard.ts";
 import { apiRoutes } from "./api.ts";
 import { longpollRoutes } from "./longpoll.ts";
 import { opsRoutes } from "./ops.ts";

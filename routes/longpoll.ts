@@ -7,11 +7,11 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import type { Broadcast } from "../lib/broadcast.ts";
-import type { Message } from "../lib/message.ts";
-import { encodeFrame, parseVsn, type Vsn } from "../lib/serializer.ts";
-import type { Connection, Session } from "../lib/session.ts";
-import type { Switchboard } from "../lib/switchboard.ts";
+import type { Broadcast } from "../lib/core/broadcast.ts";
+import type { Message } from "../lib/core/message.ts";
+import { encodeFrame, parseVsn, type Vsn } from "../lib/core/serializer.ts";
+import type { Connection, Session } from "../lib/core/session.ts";
+import type { Switchboard } from "../lib/core/switchboard.ts";
 import { connectParams } from "./params.ts";
 
 /** How long a poll is held open when nothing is queued (the client's own timeout is 20 s). */

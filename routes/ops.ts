@@ -4,7 +4,7 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Switchboard } from "../lib/switchboard.ts";
+import type { Switchboard } from "../lib/core/switchboard.ts";
 
 /** The operations routes. */
 export function opsRoutes(switchboard: Switchboard): Hono {

@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import { STATUS_STATES } from "../lib/client/format.ts";
-import type { Switchboard } from "../lib/switchboard.ts";
+import type { Switchboard } from "../lib/core/switchboard.ts";
 import { assetRoutes } from "./pages_assets.ts";
 import { escapeHtml, htmlResponse, renderPage } from "./pages_layout.ts";
 import { recordPage } from "./pages_record.ts";

@@ -1,11 +1,11 @@
 /**
- * `/assets/<name>.<hash>.<ext>`: the embedded browser assets (see `lib/client/assets_bundle.ts`),
+ * `/assets/<name>.<hash>.<ext>`: the embedded browser assets (see `lib/client/generated/assets_bundle.ts`),
  * immutable for a year since the hash changes with the content; `/assets/<name>.<ext>` serves the
  * current version with `no-cache` (revalidated by ETag), for pages outside this app.
  * @module
  */
 import { Hono } from "hono";
-import { ASSETS } from "../lib/client/assets_bundle.ts";
+import { ASSETS } from "../lib/client/generated/assets_bundle.ts";
 
 /** The content-hashed URL of an embedded asset, e.g. `/assets/phoenix.0ad0495004f9.js`. */
 export function assetUrl(name: string): string {

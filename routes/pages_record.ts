@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import { colorSlot, initials } from "../lib/client/format.ts";
 import { type PresenceUser, presenceUsers } from "../lib/client/phoenix_helpers.ts";
-import type { Switchboard } from "../lib/switchboard.ts";
+import type { Switchboard } from "../lib/core/switchboard.ts";
 import { assetUrl } from "./pages_assets.ts";
 import { escapeHtml, htmlResponse, notFoundPage, renderPage } from "./pages_layout.ts";
 import { PAGE_NAME } from "./pages_status.ts";

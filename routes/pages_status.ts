@@ -6,7 +6,7 @@
  */
 import type { Context } from "hono";
 import { describeStatus, formatAgo, formatClock } from "../lib/client/format.ts";
-import type { Switchboard } from "../lib/switchboard.ts";
+import type { Switchboard } from "../lib/core/switchboard.ts";
 import { escapeHtml, htmlResponse, notFoundPage, renderPage } from "./pages_layout.ts";
 
 /** Page names: what fits in a URL path segment and a topic without surprises. */

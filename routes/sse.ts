@@ -5,18 +5,18 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Broadcast } from "../lib/broadcast.ts";
-import { sseLines, sseLinesJson } from "../lib/broadcast.ts";
+import type { Broadcast } from "../lib/core/broadcast.ts";
+import { sseLines, sseLinesJson } from "../lib/core/broadcast.ts";
 import {
   type Cursor,
   CursorError,
   formatCursor,
   parseCursor,
   type TopicCursor,
-} from "../lib/cursor.ts";
-import type { Message } from "../lib/message.ts";
-import type { Connection } from "../lib/session.ts";
-import type { Switchboard } from "../lib/switchboard.ts";
+} from "../lib/resume/cursor.ts";
+import type { Message } from "../lib/core/message.ts";
+import type { Connection } from "../lib/core/session.ts";
+import type { Switchboard } from "../lib/core/switchboard.ts";
 import { connectParams } from "./params.ts";
 
 const _encoder = new TextEncoder();

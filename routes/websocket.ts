@@ -4,11 +4,11 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Broadcast } from "../lib/broadcast.ts";
-import type { Message } from "../lib/message.ts";
-import { encodeFrame, parseVsn, type Vsn } from "../lib/serializer.ts";
-import type { Connection, Session } from "../lib/session.ts";
-import type { Identity, Switchboard } from "../lib/switchboard.ts";
+import type { Broadcast } from "../lib/core/broadcast.ts";
+import type { Message } from "../lib/core/message.ts";
+import { encodeFrame, parseVsn, type Vsn } from "../lib/core/serializer.ts";
+import type { Connection, Session } from "../lib/core/session.ts";
+import type { Identity, Switchboard } from "../lib/core/switchboard.ts";
 import { connectParams } from "./params.ts";
 
 const _BEARER_PREFIX = "base64url.bearer.phx.";

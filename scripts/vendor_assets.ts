@@ -1,5 +1,5 @@
 /**
- * Generates `lib/client/assets_bundle.ts`: the browser assets the pages use, embedded as
+ * Generates `lib/client/generated/assets_bundle.ts`: the browser assets the pages use, embedded as
  * strings so the server needs no file system access at run time.
  *
  * - `phoenix.js`: the official client's browser ESM build (`priv/static/phoenix.mjs` of the npm
@@ -19,7 +19,7 @@
 import { createRequire } from "node:module";
 
 const root = new URL("../", import.meta.url);
-const output = new URL("lib/client/assets_bundle.ts", root);
+const output = new URL("lib/client/generated/assets_bundle.ts", root);
 
 const _JS = "text/javascript; charset=utf-8";
 /** Name served under /assets/ → how to build it. */
@@ -110,14 +110,14 @@ if (import.meta.main) {
     const current = await Deno.readTextFile(output).catch(() => "");
     if (current !== text) {
       console.error(
-        "lib/client/assets_bundle.ts is out of date: run\n" +
+        "lib/client/generated/assets_bundle.ts is out of date: run\n" +
           "  deno run --allow-read --allow-write --allow-run --allow-env scripts/vendor_assets.ts",
       );
       Deno.exit(1);
     }
-    console.log("lib/client/assets_bundle.ts is up to date");
+    console.log("lib/client/generated/assets_bundle.ts is up to date");
   } else {
     await Deno.writeTextFile(output, text);
-    console.log(`wrote lib/client/assets_bundle.ts (${text.length} chars)`);
+    console.log(`wrote lib/client/generated/assets_bundle.ts (${text.length} chars)`);
   }
 }

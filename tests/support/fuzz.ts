@@ -10,8 +10,8 @@
  */
 import fc from "fast-check";
 import { CONFIG_KEYS } from "../../lib/config.ts";
-import type { Cursor, TopicCursor } from "../../lib/cursor.ts";
-import type { Message, Payload } from "../../lib/message.ts";
+import type { Cursor, TopicCursor } from "../../lib/resume/cursor.ts";
+import type { Message, Payload } from "../../lib/core/message.ts";
 
 /** True for a plain JSON object (what `JSON.parse` makes for `{…}`). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {

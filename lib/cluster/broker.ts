@@ -1,0 +1,102 @@
+/**
+ * The Broker carries broadcasts and presence between nodes; the in-memory broker is the
+ * single-process default, the Redis broker (`redis_broker.ts`) joins many nodes into one.
+ *
+ * @example
+ * ```ts
+ * const broker = new MemoryBroker();
+ * broker.onMessage((msg) => console.log(msg.topic));
+ * ```
+ * @module
+ */
+import type { Payload } from "../core/message.ts";
+import type { Origin } from "../core/broadcast.ts";
+import type { PresenceState } from "../core/presence_types.ts";
+import type { Heads } from "../resume/history.ts";
+
+/** A broadcast as it travels between nodes. */
+export interface BrokerMessage {
+  topic: string;
+  event: string;
+  payload: Payload;
+  origin: Origin;
+  /** The publishing node run's stream and the message's sequence in it (see `cursor.ts`). */
+  stream: string;
+  seq: number;
+  at: number;
+}
+
+/** A topic's history as the broker keeps it for every node. */
+export interface SharedHistory {
+  /** The window, oldest first. */
+  messages: BrokerMessage[];
+  heads: Heads;
+}
+
+/** What `/healthz` and `/metrics` report about the broker. */
+export interface BrokerState {
+  kind: string;
+  connected: boolean;
+  /** Milliseconds between publish and receipt through the broker, last seen. */
+  lagMs: number;
+  /** Messages waiting to be sent to the other nodes. */
+  pending?: number;
+  /** Other nodes seen alive. */
+  nodes?: number;
+  /** Why the broker is not connected, when it is not. */
+  error?: string;
+}
+
+/** What a broker tells the presence tracker about the other nodes. */
+export interface PresenceReplicaHandlers {
+  /**
+   * Another node's presence state for one topic (empty object: none left there). With
+   * `announce`, this node tells its own clients the difference (the other node did not send a
+   * diff: it is resending its state after an outage).
+   */
+  state(nodeId: string, topic: string, state: PresenceState, announce: boolean): void;
+  /** Another node is gone (died or restarted): all its presences leave. */
+  nodeDown(nodeId: string): void;
+  /** The broker (re)connected: send this node's whole presence state again. */
+  resync(): void;
+}
+
+/** Carries broadcasts to the other nodes; local delivery never waits on it. */
+export interface Broker {
+  /** Hands a message to the other nodes; never throws, never blocks local delivery. */
+  publish(msg: BrokerMessage): void;
+  /** Registers the handler for messages that came from other nodes. */
+  onMessage(handler: (msg: BrokerMessage) => void): void;
+  /** Sends this node's presence state of one topic to the other nodes. */
+  replicatePresence(topic: string, state: PresenceState): void;
+  /** Registers the presence tracker's handlers. */
+  onPresence(handlers: PresenceReplicaHandlers): void;
+  /** The last message of a topic kept by the broker (shared by all nodes), if any. */
+  fetchLast(topic: string): Promise<BrokerMessage | undefined>;
+  /** The topic's history kept by the broker for every node; undefined when it keeps none. */
+  fetchHistory(topic: string): Promise<SharedHistory | undefined>;
+  state(): BrokerState;
+  close(): Promise<void>;
+}
+
+/**
+ * The embedded broker for a single process: there are no other nodes, so it carries nothing.
+ */
+export class MemoryBroker implements Broker {
+  publish(_msg: BrokerMessage): void {}
+  onMessage(_handler: (msg: BrokerMessage) => void): void {}
+  replicatePresence(_topic: string, _state: PresenceState): void {}
+  onPresence(_handlers: PresenceReplicaHandlers): void {}
+  fetchLast(_topic: string): Promise<BrokerMessage | undefined> {
+    return Promise.resolve(undefined);
+  }
+  fetchHistory(_topic: string): Promise<SharedHistory | undefined> {
+    return Promise.resolve(undefined);
+  }
+  state(): BrokerState {
+    return { kind: "memory", connected: true, lagMs: 0 };
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

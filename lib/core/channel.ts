@@ -1,0 +1,158 @@
+/**
+ * Defining channels: a topic pattern and a few callbacks, as in Phoenix.
+ *
+ * @example
+ * ```ts
+ * export const room = defineChannel({
+ *   topic: "room:*",
+ *   join: (ctx) => ({ welcome: ctx.subtopic }),
+ *   events: {
+ *     shout: event(z.object({ body: z.string() }), (ctx, msg) => ctx.broadcast("shout", msg)),
+ *   },
+ * });
+ * ```
+ * @module
+ */
+import type { z } from "zod";
+import type { Payload } from "./message.ts";
+import type { PresenceState } from "./presence.ts";
+import type { Broadcast } from "./broadcast.ts";
+import type { TokenClaims } from "../auth.ts";
+
+/** The transports a session can come from. */
+export type TransportName = "websocket" | "longpoll" | "sse";
+
+/** What channel callbacks can see and do; one per joined channel instance. */
+export interface ChannelContext<Params = Payload> {
+  /** The full topic, e.g. `record:42`. */
+  readonly topic: string;
+  /** The part of the topic matched by the pattern's `*`, e.g. `42`. */
+  readonly subtopic: string;
+  /** The join params, validated by the channel's `joinParams` schema when it has one. */
+  readonly params: Params;
+  /** The connected user: the verified token subject, or the `user_id` connect param in dev. */
+  readonly userId: string;
+  /** The verified token's claims (with `SOCKET_SECRET`), e.g. `scope` for per-topic access. */
+  readonly claims?: Readonly<TokenClaims>;
+  /** The connect params of the session (besides `token`, `vsn`, `topic`). */
+  readonly connectParams: Readonly<Record<string, string>>;
+  /** Per-instance state the callbacks may keep between calls. */
+  readonly assigns: Record<string, unknown>;
+  readonly transport: TransportName;
+  /** Sends an event to this client only. */
+  push(event: string, payload: Payload): void;
+  /** Sends an event to every subscriber of the topic, on every node. */
+  broadcast(event: string, payload: Payload): void;
+  /** Like broadcast, but skips this channel instance (the sender's other tabs still get it). */
+  broadcastFrom(event: string, payload: Payload): void;
+  /** Tracks `key` with `meta` in the topic's presence (the meta gets a `phx_ref`). */
+  track(key: string, meta: Payload): void;
+  /** Replaces this instance's meta for `key` (Phoenix `update`: a leave+join diff). */
+  updatePresence(key: string, meta: Payload): void;
+  /** Removes this instance's meta for `key`. */
+  untrack(key: string): void;
+  /** This instance's current meta for `key`. */
+  presenceOf(key: string): Payload | undefined;
+  /** The topic's presence state. */
+  presence(): PresenceState;
+  /** The topic's last message (not presence), from this node or the broker. */
+  lastMessage(): Promise<Broadcast | undefined>;
+}
+
+/** An explicit reply; return a plain object for an ok reply, or nothing for no reply. */
+export class Reply {
+  constructor(readonly status: "ok" | "error", readonly response: Payload) {}
+}
+
+/** An ok reply with a response. */
+export function ok(response: Payload = {}): Reply {
+  return new Reply("ok", response);
+}
+
+/** An error reply; from `join` it refuses the join. */
+export function error(response: Payload): Reply {
+  return new Reply("error", response);
+}
+
+/** What `join` and event handlers may return. */
+export type HandlerResult = Reply | Payload | void;
+
+/** One client event: an optional payload schema and the handler. */
+export interface EventHandler<Params, P = Payload> {
+  schema?: z.ZodType<P>;
+  handle(ctx: ChannelContext<Params>, payload: P): HandlerResult | Promise<HandlerResult>;
+}
+
+/** Declares a client event whose payload is validated by `schema` (failures get an error reply naming the field). */
+export function event<S extends z.ZodType<Payload>, Params = Payload>(
+  schema: S,
+  handle: (
+    ctx: ChannelContext<Params>,
+    payload: z.infer<S>,
+  ) => HandlerResult | Promise<HandlerResult>,
+): EventHandler<Params, z.infer<S>> {
+  return { schema: schema as unknown as z.ZodType<z.infer<S>>, handle };
+}
+
+/** A channel: a topic pattern and its callbacks. See {@link defineChannel}. */
+export interface ChannelDefinition<Params = Payload> {
+  /** `prefix:*` matches every topic with that prefix; anything else matches exactly. */
+  topic: string;
+  /** Push `presence_state` after every successful join. */
+  presence?: boolean;
+  /** Validates join params (failures refuse the join with an error naming the field). */
+  joinParams?: z.ZodType<Params>;
+  /** Authorize and set up; return an error reply to refuse. */
+  join?(ctx: ChannelContext<Params>, params: Params): HandlerResult | Promise<HandlerResult>;
+  /** Client events by name. */
+  // deno-lint-ignore no-explicit-any
+  events?: Record<string, EventHandler<Params, any>>;
+  /** Events not in `events`; without it they get `{reason: "unknown_event"}`. */
+  handleIn?(
+    ctx: ChannelContext<Params>,
+    event: string,
+    payload: Payload,
+  ): HandlerResult | Promise<HandlerResult>;
+  /** Intercepts outgoing broadcasts by event, per subscriber: return a payload, or null to drop. */
+  handleOut?: Record<string, (ctx: ChannelContext<Params>, payload: Payload) => Payload | null>;
+  /** Called when the instance ends (leave, disconnect, rejoin, crash). */
+  terminate?(ctx: ChannelContext<Params>, reason: string): void;
+}
+
+/** Identity function that gives a channel definition its types. */
+export function defineChannel<Params = Payload>(
+  definition: ChannelDefinition<Params>,
+): ChannelDefinition<Params> {
+  if (!/^[^*]+(\*)?$/.test(definition.topic)) {
+    throw new Error(
+      `invalid topic pattern "${definition.topic}": use "prefix:*" or an exact topic`,
+    );
+  }
+  return definition;
+}
+
+/** Finds the channel for a topic. */
+export class ChannelRouter {
+  readonly #channels: ChannelDefinition<unknown>[];
+
+  // deno-lint-ignore no-explicit-any
+  constructor(channels: ChannelDefinition<any>[]) {
+    this.#channels = channels;
+  }
+
+  /** The channel whose pattern matches `topic`, with the subtopic, or undefined. */
+  match(topic: string): { channel: ChannelDefinition<unknown>; subtopic: string } | undefined {
+    for (const channel of this.#channels) {
+      const pattern = channel.topic;
+      if (pattern.endsWith("*")) {
+        const prefix = pattern.slice(0, -1);
+        if (topic.startsWith(prefix) && topic.length > prefix.length) {
+          return { channel, subtopic: topic.slice(prefix.length) };
+        }
+      } else if (topic === pattern) {
+        return { channel, subtopic: "" };
+      }
+    }
+    return undefined;
+  }
+}

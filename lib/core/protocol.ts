@@ -1,0 +1,106 @@
+/**
+ * The protocol's words, named once: Phoenix events, WebSocket close codes, the reasons in error
+ * replies and the reasons a session or channel ends. Everything a client may match on lives
+ * here, so transports and channels never spell a literal twice.
+ *
+ * Words marked **Phoenix** are fixed by the official client (or its server) and must not change;
+ * the others are Switchboard's own, documented in the README and stable across versions.
+ *
+ * @example
+ * ```ts
+ * import { CloseCode, ReplyReason } from "./protocol.ts";
+ * connection.close(CloseCode.tryAgainLater, "slow consumer: reconnect and resume");
+ * reply("error", { reason: ReplyReason.rateLimited });
+ * ```
+ * @module
+ */
+import type { Message } from "./message.ts";
+
+/** Events the Phoenix protocol reserves (**Phoenix**); clients may not push them as their own. */
+export const PhxEvent = {
+  join: "phx_join",
+  leave: "phx_leave",
+  reply: "phx_reply",
+  close: "phx_close",
+  error: "phx_error",
+  heartbeat: "heartbeat",
+  presenceState: "presence_state",
+  presenceDiff: "presence_diff",
+} as const;
+
+/** The topic of socket-level frames: heartbeats and their replies (**Phoenix**). */
+export const PHOENIX_TOPIC = "phoenix";
+
+/** Events Switchboard itself sends on channel topics; publishers may not forge them. */
+export const ControlEvent = {
+  /** A resume could not be served: the payload carries the reason and the current state. */
+  reset: "reset",
+  /** SSE only: the join reply, as the first event of each topic. */
+  joined: "joined",
+} as const;
+
+/**
+ * WebSocket close codes (RFC 6455 §7.4). Never 1000 for a client that should come back:
+ * Phoenix clients before 1.8.16 do not reconnect after a normal closure.
+ */
+export const CloseCode = {
+  /** The server is going away for this client (idle, or told to reconnect elsewhere). */
+  goingAway: 1001,
+  /** The client broke a rule (flood, refused join on SSE, origin). */
+  policyViolation: 1008,
+  /** A frame larger than `MAX_FRAME_BYTES`. */
+  messageTooBig: 1009,
+  /** Graceful shutdown or restart: reconnect shortly (the client backs off). */
+  serviceRestart: 1012,
+  /** Slow consumer: the client fell too far behind; reconnect and resume from the cursor. */
+  tryAgainLater: 1013,
+} as const;
+
+/** The `reason` of an error reply or a `phx_error`/`reset` payload. */
+export const ReplyReason = {
+  /** **Phoenix**: no channel matches the topic (sent with a null join_ref). */
+  unmatchedTopic: "unmatched topic",
+  /** **Phoenix**: a channel callback threw; the client rejoins. */
+  channelCrash: "channel_crash",
+  /** A frame that could not be decoded (sent as `phx_error` on topic `phoenix`). */
+  badFrame: "bad_frame",
+  rateLimited: "rate_limited",
+  tooManyTopics: "too_many_topics",
+  badCursor: "bad_cursor",
+  invalidParams: "invalid_params",
+  invalidPayload: "invalid_payload",
+  unknownEvent: "unknown_event",
+  joinCrashed: "join crashed",
+  /** `reset`: the history window no longer holds everything the client missed. */
+  historyWindowExceeded: "history_window_exceeded",
+  /** `reset`: the history could not be read (broker down). */
+  historyUnavailable: "history_unavailable",
+} as const;
+
+/** Why a session or a channel instance ended (passed to `terminate`, counted in metrics). */
+export const EndReason = {
+  disconnect: "disconnect",
+  leave: "leave",
+  rejoin: "rejoin",
+  crash: "crash",
+  refused: "refused",
+  timeout: "timeout",
+  slowConsumer: "slow_consumer",
+  flood: "flood",
+  shutdown: "shutdown",
+  closed: "closed",
+} as const;
+
+/** One of {@link EndReason}'s values. */
+export type EndReasonName = typeof EndReason[keyof typeof EndReason];
+
+/** The `phx_error` frame every transport sends for a frame it cannot decode. */
+export function badFrame(detail: string): Message {
+  return {
+    joinRef: null,
+    ref: null,
+    topic: PHOENIX_TOPIC,
+    event: PhxEvent.error,
+    payload: { reason: ReplyReason.badFrame, detail },
+  };
+}

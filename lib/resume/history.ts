@@ -1,0 +1,106 @@
+/**
+ * Per-topic history on one node: a window of recent messages bounded by count and age, the
+ * newest sequence of every origin stream, and the replay that decides whether a cursor can
+ * still be served without a gap.
+ *
+ * @example
+ * ```ts
+ * const history = new TopicHistory({ size: 100, maxAgeMs: 3_600_000 });
+ * history.add(broadcast);
+ * const { messages, complete } = replayFrom(history.entries(), history.heads(), cursor);
+ * ```
+ * @module
+ */
+import type { Broadcast } from "../core/broadcast.ts";
+import type { TopicCursor } from "./cursor.ts";
+
+/** Bounds of a topic's window. */
+export interface HistoryLimits {
+  /** Messages kept per topic. */
+  size: number;
+  /** Messages older than this are dropped. */
+  maxAgeMs: number;
+}
+
+/** What replay needs of a message: its stream, sequence and time. */
+export interface Sequenced {
+  stream: string;
+  seq: number;
+  at: number;
+}
+
+/** The newest sequence (and its time) of each stream that published on a topic. */
+export type Heads = Map<string, { seq: number; at: number }>;
+
+/** See the module documentation. */
+export class TopicHistory {
+  readonly #window: Broadcast[] = [];
+  readonly #heads: Heads = new Map();
+
+  constructor(readonly limits: HistoryLimits) {}
+
+  /** Appends a message (called in arrival order). */
+  add(b: Broadcast): void {
+    this.#window.push(b);
+    const head = this.#heads.get(b.stream);
+    if (!head || b.seq > head.seq) this.#heads.set(b.stream, { seq: b.seq, at: b.at });
+    if (this.#window.length > this.limits.size) this.#window.shift();
+  }
+
+  /** The window, oldest first, without messages past the age limit. */
+  entries(now = Date.now()): Broadcast[] {
+    const oldest = now - this.limits.maxAgeMs;
+    let drop = 0;
+    while (drop < this.#window.length && this.#window[drop].at < oldest) drop++;
+    if (drop) this.#window.splice(0, drop);
+    return this.#window;
+  }
+
+  /** Newest sequence per stream; streams silent for longer than the age limit are forgotten. */
+  heads(now = Date.now()): Heads {
+    for (const [stream, head] of this.#heads) {
+      if (head.at < now - this.limits.maxAgeMs) this.#heads.delete(stream);
+    }
+    return this.#heads;
+  }
+}
+
+/** The position of a client that starts following a topic now. */
+export function headCursor(heads: Heads, now: number): TopicCursor {
+  const streams = new Map<string, number>();
+  for (const [stream, { seq }] of heads) streams.set(stream, seq);
+  return { since: now, streams };
+}
+
+/**
+ * What a client at `cursor` missed: the window's messages after its position, oldest first.
+ * `complete` is false when some of them are no longer in the window (sequences are gapless per
+ * stream, so a missing number shows).
+ */
+export function replayFrom<T extends Sequenced>(
+  window: readonly T[],
+  heads: Heads,
+  cursor: TopicCursor,
+): { messages: T[]; complete: boolean } {
+  const messages: T[] = [];
+  const next = new Map<string, number>();
+  // If the window reaches back to the cursor's start, everything after it is still here.
+  const coversSince = window.length > 0 && window[0].at <= cursor.since;
+  let complete = true;
+  for (const m of window) {
+    const seen = cursor.streams.get(m.stream);
+    if (seen !== undefined ? m.seq <= seen : m.at <= cursor.since) continue;
+    const expected = next.get(m.stream) ?? (seen !== undefined ? seen + 1 : undefined);
+    if (expected !== undefined ? m.seq !== expected : !coversSince && m.seq !== 1) {
+      complete = false;
+    }
+    next.set(m.stream, m.seq + 1);
+    messages.push(m);
+  }
+  for (const [stream, head] of heads) {
+    const seen = cursor.streams.get(stream);
+    const missed = seen !== undefined ? head.seq > seen : head.at > cursor.since;
+    if (missed && (next.get(stream) ?? 0) <= head.seq) complete = false;
+  }
+  return { messages, complete };
+}
