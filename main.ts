@@ -1,5 +1,5 @@
 /**
- * Switchboard's entry point: reads the environment, builds the app and serves it.
+ * Switchboard's entry point on Deno: reads the environment, builds the app and serves it.
  *
  * Run it with `deno task start` (or `deno task dev` to watch), or with
  * `SWITCHBOARD_LISTEN=false deno serve --allow-net --allow-env main.ts`, which uses the default
@@ -7,15 +7,19 @@
  * @module
  */
 import { channels } from "./channels/mod.ts";
-import { ConfigError, loadConfig } from "./lib/config.ts";
-import { createLogger } from "./lib/log.ts";
-import { RedisBroker } from "./lib/cluster/redis/broker.ts";
-import { Switchboard } from "./lib/core/switchboard.ts";
+import {
+  CONFIG_KEYS,
+  ConfigError,
+  createLogger,
+  createSwitchboard,
+  loadConfig,
+} from "./lib/mod.ts";
+import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
 import { createApp } from "./routes/app.ts";
 
 function _configure() {
   try {
-    return loadConfig(Deno.env.toObject());
+    return loadConfig(readEnv(CONFIG_KEYS));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`switchboard: ${err.message}\nFix the variables above and start again.`);
@@ -26,20 +30,14 @@ function _configure() {
 const config = _configure();
 const log = createLogger(config.logLevel);
 /** The node's runtime: hub, presence, sessions. */
-export const switchboard = new Switchboard({
+export const switchboard = createSwitchboard({
   config,
   channels,
-  broker: config.redis
-    ? new RedisBroker({
-      ...config.redis,
-      nodeId: config.nodeId,
-      prefix: config.redisPrefix,
-      history: config.history,
-    })
-    : undefined,
+  timers: denoRuntime.timers,
+  log,
 });
 /** The Hono app, for embedding or `deno serve`. */
-export const app = createApp(switchboard);
+export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
 
 if (config.apiToken === undefined) {
   log.warn("API_TOKEN is unset: POST /api/broadcast is open to anyone (dev only)");
@@ -58,7 +56,7 @@ if (import.meta.main && Deno.env.get("SWITCHBOARD_LISTEN") !== "false") {
     onListen: ({ hostname, port }) =>
       console.log(
         `switchboard listening on http://${hostname}:${port} ` +
-          `(node ${config.nodeId}, ${switchboard.hub.broker.state().kind} broker)`,
+          `(node ${config.nodeId}, ${switchboard.brokerState().kind} broker)`,
       ),
   }, app.fetch);
   // Graceful stop: clients are told to come back later (WebSocket 1012, SSE retry:), this

@@ -5,10 +5,9 @@
  * @module
  */
 import { z } from "zod";
-import { inScope } from "../lib/auth.ts";
-import { defineChannel, error, event } from "../lib/core/channel.ts";
+import { defineChannel, error, event, inScope } from "../lib/mod.ts";
 
-/** See the module documentation. */
+/** The `record:<id>` channel: presence of viewers and editors, patches to the others. */
 export const recordChannel = defineChannel({
   topic: "record:*",
   presence: true,

@@ -3,9 +3,9 @@
  * event `status`; joiners get the last one in their join reply.
  * @module
  */
-import { defineChannel, error } from "../lib/core/channel.ts";
+import { defineChannel, error } from "../lib/mod.ts";
 
-/** See the module documentation. */
+/** The `status:<page>` channel: read-only, the last status in every join reply. */
 export const statusChannel = defineChannel({
   topic: "status:*",
   async join(ctx) {

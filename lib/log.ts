@@ -29,3 +29,11 @@ export function createLogger(level: LogLevel): Logger {
   };
   return { debug: make("debug"), info: make("info"), warn: make("warn"), error: make("error") };
 }
+
+/** The logger used where none is injected: warnings and errors only. */
+export const defaultLogger: Logger = createLogger("warn");
+
+/** An error as one log field: its stack when it has one, else its text. */
+export function describeError(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}

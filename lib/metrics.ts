@@ -13,7 +13,7 @@
 /** Label values of one series, e.g. `{transport: "sse"}`. */
 export type Labels = Record<string, string>;
 
-/** See the module documentation. */
+/** The node's counters and gauges, rendered as Prometheus text for `/metrics`. */
 export class Metrics {
   /** name → series key → labels and value; the key is cheap to build on hot paths. */
   readonly #counters = new Map<string, Map<string, { labels?: Labels; value: number }>>();

@@ -7,7 +7,6 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { z } from "zod";
 import type { Switchboard } from "../lib/core/switchboard.ts";
-import { formatCursor } from "../lib/resume/cursor.ts";
 import { describeErrors } from "../lib/core/validation.ts";
 import { readJsonBody } from "./body.ts";
 
@@ -74,24 +73,24 @@ export function apiRoutes(switchboard: Switchboard): Hono {
       return c.json({ error: `invalid body: ${describeErrors(parsed.error)}` }, 400);
     }
     const messages = Array.isArray(parsed.data) ? parsed.data : [parsed.data];
-    const index = messages.findIndex((m) => !switchboard.router.match(m.topic));
+    const index = messages.findIndex((m) => !switchboard.hasChannel(m.topic));
     if (index >= 0) {
       const field = Array.isArray(parsed.data) ? `[${index}].topic` : "topic";
       return c.json({
         error: `invalid body: ${field}: no channel matches "${messages[index].topic}"`,
       }, 400);
     }
-    for (const m of messages) switchboard.hub.broadcast(m.topic, m.event, m.payload);
+    for (const m of messages) switchboard.publish(m.topic, m.event, m.payload);
     switchboard.metrics.inc("switchboard_api_messages_total", undefined, messages.length);
     return c.json({ accepted: messages.length }, 202);
   });
 
   app.get("/api/topics/:topic", async (c) => {
     const topic = c.req.param("topic");
-    if (!switchboard.router.match(topic)) {
+    if (!switchboard.hasChannel(topic)) {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }
-    const last = await switchboard.hub.fetchLast(topic);
+    const last = await switchboard.lastMessage(topic);
     const etag = `"${last ? `${last.stream}.${last.seq}` : "0"}"`;
     c.header("etag", etag);
     c.header("cache-control", "public, max-age=2, stale-while-revalidate=5");
@@ -102,17 +101,17 @@ export function apiRoutes(switchboard: Switchboard): Hono {
       payload: last?.payload ?? null,
       at: last ? new Date(last.at).toISOString() : null,
       // Stream from here on: GET /events?topic=…&cursor=<cursor> (or as Last-Event-ID).
-      cursor: formatCursor(new Map([[topic, switchboard.hub.head(topic)]])),
+      cursor: switchboard.cursorOf(topic),
     });
   });
 
   app.get("/api/presence/:topic", (c) => {
     const topic = c.req.param("topic");
-    if (!switchboard.router.match(topic)) {
+    if (!switchboard.hasChannel(topic)) {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }
     c.header("cache-control", "no-store");
-    return c.json({ topic, presences: switchboard.presence.list(topic) });
+    return c.json({ topic, presences: switchboard.presenceOf(topic) });
   });
   return app;
 }

@@ -16,7 +16,7 @@ export function opsRoutes(switchboard: Switchboard): Hono {
       node: switchboard.config.nodeId,
       uptime_s: Math.round((switchboard.clock.now() - switchboard.startedAt) / 1000),
       sessions: switchboard.sessionCount,
-      broker: switchboard.hub.broker.state(),
+      broker: switchboard.brokerState(),
     });
   });
   app.get("/metrics", (c) => {

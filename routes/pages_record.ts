@@ -32,7 +32,7 @@ export function recordPage(switchboard: Switchboard) {
     }
     const topic = `record:${id}`;
     const name = (c.req.query("name") ?? "").trim().slice(0, 80);
-    const state = switchboard.presence.list(topic);
+    const state = switchboard.presenceOf(topic);
     const users = presenceUsers({
       list: (by) => Object.entries(state).map(([key, p]) => by(key, p)),
     });

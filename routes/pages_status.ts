@@ -20,7 +20,7 @@ export function statusPage(switchboard: Switchboard) {
       return notFoundPage(c, "Status page names use letters, digits, and _ . ~ - (up to 64).");
     }
     const topic = `status:${page}`;
-    const last = await switchboard.hub.fetchLast(topic);
+    const last = await switchboard.lastMessage(topic);
     const current = last?.event === "status" ? last : undefined;
     const status = current?.payload ?? null;
     const now = switchboard.clock.now();

@@ -213,3 +213,21 @@ Deno.test("the server refuses to start with a bad environment", async (t) => {
     assert.doesNotMatch(output, /listening on/);
   });
 });
+
+Deno.test("deno task start/dev allow exactly the variables the server reads", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
+  for (const name of ["start", "dev"]) {
+    const flag = (tasks[name] as string).match(/--allow-env=(\S+)/);
+    assert.ok(flag, `deno task ${name} reads env by name (--allow-env=<list>)`);
+    const allowed = new Set(flag[1].split(","));
+    // The server's own variables, plus what @upstash/redis reads when the broker starts.
+    const needed = [
+      ...CONFIG_KEYS,
+      "SWITCHBOARD_LISTEN",
+      "UPSTASH_CONSOLE",
+      "VERCEL",
+      "AWS_REGION",
+    ];
+    for (const key of needed) assert.ok(allowed.has(key), `deno task ${name} misses ${key}`);
+  }
+});

@@ -18,9 +18,9 @@ import type { Payload } from "./message.ts";
 import type { PresenceState } from "./presence.ts";
 import type { Broadcast } from "./broadcast.ts";
 import type { TokenClaims } from "../auth.ts";
+import type { TransportName } from "./connection.ts";
 
-/** The transports a session can come from. */
-export type TransportName = "websocket" | "longpoll" | "sse";
+export type { TransportName };
 
 /** What channel callbacks can see and do; one per joined channel instance. */
 export interface ChannelContext<Params = Payload> {

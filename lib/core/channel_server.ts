@@ -1,24 +1,174 @@
 /**
- * One joined channel on one session: the {@link ChannelContext} the callbacks see, and the
- * subscriber the hub delivers the topic's broadcasts to.
+ * The per-channel server (Phoenix's `channel/server.ex`): one joined topic on one session. It
+ * runs the channel's `join`, dispatches client pushes to its events and `handleIn`, writes the
+ * replies, is the {@link ChannelContext} the callbacks see and the subscriber the hub delivers
+ * the topic's broadcasts to, and runs `terminate` when it ends.
+ *
+ * Internal to the library: channel authors only ever see the context.
+ *
+ * @example
+ * ```ts
+ * const joined = await joinChannel(session, { topic: "record:1", payload: { name: "Ann" }, joinRef: "1" });
+ * if (joined.status === "ok") joined.activate();
+ * ```
  * @module
  */
-import type { Broadcast } from "./broadcast.ts";
 import type { TokenClaims } from "../auth.ts";
-import type { TopicCursor } from "../resume/cursor.ts";
-import type { ChannelContext, ChannelDefinition, TransportName } from "./channel.ts";
+import { describeError } from "../log.ts";
+import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
+import type { Broadcast } from "./broadcast.ts";
+import {
+  type ChannelContext,
+  type ChannelDefinition,
+  type HandlerResult,
+  Reply,
+} from "./channel.ts";
+import type { Connection, TransportName } from "./connection.ts";
 import type { Subscriber } from "./hub.ts";
-import type { Payload } from "./message.ts";
+import type { Message, Payload } from "./message.ts";
+import type { Identity, NodeServices } from "./node.ts";
 import type { PresenceState } from "./presence.ts";
-import type { Session } from "./session.ts";
+import { ControlEvent, EndReason, PhxEvent, ReplyReason } from "./protocol.ts";
+import { fieldErrors } from "./validation.ts";
 
-let _instanceCounter = 0;
+/** What a channel server needs of the session that owns it. */
+export interface ChannelOwner {
+  readonly node: NodeServices;
+  readonly identity: Identity;
+  readonly connectParams: Readonly<Record<string, string>>;
+  readonly connection: Connection;
+  readonly closed: boolean;
+  /** Writes a frame for this client. */
+  send(msg: Message): void;
+}
 
-/** See the module documentation. Internal to the library: channels only see the context. */
-export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
-  readonly id = `ch${++_instanceCounter}`;
+/** The result of a join, as the reply carries it. */
+export interface JoinResult {
+  status: "ok" | "error";
+  response: Payload;
+  /** True when no channel matches the topic (the reply then has a null join_ref). */
+  unmatched?: boolean;
+}
+
+/** A successful join: the server, and `activate` to call once the reply has been written. */
+export type Joined = JoinResult & { server?: ChannelServer; activate?: () => void };
+
+/** What to join: the topic, the join payload, the join's ref, and where to resume from. */
+export interface JoinRequest {
+  topic: string;
+  payload: Payload;
+  joinRef: string | null;
+  /** Replays what the client missed since this position before live messages. */
+  resume?: TopicCursor;
+  /** Topics the owner holds now, not counting this one, for the per-session limit. */
+  joinedCount: number;
+  /** Called once the join is accepted for the channel's checks (a rejoin ends the old one). */
+  beforeJoin?: () => void;
+}
+
+/**
+ * Runs a join: matching, limits, cursor, params schema and the channel's `join`. On success
+ * the caller sends the reply, then calls `activate` (the reply must precede every other frame
+ * of the join: broadcasts, `presence_state`).
+ */
+export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Promise<Joined> {
+  const { node } = owner;
+  const { topic, payload, joinRef } = request;
+  const match = node.router.match(topic);
+  if (!match) {
+    return { status: "error", response: { reason: ReplyReason.unmatchedTopic }, unmatched: true };
+  }
+  const limit = node.config.maxTopicsPerSession;
+  if (request.joinedCount >= limit) {
+    return { status: "error", response: { reason: ReplyReason.tooManyTopics, limit } };
+  }
+  let resume = request.resume;
+  const wantsCursor = typeof payload.cursor === "string";
+  if (wantsCursor && payload.cursor !== "") {
+    try {
+      resume ??= parseCursor(payload.cursor as string).get(topic);
+    } catch (err) {
+      if (!(err instanceof CursorError)) throw err;
+      return { status: "error", response: { reason: ReplyReason.badCursor, detail: err.message } };
+    }
+  }
+  request.beforeJoin?.();
+  const { channel, subtopic } = match;
+  let params: unknown = payload;
+  if (channel.joinParams) {
+    const parsed = channel.joinParams.safeParse(payload);
+    if (!parsed.success) {
+      return {
+        status: "error",
+        response: { reason: ReplyReason.invalidParams, errors: fieldErrors(parsed.error) },
+      };
+    }
+    params = parsed.data;
+  }
+  const server = new ChannelServer({
+    owner,
+    definition: channel,
+    topic,
+    subtopic,
+    joinRef,
+    params,
+  });
+  let result: HandlerResult;
+  try {
+    result = await channel.join?.(server, params);
+  } catch (err) {
+    node.log.error("a channel's join crashed", { topic, error: describeError(err) });
+    server.stop(EndReason.crash);
+    return { status: "error", response: { reason: ReplyReason.joinCrashed } };
+  }
+  const reply = toReply(result) ?? new Reply("ok", {});
+  if (reply.status === "error" || owner.closed) {
+    server.stop(EndReason.refused);
+    return { status: "error", response: reply.response };
+  }
+  node.metrics.inc("switchboard_joins_total", { transport: owner.connection.transport });
+  const position = resume ?? node.hub.head(topic);
+  owner.connection.startTopic?.(topic, position);
+  const response = wantsCursor
+    ? { ...reply.response, cursor: formatCursor(new Map([[topic, position]])) }
+    : reply.response;
+  const activate = () => {
+    if (server.stopped || owner.closed) return;
+    server.activate(resume, reply.response);
+    if (channel.presence) server.pushPresenceState();
+  };
+  return { status: "ok", response, server, activate };
+}
+
+/** Turns what a callback returned into a reply (nothing: no reply). */
+export function toReply(result: HandlerResult): Reply | undefined {
+  if (result === undefined || result === null) return undefined;
+  if (result instanceof Reply) return result;
+  return new Reply("ok", result as Payload);
+}
+
+/** The fields of a {@link ChannelServer}. */
+export interface ChannelServerInit {
+  owner: ChannelOwner;
+  definition: ChannelDefinition<unknown>;
+  topic: string;
+  subtopic: string;
+  joinRef: string | null;
+  params: unknown;
+}
+
+let _serverCounter = 0;
+
+/** One joined topic on one session: the channel's callbacks, its context, its subscription. */
+export class ChannelServer implements ChannelContext<unknown>, Subscriber {
+  readonly id = `ch${++_serverCounter}`;
+  readonly owner: ChannelOwner;
+  readonly definition: ChannelDefinition<unknown>;
+  readonly topic: string;
+  readonly subtopic: string;
+  readonly joinRef: string | null;
+  readonly params: unknown;
   #assigns?: Record<string, unknown>;
-  params: unknown = {};
   /** Presence tracks made during `join` wait for the join's ok reply (Phoenix's after_join). */
   #deferredTracks?: [string, Payload][];
   #active = false;
@@ -28,32 +178,37 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
   /** Live broadcasts held back while a replay is running. */
   #held?: Broadcast[];
 
-  constructor(
-    readonly session: Session,
-    readonly definition: ChannelDefinition<unknown>,
-    readonly topic: string,
-    readonly subtopic: string,
-    readonly joinRef: string | null,
-  ) {}
+  constructor(init: ChannelServerInit) {
+    this.owner = init.owner;
+    this.definition = init.definition;
+    this.topic = init.topic;
+    this.subtopic = init.subtopic;
+    this.joinRef = init.joinRef;
+    this.params = init.params;
+  }
+
+  get #node(): NodeServices {
+    return this.owner.node;
+  }
 
   get assigns(): Record<string, unknown> {
     return this.#assigns ??= {};
   }
 
   get userId(): string {
-    return this.session.userId;
+    return this.owner.identity.userId;
   }
 
   get claims(): Readonly<TokenClaims> | undefined {
-    return this.session.identity.claims;
+    return this.owner.identity.claims;
   }
 
   get connectParams(): Readonly<Record<string, string>> {
-    return this.session.connectParams;
+    return this.owner.connectParams;
   }
 
   get transport(): TransportName {
-    return this.session.transport;
+    return this.owner.connection.transport;
   }
 
   get stopped(): boolean {
@@ -68,18 +223,83 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
    */
   activate(resume?: TopicCursor, state: Payload = {}): void {
     if (resume) this.#replay(resume, state);
-    this.session.runtime.hub.add(this.topic, this);
+    this.#node.hub.add(this.topic, this);
     const tracks = this.#deferredTracks ?? [];
     this.#deferredTracks = undefined;
     this.#active = true;
     for (const [key, meta] of tracks) this.track(key, meta);
   }
 
+  /**
+   * Dispatches a client push to the channel's event handler (payload validated by its schema),
+   * or `handleIn`, and writes the reply. A crash ends the server with `phx_error`; the returned
+   * promise then resolves to false.
+   */
+  async handlePush(msg: Message): Promise<boolean> {
+    const channel = this.definition;
+    const handler = channel.events?.[msg.event];
+    let result: HandlerResult;
+    try {
+      if (handler) {
+        let payload: unknown = msg.payload;
+        if (handler.schema) {
+          const parsed = handler.schema.safeParse(msg.payload);
+          if (!parsed.success) {
+            const errors = fieldErrors(parsed.error);
+            this.reply(msg, "error", { reason: ReplyReason.invalidPayload, errors });
+            return true;
+          }
+          payload = parsed.data;
+        }
+        result = await handler.handle(this, payload as never);
+      } else if (channel.handleIn) {
+        result = await channel.handleIn(this, msg.event, msg.payload);
+      } else {
+        this.reply(msg, "error", { reason: ReplyReason.unknownEvent, event: msg.event });
+        return true;
+      }
+    } catch (err) {
+      this.#node.log.error("a channel callback crashed", {
+        topic: msg.topic,
+        event: msg.event,
+        error: describeError(err),
+      });
+      this.#node.metrics.inc("switchboard_channel_crashes_total");
+      this.end(EndReason.crash, PhxEvent.error, { reason: ReplyReason.channelCrash });
+      return false;
+    }
+    const reply = toReply(result);
+    if (reply) this.reply(msg, reply.status, reply.response);
+    return true;
+  }
+
+  /** Replies to a client message of this instance (echoing its ref and this join_ref). */
+  reply(msg: Pick<Message, "ref">, status: string, response: Payload): void {
+    this.owner.send({
+      joinRef: this.joinRef,
+      ref: msg.ref,
+      topic: this.topic,
+      event: PhxEvent.reply,
+      payload: { status, response },
+    });
+  }
+
+  /** Stops the server and tells the client with `phx_close` or `phx_error`. */
+  end(reason: string, event: string, payload: Payload): void {
+    this.stop(reason);
+    const jr = this.joinRef;
+    this.owner.send({ joinRef: jr, ref: jr, topic: this.topic, event, payload });
+  }
+
   async #replay(resume: TopicCursor, state: Payload): Promise<void> {
     const held: Broadcast[] = [];
     this.#held = held;
-    const hub = this.session.runtime.hub;
+    const hub = this.#node.hub;
     const seen = new Map(resume.streams);
+    const restart = (reason: string) => {
+      this.owner.connection.startTopic?.(this.topic, hub.head(this.topic));
+      this.push(ControlEvent.reset, { reason, state });
+    };
     try {
       const { messages, complete } = await hub.replay(this.topic, resume);
       if (this.#stopped) return;
@@ -89,14 +309,12 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
           this.#forward(b);
         }
       } else {
-        this.session.runtime.metrics.inc("switchboard_resume_resets_total");
-        this.session.connection.startTopic?.(this.topic, hub.head(this.topic));
-        this.push("reset", { reason: "history_window_exceeded", state });
+        this.#node.metrics.inc("switchboard_resume_resets_total");
+        restart(ReplyReason.historyWindowExceeded);
       }
     } catch (err) {
-      console.error(`replay of ${this.topic} failed:`, err);
-      this.session.connection.startTopic?.(this.topic, hub.head(this.topic));
-      this.push("reset", { reason: "history_unavailable", state });
+      this.#node.log.error("a replay failed", { topic: this.topic, error: describeError(err) });
+      restart(ReplyReason.historyUnavailable);
     } finally {
       this.#held = undefined;
     }
@@ -113,10 +331,10 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
 
   #forward(b: Broadcast): void {
     const intercept = this.definition.handleOut?.[b.event];
-    if (!intercept) return this.session.connection.sendBroadcast(b);
+    if (!intercept) return this.owner.connection.sendBroadcast(b);
     const payload = intercept(this, b.payload);
     if (payload === null) return;
-    this.session.send({
+    this.owner.send({
       joinRef: this.joinRef,
       ref: null,
       topic: this.topic,
@@ -127,28 +345,28 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
 
   push(event: string, payload: Payload): void {
     if (this.#stopped) return;
-    this.session.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, payload });
+    this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, payload });
   }
 
   /** Pushes the topic's `presence_state` (encoded once per batch window, see the tracker). */
   pushPresenceState(): void {
     if (this.#stopped) return;
-    this.session.send({
+    this.owner.send({
       joinRef: this.joinRef,
       ref: null,
       topic: this.topic,
-      event: "presence_state",
+      event: PhxEvent.presenceState,
       payload: {},
-      payloadJson: this.session.runtime.presence.stateJson(this.topic),
+      payloadJson: this.#node.presence.stateJson(this.topic),
     });
   }
 
   broadcast(event: string, payload: Payload): void {
-    this.session.runtime.hub.broadcast(this.topic, event, payload);
+    this.#node.hub.broadcast(this.topic, event, payload);
   }
 
   broadcastFrom(event: string, payload: Payload): void {
-    this.session.runtime.hub.broadcast(this.topic, event, payload, this.id);
+    this.#node.hub.broadcast(this.topic, event, payload, this.id);
   }
 
   track(key: string, meta: Payload): void {
@@ -157,29 +375,29 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
       (this.#deferredTracks ??= []).push([key, meta]);
       return;
     }
-    this.session.runtime.presence.track(this.topic, this.id, key, meta);
+    this.#node.presence.track(this.topic, this.id, key, meta);
     (this.#trackedKeys ??= new Set()).add(key);
   }
 
   updatePresence(key: string, meta: Payload): void {
-    this.session.runtime.presence.update(this.topic, this.id, key, meta);
+    this.#node.presence.update(this.topic, this.id, key, meta);
   }
 
   untrack(key: string): void {
-    this.session.runtime.presence.untrack(this.topic, this.id, key);
+    this.#node.presence.untrack(this.topic, this.id, key);
     this.#trackedKeys?.delete(key);
   }
 
   presenceOf(key: string): Payload | undefined {
-    return this.session.runtime.presence.get(this.topic, this.id, key);
+    return this.#node.presence.get(this.topic, this.id, key);
   }
 
   presence(): PresenceState {
-    return this.session.runtime.presence.list(this.topic);
+    return this.#node.presence.list(this.topic);
   }
 
   lastMessage(): Promise<Broadcast | undefined> {
-    return this.session.runtime.hub.fetchLast(this.topic);
+    return this.#node.hub.fetchLast(this.topic);
   }
 
   /** Ends the instance: runs `terminate`, leaves presence, unsubscribes. Idempotent. */
@@ -188,14 +406,17 @@ export class ChannelInstance implements ChannelContext<unknown>, Subscriber {
     try {
       this.definition.terminate?.(this, reason);
     } catch (err) {
-      console.error(`terminate of ${this.topic} failed:`, err);
+      this.#node.log.error("a channel's terminate failed", {
+        topic: this.topic,
+        error: describeError(err),
+      });
     }
     this.#stopped = true;
     this.#deferredTracks = undefined;
     for (const key of this.#trackedKeys ?? []) {
-      this.session.runtime.presence.untrack(this.topic, this.id, key);
+      this.#node.presence.untrack(this.topic, this.id, key);
     }
     this.#trackedKeys = undefined;
-    this.session.runtime.hub.remove(this.topic, this);
+    this.#node.hub.remove(this.topic, this);
   }
 }

@@ -5,8 +5,8 @@
  *
  * @example
  * ```ts
- * const hub = new Hub(new MemoryBroker(), "node-1");
- * const off = hub.subscribe("status:acme", { id: "s1", deliver: (b) => console.log(b.v2) });
+ * const hub = new Hub({ broker: new MemoryBroker(), nodeId: "node-1" });
+ * const off = hub.subscribe("status:acme", { id: "s1", deliver: (b) => console.log(b.payload) });
  * hub.broadcast("status:acme", "status", { state: "operational" });
  * off();
  * ```
@@ -15,7 +15,10 @@
 import { Broadcast, type Origin } from "./broadcast.ts";
 import type { Broker, BrokerMessage } from "../cluster/broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
+import { defaultLogger, describeError, type Logger } from "../log.ts";
+import type { Clock } from "./time.ts";
 import {
+  DEFAULT_HISTORY,
   headCursor,
   type Heads,
   type HistoryLimits,
@@ -42,7 +45,19 @@ interface _Topic {
   history: TopicHistory;
 }
 
-/** See the module documentation. */
+/** Options of {@link Hub}. */
+export interface HubOptions {
+  /** Carries broadcasts to the other nodes (the memory broker carries nothing). */
+  broker: Broker;
+  nodeId: string;
+  /** Each topic's resume window (default {@link DEFAULT_HISTORY}). */
+  history?: HistoryLimits;
+  clock?: Clock;
+  /** Where subscriber failures are reported (default: {@link defaultLogger}). */
+  log?: Logger;
+}
+
+/** The node's topic registry and history: local delivery at once, the broker for the rest. */
 export class Hub {
   readonly #subscribers = new Map<string, Set<Subscriber>>();
   readonly #topics = new Map<string, _Topic>();
@@ -51,17 +66,22 @@ export class Hub {
   /** This node run's stream id: sequences restart at 1 with every run. */
   readonly streamId: string;
   readonly #limits: HistoryLimits;
-  #onError: (err: unknown) => void = (err) => console.error("subscriber failed:", err);
+  #onError: (err: unknown) => void;
   /** Broadcasts handed to local subscribers (from this node or others), and deliveries made. */
   readonly counts = { broadcasts: 0, deliveries: 0 };
 
-  constructor(
-    readonly broker: Broker,
-    readonly nodeId: string,
-    limits: HistoryLimits = { size: 1000, maxAgeMs: 3_600_000 },
-    readonly clock: { now(): number } = Date,
-  ) {
-    this.#limits = limits;
+  readonly broker: Broker;
+  readonly nodeId: string;
+  readonly clock: Clock;
+
+  constructor(options: HubOptions) {
+    this.broker = options.broker;
+    this.nodeId = options.nodeId;
+    this.clock = options.clock ?? Date;
+    this.#limits = options.history ?? DEFAULT_HISTORY;
+    const log = options.log ?? defaultLogger;
+    this.#onError = (err) => log.error("a subscriber failed", { error: describeError(err) });
+    const { broker, nodeId } = options;
     this.streamId = `${nodeId}~${Math.floor(Math.random() * 36 ** 6).toString(36)}`;
     broker.onMessage((msg) => this.#receive(msg));
   }
@@ -108,15 +128,15 @@ export class Hub {
     const ephemeral = _EPHEMERAL.has(event);
     const seq = ephemeral ? 0 : (this.#sequences.get(topic) ?? 0) + 1;
     if (!ephemeral) this.#sequences.set(topic, seq);
-    const b = new Broadcast(
+    const b = new Broadcast({
       topic,
       event,
       payload,
       origin,
-      ephemeral ? "" : this.streamId,
+      stream: ephemeral ? "" : this.streamId,
       seq,
-      this.clock.now(),
-    );
+      at: this.clock.now(),
+    });
     this.#keep(b);
     this.#deliver(b);
     this.broker.publish({
@@ -133,7 +153,7 @@ export class Hub {
 
   /** Delivers to this node's subscribers only (nothing goes to the broker). */
   deliverLocal(topic: string, event: string, payload: Payload): void {
-    this.#deliver(new Broadcast(topic, event, payload, { nodeId: this.nodeId }));
+    this.#deliver(new Broadcast({ topic, event, payload, origin: { nodeId: this.nodeId } }));
   }
 
   /** The last non-presence message of a topic, if this node holds it. */
@@ -183,11 +203,6 @@ export class Hub {
     return replayFrom(history?.entries(now) ?? [], heads, cursor);
   }
 
-  /** Replaces the handler for errors thrown by subscribers (default: console.error). */
-  set onError(handler: (err: unknown) => void) {
-    this.#onError = handler;
-  }
-
   #receive(msg: BrokerMessage): void {
     if (msg.origin.nodeId === this.nodeId) return;
     const b = _fromMessage(msg);
@@ -232,5 +247,5 @@ export class Hub {
 }
 
 function _fromMessage(msg: BrokerMessage): Broadcast {
-  return new Broadcast(msg.topic, msg.event, msg.payload, msg.origin, msg.stream, msg.seq, msg.at);
+  return new Broadcast(msg);
 }

@@ -27,7 +27,7 @@ interface _Diff {
   leaves: PresenceState;
 }
 
-/** See the module documentation. */
+/** The node's presence: who is on each topic here and on the other nodes, and their diffs. */
 export class PresenceTracker {
   /** topic → key → owner id → meta */
   readonly #topics = new Map<string, Map<string, Map<string, PresenceMeta>>>();

@@ -9,7 +9,7 @@
  * @module
  */
 
-/** See the module documentation. */
+/** A token bucket per session: each client frame takes a token, refilled at a steady rate. */
 export class TokenBucket {
   #tokens: number;
   #updated = 0;

@@ -1,13 +1,17 @@
 /**
- * Phoenix JSON serializers: v2 (`[join_ref, ref, topic, event, payload]`) and v1 (objects).
+ * Phoenix JSON serializers, one object per wire version: v2 (`[join_ref, ref, topic, event,
+ * payload]`, what the official client sends with `vsn=2.0.0`) and v1 (objects, no `vsn`).
+ * Transports pick one at connect time with {@link serializerFor} and never branch on versions.
  *
  * @example
  * ```ts
- * const msg = decodeFrame('[null,"1","phoenix","heartbeat",{}]', "2.0.0");
- * encodeFrame({ ...msg, event: "phx_reply", payload: { status: "ok", response: {} } }, "2.0.0");
+ * const serializer = serializerFor("2.0.0")!;
+ * const msg = serializer.decode('[null,"1","phoenix","heartbeat",{}]');
+ * serializer.encode({ ...msg, event: "phx_reply", payload: { status: "ok", response: {} } });
  * ```
  * @module
  */
+import type { Broadcast } from "./broadcast.ts";
 import { isPayload, type Message } from "./message.ts";
 
 /** The serializer versions the WebSocket and long-poll transports accept (`vsn` param). */
@@ -21,58 +25,91 @@ export class FrameError extends Error {
   }
 }
 
-/** Parses `vsn` from connect params; returns undefined for an unsupported version. */
-export function parseVsn(vsn: string | null | undefined): Vsn | undefined {
-  if (vsn === null || vsn === undefined || vsn === "" || vsn === "1.0.0") return "1.0.0";
-  if (vsn === "2.0.0") return "2.0.0";
+/** Encodes and decodes the frames of one wire version. */
+export interface Serializer {
+  readonly vsn: Vsn;
+  /** One frame for one client (reply, push, close). */
+  encode(msg: Message): string;
+  /** A fan-out frame, encoded once per broadcast however many subscribers get it. */
+  encodeBroadcast(b: Broadcast): string;
+  /** Decodes one text frame; throws {@link FrameError} naming the problem. */
+  decode(text: string): Message;
+}
+
+const json = JSON.stringify;
+
+/** The v2 array serializer (`vsn=2.0.0`). */
+export const v2Serializer: Serializer = {
+  vsn: "2.0.0",
+  encode(msg) {
+    if (msg.payloadJson === undefined) {
+      return json([msg.joinRef, msg.ref, msg.topic, msg.event, msg.payload]);
+    }
+    return `[${json(msg.joinRef)},${json(msg.ref)},${json(msg.topic)},${
+      json(msg.event)
+    },${msg.payloadJson}]`;
+  },
+  encodeBroadcast(b) {
+    return b.encoded("v2", _encodeV2Broadcast);
+  },
+  decode(text) {
+    const raw = _parse(text);
+    if (!Array.isArray(raw) || raw.length !== 5) {
+      throw new FrameError("frame must be an array [join_ref, ref, topic, event, payload]");
+    }
+    const [joinRef, ref, topic, event, payload] = raw;
+    return _checked({ joinRef, ref, topic, event, payload });
+  },
+};
+
+/** The v1 object serializer (no `vsn`); its server frames carry no join_ref. */
+export const v1Serializer: Serializer = {
+  vsn: "1.0.0",
+  encode(msg) {
+    const payload = msg.payloadJson ?? json(msg.payload);
+    return `{"topic":${json(msg.topic)},"event":${json(msg.event)},"payload":${payload},"ref":${
+      json(msg.ref)
+    }}`;
+  },
+  encodeBroadcast(b) {
+    return b.encoded("v1", _encodeV1Broadcast);
+  },
+  decode(text) {
+    const raw = _parse(text);
+    if (!isPayload(raw)) {
+      throw new FrameError("frame must be an object {topic, event, payload, ref}");
+    }
+    return _checked({
+      joinRef: raw.join_ref ?? null,
+      ref: raw.ref ?? null,
+      topic: raw.topic,
+      event: raw.event,
+      payload: raw.payload,
+    });
+  },
+};
+
+/** The serializer for a `vsn` connect param (none means 1.0.0); undefined when unsupported. */
+export function serializerFor(vsn: string | null | undefined): Serializer | undefined {
+  if (vsn === null || vsn === undefined || vsn === "" || vsn === "1.0.0") return v1Serializer;
+  if (vsn === "2.0.0") return v2Serializer;
   return undefined;
 }
 
-/** Encodes a message for the wire in the given serializer version. */
-export function encodeFrame(msg: Message, vsn: Vsn): string {
-  const json = JSON.stringify;
-  if (msg.payloadJson !== undefined) {
-    return vsn === "2.0.0"
-      ? `[${json(msg.joinRef)},${json(msg.ref)},${json(msg.topic)},${
-        json(msg.event)
-      },${msg.payloadJson}]`
-      : `{"topic":${json(msg.topic)},"event":${
-        json(msg.event)
-      },"payload":${msg.payloadJson},"ref":${json(msg.ref)}}`;
-  }
-  if (vsn === "2.0.0") return json([msg.joinRef, msg.ref, msg.topic, msg.event, msg.payload]);
-  // v1 server frames carry no join_ref (the v1 client ignores it).
-  return json({ topic: msg.topic, event: msg.event, payload: msg.payload, ref: msg.ref });
+function _encodeV2Broadcast(b: Broadcast): string {
+  return json([null, null, b.topic, b.event, b.payload]);
 }
 
-/** Decodes one text frame; throws {@link FrameError} naming the problem. */
-export function decodeFrame(text: string, vsn: Vsn): Message {
-  let raw: unknown;
+function _encodeV1Broadcast(b: Broadcast): string {
+  return json({ topic: b.topic, event: b.event, payload: b.payload, ref: null });
+}
+
+function _parse(text: string): unknown {
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new FrameError("frame is not valid JSON");
   }
-  return vsn === "2.0.0" ? _fromV2(raw) : _fromV1(raw);
-}
-
-function _fromV2(raw: unknown): Message {
-  if (!Array.isArray(raw) || raw.length !== 5) {
-    throw new FrameError("frame must be an array [join_ref, ref, topic, event, payload]");
-  }
-  const [joinRef, ref, topic, event, payload] = raw;
-  return _checked({ joinRef, ref, topic, event, payload });
-}
-
-function _fromV1(raw: unknown): Message {
-  if (!isPayload(raw)) throw new FrameError("frame must be an object {topic, event, payload, ref}");
-  return _checked({
-    joinRef: raw.join_ref ?? null,
-    ref: raw.ref ?? null,
-    topic: raw.topic,
-    event: raw.event,
-    payload: raw.payload,
-  });
 }
 
 function _checked(m: Record<Exclude<keyof Message, "payloadJson">, unknown>): Message {

@@ -1,54 +1,66 @@
 /**
- * One connected client, whatever the transport: its identity, joined channels and liveness.
- * Transports hand it decoded frames (or text) and give it a {@link Connection} to write to.
+ * One connected client, whatever the transport (Phoenix's `socket.ex`): intake of decoded
+ * frames, their strict ordering, the rate limit, heartbeats, and routing by topic to the
+ * {@link ChannelServer} of each joined topic. Joining, push dispatch, replies and terminate
+ * belong to the channel server; moving bytes belongs to the transport's {@link Connection}.
  *
  * @example
  * ```ts
- * const session = switchboard.openSession(connection, { user_id: "ann" });
+ * const session = switchboard.openSession({ connection, params: { user_id: "ann" }, identity });
  * session.receiveText('["1","1","record:1","phx_join",{"name":"Ann"}]');
  * session.close("disconnect");
  * ```
  * @module
  */
-import type { Broadcast } from "./broadcast.ts";
-import { ChannelInstance } from "./channel_server.ts";
-import { type HandlerResult, Reply, type TransportName } from "./channel.ts";
-import { type Message, type Payload, PhxEvent } from "./message.ts";
-import { decodeFrame, FrameError, type Vsn } from "./serializer.ts";
-import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
-import type { Identity, Switchboard } from "./switchboard.ts";
+import { describeError } from "../log.ts";
+import type { TopicCursor } from "../resume/cursor.ts";
+import {
+  type ChannelOwner,
+  type ChannelServer,
+  joinChannel,
+  type JoinResult,
+} from "./channel_server.ts";
+import type { Connection, TransportName } from "./connection.ts";
+import type { Message, Payload } from "./message.ts";
+import type { Identity, NodeServices } from "./node.ts";
+import {
+  badFrame,
+  CloseCode,
+  EndReason,
+  PHOENIX_TOPIC,
+  PhxEvent,
+  ReplyReason,
+} from "./protocol.ts";
 import { TokenBucket } from "./rate_limit.ts";
-import { fieldErrors } from "./validation.ts";
+import { FrameError, type Serializer, v2Serializer } from "./serializer.ts";
 
-/** The transport's side of a session: how frames reach the client. */
-export interface Connection {
-  readonly transport: TransportName;
-  /** A frame for this client only (reply, push, close, error). */
-  sendMessage(msg: Message): void;
-  /** A fan-out frame shared by every subscriber of the topic (already encoded once). */
-  sendBroadcast(b: Broadcast): void;
-  /** Told where a topic starts before its join reply (SSE writes it into its event ids). */
-  startTopic?(topic: string, position: TopicCursor): void;
-  /** Resolves once the connection is closed (lets a shutdown wait for close frames to go). */
-  readonly whenClosed?: Promise<void>;
-  /** Ends the connection; `code` follows WebSocket close codes. */
-  close(code: number, reason: string): void;
-}
+export type { JoinResult } from "./channel_server.ts";
 
-/** The result of a join, as the reply carries it. */
-export interface JoinResult {
-  status: "ok" | "error";
-  response: Payload;
-  /** True when no channel matches the topic. */
-  unmatched?: boolean;
+/** The fields of a {@link Session}. */
+export interface SessionInit {
+  node: NodeServices;
+  connection: Connection;
+  identity: Identity;
+  /** Connect params without `token` and `vsn`. */
+  connectParams: Readonly<Record<string, string>>;
+  /** Decodes the client's text frames (default v2). */
+  serializer?: Serializer;
+  /** Called once when the session closes (the node forgets it). */
+  onClose?: (session: Session) => void;
 }
 
 let _sessionCounter = 0;
 
-/** See the module documentation. */
-export class Session {
+/** A connected client: its identity, joined channels, inbound order and liveness. */
+export class Session implements ChannelOwner {
   readonly id = `s${++_sessionCounter}`;
-  readonly #channels = new Map<string, ChannelInstance>();
+  readonly node: NodeServices;
+  readonly connection: Connection;
+  readonly identity: Identity;
+  readonly connectParams: Readonly<Record<string, string>>;
+  readonly serializer: Serializer;
+  readonly #onClose?: (session: Session) => void;
+  readonly #channels = new Map<string, ChannelServer>();
   #inbox?: Message[];
   #draining = false;
   #closed = false;
@@ -59,14 +71,14 @@ export class Session {
   /** Clock time of the last frame from the client. */
   lastSeen: number;
 
-  constructor(
-    readonly runtime: Switchboard,
-    readonly connection: Connection,
-    readonly identity: Identity,
-    readonly connectParams: Readonly<Record<string, string>>,
-    readonly vsn: Vsn = "2.0.0",
-  ) {
-    this.lastSeen = runtime.clock.now();
+  constructor(init: SessionInit) {
+    this.node = init.node;
+    this.connection = init.connection;
+    this.identity = init.identity;
+    this.connectParams = init.connectParams;
+    this.serializer = init.serializer ?? v2Serializer;
+    this.#onClose = init.onClose;
+    this.lastSeen = this.node.clock.now();
   }
 
   get userId(): string {
@@ -88,47 +100,49 @@ export class Session {
 
   /** Decodes one text frame and handles it; bad frames get an error frame, never a crash. */
   receiveText(text: string): void {
-    this.lastSeen = this.runtime.clock.now();
-    const max = this.runtime.config.maxFrameBytes;
+    this.lastSeen = this.node.clock.now();
+    const max = this.node.config.maxFrameBytes;
     const size = text.length * 3 > max ? new TextEncoder().encode(text).length : text.length;
     if (size > max) {
-      this.runtime.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
-      this.connection.close(1009, `frame too large: ${size} bytes, limit ${max}`);
+      this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
+      this.connection.close(
+        CloseCode.messageTooBig,
+        `frame too large: ${size} bytes, limit ${max}`,
+      );
       return;
     }
     let msg: Message;
     try {
-      msg = decodeFrame(text, this.vsn);
+      msg = this.serializer.decode(text);
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
-      this.runtime.metrics.inc("switchboard_frames_rejected_total", { reason: "malformed" });
-      this.send({
-        joinRef: null,
-        ref: null,
-        topic: "phoenix",
-        event: PhxEvent.error,
-        payload: { reason: "bad_frame", detail: err.message },
-      });
+      this.rejectFrame(err.message);
       return;
     }
     this.receive(msg);
   }
 
+  /** Answers a frame the transport or serializer could not decode, and counts it. */
+  rejectFrame(detail: string): void {
+    this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "malformed" });
+    this.send(badFrame(detail));
+  }
+
   /** Queues a decoded message; messages of one session are handled strictly in order. */
   receive(msg: Message): void {
     if (this.#closed) return;
-    this.lastSeen = this.runtime.clock.now();
-    this.runtime.metrics.inc("switchboard_messages_in_total", { transport: this.transport });
-    if (msg.event !== PhxEvent.heartbeat && !this.#takeToken()) {
-      this.runtime.metrics.inc("switchboard_frames_rejected_total", { reason: "rate_limited" });
+    this.lastSeen = this.node.clock.now();
+    this.node.metrics.inc("switchboard_messages_in_total", { transport: this.transport });
+    if (!_isHeartbeat(msg) && !this.#takeToken()) {
+      this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "rate_limited" });
       // A flood far past the burst is not a client to keep talking to.
-      if (++this.#refused > this.runtime.config.pushRate.burst * 4) {
-        this.runtime.metrics.inc("switchboard_flood_closed_total");
-        this.connection.close(1008, "too many messages: flood");
-        this.close("flood");
+      if (++this.#refused > this.node.config.pushRate.burst * 4) {
+        this.node.metrics.inc("switchboard_flood_closed_total");
+        this.connection.close(CloseCode.policyViolation, "too many messages: flood");
+        this.close(EndReason.flood);
         return;
       }
-      this.#reply(msg, msg.joinRef, "error", { reason: "rate_limited" });
+      this.#reply(msg, msg.joinRef, "error", { reason: ReplyReason.rateLimited });
       return;
     }
     this.#refused = 0;
@@ -139,7 +153,7 @@ export class Session {
   /** Writes a frame for this client. */
   send(msg: Message): void {
     if (this.#closed) return;
-    this.runtime.metrics.inc("switchboard_messages_out_total", { transport: this.transport });
+    this.node.metrics.inc("switchboard_messages_out_total", { transport: this.transport });
     this.connection.sendMessage(msg);
   }
 
@@ -153,28 +167,33 @@ export class Session {
     joinRef: string,
     resume?: TopicCursor,
   ): Promise<JoinResult> {
-    const { activate, ...result } = await this.#join(topic, payload, joinRef, resume);
-    const frame = { joinRef: result.unmatched ? null : joinRef, ref: joinRef, topic };
-    this.#reply(frame, frame.joinRef, result.status, result.response);
+    const { server: _server, activate, ...result } = await this.#join(
+      topic,
+      payload,
+      joinRef,
+      resume,
+    );
+    const replyJoinRef = result.unmatched ? null : joinRef;
+    this.#reply({ ref: joinRef, topic }, replyJoinRef, result.status, result.response);
     activate?.();
     return result;
   }
 
   /** Ends every channel (presence leaves) and unregisters; the transport closes the bytes. */
-  close(reason = "disconnect"): void {
+  close(reason: string = EndReason.disconnect): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (reason === "slow_consumer") {
-      this.runtime.metrics.inc("switchboard_slow_consumers_total", { transport: this.transport });
+    if (reason === EndReason.slowConsumer) {
+      this.node.metrics.inc("switchboard_slow_consumers_total", { transport: this.transport });
     }
-    for (const instance of this.#channels.values()) instance.stop(reason);
+    for (const server of this.#channels.values()) server.stop(reason);
     this.#channels.clear();
     this.#inbox = undefined;
-    this.runtime.unregister(this);
+    this.#onClose?.(this);
   }
 
   #takeToken(): boolean {
-    const { perSecond, burst } = this.runtime.config.pushRate;
+    const { perSecond, burst } = this.node.config.pushRate;
     return (this.#bucket ??= new TokenBucket(burst, perSecond)).take(this.lastSeen);
   }
 
@@ -186,7 +205,12 @@ export class Session {
         try {
           await this.#handle(msg);
         } catch (err) {
-          console.error(`session ${this.id}: ${msg.event} on ${msg.topic} failed:`, err);
+          this.node.log.error("a client message failed", {
+            session: this.id,
+            event: msg.event,
+            topic: msg.topic,
+            error: describeError(err),
+          });
         }
       }
     } finally {
@@ -195,141 +219,55 @@ export class Session {
   }
 
   async #handle(msg: Message): Promise<void> {
-    if (msg.topic === "phoenix" && msg.event === PhxEvent.heartbeat) {
-      return this.#reply(msg, null, "ok", {});
-    }
+    if (_isHeartbeat(msg)) return this.#reply(msg, null, "ok", {});
     if (msg.event === PhxEvent.join) {
       const result = await this.#join(msg.topic, msg.payload, msg.joinRef ?? msg.ref);
       this.#reply(msg, result.unmatched ? null : msg.joinRef, result.status, result.response);
       return result.activate?.();
     }
-    const instance = this.#channels.get(msg.topic);
-    if (!instance) {
+    const server = this.#channels.get(msg.topic);
+    if (!server) {
       if (msg.event === PhxEvent.leave) return this.#reply(msg, msg.joinRef, "ok", {});
-      return this.#reply(msg, null, "error", { reason: "unmatched topic" });
+      return this.#reply(msg, null, "error", { reason: ReplyReason.unmatchedTopic });
     }
     // Stale: a message for an older instance. v1 clients send no join_ref at all.
-    if (msg.joinRef !== null && instance.joinRef !== msg.joinRef) return;
+    if (msg.joinRef !== null && server.joinRef !== msg.joinRef) return;
     if (msg.event === PhxEvent.leave) {
-      this.#reply(msg, msg.joinRef, "ok", {});
-      this.#end(instance, "leave", PhxEvent.close, {});
+      server.reply(msg, "ok", {});
+      this.#end(server, EndReason.leave, PhxEvent.close);
       return;
     }
-    await this.#push(instance, msg);
+    if (!await server.handlePush(msg)) this.#forget(server);
   }
 
-  /**
-   * Runs the join; on success the caller sends the reply, then calls `activate`. `resume` (or a
-   * `cursor` join param) replays what the client missed before live messages.
-   */
   async #join(
     topic: string,
     payload: Payload,
     joinRef: string | null,
     resume?: TopicCursor,
-  ): Promise<JoinResult & { activate?: () => void }> {
-    const match = this.runtime.router.match(topic);
-    if (!match) {
-      return { status: "error", response: { reason: "unmatched topic" }, unmatched: true };
-    }
-    const limit = this.runtime.config.maxTopicsPerSession;
-    if (!this.#channels.has(topic) && this.#channels.size >= limit) {
-      return { status: "error", response: { reason: "too_many_topics", limit } };
-    }
-    const wantsCursor = typeof payload.cursor === "string";
-    if (wantsCursor && payload.cursor !== "") {
-      try {
-        resume ??= parseCursor(payload.cursor as string).get(topic);
-      } catch (err) {
-        if (!(err instanceof CursorError)) throw err;
-        return { status: "error", response: { reason: "bad_cursor", detail: err.message } };
-      }
-    }
+  ) {
     const previous = this.#channels.get(topic);
-    if (previous) this.#end(previous, "rejoin", PhxEvent.close, {});
-    const { channel, subtopic } = match;
-    let params: unknown = payload;
-    if (channel.joinParams) {
-      const parsed = channel.joinParams.safeParse(payload);
-      if (!parsed.success) {
-        return {
-          status: "error",
-          response: { reason: "invalid_params", errors: fieldErrors(parsed.error) },
-        };
-      }
-      params = parsed.data;
-    }
-    const instance = new ChannelInstance(this, channel, topic, subtopic, joinRef);
-    instance.params = params;
-    let result: HandlerResult;
-    try {
-      result = await channel.join?.(instance, params);
-    } catch (err) {
-      console.error(`join of ${topic} crashed:`, err);
-      instance.stop("crash");
-      return { status: "error", response: { reason: "join crashed" } };
-    }
-    const reply = _toReply(result) ?? new Reply("ok", {});
-    if (reply.status === "error" || this.#closed) {
-      instance.stop("refused");
-      return { status: "error", response: reply.response };
-    }
-    this.#channels.set(topic, instance);
-    this.runtime.metrics.inc("switchboard_joins_total", { transport: this.transport });
-    const position = resume ?? this.runtime.hub.head(topic);
-    this.connection.startTopic?.(topic, position);
-    const response = wantsCursor
-      ? { ...reply.response, cursor: formatCursor(new Map([[topic, position]])) }
-      : reply.response;
-    // The reply must precede every other frame of this join (broadcasts, presence_state).
-    const activate = () => {
-      if (instance.stopped || this.#closed) return;
-      instance.activate(resume, reply.response);
-      if (channel.presence) instance.pushPresenceState();
-    };
-    return { status: "ok", response, activate };
+    const joined = await joinChannel(this, {
+      topic,
+      payload,
+      joinRef,
+      resume,
+      joinedCount: this.#channels.size - (previous ? 1 : 0),
+      // Last join wins: the old instance gets phx_close before the new join runs.
+      beforeJoin: () => previous && this.#end(previous, EndReason.rejoin, PhxEvent.close),
+    });
+    if (joined.server) this.#channels.set(topic, joined.server);
+    return joined;
   }
 
-  async #push(instance: ChannelInstance, msg: Message): Promise<void> {
-    const channel = instance.definition;
-    const handler = channel.events?.[msg.event];
-    let result: HandlerResult;
-    try {
-      if (handler) {
-        let payload: unknown = msg.payload;
-        if (handler.schema) {
-          const parsed = handler.schema.safeParse(msg.payload);
-          if (!parsed.success) {
-            const errors = fieldErrors(parsed.error);
-            return this.#reply(msg, msg.joinRef, "error", { reason: "invalid_payload", errors });
-          }
-          payload = parsed.data;
-        }
-        result = await handler.handle(instance, payload as never);
-      } else if (channel.handleIn) {
-        result = await channel.handleIn(instance, msg.event, msg.payload);
-      } else {
-        return this.#reply(msg, msg.joinRef, "error", {
-          reason: "unknown_event",
-          event: msg.event,
-        });
-      }
-    } catch (err) {
-      console.error(`${msg.event} on ${msg.topic} crashed the channel:`, err);
-      this.runtime.metrics.inc("switchboard_channel_crashes_total");
-      this.#end(instance, "crash", PhxEvent.error, { reason: "channel_crash" });
-      return;
-    }
-    const reply = _toReply(result);
-    if (reply) this.#reply(msg, msg.joinRef, reply.status, reply.response);
+  /** Stops a channel server and tells the client (`phx_close` with its join_ref). */
+  #end(server: ChannelServer, reason: string, event: string): void {
+    this.#forget(server);
+    server.end(reason, event, {});
   }
 
-  /** Stops an instance and tells the client with `phx_close` or `phx_error`. */
-  #end(instance: ChannelInstance, reason: string, event: string, payload: Payload): void {
-    if (this.#channels.get(instance.topic) === instance) this.#channels.delete(instance.topic);
-    instance.stop(reason);
-    const jr = instance.joinRef;
-    this.send({ joinRef: jr, ref: jr, topic: instance.topic, event, payload });
+  #forget(server: ChannelServer): void {
+    if (this.#channels.get(server.topic) === server) this.#channels.delete(server.topic);
   }
 
   #reply(
@@ -348,8 +286,7 @@ export class Session {
   }
 }
 
-function _toReply(result: HandlerResult): Reply | undefined {
-  if (result === undefined || result === null) return undefined;
-  if (result instanceof Reply) return result;
-  return new Reply("ok", result as Payload);
+/** Only `phoenix`/`heartbeat` is free of the rate limit: `heartbeat` on other topics is not. */
+function _isHeartbeat(msg: Message): boolean {
+  return msg.topic === PHOENIX_TOPIC && msg.event === PhxEvent.heartbeat;
 }

@@ -1,32 +1,40 @@
 /**
- * The runtime that ties a node together: config, channels, hub, broker, presence, metrics and
- * the live sessions. Transports get one of these and open sessions on it.
+ * One Switchboard node: config, channels, hub, broker, presence, metrics and the live sessions,
+ * behind a small façade (Centrifuge's `Node` is the model): {@link Switchboard.publish},
+ * {@link Switchboard.lastMessage}, {@link Switchboard.presenceOf},
+ * {@link Switchboard.brokerState}. Routes and pages use the façade; transports admit clients
+ * and open sessions on it.
  *
  * @example
  * ```ts
  * const switchboard = new Switchboard({ config: loadConfig({}), channels: [status, record] });
- * const session = switchboard.openSession(connection, { user_id: "ann" });
+ * switchboard.publish("status:acme", "status", { state: "operational" });
+ * const last = await switchboard.lastMessage("status:acme");
  * await switchboard.close();
  * ```
  * @module
  */
-import { type Broker, MemoryBroker } from "../cluster/broker.ts";
-import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
-import type { Config } from "../config.ts";
-import { Hub } from "./hub.ts";
-import { Metrics } from "../metrics.ts";
-import { PresenceTracker } from "./presence.ts";
-import { type Connection, Session } from "./session.ts";
-import type { Vsn } from "./serializer.ts";
 import { type TokenClaims, verifyToken } from "../auth.ts";
+import type { BrokerState } from "../cluster/broker.ts";
+import { type Broker, MemoryBroker } from "../cluster/broker.ts";
+import type { Config } from "../config.ts";
+import { defaultLogger, type Logger } from "../log.ts";
+import { Metrics } from "../metrics.ts";
+import { formatCursor } from "../resume/cursor.ts";
+import type { Broadcast } from "./broadcast.ts";
+import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
+import type { Connection } from "./connection.ts";
+import { Hub } from "./hub.ts";
+import type { Payload } from "./message.ts";
+import type { Identity, NodeServices } from "./node.ts";
+import { type PresenceState, PresenceTracker } from "./presence.ts";
+import { CloseCode, EndReason } from "./protocol.ts";
+import type { Serializer } from "./serializer.ts";
+import { Session } from "./session.ts";
+import { type Clock, plainTimers, type Timers } from "./time.ts";
 
-/** Who a session belongs to. */
-export interface Identity {
-  /** The token's subject, or the `user_id` param when no `SOCKET_SECRET` is set. */
-  userId: string;
-  /** The verified token's claims, when there is a secret. */
-  claims?: TokenClaims;
-}
+export type { Identity } from "./node.ts";
+export type { Clock } from "./time.ts";
 
 /** The outcome of {@link Switchboard.admit}. */
 export type Admission =
@@ -35,73 +43,101 @@ export type Admission =
 
 const _NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
-/** The source of time; tests inject a fake one. */
-export interface Clock {
-  now(): number;
-}
-
 /** Options of {@link Switchboard}. */
 export interface SwitchboardOptions {
   config: Config;
   // deno-lint-ignore no-explicit-any
   channels: ChannelDefinition<any>[];
-  /** Defaults to the in-memory broker. */
+  /** Defaults to the in-memory broker (one process). */
   broker?: Broker;
   clock?: Clock;
+  /** The runtime's timers (default: plain `setInterval`; Deno's adapter unrefs them). */
+  timers?: Timers;
+  /** Where the library logs (default: warnings and errors to stderr). */
+  log?: Logger;
 }
 
-/** See the module documentation. */
-export class Switchboard {
+/** What {@link Switchboard.openSession} needs. */
+export interface OpenSession {
+  connection: Connection;
+  /** The connect params; `token` and `vsn` are not kept. */
+  params: Record<string, string>;
+  identity: Identity;
+  /** Decodes the client's frames (default v2). */
+  serializer?: Serializer;
+}
+
+/** A Switchboard node: the sessions of this process and the façade routes use. */
+export class Switchboard implements NodeServices {
   readonly config: Config;
   readonly router: ChannelRouter;
   readonly hub: Hub;
   readonly presence: PresenceTracker;
   readonly metrics = new Metrics();
   readonly clock: Clock;
+  readonly timers: Timers;
+  readonly log: Logger;
   readonly startedAt: number;
   readonly #sessions = new Set<Session>();
-  #sweeper?: ReturnType<typeof setInterval>;
+  readonly #forget = (session: Session) => this.#unregister(session);
+  #stopSweeper?: () => void;
 
   constructor(options: SwitchboardOptions) {
     this.config = options.config;
     this.clock = options.clock ?? Date;
+    this.timers = options.timers ?? plainTimers;
+    this.log = options.log ?? defaultLogger;
     this.startedAt = this.clock.now();
     this.router = new ChannelRouter(options.channels);
-    this.hub = new Hub(
-      options.broker ?? new MemoryBroker(),
-      this.config.nodeId,
-      this.config.history,
-      this.clock,
-    );
+    this.hub = new Hub({
+      broker: options.broker ?? new MemoryBroker(),
+      nodeId: this.config.nodeId,
+      history: this.config.history,
+      clock: this.clock,
+      log: this.log,
+    });
     this.presence = new PresenceTracker(this.hub, { batchMs: this.config.presenceBatchMs });
-    this.metrics.gauge("switchboard_connections", "open sessions by transport", () => {
-      const counts: Record<string, number> = { websocket: 0, longpoll: 0, sse: 0 };
-      for (const s of this.#sessions) counts[s.transport]++;
-      return Object.entries(counts).map(([transport, n]) => [{ transport }, n]);
-    });
-    this.metrics.counter(
-      "switchboard_broadcasts_total",
-      "broadcasts delivered on this node (published here or received from other nodes)",
-      () => this.hub.counts.broadcasts,
-    );
-    this.metrics.counter(
-      "switchboard_deliveries_total",
-      "broadcasts handed to local subscribers (one per subscriber)",
-      () => this.hub.counts.deliveries,
-    );
-    this.metrics.gauge("switchboard_topics", "topics with local subscribers", () => [[
-      {},
-      this.hub.topicCount,
-    ]]);
-    this.metrics.gauge("switchboard_broker_connected", "1 when the broker is connected", () => {
-      const s = this.hub.broker.state();
-      return [[{ kind: s.kind }, s.connected ? 1 : 0]];
-    });
-    this.metrics.gauge("switchboard_broker_lag_ms", "last seen cross-node delivery lag", () => {
-      const s = this.hub.broker.state();
-      return [[{ kind: s.kind }, s.lagMs]];
-    });
+    this.#registerMetrics();
   }
+
+  // ---- The façade: what routes, pages and embedders use. ----
+
+  /** True when a channel serves `topic`. */
+  hasChannel(topic: string): boolean {
+    return this.router.match(topic) !== undefined;
+  }
+
+  /** Broadcasts to every subscriber of `topic` on every node (the API's publish). */
+  publish(topic: string, event: string, payload: Payload): Broadcast {
+    return this.hub.broadcast(topic, event, payload);
+  }
+
+  /** The topic's last message (not presence), from this node or the broker's shared copy. */
+  lastMessage(topic: string): Promise<Broadcast | undefined> {
+    return this.hub.fetchLast(topic);
+  }
+
+  /** A cursor for `topic` at its head: stream from here with `?cursor=` or `Last-Event-ID`. */
+  cursorOf(topic: string): string {
+    return formatCursor(new Map([[topic, this.hub.head(topic)]]));
+  }
+
+  /** Everyone present on `topic`, on every node. */
+  presenceOf(topic: string): PresenceState {
+    return this.presence.list(topic);
+  }
+
+  /** The broker's state for `/healthz` and `/metrics`. */
+  brokerState(): BrokerState {
+    return this.hub.broker.state();
+  }
+
+  /** Number of open sessions. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  // ---- Sessions: what transports use. ----
 
   /**
    * Decides whether a client may connect: its origin (`ALLOWED_ORIGINS`) and, with
@@ -133,35 +169,27 @@ export class Switchboard {
         this.metrics.inc("switchboard_refused_total", { reason: result.reason });
         return { ok: false, status: 403, error: `token refused: ${result.reason}` } as const;
       }
-      return { ok: true, identity: { userId: result.claims.sub, claims: result.claims } } as const;
+      const claims: TokenClaims = result.claims;
+      return { ok: true, identity: { userId: claims.sub, claims } } as const;
     });
   }
 
-  /** Opens a session for an admitted client; `params` are its connect params. */
-  openSession(
-    connection: Connection,
-    params: Record<string, string>,
-    identity: Identity,
-    vsn?: Vsn,
-  ): Session {
+  /** Opens a session for an admitted client. */
+  openSession({ connection, params, identity, serializer }: OpenSession): Session {
     const { token: _token, vsn: _vsn, ...rest } = params;
     const connectParams = Object.keys(rest).length ? rest : _NO_PARAMS;
-    const session = new Session(this, connection, identity, connectParams, vsn);
+    const session = new Session({
+      node: this,
+      connection,
+      identity,
+      connectParams,
+      serializer,
+      onClose: this.#forget,
+    });
     this.#sessions.add(session);
     this.metrics.inc("switchboard_connections_total", { transport: connection.transport });
     this.#startSweeper();
     return session;
-  }
-
-  /** Called by {@link Session.close}. */
-  unregister(session: Session): void {
-    this.#sessions.delete(session);
-    if (this.#sessions.size === 0) this.#stopSweeper();
-  }
-
-  /** Number of open sessions. */
-  get sessionCount(): number {
-    return this.#sessions.size;
   }
 
   /**
@@ -174,20 +202,20 @@ export class Switchboard {
     for (const session of [...this.#sessions]) {
       // SSE streams end with their TCP stream; long-poll sessions with their polls.
       if (session.transport !== "websocket" || session.lastSeen > deadline) continue;
-      session.connection.close(1001, "idle timeout: no heartbeat");
-      session.close("timeout");
+      session.connection.close(CloseCode.goingAway, "idle timeout: no heartbeat");
+      session.close(EndReason.timeout);
       closed++;
     }
     if (closed) this.metrics.inc("switchboard_idle_closed_total", undefined, closed);
     return closed;
   }
 
-  /** Ends every session and stops timers and the broker. */
+  /** Ends every session (clients are told to come back), stops timers and the broker. */
   async close(): Promise<void> {
     const closing: Promise<void>[] = [];
     for (const session of [...this.#sessions]) {
-      session.connection.close(1012, "server restarting: reconnect");
-      session.close("shutdown");
+      session.connection.close(CloseCode.serviceRestart, "server restarting: reconnect");
+      session.close(EndReason.shutdown);
       if (session.connection.whenClosed) closing.push(session.connection.whenClosed);
     }
     // Give the close frames a moment to reach the clients, but never hang on one.
@@ -197,21 +225,53 @@ export class Switchboard {
       new Promise((resolve) => timer = setTimeout(resolve, 2_000)),
     ]);
     clearTimeout(timer);
-    this.#stopSweeper();
+    this.#stopSweeper?.();
+    this.#stopSweeper = undefined;
     this.presence.close();
     await this.hub.broker.close();
   }
 
-  #startSweeper(): void {
-    if (this.#sweeper !== undefined) return;
-    const every = Math.max(250, Math.min(5_000, this.config.heartbeatTimeoutMs / 4));
-    const timer = setInterval(() => this.sweepIdle(), every);
-    Deno.unrefTimer(timer);
-    this.#sweeper = timer;
+  #unregister(session: Session): void {
+    this.#sessions.delete(session);
+    if (this.#sessions.size === 0) {
+      this.#stopSweeper?.();
+      this.#stopSweeper = undefined;
+    }
   }
 
-  #stopSweeper(): void {
-    clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
+  #startSweeper(): void {
+    if (this.#stopSweeper !== undefined) return;
+    const every = Math.max(250, Math.min(5_000, this.config.heartbeatTimeoutMs / 4));
+    this.#stopSweeper = this.timers.every(every, () => this.sweepIdle());
+  }
+
+  #registerMetrics(): void {
+    this.metrics.gauge("switchboard_connections", "open sessions by transport", () => {
+      const counts: Record<string, number> = { websocket: 0, longpoll: 0, sse: 0 };
+      for (const s of this.#sessions) counts[s.transport]++;
+      return Object.entries(counts).map(([transport, n]) => [{ transport }, n]);
+    });
+    this.metrics.counter(
+      "switchboard_broadcasts_total",
+      "broadcasts delivered on this node (published here or received from other nodes)",
+      () => this.hub.counts.broadcasts,
+    );
+    this.metrics.counter(
+      "switchboard_deliveries_total",
+      "broadcasts handed to local subscribers (one per subscriber)",
+      () => this.hub.counts.deliveries,
+    );
+    this.metrics.gauge("switchboard_topics", "topics with local subscribers", () => [[
+      {},
+      this.hub.topicCount,
+    ]]);
+    this.metrics.gauge("switchboard_broker_connected", "1 when the broker is connected", () => {
+      const s = this.brokerState();
+      return [[{ kind: s.kind }, s.connected ? 1 : 0]];
+    });
+    this.metrics.gauge("switchboard_broker_lag_ms", "last seen cross-node delivery lag", () => {
+      const s = this.brokerState();
+      return [[{ kind: s.kind }, s.lagMs]];
+    });
   }
 }

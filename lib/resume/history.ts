@@ -22,6 +22,12 @@ export interface HistoryLimits {
   maxAgeMs: number;
 }
 
+/** The default window: 1000 messages per topic, at most an hour old (`HISTORY_*` env). */
+export const DEFAULT_HISTORY: Readonly<HistoryLimits> = Object.freeze({
+  size: 1000,
+  maxAgeMs: 3_600_000,
+});
+
 /** What replay needs of a message: its stream, sequence and time. */
 export interface Sequenced {
   stream: string;
@@ -32,7 +38,7 @@ export interface Sequenced {
 /** The newest sequence (and its time) of each stream that published on a topic. */
 export type Heads = Map<string, { seq: number; at: number }>;
 
-/** See the module documentation. */
+/** One topic's recent messages on this node, bounded by count and age, with each stream's head. */
 export class TopicHistory {
   readonly #window: Broadcast[] = [];
   readonly #heads: Heads = new Map();

@@ -5,8 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { defineChannel, error, event } from "../../lib/core/channel.ts";
+import { defineChannel, error, event } from "../../lib/mod.ts";
 import { loadConfig } from "../../lib/config.ts";
+import { denoRuntime } from "../../lib/runtime/deno.ts";
 import { type Clock, Switchboard } from "../../lib/core/switchboard.ts";
 import { createApp } from "../../routes/app.ts";
 import { connectSocket, disconnect, join, push } from "../support/phoenix.ts";
@@ -47,7 +48,7 @@ function serve(clock: Clock = Date) {
   const switchboard = new Switchboard({ config, channels: testChannels, clock });
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    createApp(switchboard).fetch,
+    createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,
   );
   const socketUrl = `ws://127.0.0.1:${server.addr.port}/socket`;
   return {

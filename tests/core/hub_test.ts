@@ -1,23 +1,24 @@
 /** The hub: local fan-out encoded once per topic, broadcast-from, retention and positions. */
+import { v2Serializer } from "../../lib/core/serializer.ts";
 import assert from "node:assert/strict";
 import { MemoryBroker } from "../../lib/cluster/broker.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
 
 Deno.test("every subscriber gets the same Broadcast object, so it is encoded once", () => {
-  const hub = new Hub(new MemoryBroker(), "n1");
+  const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
   const seen: Broadcast[] = [];
   for (let i = 0; i < 3; i++) hub.subscribe("t:1", { id: `s${i}`, deliver: (b) => seen.push(b) });
   hub.broadcast("t:1", "e", { a: 1 });
   assert.equal(seen.length, 3);
   assert.ok(seen.every((b) => b === seen[0]));
-  const frames = seen.map((b) => b.v2);
+  const frames = seen.map((b) => v2Serializer.encodeBroadcast(b));
   assert.ok(frames.every((f) => f === frames[0]));
   assert.equal(frames[0], '[null,null,"t:1","e",{"a":1}]');
 });
 
 Deno.test("broadcast-from skips only the sending subscriber", () => {
-  const hub = new Hub(new MemoryBroker(), "n1");
+  const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
   const got: string[] = [];
   hub.subscribe("t:1", { id: "a", deliver: () => got.push("a") });
   hub.subscribe("t:1", { id: "b", deliver: () => got.push("b") });
@@ -26,7 +27,7 @@ Deno.test("broadcast-from skips only the sending subscriber", () => {
 });
 
 Deno.test("sequences count 1, 2, 3 per topic in this node's stream; presence is not numbered", () => {
-  const hub = new Hub(new MemoryBroker(), "n1");
+  const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
   assert.equal(hub.broadcast("t:1", "e", { n: 1 }).seq, 1);
   assert.equal(hub.broadcast("t:2", "e", { n: 1 }).seq, 1);
   const second = hub.broadcast("t:1", "e", { n: 2 });
@@ -39,9 +40,10 @@ Deno.test("sequences count 1, 2, 3 per topic in this node's stream; presence is 
 });
 
 Deno.test("a failing subscriber does not stop delivery to the others", () => {
-  const hub = new Hub(new MemoryBroker(), "n1");
   const errors: unknown[] = [];
-  hub.onError = (e) => errors.push(e);
+  const quiet = () => {};
+  const log = { debug: quiet, info: quiet, warn: quiet, error: (m: string) => errors.push(m) };
+  const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1", log });
   let delivered = 0;
   hub.subscribe("t:1", {
     id: "bad",
@@ -56,7 +58,7 @@ Deno.test("a failing subscriber does not stop delivery to the others", () => {
 });
 
 Deno.test("unsubscribe removes the subscriber and forgets empty topics", () => {
-  const hub = new Hub(new MemoryBroker(), "n1");
+  const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
   const off = hub.subscribe("t:1", { id: "a", deliver: () => {} });
   assert.equal(hub.topicCount, 1);
   off();

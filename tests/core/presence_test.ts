@@ -6,7 +6,7 @@ import { Hub } from "../../lib/core/hub.ts";
 import { PresenceTracker } from "../../lib/core/presence.ts";
 
 function setup() {
-  const hub = new Hub(new MemoryBroker(), "n1");
+  const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
   const diffs: Record<string, Record<string, { metas: Record<string, unknown>[] }>>[] = [];
   hub.subscribe("record:1", {
     id: "observer",

@@ -1,10 +1,15 @@
 /** The v2 and v1 serializers and the SSE cursor: what they accept and how they refuse. */
 import assert from "node:assert/strict";
-import { decodeFrame, encodeFrame, FrameError, parseVsn } from "../../lib/core/serializer.ts";
+import {
+  FrameError,
+  serializerFor,
+  v1Serializer,
+  v2Serializer,
+} from "../../lib/core/serializer.ts";
 import { CursorError, formatCursor, parseCursor } from "../../lib/resume/cursor.ts";
 
 Deno.test("v2 frames decode to messages and encode back", () => {
-  const msg = decodeFrame('["1","2","room:1","phx_join",{"a":1}]', "2.0.0");
+  const msg = v2Serializer.decode('["1","2","room:1","phx_join",{"a":1}]');
   assert.deepEqual(msg, {
     joinRef: "1",
     ref: "2",
@@ -12,15 +17,15 @@ Deno.test("v2 frames decode to messages and encode back", () => {
     event: "phx_join",
     payload: { a: 1 },
   });
-  assert.equal(encodeFrame(msg, "2.0.0"), '["1","2","room:1","phx_join",{"a":1}]');
-  const heartbeat = decodeFrame('[null,"9","phoenix","heartbeat",{}]', "2.0.0");
+  assert.equal(v2Serializer.encode(msg), '["1","2","room:1","phx_join",{"a":1}]');
+  const heartbeat = v2Serializer.decode('[null,"9","phoenix","heartbeat",{}]');
   assert.equal(heartbeat.joinRef, null);
 });
 
 Deno.test("v1 frames are objects and server frames carry no join_ref", () => {
-  const msg = decodeFrame('{"topic":"t:1","event":"e","payload":{},"ref":"3"}', "1.0.0");
+  const msg = v1Serializer.decode('{"topic":"t:1","event":"e","payload":{},"ref":"3"}');
   assert.deepEqual(msg, { joinRef: null, ref: "3", topic: "t:1", event: "e", payload: {} });
-  assert.deepEqual(JSON.parse(encodeFrame({ ...msg, joinRef: "1" }, "1.0.0")), {
+  assert.deepEqual(JSON.parse(v1Serializer.encode({ ...msg, joinRef: "1" })), {
     topic: "t:1",
     event: "e",
     payload: {},
@@ -41,20 +46,20 @@ Deno.test("bad frames throw FrameError naming the problem", async (t) => {
   ];
   for (const [text, message] of cases) {
     await t.step(text, () => {
-      assert.throws(() => decodeFrame(text, "2.0.0"), (e: unknown) => {
+      assert.throws(() => v2Serializer.decode(text), (e: unknown) => {
         assert.ok(e instanceof FrameError);
         assert.match(e.message, message);
         return true;
       });
     });
   }
-  assert.throws(() => decodeFrame("[]", "1.0.0"), /must be an object/);
+  assert.throws(() => v1Serializer.decode("[]"), /must be an object/);
 });
 
 Deno.test("vsn: absent means 1.0.0, 2.0.0 is v2, anything else is unsupported", () => {
-  assert.equal(parseVsn(null), "1.0.0");
-  assert.equal(parseVsn("2.0.0"), "2.0.0");
-  assert.equal(parseVsn("3.0.0"), undefined);
+  assert.equal(serializerFor(null), v1Serializer);
+  assert.equal(serializerFor("2.0.0"), v2Serializer);
+  assert.equal(serializerFor("3.0.0"), undefined);
 });
 
 Deno.test("cursor round-trips topics with any characters and refuses garbage", () => {

@@ -9,7 +9,14 @@ import { channels } from "../../channels/mod.ts";
 import { CONFIG_KEYS, ConfigError, loadConfig } from "../../lib/config.ts";
 import { type Cursor, CursorError, formatCursor, parseCursor } from "../../lib/resume/cursor.ts";
 import type { Message } from "../../lib/core/message.ts";
-import { decodeFrame, encodeFrame, FrameError, type Vsn } from "../../lib/core/serializer.ts";
+import {
+  FrameError,
+  type Serializer,
+  v1Serializer,
+  v2Serializer,
+  type Vsn,
+} from "../../lib/core/serializer.ts";
+import { denoRuntime } from "../../lib/runtime/deno.ts";
 import { Switchboard } from "../../lib/core/switchboard.ts";
 import { createApp } from "../../routes/app.ts";
 import { isReply, openRaw, type RawFrame } from "../support/raw_ws.ts";
@@ -32,6 +39,9 @@ const PURE_RUNS = 200;
 const HTTP_RUNS = 150;
 const WS_RUNS = 200;
 const VERSIONS: Vsn[] = ["2.0.0", "1.0.0"];
+const SERIALIZERS: Record<Vsn, Serializer> = { "2.0.0": v2Serializer, "1.0.0": v1Serializer };
+const decodeFrame = (text: string, vsn: Vsn) => SERIALIZERS[vsn].decode(text);
+const encodeFrame = (msg: Message, vsn: Vsn) => SERIALIZERS[vsn].encode(msg);
 
 // ---------------------------------------------------------------------------------------------
 // Frame decoder
@@ -260,7 +270,7 @@ function serve(env: Record<string, string> = {}) {
   const switchboard = new Switchboard({ config, channels });
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    createApp(switchboard).fetch,
+    createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,
   );
   const base = `127.0.0.1:${server.addr.port}`;
   return {

@@ -4,7 +4,15 @@ import { Broadcast } from "../../lib/core/broadcast.ts";
 import { headCursor, replayFrom, TopicHistory } from "../../lib/resume/history.ts";
 
 const msg = (stream: string, seq: number, at: number) =>
-  new Broadcast("t:1", "e", { stream, seq }, { nodeId: stream }, stream, seq, at);
+  new Broadcast({
+    topic: "t:1",
+    event: "e",
+    payload: { stream, seq },
+    origin: { nodeId: stream },
+    stream,
+    seq,
+    at,
+  });
 
 function historyOf(size: number, ...messages: Broadcast[]) {
   const history = new TopicHistory({ size, maxAgeMs: 1_000_000 });

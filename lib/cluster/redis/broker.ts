@@ -21,7 +21,9 @@ import type {
   PresenceReplicaHandlers,
   SharedHistory,
 } from "../broker.ts";
-import type { HistoryLimits } from "../../resume/history.ts";
+import { DEFAULT_HISTORY, type HistoryLimits } from "../../resume/history.ts";
+import { defaultLogger, describeError, type Logger } from "../../log.ts";
+import { type Clock, plainTimers, type Timers } from "../../core/time.ts";
 import type { Broker } from "../broker.ts";
 import type { PresenceState } from "../../core/presence_types.ts";
 import { type BusEnvelope, parseEnvelope, RedisKeys } from "./keys.ts";
@@ -39,14 +41,18 @@ export interface RedisBrokerOptions {
   pingMs?: number;
   /** A node whose heartbeat is older than this is dead (default 10 000 ms). */
   nodeTtlMs?: number;
-  clock?: { now(): number };
-  /** Each topic's history window in Redis (default 1000 messages, 1 hour). */
+  clock?: Clock;
+  /** The runtime's timers (default: plain `setInterval`). */
+  timers?: Timers;
+  /** Where the broker logs (default: warnings and errors to stderr). */
+  log?: Logger;
+  /** Each topic's history window in Redis (default {@link DEFAULT_HISTORY}). */
   history?: HistoryLimits;
 }
 
 type _Subscription = ReturnType<Redis["subscribe"]>;
 
-/** See the module documentation. */
+/** Joins this node to the others through Redis: one bus subscription, one pipeline per tick. */
 export class RedisBroker implements Broker {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
@@ -75,7 +81,8 @@ export class RedisBroker implements Broker {
   #lagMs = 0;
   #attempt = 0;
   #resubscribeTimer?: ReturnType<typeof setTimeout>;
-  #ticker?: ReturnType<typeof setInterval>;
+  #stopTicker?: () => void;
+  readonly #log: Logger;
   #lastSweep = 0;
   readonly #nodes: RedisNodes;
   #lastError?: string;
@@ -94,19 +101,19 @@ export class RedisBroker implements Broker {
     this.#keys = new RedisKeys(options.prefix ?? "switchboard");
     this.#pingMs = options.pingMs ?? 1000;
     this.#clock = options.clock ?? Date;
-    this.#nodes = new RedisNodes(
-      this.#redis,
-      this.#keys,
-      this.#nodeId,
-      options.nodeTtlMs ?? 10_000,
-      this.#clock,
-    );
-    this.#history = options.history ?? { size: 1000, maxAgeMs: 3_600_000 };
+    this.#log = options.log ?? defaultLogger;
+    this.#nodes = new RedisNodes({
+      redis: this.#redis,
+      keys: this.#keys,
+      selfId: this.#nodeId,
+      ttlMs: options.nodeTtlMs ?? 10_000,
+      clock: this.#clock,
+    });
+    this.#history = options.history ?? DEFAULT_HISTORY;
     // An earlier run with this NODE_ID may have left presences: they are not ours any more.
     this.#redis.del(this.#keys.presence(this.#nodeId)).catch((err) => this.#fail(err));
     this.#subscribe();
-    this.#ticker = setInterval(() => this.#tick(), this.#pingMs);
-    Deno.unrefTimer(this.#ticker);
+    this.#stopTicker = (options.timers ?? plainTimers).every(this.#pingMs, () => this.#tick());
   }
 
   publish(msg: BrokerMessage): void {
@@ -159,7 +166,7 @@ export class RedisBroker implements Broker {
   /** Says goodbye (others drop this node's presences at once), then stops. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    clearInterval(this.#ticker);
+    this.#stopTicker?.();
     // What is still queued (the last presence leaves, say) goes out before the goodbye.
     while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
     await this.#flush();
@@ -326,7 +333,9 @@ export class RedisBroker implements Broker {
       try {
         this.#onMessage(m);
       } catch (err) {
-        console.error("delivering a message from another node failed:", err);
+        this.#log.error("delivering a message from another node failed", {
+          error: describeError(err),
+        });
       }
     }
   }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Redis } from "@upstash/redis";
+import type { Clock } from "../../core/time.ts";
 import type { PresenceReplicaHandlers } from "../broker.ts";
 import { type BusEnvelope, pairs, type RedisKeys } from "./keys.ts";
 
@@ -14,18 +15,35 @@ interface _Node {
   lastSeen: number;
 }
 
-/** See the module documentation. */
+/** The fields of {@link RedisNodes}. */
+export interface RedisNodesInit {
+  redis: Redis;
+  keys: RedisKeys;
+  /** This node's id (its own envelopes are not another node's). */
+  selfId: string;
+  /** A node not heard from within this long is dead. */
+  ttlMs: number;
+  clock: Clock;
+}
+
+/** The other nodes of the cluster as this node hears them, and their presence snapshots. */
 export class RedisNodes {
   readonly #nodes = new Map<string, _Node>();
   presence?: PresenceReplicaHandlers;
 
-  constructor(
-    readonly redis: Redis,
-    readonly keys: RedisKeys,
-    readonly selfId: string,
-    readonly ttlMs: number,
-    readonly clock: { now(): number },
-  ) {}
+  readonly redis: Redis;
+  readonly keys: RedisKeys;
+  readonly selfId: string;
+  readonly ttlMs: number;
+  readonly clock: Clock;
+
+  constructor(init: RedisNodesInit) {
+    this.redis = init.redis;
+    this.keys = init.keys;
+    this.selfId = init.selfId;
+    this.ttlMs = init.ttlMs;
+    this.clock = init.clock;
+  }
 
   /** Other nodes alive as far as this node knows. */
   get size(): number {

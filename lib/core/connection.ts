@@ -1,0 +1,38 @@
+/**
+ * The seam between a session and its transport: how frames reach one client. Each transport
+ * (WebSocket, SSE, long-poll, the in-process test connection) implements it and does nothing
+ * else than encode and move bytes.
+ *
+ * @example
+ * ```ts
+ * class Recorder implements Connection {
+ *   readonly transport = "websocket";
+ *   frames: Message[] = [];
+ *   sendMessage(msg: Message) { this.frames.push(msg); }
+ *   sendBroadcast(b: Broadcast) { this.frames.push({ joinRef: null, ref: null, ...b }); }
+ *   close() {}
+ * }
+ * ```
+ * @module
+ */
+import type { Broadcast } from "./broadcast.ts";
+import type { Message } from "./message.ts";
+import type { TopicCursor } from "../resume/cursor.ts";
+
+/** The transports a session can come from. */
+export type TransportName = "websocket" | "longpoll" | "sse";
+
+/** The transport's side of a session: how frames reach the client. */
+export interface Connection {
+  readonly transport: TransportName;
+  /** A frame for this client only (reply, push, close, error). */
+  sendMessage(msg: Message): void;
+  /** A fan-out frame shared by every subscriber of the topic (encoded once per broadcast). */
+  sendBroadcast(b: Broadcast): void;
+  /** Told where a topic starts before its join reply (SSE writes it into its event ids). */
+  startTopic?(topic: string, position: TopicCursor): void;
+  /** Resolves once the connection is closed (lets a shutdown wait for close frames to go). */
+  readonly whenClosed?: Promise<void>;
+  /** Ends the connection; `code` is one of the WebSocket close codes in `protocol.ts`. */
+  close(code: number, reason: string): void;
+}

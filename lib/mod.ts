@@ -1,0 +1,60 @@
+/**
+ * Switchboard's public module: everything a channel author or an embedder needs. Channels
+ * import only from here; tests of channels import `lib/testing.ts` beside it.
+ *
+ * @example A channel in ten lines
+ * ```ts
+ * import { defineChannel, error, event } from "../lib/mod.ts";
+ * import { z } from "zod";
+ *
+ * export const room = defineChannel({
+ *   topic: "room:*",
+ *   join: (ctx) => ctx.userId === "banned" ? error({ reason: "unauthorized" }) : { welcome: ctx.subtopic },
+ *   events: {
+ *     shout: event(z.object({ body: z.string().max(500) }), (ctx, msg) => ctx.broadcast("shout", msg)),
+ *   },
+ * });
+ * ```
+ *
+ * @example Embedding a node
+ * ```ts
+ * import { createSwitchboard, loadConfig } from "./lib/mod.ts";
+ * import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
+ * import { createApp } from "./routes/app.ts";
+ * const switchboard = createSwitchboard({ config: loadConfig(readEnv(CONFIG_KEYS)), channels: [room], timers: denoRuntime.timers });
+ * Deno.serve(createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch);
+ * ```
+ * @module
+ */
+
+// Writing channels.
+export {
+  type ChannelContext,
+  type ChannelDefinition,
+  defineChannel,
+  error,
+  event,
+  type EventHandler,
+  type HandlerResult,
+  ok,
+  Reply,
+  type TransportName,
+} from "./core/channel.ts";
+export type { Payload } from "./core/message.ts";
+export type { PresenceMeta, PresenceState } from "./core/presence.ts";
+export type { Broadcast } from "./core/broadcast.ts";
+export { CloseCode, ControlEvent, EndReason, PhxEvent, ReplyReason } from "./core/protocol.ts";
+export { inScope, type TokenClaims } from "./auth.ts";
+
+// Running a node.
+export { type Admission, Switchboard, type SwitchboardOptions } from "./core/switchboard.ts";
+export type { Identity } from "./core/node.ts";
+export { createSwitchboard, type NodeSetup } from "./server.ts";
+export { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "./config.ts";
+export { createLogger, type Logger, type LogLevel } from "./log.ts";
+export { type Clock, plainTimers, type Timers } from "./core/time.ts";
+export type { UpgradedWebSocket, UpgradeWebSocket } from "./transports/upgrade.ts";
+
+// Brokers: how nodes act as one.
+export { type Broker, type BrokerState, MemoryBroker } from "./cluster/broker.ts";
+export { RedisBroker, type RedisBrokerOptions } from "./cluster/redis/broker.ts";

@@ -1,0 +1,46 @@
+/**
+ * The Deno runtime adapter: the only module of the server library that touches `Deno.*`.
+ * Timers that do not keep the process alive, the WebSocket upgrade, and the environment read
+ * by name (so the server runs with `--allow-env=<its variables>`).
+ *
+ * @example
+ * ```ts
+ * import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
+ * const config = loadConfig(readEnv(CONFIG_KEYS));
+ * const switchboard = new Switchboard({ config, channels, timers: denoRuntime.timers });
+ * Deno.serve(createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch);
+ * ```
+ * @module
+ */
+import type { Timers } from "../core/time.ts";
+import type { UpgradeWebSocket } from "../transports/upgrade.ts";
+
+/** Deno's timers: repeating ones are unref'ed, so an idle sweeper never holds the process. */
+export const denoTimers: Timers = {
+  every(ms, fn) {
+    const id = setInterval(fn, ms);
+    Deno.unrefTimer(id);
+    return () => clearInterval(id);
+  },
+};
+
+/**
+ * `Deno.upgradeWebSocket` with `idleTimeout: 0`: Deno's own ping timeout can close healthy
+ * sockets under load (a race between its pong and its timer); the session's heartbeat timeout
+ * covers liveness instead.
+ */
+export const denoUpgrade: UpgradeWebSocket = (request, { protocol }) =>
+  Deno.upgradeWebSocket(request, protocol ? { protocol, idleTimeout: 0 } : { idleTimeout: 0 });
+
+/** Reads the named environment variables (unset ones are left out). */
+export function readEnv(keys: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const key of keys) {
+    const value = Deno.env.get(key);
+    if (value !== undefined) env[key] = value;
+  }
+  return env;
+}
+
+/** Everything the Deno entry points hand to the runtime-neutral library. */
+export const denoRuntime = { timers: denoTimers, upgrade: denoUpgrade } as const;

@@ -1,0 +1,44 @@
+/**
+ * Builds a node from its configuration: the Switchboard with the broker the config asks for
+ * (Redis when `UPSTASH_REDIS_REST_URL`/`_TOKEN` are set, else in-memory). Every entry point
+ * (Deno's `main.ts`, `deno serve`, the Workers node object) starts a node this way.
+ *
+ * @example
+ * ```ts
+ * const switchboard = createSwitchboard({ config: loadConfig(env), channels, timers: denoTimers });
+ * ```
+ * @module
+ */
+import { RedisBroker } from "./cluster/redis/broker.ts";
+import type { ChannelDefinition } from "./core/channel.ts";
+import { Switchboard } from "./core/switchboard.ts";
+import type { Clock, Timers } from "./core/time.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+
+/** What {@link createSwitchboard} needs. */
+export interface NodeSetup {
+  config: Config;
+  // deno-lint-ignore no-explicit-any
+  channels: ChannelDefinition<any>[];
+  timers?: Timers;
+  clock?: Clock;
+  log?: Logger;
+}
+
+/** A Switchboard node with the broker its configuration names. */
+export function createSwitchboard(setup: NodeSetup): Switchboard {
+  const { config, timers, clock, log } = setup;
+  const broker = config.redis
+    ? new RedisBroker({
+      ...config.redis,
+      nodeId: config.nodeId,
+      prefix: config.redisPrefix,
+      history: config.history,
+      timers,
+      clock,
+      log,
+    })
+    : undefined;
+  return new Switchboard({ config, channels: setup.channels, broker, timers, clock, log });
+}

@@ -1,0 +1,120 @@
+/**
+ * The Server-Sent Events transport's connection: writes a session's events into one response
+ * stream, each broadcast with an `id:` cursor over all the stream's topics, and drops a reader
+ * that stops reading. The route is `routes/sse.ts`; the framing is `sse_framing.ts`.
+ *
+ * @example
+ * ```ts
+ * const connection = new SseConnection({ maxBuffered: 2 << 20, retryMs: () => 3000 });
+ * return new Response(connection.stream, { headers: { "content-type": "text/event-stream" } });
+ * ```
+ * @module
+ */
+import type { Broadcast } from "../core/broadcast.ts";
+import type { Connection } from "../core/connection.ts";
+import type { Message } from "../core/message.ts";
+import { CloseCode, ControlEvent, EndReason, PhxEvent } from "../core/protocol.ts";
+import { type Cursor, formatCursor, type TopicCursor } from "../resume/cursor.ts";
+import { sseBroadcastBytes, sseComment, sseEvent, sseId, sseRetry } from "./sse_framing.ts";
+
+const _encoder = new TextEncoder();
+const _HEARTBEAT = _encoder.encode(sseComment("heartbeat"));
+
+/** Why an SSE stream ended from the client's side. */
+export type SseEnd = typeof EndReason.disconnect | typeof EndReason.slowConsumer;
+
+/** The fields of an {@link SseConnection}. */
+export interface SseConnectionInit {
+  /** Unread bytes past which the stream is dropped (EventSource resumes from its id). */
+  maxBuffered: number;
+}
+
+/** Writes SSE events into one response stream. */
+export class SseConnection implements Connection {
+  readonly transport = "sse";
+  /** Where the client is in every topic of the stream: each event's `id:`. */
+  readonly cursor: Cursor = new Map();
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #open = true;
+  /** Called once when the stream ends from the client's side: gone, or too slow. */
+  onEnd: (reason: SseEnd) => void = () => {};
+
+  constructor(init: SseConnectionInit) {
+    this.stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      cancel: () => {
+        this.#open = false;
+        this.onEnd(EndReason.disconnect);
+      },
+    }, { highWaterMark: init.maxBuffered, size: (chunk) => chunk.byteLength });
+  }
+
+  write(chunk: Uint8Array | string): void {
+    if (!this.#open) return;
+    this.#controller.enqueue(typeof chunk === "string" ? _encoder.encode(chunk) : chunk);
+    // Unread bytes pile up in the stream's queue when the client stops reading: past the limit
+    // the stream is dropped, and EventSource resumes from its Last-Event-ID.
+    if ((this.#controller.desiredSize ?? 0) < 0) {
+      this.#open = false;
+      this.#controller.error(new Error("slow consumer"));
+      this.onEnd(EndReason.slowConsumer);
+    }
+  }
+
+  /** Tells EventSource how long to wait before it reconnects. */
+  retry(ms: number): void {
+    this.write(sseRetry(ms));
+  }
+
+  startTopic(topic: string, position: TopicCursor): void {
+    this.cursor.set(topic, { since: position.since, streams: new Map(position.streams) });
+  }
+
+  sendMessage(msg: Message): void {
+    if (msg.event === PhxEvent.reply) {
+      // Only joins are replied to on SSE: their response is the `joined` event.
+      const reply = msg.payload as { status: string; response: Record<string, unknown> };
+      if (reply.status !== "ok") return;
+      this.write(sseId(formatCursor(this.cursor)));
+      this.write(sseEvent(msg.topic, ControlEvent.joined, JSON.stringify(reply.response)));
+      return;
+    }
+    // A reset moves the topic's position to now: the id says so.
+    if (msg.event === ControlEvent.reset) this.write(sseId(formatCursor(this.cursor)));
+    this.write(sseEvent(msg.topic, msg.event, msg.payloadJson ?? JSON.stringify(msg.payload)));
+  }
+
+  sendBroadcast(b: Broadcast): void {
+    if (b.seq > 0) {
+      const position = this.cursor.get(b.topic);
+      if (position) position.streams.set(b.stream, b.seq);
+      this.write(sseId(formatCursor(this.cursor)));
+    }
+    this.write(sseBroadcastBytes(b));
+  }
+
+  /** A comment that keeps proxies from closing an idle stream. */
+  heartbeat(): void {
+    this.write(_HEARTBEAT);
+  }
+
+  close(code: number, _reason: string): void {
+    if (!this.#open) return;
+    // Going away (shutdown, restart): spread the reconnects over a few seconds.
+    if (code === CloseCode.goingAway || code === CloseCode.serviceRestart) {
+      this.retry(jitteredRetryMs());
+    }
+    this.#open = false;
+    try {
+      this.#controller.close();
+    } catch { /* already closed by the client */ }
+  }
+}
+
+/** Spreads reconnects after a restart over a few seconds instead of one instant. */
+export function jitteredRetryMs(): number {
+  return 2000 + Math.floor(Math.random() * 3000);
+}

@@ -1,0 +1,28 @@
+/**
+ * The WebSocket upgrade as a runtime provides it (`Deno.upgradeWebSocket`, or a Workers
+ * `WebSocketPair`): the WebSocket transport takes one of these instead of calling a runtime.
+ *
+ * @example
+ * ```ts
+ * const upgrade: UpgradeWebSocket = (req, { protocol }) => Deno.upgradeWebSocket(req, { protocol });
+ * const app = createApp(switchboard, { upgrade });
+ * ```
+ * @module
+ */
+
+/** What an upgrade gives back: the server side of the socket and the 101 response to return. */
+export interface UpgradedWebSocket {
+  socket: WebSocket;
+  response: Response;
+  /**
+   * True when the socket is already open (Workers fire no `open` event after `accept()`), so
+   * the session must start at once.
+   */
+  openedAlready?: boolean;
+}
+
+/** Upgrades a request; `protocol` is the subprotocol to answer with, when one is chosen. */
+export type UpgradeWebSocket = (
+  request: Request,
+  options: { protocol?: string },
+) => UpgradedWebSocket;

@@ -1,0 +1,132 @@
+/**
+ * The WebSocket transport's connection: moves frames between one WebSocket (Deno's, or a
+ * Workers `WebSocketPair` side) and its session, and bounds what a slow reader can pile up.
+ * The route that upgrades the request is `routes/websocket.ts`.
+ *
+ * @example
+ * ```ts
+ * const connection = new WebSocketConnection({ socket, serializer: v2Serializer, maxBuffered: 2 << 20 });
+ * connection.open(() => switchboard.openSession({ connection, params, identity }));
+ * ```
+ * @module
+ */
+import type { Broadcast } from "../core/broadcast.ts";
+import type { Connection } from "../core/connection.ts";
+import type { Message } from "../core/message.ts";
+import { CloseCode, EndReason } from "../core/protocol.ts";
+import type { Serializer } from "../core/serializer.ts";
+import type { Session } from "../core/session.ts";
+
+const _BEARER_PREFIX = "base64url.bearer.phx.";
+/** A close reason is limited to 123 bytes. */
+const _MAX_REASON = 120;
+
+/** The fields of a {@link WebSocketConnection}. */
+export interface WebSocketConnectionInit {
+  socket: WebSocket;
+  serializer: Serializer;
+  /** Unsent bytes past which the client is cut off as a slow consumer. */
+  maxBuffered: number;
+}
+
+/** Moves frames between one WebSocket and its session. */
+export class WebSocketConnection implements Connection {
+  readonly transport = "websocket";
+  readonly socket: WebSocket;
+  readonly serializer: Serializer;
+  readonly maxBuffered: number;
+  session?: Session;
+  #sent = 0;
+  /** Opens the session once the socket is open, dropped once it is. */
+  #opening?: () => Session;
+
+  constructor(init: WebSocketConnectionInit) {
+    this.socket = init.socket;
+    this.serializer = init.serializer;
+    this.maxBuffered = init.maxBuffered;
+  }
+
+  /**
+   * Listens to the socket (this object is the listener of every event: no closures kept per
+   * idle socket) and opens the session with `openSession` once the socket is open, or at once
+   * when it is open already (Workers fire no `open` after `accept()`).
+   */
+  listen(openSession: () => Session, openedAlready = false): void {
+    for (const type of ["open", "message", "close", "error"]) {
+      this.socket.addEventListener(type, this);
+    }
+    if (openedAlready) this.session = openSession();
+    else this.#opening = openSession;
+  }
+
+  /** The socket's events. */
+  handleEvent(event: Event): void {
+    if (event.type === "message") {
+      const data = (event as MessageEvent).data;
+      if (typeof data === "string") return this.session?.receiveText(data);
+      this.session?.rejectFrame("binary frames are not supported; send text");
+    } else if (event.type === "open" && this.#opening) {
+      const open = this.#opening;
+      this.#opening = undefined;
+      this.session = open();
+    } else if (event.type === "close") {
+      this.session?.close(EndReason.disconnect);
+    }
+  }
+
+  /** Made on demand (at shutdown): a promise per idle socket would cost memory for nothing. */
+  get whenClosed(): Promise<void> {
+    if (this.socket.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => this.socket.addEventListener("close", () => resolve()));
+  }
+
+  sendMessage(msg: Message): void {
+    this.#send(this.serializer.encode(msg));
+  }
+
+  sendBroadcast(b: Broadcast): void {
+    this.#send(this.serializer.encodeBroadcast(b));
+  }
+
+  #send(frame: string): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    this.socket.send(frame);
+    // A client that stops reading makes the unsent bytes pile up here; past the limit it goes
+    // (1013: try again later), and resumes from its cursor when it comes back. Reading
+    // bufferedAmount is a call into the runtime: every 16th frame (or a large one) is enough.
+    if ((++this.#sent & 15) !== 0 && frame.length < 16_384) return;
+    if (this.socket.bufferedAmount > this.maxBuffered) {
+      this.close(CloseCode.tryAgainLater, "slow consumer: reconnect and resume");
+      this.session?.close(EndReason.slowConsumer);
+    }
+  }
+
+  close(code: number, reason: string): void {
+    if (this.socket.readyState > WebSocket.OPEN) return;
+    this.socket.close(code, reason.slice(0, _MAX_REASON));
+  }
+}
+
+/** The subprotocols a client offered in `Sec-WebSocket-Protocol`, whatever the comma spacing. */
+export function offeredProtocols(header: string | null): string[] {
+  return header?.split(",").map((p) => p.trim()).filter((p) => p !== "") ?? [];
+}
+
+/**
+ * Decodes the `authToken` the Phoenix client (1.8+) sends as a subprotocol
+ * `base64url.bearer.phx.<base64, '=' stripped>`.
+ */
+export function tokenFromProtocols(protocols: readonly string[]): string | undefined {
+  const bearer = protocols.find((p) => p.startsWith(_BEARER_PREFIX));
+  if (!bearer) return undefined;
+  try {
+    const b64 = bearer.slice(_BEARER_PREFIX.length).replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(
+      atob(b64 + "=".repeat((4 - b64.length % 4) % 4)),
+      (c) => c.charCodeAt(0),
+    );
+    return new TextDecoder().decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
