@@ -1,0 +1,308 @@
+/**
+ * Channel test helpers (Phoenix's `ChannelTest` is the model): test a channel in a few lines,
+ * in-process, without a network. Connect as a user, join with params, push and await the
+ * reply, wait for a broadcast or a push, read presence, and move a fake clock.
+ *
+ * Clients go through the same session, channel server, hub and presence tracker as real
+ * WebSocket clients; only the bytes are skipped.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { channelTest } from "./lib/testing.ts";
+ * import { recordChannel } from "./channels/record.ts";
+ *
+ * Deno.test("a patch reaches the others, not the sender", async () => {
+ *   await using t = channelTest({ channels: [recordChannel] });
+ *   const ann = t.connect({ user_id: "ann" });
+ *   const bob = t.connect({ user_id: "bob" });
+ *   assert.equal((await ann.join("record:1", { name: "Ann" })).status, "ok");
+ *   await bob.join("record:1", { name: "Bob" });
+ *   assert.deepEqual(await ann.push("record:1", "patch", { text: "hi" }), { status: "ok", response: {} });
+ *   assert.deepEqual(await bob.nextEvent("record:1", "patch"), { text: "hi" });
+ *   assert.equal(ann.events("record:1", "patch").length, 0);
+ * });
+ * ```
+ * @module
+ */
+import type { Broadcast } from "./core/broadcast.ts";
+import type { ChannelDefinition } from "./core/channel.ts";
+import type { Connection, TransportName } from "./core/connection.ts";
+import type { Message, Payload } from "./core/message.ts";
+import type { Identity } from "./core/node.ts";
+import type { PresenceState } from "./core/presence.ts";
+import { PhxEvent } from "./core/protocol.ts";
+import type { Session } from "./core/session.ts";
+import { Switchboard } from "./core/switchboard.ts";
+import type { Clock } from "./core/time.ts";
+import { loadConfig } from "./config.ts";
+import type { Logger } from "./log.ts";
+
+/** A clock that moves only when told to. */
+export class FakeClock implements Clock {
+  #now: number;
+
+  constructor(start = Date.UTC(2030, 0, 1)) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  /** Moves the clock forward by `ms`. */
+  advance(ms: number): void {
+    this.#now += ms;
+  }
+}
+
+/** Options of {@link channelTest}. */
+export interface ChannelTestOptions {
+  // deno-lint-ignore no-explicit-any
+  channels: ChannelDefinition<any>[];
+  /** Environment variables, as `loadConfig` reads them (e.g. `{ PUSH_BURST: "5" }`). */
+  env?: Record<string, string>;
+  /** Defaults to a {@link FakeClock}. */
+  clock?: Clock;
+  /** Defaults to a logger that keeps lines in {@link ChannelTest.logs}. */
+  log?: Logger;
+  /** How long `push`, `join` and `nextEvent` wait before failing (default 2000 ms). */
+  timeoutMs?: number;
+}
+
+/** A reply as the client receives it. */
+export interface TestReply {
+  status: string;
+  response: Payload;
+}
+
+/** One frame a test client received. */
+export interface ReceivedFrame extends Message {
+  /** True for fan-out broadcasts (`[null, null, …]`), false for pushes and replies. */
+  broadcast: boolean;
+}
+
+/** A test run: the node, its clients and its clock. Dispose it (or `close()`) when done. */
+export interface ChannelTest extends AsyncDisposable {
+  readonly switchboard: Switchboard;
+  readonly clock: Clock;
+  /** Log lines written by the library during the test (`"error: a channel callback crashed"`). */
+  readonly logs: string[];
+  /** Connects a client with connect params (the identity is `user_id`, as in dev mode). */
+  connect(params?: Record<string, string>, options?: { transport?: TransportName }): TestClient;
+  /** Publishes as the HTTP API does. */
+  publish(topic: string, event: string, payload: Payload): void;
+  /** The topic's presence on this node, as `presence_state` sends it. */
+  presence(topic: string): PresenceState;
+  /** Sends pending presence diffs now instead of after the batch window. */
+  flushPresence(): void;
+  /** Ends every client and the node. */
+  close(): Promise<void>;
+}
+
+/** Starts an in-process node serving `channels`, for channel tests. */
+export function channelTest(options: ChannelTestOptions): ChannelTest {
+  const clock = options.clock ?? new FakeClock();
+  const logs: string[] = [];
+  const keep = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    void logs.push(`${level}: ${message}${fields ? " " + JSON.stringify(fields) : ""}`);
+  const log = options.log ??
+    { debug: keep("debug"), info: keep("info"), warn: keep("warn"), error: keep("error") };
+  const switchboard = new Switchboard({
+    config: loadConfig({ NODE_ID: "test", ...options.env }),
+    channels: options.channels,
+    clock,
+    log,
+  });
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const clients: TestClient[] = [];
+  const close = async () => {
+    for (const client of clients) client.disconnect();
+    await switchboard.close();
+  };
+  return {
+    switchboard,
+    clock,
+    logs,
+    connect(params = {}, { transport = "websocket" } = {}) {
+      const identity: Identity = { userId: params.user_id ?? `anon-${clients.length + 1}` };
+      const client = new TestClient({ switchboard, params, identity, transport, timeoutMs });
+      clients.push(client);
+      return client;
+    },
+    publish: (topic, event, payload) => void switchboard.publish(topic, event, payload),
+    presence: (topic) => switchboard.presenceOf(topic),
+    flushPresence: () => switchboard.presence.flush(),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+interface _Waiter {
+  match(frame: ReceivedFrame): boolean;
+  resolve(frame: ReceivedFrame): void;
+}
+
+/** The in-process connection of a test client: it keeps every frame it is sent. */
+class _TestConnection implements Connection {
+  readonly frames: ReceivedFrame[] = [];
+  readonly waiters = new Set<_Waiter>();
+  closed?: { code: number; reason: string };
+
+  constructor(readonly transport: TransportName) {}
+
+  sendMessage(msg: Message): void {
+    const payload = msg.payloadJson === undefined ? msg.payload : JSON.parse(msg.payloadJson);
+    this.#add({ ...msg, payload, payloadJson: undefined, broadcast: false });
+  }
+
+  sendBroadcast(b: Broadcast): void {
+    const { topic, event, payload } = b;
+    this.#add({ joinRef: null, ref: null, topic, event, payload, broadcast: true });
+  }
+
+  close(code: number, reason: string): void {
+    this.closed ??= { code, reason };
+  }
+
+  #add(frame: ReceivedFrame): void {
+    // Payloads are copied so a later mutation on the server side cannot change what arrived.
+    const copy = { ...frame, payload: structuredClone(frame.payload) };
+    this.frames.push(copy);
+    for (const waiter of this.waiters) {
+      if (!waiter.match(copy)) continue;
+      this.waiters.delete(waiter);
+      waiter.resolve(copy);
+    }
+  }
+}
+
+/** The fields of a {@link TestClient}. */
+interface _TestClientInit {
+  switchboard: Switchboard;
+  params: Record<string, string>;
+  identity: Identity;
+  transport: TransportName;
+  timeoutMs: number;
+}
+
+/** One connected test client: join, push, and what it received. */
+export class TestClient {
+  readonly session: Session;
+  readonly #connection: _TestConnection;
+  readonly #joinRefs = new Map<string, string>();
+  readonly #timeoutMs: number;
+  /** How many frames of each topic and event `nextEvent` has handed out. */
+  readonly #taken = new Map<string, number>();
+  #ref = 0;
+
+  constructor(init: _TestClientInit) {
+    this.#connection = new _TestConnection(init.transport);
+    this.#timeoutMs = init.timeoutMs;
+    this.session = init.switchboard.openSession({
+      connection: this.#connection,
+      params: init.params,
+      identity: init.identity,
+    });
+  }
+
+  /** Every frame received so far, in order. */
+  get frames(): readonly ReceivedFrame[] {
+    return this.#connection.frames;
+  }
+
+  /** How the server closed the connection, if it did. */
+  get closedWith(): { code: number; reason: string } | undefined {
+    return this.#connection.closed;
+  }
+
+  /** Joins a topic and resolves with the join reply. */
+  join(topic: string, params: Payload = {}): Promise<TestReply> {
+    const ref = this.#nextRef();
+    this.#joinRefs.set(topic, ref);
+    return this.#request({ joinRef: ref, ref, topic, event: PhxEvent.join, payload: params });
+  }
+
+  /** Leaves a topic and resolves with the reply. */
+  leave(topic: string): Promise<TestReply> {
+    return this.#request(this.#frame(topic, PhxEvent.leave, {}));
+  }
+
+  /** Pushes an event on a joined topic and resolves with the reply (fails if none comes). */
+  push(topic: string, event: string, payload: Payload = {}): Promise<TestReply> {
+    return this.#request(this.#frame(topic, event, payload));
+  }
+
+  /** Pushes an event without waiting for a reply (for events that do not reply). */
+  send(topic: string, event: string, payload: Payload = {}): void {
+    this.session.receive(this.#frame(topic, event, payload));
+  }
+
+  /** The payloads received so far for `event` on `topic` (pushes and broadcasts). */
+  events(topic: string, event: string): Payload[] {
+    return this.frames.filter((f) => f.topic === topic && f.event === event).map((f) => f.payload);
+  }
+
+  /**
+   * Resolves with the payload of the first `event` on `topic` not yet taken by an earlier
+   * `nextEvent` (waiting for it if it has not arrived), so a test reads events in order.
+   */
+  async nextEvent(topic: string, event: string): Promise<Payload> {
+    const key = `${topic}\n${event}`;
+    const taken = this.#taken.get(key) ?? 0;
+    this.#taken.set(key, taken + 1);
+    const matching = () => this.frames.filter((f) => f.topic === topic && f.event === event);
+    const seen = matching();
+    if (seen.length > taken) return seen[taken].payload;
+    // Frames are recorded before waiters look, so the one that makes the count pass is ours.
+    const frame = await this.#wait(
+      (f) => f.topic === topic && f.event === event && matching().length === taken + 1,
+      `event "${event}" on ${topic}`,
+    );
+    return frame.payload;
+  }
+
+  /** Disconnects, as a closed socket would (channels terminate, presences leave). */
+  disconnect(): void {
+    this.session.close("disconnect");
+  }
+
+  #frame(topic: string, event: string, payload: Payload): Message {
+    const joinRef = this.#joinRefs.get(topic) ?? null;
+    return { joinRef, ref: this.#nextRef(), topic, event, payload };
+  }
+
+  async #request(msg: Message): Promise<TestReply> {
+    const reply = this.#wait(
+      (f) => f.event === PhxEvent.reply && f.ref === msg.ref && f.topic === msg.topic,
+      `the reply to "${msg.event}" on ${msg.topic}`,
+    );
+    this.session.receive(msg);
+    const frame = await reply;
+    return frame.payload as unknown as TestReply;
+  }
+
+  #wait(match: (f: ReceivedFrame) => boolean, what: string): Promise<ReceivedFrame> {
+    const existing = this.frames.find(match);
+    if (existing) return Promise.resolve(existing);
+    return new Promise((resolve, reject) => {
+      const waiter: _Waiter = {
+        match,
+        resolve: (frame) => {
+          clearTimeout(timer);
+          resolve(frame);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#connection.waiters.delete(waiter);
+        const got = this.frames.map((f) => `${f.topic} ${f.event}`).join(", ") || "nothing";
+        reject(new Error(`no ${what} within ${this.#timeoutMs} ms; received: ${got}`));
+      }, this.#timeoutMs);
+      this.#connection.waiters.add(waiter);
+    });
+  }
+
+  #nextRef(): string {
+    return String(++this.#ref);
+  }
+}
