@@ -25,16 +25,6 @@ export interface Message {
   payloadJson?: string;
 }
 
-/** Events the Phoenix protocol reserves; clients may not push them as their own events. */
-export const PhxEvent = {
-  join: "phx_join",
-  leave: "phx_leave",
-  reply: "phx_reply",
-  close: "phx_close",
-  error: "phx_error",
-  heartbeat: "heartbeat",
-} as const;
-
 /** Returns true when `value` is a plain JSON object (not an array, not null). */
 export function isPayload(value: unknown): value is Payload {
   return typeof value === "object" && value !== null && !Array.isArray(value);
