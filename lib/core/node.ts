@@ -20,12 +20,20 @@ import type { Hub } from "./hub.ts";
 import type { PresenceTracker } from "./presence.ts";
 import type { Clock } from "./time.ts";
 
-/** Who a session belongs to. */
+/** Who a session (or a reader of the HTTP API and pages) is. */
 export interface Identity {
-  /** The token's subject, or the `user_id` param when no `SOCKET_SECRET` is set. */
+  /**
+   * The token's subject, or the `user_id` param when no `SOCKET_SECRET` is set, or a random
+   * `anon-…` id for an anonymous visitor.
+   */
   userId: string;
   /** The verified token's claims, when there is a secret. */
   claims?: TokenClaims;
+  /**
+   * True for a visitor without a token while `SOCKET_SECRET` is set: only channels that
+   * declare `access: "public"` let it join or read.
+   */
+  anonymous?: boolean;
 }
 
 /** The node's services, as a session and its channels use them. */
