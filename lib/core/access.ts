@@ -16,7 +16,7 @@
  * @module
  */
 import type { ChannelDefinition } from "./channel.ts";
-import type { Identity } from "./node.ts";
+import type { Identity } from "./identity.ts";
 import { ReplyReason } from "./protocol.ts";
 
 /** The outcome of {@link decideAccess}: refusals carry the HTTP status and a clear error. */

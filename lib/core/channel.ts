@@ -19,7 +19,7 @@ import type { PresenceState } from "./presence.ts";
 import type { Broadcast } from "./broadcast.ts";
 import type { TokenClaims } from "../auth.ts";
 import type { TransportName } from "./connection.ts";
-import type { Identity } from "./node.ts";
+import type { Identity } from "./identity.ts";
 
 export type { TransportName };
 
