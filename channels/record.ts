@@ -5,18 +5,17 @@
  * @module
  */
 import { z } from "zod";
-import { defineChannel, error, event, inScope } from "../lib/mod.ts";
+import { defineChannel, event, inScope } from "../lib/mod.ts";
 
 /** The `record:<id>` channel: presence of viewers and editors, patches to the others. */
 export const recordChannel = defineChannel({
   topic: "record:*",
   presence: true,
   joinParams: z.object({ name: z.string().trim().min(1).max(80).optional() }),
+  // With signed tokens, a token's scope (if it has one) lists the records it may open; this
+  // also guards reading the record's presence over the API and its page.
+  authorize: (identity, topic) => !identity.claims?.scope || inScope(identity.claims.scope, topic),
   join(ctx, { name }) {
-    // With signed tokens, a token's scope (if it has one) lists the records it may open.
-    if (ctx.claims?.scope && !inScope(ctx.claims.scope, ctx.topic)) {
-      return error({ reason: "unauthorized" });
-    }
     ctx.track(ctx.userId, { name: name ?? ctx.userId, state: "viewing", online_at: Date.now() });
   },
   events: {

@@ -1,6 +1,6 @@
 /**
  * `status:<page>`: a read-only status feed. Updates are published through the HTTP API as
- * event `status`; joiners get the last one in their join reply.
+ * event `status`; joiners get the last one in their join reply. Public: no token needed.
  * @module
  */
 import { defineChannel, error } from "../lib/mod.ts";
@@ -8,6 +8,8 @@ import { defineChannel, error } from "../lib/mod.ts";
 /** The `status:<page>` channel: read-only, the last status in every join reply. */
 export const statusChannel = defineChannel({
   topic: "status:*",
+  // Status pages are read by anonymous visitors, also when records need signed tokens.
+  access: "public",
   async join(ctx) {
     const last = await ctx.lastMessage();
     const current = last?.event === "status" ? last : undefined;

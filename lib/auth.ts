@@ -1,6 +1,14 @@
 /**
- * Signed connect tokens: `<payload>.<signature>`, both base64url, the payload JSON
- * `{sub, exp, scope?}` and the signature HMAC-SHA256 of the payload part (Web Crypto).
+ * Connect tokens are standard JWTs: HS256 signed with `SOCKET_SECRET`, claims `sub` (the user),
+ * `exp` (required: a session ends when its token expires), optional `nbf`, and an optional
+ * `scope` (topic patterns, as an array or a space-separated string). Any JWT library mints
+ * them (`jose`, `jsonwebtoken`, PyJWT…). Signing and signature checks are Hono's JWT helper
+ * (`hono/jwt`, Web Crypto); this module pins the algorithm, checks the time claims against the
+ * node's clock with a small leeway, and says why a token was refused.
+ *
+ * The earlier `<payload>.<signature>` format is no longer accepted: a backend had to copy our
+ * signing code to mint it, and tokens live an hour by default, so a deploy invalidates at most
+ * that much. Mint tokens with `deno task token` or any JWT library.
  *
  * @example
  * ```ts
@@ -10,6 +18,7 @@
  * ```
  * @module
  */
+import { sign, verify } from "hono/jwt";
 
 /** What a token says about its holder. */
 export interface TokenClaims {
@@ -17,63 +26,87 @@ export interface TokenClaims {
   sub: string;
   /** Expiry, seconds since the epoch. */
   exp: number;
+  /** Not valid before, seconds since the epoch. */
+  nbf?: number;
   /** Topic patterns (`record:42`, `record:*`) the holder may join, when the channel checks. */
   scope?: string[];
 }
 
 /** Why a token was refused. */
-export type TokenFailure = "malformed" | "bad_signature" | "expired";
+export type TokenFailure =
+  | "malformed"
+  | "algorithm_not_allowed"
+  | "bad_signature"
+  | "expired"
+  | "not_yet_valid";
+
+/** The only algorithm tokens may be signed with (`alg` in the JWT header). */
+export const TOKEN_ALGORITHM = "HS256";
+
+/** Clock skew tolerated on `exp` and `nbf` between the minting backend and this node. */
+export const DEFAULT_TOKEN_LEEWAY_SECONDS = 30;
+
+/** Longer tokens are refused before any parsing. */
+const _MAX_TOKEN_LENGTH = 8192;
 
 const _keys = new Map<string, Promise<CryptoKey>>();
-const _encoder = new TextEncoder();
 
 /** Seconds since the epoch. */
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-/** Signs claims into a token. */
+/** Signs claims into a JWT (HS256), the format {@link verifyToken} accepts. */
 export async function signToken(secret: string, claims: TokenClaims): Promise<string> {
-  const payload = _base64url(_encoder.encode(JSON.stringify(claims)));
-  const signature = await crypto.subtle.sign("HMAC", await _key(secret), _encoder.encode(payload));
-  return `${payload}.${_base64url(new Uint8Array(signature))}`;
+  return await sign({ ...claims }, await _key(secret), TOKEN_ALGORITHM);
 }
 
-/** Verifies a token's signature and expiry; never throws. */
+/** Options of {@link verifyToken}. */
+export interface VerifyOptions {
+  /** Seconds since the epoch (default: now). */
+  now?: number;
+  /** Default {@link DEFAULT_TOKEN_LEEWAY_SECONDS}. */
+  leewaySeconds?: number;
+}
+
+/** The outcome of {@link verifyToken}. */
+export type Verification =
+  | { ok: true; claims: TokenClaims }
+  | { ok: false; reason: TokenFailure };
+
+/** Verifies a JWT's algorithm, signature and time claims; never throws. */
 export async function verifyToken(
   secret: string,
   token: string,
-  now = nowSeconds(),
-): Promise<{ ok: true; claims: TokenClaims } | { ok: false; reason: TokenFailure }> {
-  const parts = token.split(".");
-  if (parts.length !== 2 || token.length > 4096) return { ok: false, reason: "malformed" };
-  const [payload, signature] = parts;
-  let signatureBytes: Uint8Array<ArrayBuffer>;
+  options: VerifyOptions = {},
+): Promise<Verification> {
+  const now = options.now ?? nowSeconds();
+  const leeway = options.leewaySeconds ?? DEFAULT_TOKEN_LEEWAY_SECONDS;
+  if (token.length > _MAX_TOKEN_LENGTH) return { ok: false, reason: "malformed" };
+  let payload: Record<string, unknown>;
   try {
-    signatureBytes = _fromBase64url(signature);
-  } catch {
+    // Time claims are checked below, against the node's clock and with the leeway.
+    payload = await verify(token, await _key(secret), {
+      alg: TOKEN_ALGORITHM,
+      exp: false,
+      nbf: false,
+      iat: false,
+    });
+  } catch (err) {
+    return { ok: false, reason: _failure(err, token) };
+  }
+  const { sub, exp, nbf } = payload;
+  if (typeof sub !== "string" || sub === "" || !_isTime(exp)) {
     return { ok: false, reason: "malformed" };
   }
-  const valid = await crypto.subtle.verify(
-    "HMAC",
-    await _key(secret),
-    signatureBytes,
-    _encoder.encode(payload),
-  );
-  if (!valid) return { ok: false, reason: "bad_signature" };
-  let claims: TokenClaims;
-  try {
-    claims = JSON.parse(new TextDecoder().decode(_fromBase64url(payload)));
-  } catch {
-    return { ok: false, reason: "malformed" };
-  }
-  if (typeof claims?.sub !== "string" || claims.sub === "" || typeof claims.exp !== "number") {
-    return { ok: false, reason: "malformed" };
-  }
-  if (claims.scope !== undefined && !Array.isArray(claims.scope)) {
-    return { ok: false, reason: "malformed" };
-  }
-  if (claims.exp <= now) return { ok: false, reason: "expired" };
+  if (nbf !== undefined && !_isTime(nbf)) return { ok: false, reason: "malformed" };
+  const scope = _scope(payload.scope);
+  if (scope === null) return { ok: false, reason: "malformed" };
+  if (exp + leeway <= now) return { ok: false, reason: "expired" };
+  if (nbf !== undefined && nbf - leeway > now) return { ok: false, reason: "not_yet_valid" };
+  const claims: TokenClaims = { sub, exp };
+  if (nbf !== undefined) claims.nbf = nbf;
+  if (scope !== undefined) claims.scope = scope;
   return { ok: true, claims };
 }
 
@@ -82,12 +115,48 @@ export function inScope(scope: readonly string[], topic: string): boolean {
   return scope.some((p) => p.endsWith("*") ? topic.startsWith(p.slice(0, -1)) : p === topic);
 }
 
+function _isTime(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value);
+}
+
+/** An array of patterns, or OAuth's space-separated string; null when it is neither. */
+function _scope(value: unknown): string[] | undefined | null {
+  if (value === undefined) return undefined;
+  if (typeof value === "string") return value.split(/\s+/).filter((s) => s !== "");
+  if (Array.isArray(value) && value.every((s) => typeof s === "string")) return value;
+  return null;
+}
+
+function _failure(err: unknown, token: string): TokenFailure {
+  switch ((err as Error)?.name) {
+    case "JwtAlgorithmMismatch":
+    case "JwtAlgorithmNotImplemented":
+      return "algorithm_not_allowed";
+    case "JwtTokenSignatureMismatched":
+      return "bad_signature";
+    case "JwtHeaderInvalid":
+      // Hono refuses a header whose `alg` it does not know (`none`) like any bad header.
+      return _headerAlg(token) === TOKEN_ALGORITHM ? "malformed" : "algorithm_not_allowed";
+    default:
+      return "malformed";
+  }
+}
+
+function _headerAlg(token: string): unknown {
+  try {
+    const part = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part + "=".repeat((4 - part.length % 4) % 4)))?.alg;
+  } catch {
+    return undefined;
+  }
+}
+
 function _key(secret: string): Promise<CryptoKey> {
   let key = _keys.get(secret);
   if (!key) {
     key = crypto.subtle.importKey(
       "raw",
-      _encoder.encode(secret),
+      new TextEncoder().encode(secret),
       { name: "HMAC", hash: "SHA-256" },
       false,
       ["sign", "verify"],
@@ -97,14 +166,10 @@ function _key(secret: string): Promise<CryptoKey> {
   return key;
 }
 
-function _base64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function _fromBase64url(text: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Error("not base64url");
-  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
-  return Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
+/**
+ * The credentials of an `Authorization: Bearer <token>` header, or undefined. The scheme is
+ * case-insensitive (RFC 9110 §11.1): `bearer`, `Bearer` and `BEARER` all work.
+ */
+export function bearerToken(header: string | null | undefined): string | undefined {
+  return header?.match(/^bearer +([^\s]+) *$/i)?.[1];
 }

@@ -18,6 +18,7 @@ const _schema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   API_TOKEN: z.string().min(1).optional(),
   SOCKET_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  TOKEN_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
   UPSTASH_REDIS_REST_URL: z.url().optional(),
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "use letters, digits, _ . : -")
@@ -27,6 +28,7 @@ const _schema = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   MAX_FRAME_BYTES: _positiveInt.default(64 * 1024),
   MAX_API_BODY_BYTES: _positiveInt.default(1024 * 1024),
+  MAX_PAYLOAD_DEPTH: _positiveInt.max(1000).default(32),
   HEARTBEAT_TIMEOUT_MS: _positiveInt.default(60_000),
   SSE_HEARTBEAT_MS: _positiveInt.default(15_000),
   PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
@@ -57,7 +59,10 @@ export interface Config {
   host: string;
   /** Bearer token for the HTTP API; undefined leaves the API open (dev only). */
   apiToken?: string;
+  /** Signs connect tokens (JWT, HS256); unset: no tokens, `user_id` is trusted (dev only). */
   socketSecret?: string;
+  /** Clock skew tolerated on a token's `exp` and `nbf`, in seconds. */
+  tokenLeewaySeconds: number;
   redis?: { url: string; token: string };
   /** Prefix of the Redis keys and channel, so several apps can share one Redis. */
   redisPrefix: string;
@@ -67,6 +72,8 @@ export interface Config {
   maxFrameBytes: number;
   /** Largest accepted HTTP API body, in bytes. */
   maxApiBodyBytes: number;
+  /** Deepest nesting of arrays and objects accepted in a published payload. */
+  maxPayloadDepth: number;
   /** A WebSocket with no frame from the client for this long is closed. */
   heartbeatTimeoutMs: number;
   /** Interval of SSE comment heartbeats. */
@@ -120,6 +127,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     host: e.HOST,
     apiToken: e.API_TOKEN,
     socketSecret: e.SOCKET_SECRET,
+    tokenLeewaySeconds: e.TOKEN_LEEWAY_SECONDS,
     redis: e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
       ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
       : undefined,
@@ -128,6 +136,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     maxFrameBytes: e.MAX_FRAME_BYTES,
     maxApiBodyBytes: e.MAX_API_BODY_BYTES,
+    maxPayloadDepth: e.MAX_PAYLOAD_DEPTH,
     heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     presenceBatchMs: e.PRESENCE_BATCH_MS,

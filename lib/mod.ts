@@ -43,8 +43,16 @@ export {
 export type { Payload } from "./core/message.ts";
 export type { PresenceMeta, PresenceState } from "./core/presence.ts";
 export type { Broadcast } from "./core/broadcast.ts";
-export { CloseCode, ControlEvent, EndReason, PhxEvent, ReplyReason } from "./core/protocol.ts";
-export { inScope, type TokenClaims } from "./auth.ts";
+export {
+  CloseCode,
+  ControlEvent,
+  EndReason,
+  eventNameProblem,
+  PhxEvent,
+  ReplyReason,
+} from "./core/protocol.ts";
+export { inScope, signToken, type TokenClaims, verifyToken } from "./auth.ts";
+export type { AccessDecision } from "./core/access.ts";
 
 // Running a node.
 export { type Admission, Switchboard, type SwitchboardOptions } from "./core/switchboard.ts";

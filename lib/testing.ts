@@ -131,7 +131,8 @@ export function channelTest(options: ChannelTestOptions): ChannelTest {
       return client;
     },
     publish: (topic, event, payload) => void switchboard.publish(topic, event, payload),
-    presence: (topic) => switchboard.presenceOf(topic),
+    // As the wire carries it: plain objects (the tracker's own states have no prototype).
+    presence: (topic) => JSON.parse(JSON.stringify(switchboard.presenceOf(topic))),
     flushPresence: () => switchboard.presence.flush(),
     close,
     [Symbol.asyncDispose]: close,

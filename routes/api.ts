@@ -1,29 +1,36 @@
 /**
  * The HTTP API: `POST /api/broadcast` (bearer `API_TOKEN`), `GET /api/topics/:topic` (last
- * message with `ETag`) and `GET /api/presence/:topic`.
+ * message with `ETag`) and `GET /api/presence/:topic`. Reads ask the topic's channel, like a
+ * join: the API token reads everything, a connect token (bearer or `?token=`) what it may
+ * join, and a visitor without a token the public channels.
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { z } from "zod";
+import { bearerToken } from "../lib/auth.ts";
+import { eventNameProblem } from "../lib/core/protocol.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
-import { describeErrors } from "../lib/core/validation.ts";
+import { describeErrors, nestsDeeperThan } from "../lib/core/validation.ts";
 import { readJsonBody } from "./body.ts";
 
-const _RESERVED = /^(phx_|presence_)|^(heartbeat|joined)$/;
-
-const _message = z.object({
-  topic: z.string().min(1, "must be a non-empty string").refine(
-    (t) => t.isWellFormed(),
-    "must be well-formed Unicode",
-  ),
-  event: z.string().min(1, "must be a non-empty string").max(128).refine(
-    (e) => !_RESERVED.test(e),
-    "is reserved by the protocol (phx_*, presence_*, heartbeat, joined)",
-  ),
-  payload: z.record(z.string(), z.unknown(), "must be a JSON object").default({}),
-});
-const _batch = z.array(_message).min(1).max(1000);
+/** The body schema of one message; payloads nest at most `maxDepth` levels. */
+function _messageSchema(maxDepth: number) {
+  return z.object({
+    topic: z.string().min(1, "must be a non-empty string").refine(
+      (t) => t.isWellFormed(),
+      "must be well-formed Unicode",
+    ),
+    event: z.string().superRefine((e, ctx) => {
+      const problem = eventNameProblem(e);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    }),
+    payload: z.record(z.string(), z.unknown(), "must be a JSON object").refine(
+      (p) => !nestsDeeperThan(p, maxDepth),
+      `nests deeper than ${maxDepth} levels (MAX_PAYLOAD_DEPTH)`,
+    ).default({}),
+  });
+}
 
 /** Constant-time comparison, so the token cannot be guessed byte by byte from timing. */
 function _sameSecret(a: string, b: string): boolean {
@@ -39,6 +46,23 @@ function _sameSecret(a: string, b: string): boolean {
 export function apiRoutes(switchboard: Switchboard): Hono {
   const app = new Hono();
   const { apiToken, allowedOrigins } = switchboard.config;
+  const _message = _messageSchema(switchboard.config.maxPayloadDepth);
+  const _batch = z.array(_message).min(1).max(1000);
+  const isApiToken = (c: Context) => {
+    const token = bearerToken(c.req.header("authorization"));
+    return apiToken !== undefined && token !== undefined && _sameSecret(token, apiToken);
+  };
+  /** The topic's channel asks the reader's identity, as a join would; a response refuses. */
+  const refuseRead = async (c: Context, topic: string): Promise<Response | undefined> => {
+    if (isApiToken(c)) return undefined;
+    const token = bearerToken(c.req.header("authorization")) ?? c.req.query("token");
+    const identity = await switchboard.identify(token);
+    if (!identity.ok) return c.json({ error: identity.error }, identity.status);
+    const access = switchboard.authorize(identity.identity, topic);
+    if (access.ok) return undefined;
+    if (access.status === 401) c.header("www-authenticate", 'Bearer realm="switchboard"');
+    return c.json({ error: access.error, reason: access.reason }, access.status);
+  };
   // Explicit CORS: browsers on the allowed origins (any, when ALLOWED_ORIGINS is unset) may
   // call the API; the bearer token still guards publishing.
   app.use(
@@ -54,8 +78,7 @@ export function apiRoutes(switchboard: Switchboard): Hono {
 
   app.post("/api/broadcast", async (c) => {
     if (apiToken !== undefined) {
-      const header = c.req.header("authorization") ?? "";
-      if (!header.startsWith("Bearer ") || !_sameSecret(header.slice(7), apiToken)) {
+      if (!isApiToken(c)) {
         c.header("www-authenticate", 'Bearer realm="switchboard"');
         return c.json(
           { error: "missing or wrong token: send Authorization: Bearer <API_TOKEN>" },
@@ -90,10 +113,14 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     if (!switchboard.hasChannel(topic)) {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }
+    const refused = await refuseRead(c, topic);
+    if (refused) return refused;
     const last = await switchboard.lastMessage(topic);
     const etag = `"${last ? `${last.stream}.${last.seq}` : "0"}"`;
     c.header("etag", etag);
-    c.header("cache-control", "public, max-age=2, stale-while-revalidate=5");
+    // Shared caches may keep only what anyone may read.
+    const audience = switchboard.isPublic(topic) ? "public" : "private";
+    c.header("cache-control", `${audience}, max-age=2, stale-while-revalidate=5`);
     if (c.req.header("if-none-match") === etag) return c.body(null, 304);
     return c.json({
       topic,
@@ -105,11 +132,13 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     });
   });
 
-  app.get("/api/presence/:topic", (c) => {
+  app.get("/api/presence/:topic", async (c) => {
     const topic = c.req.param("topic");
     if (!switchboard.hasChannel(topic)) {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }
+    const refused = await refuseRead(c, topic);
+    if (refused) return refused;
     c.header("cache-control", "no-store");
     return c.json({ topic, presences: switchboard.presenceOf(topic) });
   });

@@ -65,7 +65,11 @@ ${scripts}
 }
 
 /** Responds with a page and the security headers; pages are never cached stale. */
-export function htmlResponse(c: Context, html: string, status: 200 | 404 = 200): Response {
+export function htmlResponse(
+  c: Context,
+  html: string,
+  status: 200 | 401 | 403 | 404 = 200,
+): Response {
   c.header("content-security-policy", _CSP);
   c.header("x-content-type-options", "nosniff");
   c.header("referrer-policy", "same-origin");

@@ -9,6 +9,7 @@ import { colorSlot, initials } from "../lib/client/format.ts";
 import { type PresenceUser, presenceUsers } from "../lib/client/phoenix_helpers.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { assetUrl } from "./pages_assets.ts";
+import { refusePageRead } from "./pages_access.ts";
 import { escapeHtml, htmlResponse, notFoundPage, renderPage } from "./pages_layout.ts";
 import { PAGE_NAME } from "./pages_status.ts";
 
@@ -25,12 +26,14 @@ function _person(user: PresenceUser): string {
 
 /** The handler of `/records/:id`. */
 export function recordPage(switchboard: Switchboard) {
-  return (c: Context): Response => {
+  return async (c: Context): Promise<Response> => {
     const id = c.req.param("id") ?? "";
     if (!PAGE_NAME.test(id)) {
       return notFoundPage(c, "Record ids use letters, digits, and _ . ~ - (up to 64).");
     }
     const topic = `record:${id}`;
+    const refused = await refusePageRead(switchboard, c, topic);
+    if (refused) return refused;
     const name = (c.req.query("name") ?? "").trim().slice(0, 80);
     const state = switchboard.presenceOf(topic);
     const users = presenceUsers({

@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import { describeStatus, formatAgo, formatClock } from "../lib/client/format.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
+import { refusePageRead } from "./pages_access.ts";
 import { escapeHtml, htmlResponse, notFoundPage, renderPage } from "./pages_layout.ts";
 
 /** Page names: what fits in a URL path segment and a topic without surprises. */
@@ -20,6 +21,8 @@ export function statusPage(switchboard: Switchboard) {
       return notFoundPage(c, "Status page names use letters, digits, and _ . ~ - (up to 64).");
     }
     const topic = `status:${page}`;
+    const refused = await refusePageRead(switchboard, c, topic);
+    if (refused) return refused;
     const last = await switchboard.lastMessage(topic);
     const current = last?.event === "status" ? last : undefined;
     const status = current?.payload ?? null;

@@ -6,9 +6,10 @@
 
 /** Query params as a flat record of strings. */
 export function connectParams(search: URLSearchParams): Record<string, string> {
-  const params: Record<string, string> = {};
+  // A Map, then own properties: a param named `__proto__` or `constructor` is just a param.
+  const params = new Map<string, string>();
   for (const [key, value] of search) {
-    if (!(key in params) || key === "token") params[key] = value;
+    if (!params.has(key) || key === "token") params.set(key, value);
   }
-  return params;
+  return Object.fromEntries(params);
 }

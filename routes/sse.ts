@@ -53,6 +53,11 @@ export function sseRoutes(switchboard: Switchboard): Hono {
     const params = connectParams(search);
     const admission = await switchboard.admit(params, c.req.header("origin") ?? null);
     if (!admission.ok) return c.json({ error: admission.error }, admission.status);
+    // Every topic's access before the stream opens: no token where one is needed is 401.
+    for (const topic of topics) {
+      const access = switchboard.authorize(admission.identity, topic);
+      if (!access.ok) return c.json({ error: access.error, reason: access.reason }, access.status);
+    }
     const connection = new SseConnection({ maxBuffered: switchboard.config.maxOutboundBytes });
     connection.retry(jitteredRetryMs());
     const session = switchboard.openSession({ connection, params, identity: admission.identity });
@@ -71,7 +76,9 @@ export function sseRoutes(switchboard: Switchboard): Hono {
         stopTicker?.();
         stopTicker = undefined;
       }
-      session.close(reason);
+      // A stream the server closed (shutdown, expired token) had its session closed already,
+      // with the reason that counts.
+      if (reason !== EndReason.closed) session.close(reason);
     };
     live.add(connection);
     startTicker();

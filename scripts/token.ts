@@ -1,6 +1,8 @@
 /**
- * `deno task token <user_id> [--ttl seconds] [--scope pattern]…`: prints a connect token signed
- * with `SOCKET_SECRET`, for WebSocket (`token` param or `authToken`), long-poll and SSE.
+ * `deno task token <user_id> [--ttl seconds] [--scope pattern]…`: prints a connect token, a
+ * standard JWT (HS256 with `SOCKET_SECRET`; claims `sub`, `exp`, `scope`), for WebSocket
+ * (`token` param or `authToken`), long-poll, SSE, the API's reads and the pages' `?token=`.
+ * A backend mints the same with any JWT library.
  * @module
  */
 import { nowSeconds, signToken } from "../lib/auth.ts";

@@ -66,6 +66,8 @@ Deno.test("loadConfig", async (t) => {
       PUSH_RATE_PER_SEC: "5",
       PUSH_BURST: "9",
       MAX_OUTBOUND_BYTES: "4096",
+      TOKEN_LEEWAY_SECONDS: "0",
+      MAX_PAYLOAD_DEPTH: "8",
     });
     assert.deepEqual({ ...config }, {
       port: 8080,
@@ -87,6 +89,8 @@ Deno.test("loadConfig", async (t) => {
       maxTopicsPerSession: 7,
       pushRate: { perSecond: 5, burst: 9 },
       maxOutboundBytes: 4096,
+      tokenLeewaySeconds: 0,
+      maxPayloadDepth: 8,
     });
     assert.equal(loadConfig({ ALLOWED_ORIGINS: "*" }).allowedOrigins, undefined, "* means any");
     assert.throws(() => loadConfig({ ALLOWED_ORIGINS: "example.com" }), /ALLOWED_ORIGINS/);

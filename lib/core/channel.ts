@@ -19,6 +19,7 @@ import type { PresenceState } from "./presence.ts";
 import type { Broadcast } from "./broadcast.ts";
 import type { TokenClaims } from "../auth.ts";
 import type { TransportName } from "./connection.ts";
+import type { Identity } from "./identity.ts";
 
 export type { TransportName };
 
@@ -100,6 +101,18 @@ export interface ChannelDefinition<Params = Payload> {
   topic: string;
   /** Push `presence_state` after every successful join. */
   presence?: boolean;
+  /**
+   * `"public"`: anyone may join and read, a visitor without a token too, even when
+   * `SOCKET_SECRET` is set (a public status page). `"token"` (the default): with a secret,
+   * joining and reading need a valid token.
+   */
+  access?: "public" | "token";
+  /**
+   * Whether `identity` may join and read `topic` (`false` refuses: join error
+   * `{reason: "unauthorized"}`, HTTP 403). Asked before every join and every read (polling,
+   * presence API, pages, SSE), so keep it cheap and synchronous; `join` still runs after it.
+   */
+  authorize?(identity: Readonly<Identity>, topic: string): boolean;
   /** Validates join params (failures refuse the join with an error naming the field). */
   joinParams?: z.ZodType<Params>;
   /** Authorize and set up; return an error reply to refuse. */
@@ -138,6 +151,11 @@ export class ChannelRouter {
   // deno-lint-ignore no-explicit-any
   constructor(channels: ChannelDefinition<any>[]) {
     this.#channels = channels;
+  }
+
+  /** True when some channel declares `access: "public"` (anonymous visitors may connect). */
+  get hasPublicChannel(): boolean {
+    return this.#channels.some((c) => c.access === "public");
   }
 
   /** The channel whose pattern matches `topic`, with the subtopic, or undefined. */

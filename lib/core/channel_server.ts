@@ -28,7 +28,8 @@ import type { Subscriber } from "./hub.ts";
 import type { Message, Payload } from "./message.ts";
 import type { Identity, NodeServices } from "./node.ts";
 import type { PresenceState } from "./presence.ts";
-import { ControlEvent, EndReason, PhxEvent, ReplyReason } from "./protocol.ts";
+import { decideAccess } from "./access.ts";
+import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
 import { fieldErrors } from "./validation.ts";
 
 /** What a channel server needs of the session that owns it. */
@@ -67,7 +68,7 @@ export interface JoinRequest {
 }
 
 /**
- * Runs a join: matching, limits, cursor, params schema and the channel's `join`. On success
+ * Runs a join: matching, access, limits, cursor, params schema and the channel's `join`. On success
  * the caller sends the reply, then calls `activate` (the reply must precede every other frame
  * of the join: broadcasts, `presence_state`).
  */
@@ -77,6 +78,12 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
   const match = node.router.match(topic);
   if (!match) {
     return { status: "error", response: { reason: ReplyReason.unmatchedTopic }, unmatched: true };
+  }
+  // Before anything else: the client retries a refused join forever, so refuse it cheaply.
+  const access = decideAccess({ channel: match.channel, identity: owner.identity, topic });
+  if (!access.ok) {
+    node.metrics.inc("switchboard_refused_total", { reason: "unauthorized" });
+    return { status: "error", response: { reason: access.reason, detail: access.error } };
   }
   const limit = node.config.maxTopicsPerSession;
   if (request.joinedCount >= limit) {
@@ -298,7 +305,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     const seen = new Map(resume.streams);
     const restart = (reason: string) => {
       this.owner.connection.startTopic?.(this.topic, hub.head(this.topic));
-      this.push(ControlEvent.reset, { reason, state });
+      this.#send(ControlEvent.reset, { reason, state });
     };
     try {
       const { messages, complete } = await hub.replay(this.topic, resume);
@@ -344,6 +351,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   push(event: string, payload: Payload): void {
+    _checkEvent("push", event);
+    this.#send(event, payload);
+  }
+
+  /** Pushes to this client without the check: the library's own control events use it. */
+  #send(event: string, payload: Payload): void {
     if (this.#stopped) return;
     this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, payload });
   }
@@ -362,10 +375,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   broadcast(event: string, payload: Payload): void {
+    _checkEvent("broadcast", event);
     this.#node.hub.broadcast(this.topic, event, payload);
   }
 
   broadcastFrom(event: string, payload: Payload): void {
+    _checkEvent("broadcastFrom", event);
     this.#node.hub.broadcast(this.topic, event, payload, this.id);
   }
 
@@ -418,5 +433,17 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     }
     this.#trackedKeys = undefined;
     this.#node.hub.remove(this.topic, this);
+  }
+}
+
+/**
+ * Channels may not send the protocol's reserved events (a forged `reset` or `presence_diff`)
+ * or names that break a transport's framing (CR/LF in an SSE `event:` line). A violation is a
+ * bug in the channel: it throws, and the callback's crash handling takes over.
+ */
+function _checkEvent(method: string, event: string): void {
+  const problem = eventNameProblem(event);
+  if (problem !== undefined) {
+    throw new TypeError(`ctx.${method}: event ${JSON.stringify(event)} ${problem}`);
   }
 }

@@ -11,7 +11,6 @@
  * ```
  * @module
  */
-import type { TokenClaims } from "../auth.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -20,13 +19,7 @@ import type { Hub } from "./hub.ts";
 import type { PresenceTracker } from "./presence.ts";
 import type { Clock } from "./time.ts";
 
-/** Who a session belongs to. */
-export interface Identity {
-  /** The token's subject, or the `user_id` param when no `SOCKET_SECRET` is set. */
-  userId: string;
-  /** The verified token's claims, when there is a secret. */
-  claims?: TokenClaims;
-}
+export type { Identity } from "./identity.ts";
 
 /** The node's services, as a session and its channels use them. */
 export interface NodeServices {

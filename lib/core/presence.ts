@@ -153,7 +153,7 @@ export class PresenceTracker {
   }
 
   #localList(topic: string): PresenceState {
-    const state: PresenceState = {};
+    const state = emptyPresenceState();
     for (const [key, owners] of this.#topics.get(topic) ?? []) {
       state[key] = { metas: [...owners.values()] };
     }
@@ -186,7 +186,7 @@ export class PresenceTracker {
     this.#remote.delete(nodeId);
     for (const [topic, leaves] of topics) {
       this.#stateCache.delete(topic);
-      this.hub.deliverLocal(topic, "presence_diff", { joins: {}, leaves });
+      this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
     }
   }
 
@@ -204,7 +204,10 @@ export class PresenceTracker {
   #diff(topic: string): _Diff {
     let diff = this.#pending.get(topic);
     if (!diff) {
-      this.#pending.set(topic, diff = { joins: {}, leaves: {} });
+      this.#pending.set(
+        topic,
+        diff = { joins: emptyPresenceState(), leaves: emptyPresenceState() },
+      );
       this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
     }
     return diff;
@@ -215,13 +218,22 @@ export class PresenceTracker {
   }
 }
 
+/**
+ * A state keyed by presence keys, which are user strings (`constructor`, `__proto__`…): an
+ * object without a prototype, so no key reads an inherited member or sets the prototype.
+ * JSON sees an ordinary object.
+ */
+export function emptyPresenceState(): PresenceState {
+  return Object.create(null);
+}
+
 /** The diff that turns `before` into `after`, comparing metas by `phx_ref`. */
 function _difference(before: PresenceState, after: PresenceState): _Diff {
   const refs = (state: PresenceState) =>
     new Set(Object.values(state).flatMap(({ metas }) => metas.map((m) => m.phx_ref)));
   const [had, has] = [refs(before), refs(after)];
   const pick = (state: PresenceState, keep: (ref: string) => boolean) => {
-    const out: PresenceState = {};
+    const out = emptyPresenceState();
     for (const [key, { metas }] of Object.entries(state)) {
       const kept = metas.filter((m) => keep(m.phx_ref));
       if (kept.length) out[key] = { metas: kept };

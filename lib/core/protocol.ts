@@ -54,7 +54,42 @@ export const CloseCode = {
   serviceRestart: 1012,
   /** Slow consumer: the client fell too far behind; reconnect and resume from the cursor. */
   tryAgainLater: 1013,
+  /**
+   * The session's token expired (application code, RFC 6455 §7.4.2): reconnect with a fresh
+   * one. The Phoenix client reconnects by itself; with `params` as a function it sends new ones.
+   */
+  tokenExpired: 4001,
 } as const;
+
+/** The close reason sent with {@link CloseCode.tokenExpired}. */
+export const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";
+
+/** The longest event name accepted from publishers and channels, in characters. */
+export const MAX_EVENT_NAME_LENGTH = 128;
+
+/**
+ * Why `event` may not be sent by a publisher or a channel, or undefined when it may: it must
+ * be 1-128 characters of well-formed Unicode without control characters (an `event:` line
+ * with CR or LF would forge SSE events), and not one of the events the protocol reserves
+ * (`phx_*`, `presence_*`, `heartbeat`, and Switchboard's control events `reset`, `joined`).
+ */
+export function eventNameProblem(event: unknown): string | undefined {
+  if (typeof event !== "string" || event === "") return "must be a non-empty string";
+  if (event.length > MAX_EVENT_NAME_LENGTH) {
+    return `is longer than ${MAX_EVENT_NAME_LENGTH} characters`;
+  }
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(event) || !event.isWellFormed()) {
+    return "must not contain control characters (CR, LF…) or lone surrogates";
+  }
+  if (_RESERVED_PREFIX.test(event) || _RESERVED_EVENTS.has(event)) {
+    return "is reserved by the protocol (phx_*, presence_*, heartbeat, reset, joined)";
+  }
+  return undefined;
+}
+
+const _RESERVED_PREFIX = /^(phx_|presence_)/;
+const _RESERVED_EVENTS = new Set<string>([PhxEvent.heartbeat, ...Object.values(ControlEvent)]);
 
 /** The `reason` of an error reply or a `phx_error`/`reset` payload. */
 export const ReplyReason = {
@@ -70,6 +105,8 @@ export const ReplyReason = {
   invalidParams: "invalid_params",
   invalidPayload: "invalid_payload",
   unknownEvent: "unknown_event",
+  /** The identity may not join or read the topic (no token where one is needed, or scope). */
+  unauthorized: "unauthorized",
   joinCrashed: "join crashed",
   /** `reset`: the history window no longer holds everything the client missed. */
   historyWindowExceeded: "history_window_exceeded",
@@ -88,6 +125,8 @@ export const EndReason = {
   slowConsumer: "slow_consumer",
   flood: "flood",
   shutdown: "shutdown",
+  /** The session's token expired. */
+  expired: "expired",
   closed: "closed",
 } as const;
 

@@ -15,6 +15,7 @@
  * @module
  */
 import { type TokenClaims, verifyToken } from "../auth.ts";
+import { type AccessDecision, decideAccess } from "./access.ts";
 import type { BrokerState } from "../cluster/broker.ts";
 import { type Broker, MemoryBroker } from "../cluster/broker.ts";
 import type { Config } from "../config.ts";
@@ -28,12 +29,13 @@ import { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { Identity, NodeServices } from "./node.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
-import { CloseCode, EndReason } from "./protocol.ts";
+import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
 
 export type { Identity } from "./node.ts";
+export type { AccessDecision } from "./access.ts";
 export type { Clock } from "./time.ts";
 
 /** The outcome of {@link Switchboard.admit}. */
@@ -42,6 +44,10 @@ export type Admission =
   | { ok: false; status: 401 | 403; error: string };
 
 const _NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
+
+function _anonymousId(): string {
+  return `anon-${crypto.randomUUID().slice(0, 8)}`;
+}
 
 /** Options of {@link Switchboard}. */
 export interface SwitchboardOptions {
@@ -107,9 +113,32 @@ export class Switchboard implements NodeServices {
     return this.router.match(topic) !== undefined;
   }
 
-  /** Broadcasts to every subscriber of `topic` on every node (the API's publish). */
+  /**
+   * Broadcasts to every subscriber of `topic` on every node (the API's publish). Reserved and
+   * malformed event names throw (see `eventNameProblem`): validate input before calling.
+   */
   publish(topic: string, event: string, payload: Payload): Broadcast {
+    const problem = eventNameProblem(event);
+    if (problem !== undefined) throw new TypeError(`event ${JSON.stringify(event)} ${problem}`);
     return this.hub.broadcast(topic, event, payload);
+  }
+
+  /**
+   * May `identity` join and read `topic`? The same question for joins, SSE, long-poll, the
+   * API's reads and the pages: the channel's `access` and `authorize` answer it. An unknown
+   * topic is refused too (callers answer 404 before asking).
+   */
+  authorize(identity: Identity, topic: string): AccessDecision {
+    const match = this.router.match(topic);
+    if (!match) {
+      return {
+        ok: false,
+        status: 403,
+        reason: "unauthorized",
+        error: `unknown topic "${topic}": no channel matches it`,
+      };
+    }
+    return decideAccess({ channel: match.channel, identity, topic });
   }
 
   /** The topic's last message (not presence), from this node or the broker's shared copy. */
@@ -140,8 +169,19 @@ export class Switchboard implements NodeServices {
   // ---- Sessions: what transports use. ----
 
   /**
+   * True when an anonymous visitor may read `topic` (no secret is set, or its channel is
+   * public): what shared caches (a CDN) may keep.
+   */
+  isPublic(topic: string): boolean {
+    if (this.config.socketSecret === undefined) return this.hasChannel(topic);
+    return this.authorize({ userId: "", anonymous: true }, topic).ok;
+  }
+
+  /**
    * Decides whether a client may connect: its origin (`ALLOWED_ORIGINS`) and, with
-   * `SOCKET_SECRET`, its signed `token`. Without a secret the `user_id` param is trusted (dev).
+   * `SOCKET_SECRET`, its signed `token` (a JWT). Without a token it connects as an anonymous
+   * visitor when some channel is public (its joins of other channels are refused), else 401.
+   * Without a secret the `user_id` param is trusted (dev).
    */
   admit(
     params: Record<string, string>,
@@ -152,19 +192,30 @@ export class Switchboard implements NodeServices {
       this.metrics.inc("switchboard_refused_total", { reason: "origin" });
       return { ok: false, status: 403, error: `origin ${origin} is not allowed` };
     }
-    const secret = this.config.socketSecret;
-    if (secret === undefined) {
-      return {
-        ok: true,
-        identity: { userId: params.user_id || `anon-${crypto.randomUUID().slice(0, 8)}` },
-      };
-    }
-    if (!params.token) {
+    if (
+      this.config.socketSecret !== undefined && !params.token && !this.router.hasPublicChannel
+    ) {
       this.metrics.inc("switchboard_refused_total", { reason: "no_token" });
       return { ok: false, status: 401, error: "missing token: connect with a signed token param" };
     }
+    return this.identify(params.token, params.user_id);
+  }
+
+  /**
+   * Who holds `token`: with `SOCKET_SECRET`, its verified subject (403 when the token is
+   * forged, expired or not a HS256 JWT), or an anonymous visitor when there is no token;
+   * without a secret, `userId` (the `user_id` param) is trusted (dev). Readers of the API
+   * and the pages are identified this way, then {@link authorize} decides per topic.
+   */
+  identify(token: string | undefined, userId?: string): Admission | Promise<Admission> {
+    const secret = this.config.socketSecret;
+    if (secret === undefined) return { ok: true, identity: { userId: userId || _anonymousId() } };
+    if (!token) return { ok: true, identity: { userId: _anonymousId(), anonymous: true } };
     // Synchronous unless a token must be verified: an async step per connect costs garbage.
-    return verifyToken(secret, params.token, Math.floor(this.clock.now() / 1000)).then((result) => {
+    return verifyToken(secret, token, {
+      now: Math.floor(this.clock.now() / 1000),
+      leewaySeconds: this.config.tokenLeewaySeconds,
+    }).then((result) => {
       if (!result.ok) {
         this.metrics.inc("switchboard_refused_total", { reason: result.reason });
         return { ok: false, status: 403, error: `token refused: ${result.reason}` } as const;
@@ -193,21 +244,40 @@ export class Switchboard implements NodeServices {
   }
 
   /**
-   * Closes WebSocket sessions that sent nothing for `heartbeatTimeoutMs` (the Phoenix client
-   * sends a heartbeat every 30 s).
+   * The node's one sweep over its sessions: closes WebSocket sessions that sent nothing for
+   * `heartbeatTimeoutMs` (the Phoenix client sends a heartbeat every 30 s), and sessions of
+   * every transport whose token expired (past `exp` plus the leeway). Returns how many
+   * sessions it closed for each reason.
    */
-  sweepIdle(): number {
-    const deadline = this.clock.now() - this.config.heartbeatTimeoutMs;
-    let closed = 0;
+  sweep(): { idle: number; expired: number } {
+    const now = this.clock.now();
+    const idleBefore = now - this.config.heartbeatTimeoutMs;
+    const leewayMs = this.config.tokenLeewaySeconds * 1000;
+    let idle = 0;
+    let expired = 0;
     for (const session of [...this.#sessions]) {
-      // SSE streams end with their TCP stream; long-poll sessions with their polls.
-      if (session.transport !== "websocket" || session.lastSeen > deadline) continue;
-      session.connection.close(CloseCode.goingAway, "idle timeout: no heartbeat");
-      session.close(EndReason.timeout);
-      closed++;
+      const exp = session.identity.claims?.exp;
+      if (exp !== undefined && exp * 1000 + leewayMs <= now) {
+        // WebSocket: closed with 4001, the client reconnects; SSE: the stream ends; long-poll:
+        // the next poll answers 410 and the client reconnects.
+        session.connection.close(CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
+        session.close(EndReason.expired);
+        expired++;
+      } else if (session.transport === "websocket" && session.lastSeen <= idleBefore) {
+        // SSE streams end with their TCP stream; long-poll sessions with their polls.
+        session.connection.close(CloseCode.goingAway, "idle timeout: no heartbeat");
+        session.close(EndReason.timeout);
+        idle++;
+      }
     }
-    if (closed) this.metrics.inc("switchboard_idle_closed_total", undefined, closed);
-    return closed;
+    if (idle) this.metrics.inc("switchboard_idle_closed_total", undefined, idle);
+    if (expired) this.metrics.inc("switchboard_expired_closed_total", undefined, expired);
+    return { idle, expired };
+  }
+
+  /** {@link sweep}, counting the idle WebSocket sessions it closed. */
+  sweepIdle(): number {
+    return this.sweep().idle;
   }
 
   /** Ends every session (clients are told to come back), stops timers and the broker. */
@@ -242,7 +312,7 @@ export class Switchboard implements NodeServices {
   #startSweeper(): void {
     if (this.#stopSweeper !== undefined) return;
     const every = Math.max(250, Math.min(5_000, this.config.heartbeatTimeoutMs / 4));
-    this.#stopSweeper = this.timers.every(every, () => this.sweepIdle());
+    this.#stopSweeper = this.timers.every(every, () => this.sweep());
   }
 
   #registerMetrics(): void {

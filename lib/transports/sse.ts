@@ -20,8 +20,14 @@ import { sseBroadcastBytes, sseComment, sseEvent, sseId, sseRetry } from "./sse_
 const _encoder = new TextEncoder();
 const _HEARTBEAT = _encoder.encode(sseComment("heartbeat"));
 
-/** Why an SSE stream ended from the client's side. */
-export type SseEnd = typeof EndReason.disconnect | typeof EndReason.slowConsumer;
+/**
+ * Why an SSE stream ended: the client went away or read too slowly, or the server closed it
+ * (`closed`: shutdown, expired token, flood; whoever closed it also closed the session).
+ */
+export type SseEnd =
+  | typeof EndReason.disconnect
+  | typeof EndReason.slowConsumer
+  | typeof EndReason.closed;
 
 /** The fields of an {@link SseConnection}. */
 export interface SseConnectionInit {
@@ -37,7 +43,7 @@ export class SseConnection implements Connection {
   readonly stream: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #open = true;
-  /** Called once when the stream ends from the client's side: gone, or too slow. */
+  /** Called once when the stream ends: the client is gone or too slow, or the server closed it. */
   onEnd: (reason: SseEnd) => void = () => {};
 
   constructor(init: SseConnectionInit) {
@@ -111,6 +117,7 @@ export class SseConnection implements Connection {
     try {
       this.#controller.close();
     } catch { /* already closed by the client */ }
+    this.onEnd(EndReason.closed);
   }
 }
 

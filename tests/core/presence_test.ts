@@ -4,6 +4,7 @@ import { MemoryBroker } from "../../lib/cluster/broker.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
 import { PresenceTracker } from "../../lib/core/presence.ts";
+import fc from "fast-check";
 
 function setup() {
   const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
@@ -38,10 +39,10 @@ Deno.test("changes within one window go out as one diff with both keys present",
   presence.flush();
   assert.equal(diffs.length, 1);
   assert.deepEqual(Object.keys(diffs[0].joins).sort(), ["ann", "bob"]);
-  assert.deepEqual(diffs[0].leaves, {});
+  assert.deepEqual(Object.keys(diffs[0].leaves), []);
   presence.untrack("record:1", "c2", "bob");
   presence.flush();
-  assert.deepEqual(diffs[1].joins, {});
+  assert.deepEqual(Object.keys(diffs[1].joins), []);
   assert.deepEqual(Object.keys(diffs[1].leaves), ["bob"]);
   presence.close();
 });
@@ -71,6 +72,91 @@ Deno.test("the last meta leaving removes the key; untracking twice is harmless",
   assert.equal(presence.list("record:1").ann.metas.length, 1);
   presence.untrack("record:1", "c2", "ann");
   presence.untrack("record:1", "c2", "ann");
-  assert.deepEqual(presence.list("record:1"), {});
+  assert.deepEqual(Object.keys(presence.list("record:1")), []);
   presence.close();
+});
+
+/** Keys a user controls, with every name `Object.prototype` has (and `__proto__`) in the mix. */
+const _keyArb = fc.oneof(
+  fc.constantFrom(
+    "__proto__",
+    "constructor",
+    "toString",
+    "hasOwnProperty",
+    "valueOf",
+    "isPrototypeOf",
+    "propertyIsEnumerable",
+    "toLocaleString",
+    "__defineGetter__",
+    "__lookupSetter__",
+  ),
+  fc.string({ maxLength: 6 }),
+);
+
+const _opArb = fc.record({
+  kind: fc.constantFrom("track", "update", "untrack", "flush"),
+  owner: fc.constantFrom("c1", "c2", "c3"),
+  key: _keyArb,
+});
+
+Deno.test("fuzz: any key (prototype names too) tracks, updates, diffs and leaves like a model", () => {
+  fc.assert(
+    fc.property(fc.array(_opArb, { maxLength: 40 }), (ops) => {
+      const { presence, diffs } = setup();
+      /** The model: key → owner → phx_ref, in plain Maps. */
+      const model = new Map<string, Map<string, string>>();
+      /** What a client sees: the diffs applied to a Map, as JSON carried them. */
+      const seen = new Map<string, Set<string>>();
+      const applyDiffs = () => {
+        for (const diff of diffs.splice(0)) {
+          const wire = JSON.parse(JSON.stringify(diff));
+          for (const [key, { metas }] of Object.entries(wire.joins as object)) {
+            for (const m of metas) {
+              (seen.get(key) ?? seen.set(key, new Set()).get(key)!).add(m.phx_ref);
+            }
+          }
+          for (const [key, { metas }] of Object.entries(wire.leaves as object)) {
+            for (const m of metas) seen.get(key)?.delete(m.phx_ref);
+            if (seen.get(key)?.size === 0) seen.delete(key);
+          }
+        }
+      };
+      for (const { kind, owner, key } of ops) {
+        const owners = model.get(key);
+        if (kind === "track" && !owners?.has(owner)) {
+          const ref = presence.track("record:1", owner, key, { name: key });
+          (owners ?? model.set(key, new Map()).get(key)!).set(owner, ref);
+        } else if (kind === "update" && owners?.has(owner)) {
+          owners.set(owner, presence.update("record:1", owner, key, { name: key, state: "x" }));
+        } else if (kind === "untrack") {
+          presence.untrack("record:1", owner, key);
+          owners?.delete(owner);
+          if (owners?.size === 0) model.delete(key);
+        } else if (kind === "flush") {
+          presence.flush();
+          applyDiffs();
+        }
+      }
+      presence.flush();
+      applyDiffs();
+      const expected = [...model].map(([k, o]) => [k, [...o.values()].sort()]).sort();
+      const listed = Object.entries(JSON.parse(JSON.stringify(presence.list("record:1"))))
+        .map((
+          [k, p],
+        ) => [k, (p as { metas: { phx_ref: string }[] }).metas.map((m) => m.phx_ref).sort()])
+        .sort();
+      assert.deepEqual(listed, expected, "list() holds every tracked key, nothing else");
+      const fromDiffs = [...seen].map(([k, refs]) => [k, [...refs].sort()]).sort();
+      assert.deepEqual(fromDiffs, expected, "the diffs a client applies end at the same state");
+      // States keyed by user strings have no prototype: `state[key]` never finds a member.
+      assert.equal(Object.getPrototypeOf(presence.list("record:1")), null);
+
+      assert.deepEqual(
+        JSON.parse(presence.stateJson("record:1")),
+        JSON.parse(JSON.stringify(presence.list("record:1"))),
+      );
+      presence.close();
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -296,7 +296,17 @@ type Expected =
   | { status: 202; accepted: number }
   | { status: 400 | 413; error: RegExp; names?: string[] };
 
-const _RESERVED = /^(phx_|presence_)|^(heartbeat|joined)$/;
+const _RESERVED = /^(phx_|presence_)|^(heartbeat|joined|reset)$/;
+// deno-lint-ignore no-control-regex
+const _CONTROL = /[\u0000-\u001f\u007f]/;
+/** The server's default MAX_PAYLOAD_DEPTH. */
+const _MAX_DEPTH = 32;
+
+function _depth(value: unknown): number {
+  if (typeof value !== "object" || value === null) return 0;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  return 1 + Math.max(0, ...children.map(_depth));
+}
 
 /** The paths of a message's bad fields (`prefix` is "" or "[i]."). */
 function messageProblems(m: unknown, prefix: string): string[] {
@@ -308,11 +318,14 @@ function messageProblems(m: unknown, prefix: string): string[] {
   if (!routable) problems.push(`${prefix}topic`);
   const event = m.event;
   if (
-    typeof event !== "string" || event.length === 0 || event.length > 128 || _RESERVED.test(event)
+    typeof event !== "string" || event.length === 0 || event.length > 128 ||
+    _RESERVED.test(event) || _CONTROL.test(event) || !event.isWellFormed()
   ) {
     problems.push(`${prefix}event`);
   }
-  if (m.payload !== undefined && !isPlainObject(m.payload)) problems.push(`${prefix}payload`);
+  if (
+    m.payload !== undefined && (!isPlainObject(m.payload) || _depth(m.payload) > _MAX_DEPTH)
+  ) problems.push(`${prefix}payload`);
   return problems;
 }
 
