@@ -29,6 +29,7 @@
 
 // Writing channels.
 export {
+  binaryEvent,
   type ChannelContext,
   type ChannelDefinition,
   defineChannel,
@@ -38,6 +39,7 @@ export {
   type HandlerResult,
   ok,
   Reply,
+  type TokenRefresh,
   type TransportName,
 } from "./core/channel.ts";
 export type { Payload } from "./core/message.ts";

@@ -107,6 +107,12 @@ export const ReplyReason = {
   unknownEvent: "unknown_event",
   /** The identity may not join or read the topic (no token where one is needed, or scope). */
   unauthorized: "unauthorized",
+  /** A binary frame for an event that takes JSON only. */
+  binaryNotAccepted: "binary_not_accepted",
+  /** A JSON push for an event that takes binary frames only. */
+  binaryExpected: "binary_expected",
+  /** A binary reply for a client whose transport carries text only (long-poll, v1, SSE). */
+  binaryUnsupported: "binary_unsupported",
   joinCrashed: "join crashed",
   /** `reset`: the history window no longer holds everything the client missed. */
   historyWindowExceeded: "history_window_exceeded",
