@@ -52,9 +52,13 @@ export {
   eventNameProblem,
   PhxEvent,
   ReplyReason,
+  SupabaseEvent,
 } from "./core/protocol.ts";
 export { inScope, signToken, type TokenClaims, verifyToken } from "./auth.ts";
 export type { AccessDecision } from "./core/access.ts";
+
+// Built-in channel kinds.
+export { REALTIME_PREFIX, realtimeChannel } from "./supabase/realtime.ts";
 
 // Running a node.
 export { type Admission, Switchboard, type SwitchboardOptions } from "./core/switchboard.ts";

@@ -162,6 +162,13 @@ export interface ChannelDefinition<Params = Payload> {
    * presence API, pages, SSE), so keep it cheap and synchronous; `join` still runs after it.
    */
   authorize?(identity: Readonly<Identity>, topic: string): boolean;
+  /**
+   * The token a join payload carries, if the channel's clients send one there (Supabase's
+   * `access_token`): verified like a connect token and made the session's (see
+   * `ChannelContext.refreshToken`) before `access` and `authorize` are asked; a refused token
+   * refuses the join with `{reason: "unauthorized", detail}`.
+   */
+  joinToken?(payload: Payload): string | undefined;
   /** Push `presence_state` after every successful join (a function decides per instance). */
   presence?: boolean | ((ctx: ChannelContext<Params>) => boolean);
   /** Validates join params (failures refuse the join with an error naming the field). */

@@ -82,6 +82,19 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
   if (!match) {
     return { status: "error", response: { reason: ReplyReason.unmatchedTopic }, unmatched: true };
   }
+  // A token the join carries (Supabase's `access_token`) becomes the session's first, so the
+  // access question below is asked of the identity it proves.
+  const joinToken = match.channel.joinToken?.(payload);
+  if (joinToken !== undefined) {
+    const refreshed = await owner.refreshToken(joinToken);
+    if (!refreshed.ok) {
+      node.metrics.inc("switchboard_refused_total", { reason: "unauthorized" });
+      return {
+        status: "error",
+        response: { reason: ReplyReason.unauthorized, detail: refreshed.reason },
+      };
+    }
+  }
   // Before anything else: the client retries a refused join forever, so refuse it cheaply.
   const access = decideAccess({ channel: match.channel, identity: owner.identity, topic });
   if (!access.ok) {

@@ -28,6 +28,21 @@ export const PhxEvent = {
   presenceDiff: "presence_diff",
 } as const;
 
+/**
+ * Events of Supabase Realtime's protocol (**Supabase**, fixed by `@supabase/realtime-js`), on
+ * top of Phoenix's: user broadcasts, presence track/untrack, token refresh, system notices.
+ */
+export const SupabaseEvent = {
+  /** A user broadcast `{type: "broadcast", event, payload}`, both ways. */
+  broadcast: "broadcast",
+  /** A client's `{type: "presence", event: "track" | "untrack", payload}`. */
+  presence: "presence",
+  /** A client's fresh token `{access_token}`. */
+  accessToken: "access_token",
+  /** A server notice `{status, extension, message, channel}`. */
+  system: "system",
+} as const;
+
 /** The topic of socket-level frames: heartbeats and their replies (**Phoenix**). */
 export const PHOENIX_TOPIC = "phoenix";
 

@@ -15,7 +15,7 @@
  */
 import type { Broadcast } from "./broadcast.ts";
 import { isPayload, type Message, type Payload } from "./message.ts";
-import { PhxEvent } from "./protocol.ts";
+import { PhxEvent, SupabaseEvent } from "./protocol.ts";
 
 /** The serializer versions the WebSocket and long-poll transports accept (`vsn` param). */
 export type Vsn = "1.0.0" | "2.0.0";
@@ -59,7 +59,7 @@ const _Kind = { push: 0, reply: 1, broadcast: 2, userBroadcastPush: 3, userBroad
 /** How a Supabase user broadcast's payload is encoded (the byte after the lengths). */
 const _Encoding = { binary: 0, json: 1 } as const;
 /** The event that carries Supabase user broadcasts, and the `type` inside their payload. */
-const _USER_BROADCAST = "broadcast";
+const _USER_BROADCAST = SupabaseEvent.broadcast;
 /** Every string field of a binary frame is prefixed by a one-byte length. */
 const _MAX_FIELD = 255;
 

@@ -114,13 +114,14 @@ export class Switchboard implements NodeServices {
   }
 
   /**
-   * Broadcasts to every subscriber of `topic` on every node (the API's publish). Reserved and
-   * malformed event names throw (see `eventNameProblem`): validate input before calling.
+   * Broadcasts to every subscriber of `topic` on every node (the API's publish); with `binary`,
+   * a binary broadcast whose JSON metadata is `payload`. Reserved and malformed event names
+   * throw (see `eventNameProblem`): validate input before calling.
    */
-  publish(topic: string, event: string, payload: Payload): Broadcast {
+  publish(topic: string, event: string, payload: Payload, binary?: Uint8Array): Broadcast {
     const problem = eventNameProblem(event);
     if (problem !== undefined) throw new TypeError(`event ${JSON.stringify(event)} ${problem}`);
-    return this.hub.broadcast(topic, event, payload);
+    return this.hub.broadcast(topic, event, payload, binary ? { binary } : undefined);
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { binaryEvent, defineChannel, event } from "../../lib/mod.ts";
+import { binaryEvent, defineChannel, error, event } from "../../lib/mod.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { denoRuntime } from "../../lib/runtime/deno.ts";
 import { Switchboard } from "../../lib/core/switchboard.ts";
@@ -32,9 +32,15 @@ const filesChannel = defineChannel({
   },
 });
 
+/** A channel with only `handleIn` (like `status:*`): bytes never reach it. */
+const readOnlyChannel = defineChannel({
+  topic: "ro:*",
+  handleIn: () => error({ reason: "read_only" }),
+});
+
 function serve() {
   const config = loadConfig({ LOG_LEVEL: "error" });
-  const switchboard = new Switchboard({ config, channels: [filesChannel] });
+  const switchboard = new Switchboard({ config, channels: [filesChannel, readOnlyChannel] });
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
     createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,
