@@ -4,11 +4,12 @@
  * `ack`, JSON and binary payloads), presence keyed by the client's key (and none for clients that
  * did not enable it), a refused `postgres_changes` join, the REST shapes (`send()` fallback and
  * `httpSend()`, JSON and bytes), and with `SOCKET_SECRET`/`API_TOKEN`: tokens in the join,
- * `access_token` refreshes, and who may broadcast over REST.
+ * `access_token` refreshes, and who may broadcast over REST; and two nodes through Redis.
  */
 import assert from "node:assert/strict";
 import { type RealtimeChannel, RealtimeClient } from "@supabase/realtime-js";
 import { nowSeconds, signToken } from "../../lib/auth.ts";
+import { startBridge, startRedis } from "../support/redis.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { delay, waitFor } from "../support/wait.ts";
 
@@ -260,5 +261,46 @@ Deno.test("@supabase/realtime-js with SOCKET_SECRET and API_TOKEN", async (t) =>
   } finally {
     await Promise.all(clients.map((c) => c.disconnect()));
     await server.stop();
+  }
+});
+
+Deno.test("@supabase/realtime-js across two nodes through Redis", async (t) => {
+  const redis = await startRedis();
+  const bridge = await startBridge({ redisUrl: redis.url, token: "rt-token" });
+  const env = (id: string) => ({
+    UPSTASH_REDIS_REST_URL: bridge.url,
+    UPSTASH_REDIS_REST_TOKEN: "rt-token",
+    NODE_ID: id,
+  });
+  const [a, b] = await Promise.all([startServer(env("rt-a")), startServer(env("rt-b"))]);
+  const clients: RealtimeClient[] = [];
+  try {
+    await t.step("JSON and binary broadcasts and presence reach the other node", async () => {
+      const onA = client(a, { user_id: "ann" });
+      const onB = client(b, { user_id: "bob" });
+      clients.push(onA, onB);
+      const sender = onA.channel("room:x", { config: { broadcast: { ack: true } } });
+      const receiver = onB.channel("room:x");
+      const got: { event: string; payload: unknown }[] = [];
+      const joins: string[] = [];
+      receiver.on("broadcast", { event: "*" }, (m) => got.push(m as unknown as typeof got[0]));
+      receiver.on("presence", { event: "join" }, ({ key }) => joins.push(key));
+      await subscribed(sender);
+      await subscribed(receiver);
+      assert.equal(await sender.send({ type: "broadcast", event: "j", payload: { n: 1 } }), "ok");
+      const bytes = new Uint8Array([5, 4, 3]).buffer;
+      assert.equal(await sender.send({ type: "broadcast", event: "b", payload: bytes }), "ok");
+      await waitFor(() => got.length === 2, "both broadcasts on the other node", 10_000);
+      assert.deepEqual(got[0], { type: "broadcast", event: "j", payload: { n: 1 } });
+      assert.equal(got[1].event, "b");
+      assert.deepEqual([...new Uint8Array(got[1].payload as ArrayBuffer)], [5, 4, 3]);
+      assert.equal(await sender.track({ here: true }), "ok");
+      await waitFor(() => joins.length === 1, "the presence join on the other node", 10_000);
+    });
+  } finally {
+    await Promise.all(clients.map((c) => c.disconnect()));
+    await Promise.all([a.stop(), b.stop()]);
+    await bridge.stop();
+    await redis.stop();
   }
 });
