@@ -6,6 +6,7 @@ import {
   v1Serializer,
   v2Serializer,
 } from "../../lib/core/serializer.ts";
+import fc from "fast-check";
 import { Broadcast } from "../../lib/core/broadcast.ts";
 import { CursorError, formatCursor, parseCursor } from "../../lib/resume/cursor.ts";
 
@@ -219,4 +220,26 @@ Deno.test("v2 binary frames: the layouts of phoenix/serializer.js and realtime-j
       /at most 255/,
     );
   });
+});
+
+Deno.test("any bytes decode to a message or throw FrameError, never anything else", () => {
+  const codec = v2Serializer.binary!;
+  // Frames that start like the two client kinds, then anything: the decoder's edge cases.
+  const frame = fc.tuple(
+    fc.constantFrom(0, 3, 1, 2, 4, 255),
+    fc.uint8Array({ maxLength: 12 }),
+    fc.uint8Array({ maxLength: 64 }),
+  ).map(([kind, header, rest]) => new Uint8Array([kind, ...header, ...rest]));
+  fc.assert(
+    fc.property(fc.oneof(frame, fc.uint8Array({ maxLength: 300 })), (bytes) => {
+      try {
+        const msg = codec.decode(bytes);
+        assert.equal(typeof msg.topic, "string");
+        assert.ok(msg.topic.length > 0);
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err;
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
