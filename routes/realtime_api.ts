@@ -59,16 +59,15 @@ export async function publishRealtimeBatch(
     return c.json({ error: `invalid body: ${describeErrors(parsed.error)}` }, 400);
   }
   const messages = parsed.data.messages.map((m) => ({ ...m, topic: realtimeTopic(m.topic) }));
-  const index = messages.findIndex((m) => !switchboard.hasChannel(m.topic));
-  if (index >= 0) {
-    return c.json({
-      error: `invalid body: messages[${index}].topic: no channel matches "${
-        messages[index].topic
-      }"`,
-    }, 400);
-  }
   const refused = await _refuse(c, switchboard, caller, messages.map((m) => m.topic));
   if (refused) return refused;
+  const index = messages.findIndex((m) => !switchboard.hasChannel(m.topic));
+  if (index >= 0) {
+    const topic = messages[index].topic;
+    return c.json({
+      error: `invalid body: messages[${index}].topic: no channel matches "${topic}"`,
+    }, 400);
+  }
   for (const m of messages) {
     switchboard.publish(m.topic, SupabaseEvent.broadcast, userBroadcast(m.event, m.payload));
   }
@@ -88,11 +87,11 @@ export function realtimeApiRoutes(switchboard: Switchboard): Hono {
     }
     const topic = realtimeTopic(names.data.topic);
     const { event } = names.data;
+    const refused = await _refuse(c, switchboard, caller, [topic]);
+    if (refused) return refused;
     if (!switchboard.hasChannel(topic)) {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }
-    const refused = await _refuse(c, switchboard, caller, [topic]);
-    if (refused) return refused;
     const max = switchboard.config.maxApiBodyBytes;
     const binary = c.req.header("content-type")?.startsWith("application/octet-stream");
     if (binary) {

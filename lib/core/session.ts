@@ -105,14 +105,7 @@ export class Session implements ChannelOwner {
     this.lastSeen = this.node.clock.now();
     const max = this.node.config.maxFrameBytes;
     const size = text.length * 3 > max ? new TextEncoder().encode(text).length : text.length;
-    if (size > max) {
-      this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
-      this.connection.close(
-        CloseCode.messageTooBig,
-        `frame too large: ${size} bytes, limit ${max}`,
-      );
-      return;
-    }
+    if (this.#tooLarge(size)) return;
     let msg: Message;
     try {
       msg = this.serializer.decode(text);
@@ -127,15 +120,7 @@ export class Session implements ChannelOwner {
   /** Decodes one binary frame (v2 only) and handles it; bad frames get an error frame. */
   receiveBinary(bytes: Uint8Array): void {
     this.lastSeen = this.node.clock.now();
-    const max = this.node.config.maxFrameBytes;
-    if (bytes.length > max) {
-      this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
-      this.connection.close(
-        CloseCode.messageTooBig,
-        `frame too large: ${bytes.length} bytes, limit ${max}`,
-      );
-      return;
-    }
+    if (this.#tooLarge(bytes.length)) return;
     const codec = this.serializer.binary;
     if (!codec) return this.rejectFrame("binary frames need vsn=2.0.0; send text frames");
     let msg: Message;
@@ -147,6 +132,15 @@ export class Session implements ChannelOwner {
       return;
     }
     this.receive(msg);
+  }
+
+  /** Closes the connection (1009) for a frame over `MAX_FRAME_BYTES`; true when it did. */
+  #tooLarge(size: number): boolean {
+    const max = this.node.config.maxFrameBytes;
+    if (size <= max) return false;
+    this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
+    this.connection.close(CloseCode.messageTooBig, `frame too large: ${size} bytes, limit ${max}`);
+    return true;
   }
 
   /** Answers a frame the transport or serializer could not decode, and counts it. */
@@ -180,7 +174,9 @@ export class Session implements ChannelOwner {
   /** Writes a frame for this client. */
   send(msg: Message): void {
     if (this.#closed) return;
-    if (msg.binary !== undefined && !this.connection.binary) return this.#sendBinaryAsText(msg);
+    if (msg.binary !== undefined && !this.connection.binary) {
+      return this.#sendBinaryToTextClient(msg);
+    }
     this.node.metrics.inc("switchboard_messages_out_total", { transport: this.transport });
     this.connection.sendMessage(msg);
   }
@@ -240,7 +236,7 @@ export class Session implements ChannelOwner {
    * A binary message for a client whose transport carries text only: a reply becomes an error
    * reply saying so (the push does not time out); a push is skipped and counted.
    */
-  #sendBinaryAsText(msg: Message): void {
+  #sendBinaryToTextClient(msg: Message): void {
     this.node.metrics.inc("switchboard_binary_skipped_total", { transport: this.transport });
     if (msg.event !== PhxEvent.reply) return;
     this.send({
