@@ -217,6 +217,21 @@ Deno.test("@supabase/realtime-js with SOCKET_SECRET and API_TOKEN", async (t) =>
       assert.match(otherUser.error ?? "", /another user/);
     });
 
+    await t.step("without a connect token, the join's access_token proves the user", async () => {
+      const anonymous = open({});
+      const refused = await subscribe(anonymous.channel("room:anon"));
+      assert.equal(refused.status, "CHANNEL_ERROR");
+      assert.match(refused.error ?? "", /unauthorized/);
+      const user = open({});
+      await user.setAuth(await token("fay"));
+      await subscribed(user.channel("room:anon"));
+      const scoped = open({});
+      await scoped.setAuth(await token("gus", ["realtime:room:a"]));
+      const outside = await subscribe(scoped.channel("room:anon"));
+      assert.equal(outside.status, "CHANNEL_ERROR");
+      assert.match(outside.error ?? "", /may not use/);
+    });
+
     await t.step("an access_token push refreshes; a bad one closes the channel", async () => {
       const c = open({ token: await token("eve") });
       const channel = c.channel("room:refresh");
@@ -258,6 +273,51 @@ Deno.test("@supabase/realtime-js with SOCKET_SECRET and API_TOKEN", async (t) =>
       assert.equal(res.status, 401);
       await res.body?.cancel();
     });
+  } finally {
+    await Promise.all(clients.map((c) => c.disconnect()));
+    await server.stop();
+  }
+});
+
+Deno.test("@supabase/realtime-js: a refreshed access_token outlives the first one", async () => {
+  // No leeway and a fast sweep (a quarter of the heartbeat timeout), so expiry shows in seconds;
+  // the clients heartbeat often enough not to count as idle.
+  const secret = "a-test-secret-that-is-long-enough-0123456789";
+  const server = await startServer({
+    SOCKET_SECRET: secret,
+    TOKEN_LEEWAY_SECONDS: "0",
+    HEARTBEAT_TIMEOUT_MS: "2000",
+  });
+  const clients: RealtimeClient[] = [];
+  try {
+    const shortLived = () => signToken(secret, { sub: "ann", exp: nowSeconds() + 2 });
+    const open = () => {
+      const c = new RealtimeClient(server.socketUrl, {
+        params: { apikey: "public-anon-key" },
+        heartbeatIntervalMs: 500,
+        logger: () => {},
+      });
+      clients.push(c);
+      return c;
+    };
+    const stale = open();
+    const fresh = open();
+    await stale.setAuth(await shortLived());
+    await fresh.setAuth(await shortLived());
+    const staleChannel = stale.channel("room:exp");
+    const freshChannel = fresh.channel("room:exp", { config: { broadcast: { ack: true } } });
+    await subscribed(staleChannel);
+    await subscribed(freshChannel);
+    // An access_token push with a later expiry: the session's expiry moves with it.
+    await fresh.setAuth(await signToken(secret, { sub: "ann", exp: nowSeconds() + 300 }));
+    await waitFor(() => staleChannel.state !== "joined", "the stale session ended", 8_000);
+    assert.equal(freshChannel.state, "joined");
+    assert.equal(
+      await freshChannel.send({ type: "broadcast", event: "still", payload: {} }, {
+        timeout: 2000,
+      }),
+      "ok",
+    );
   } finally {
     await Promise.all(clients.map((c) => c.disconnect()));
     await server.stop();
