@@ -2,8 +2,9 @@
  * The application's channels, in the order topics are matched.
  * @module
  */
+import { realtimeChannel } from "../lib/mod.ts";
 import { recordChannel } from "./record.ts";
 import { statusChannel } from "./status.ts";
 
-/** Every channel this app serves. */
-export const channels = [statusChannel, recordChannel];
+/** Every channel this app serves; `realtime:*` is Supabase Realtime's broadcast and presence. */
+export const channels = [statusChannel, recordChannel, realtimeChannel];

@@ -29,6 +29,7 @@
 
 // Writing channels.
 export {
+  binaryEvent,
   type ChannelContext,
   type ChannelDefinition,
   defineChannel,
@@ -38,6 +39,7 @@ export {
   type HandlerResult,
   ok,
   Reply,
+  type TokenRefresh,
   type TransportName,
 } from "./core/channel.ts";
 export type { Payload } from "./core/message.ts";
@@ -50,9 +52,13 @@ export {
   eventNameProblem,
   PhxEvent,
   ReplyReason,
+  SupabaseEvent,
 } from "./core/protocol.ts";
 export { inScope, signToken, type TokenClaims, verifyToken } from "./auth.ts";
 export type { AccessDecision } from "./core/access.ts";
+
+// Built-in channel kinds.
+export { REALTIME_PREFIX, realtimeChannel } from "./supabase/realtime.ts";
 
 // Running a node.
 export { type Admission, Switchboard, type SwitchboardOptions } from "./core/switchboard.ts";

@@ -73,7 +73,10 @@ export interface ChannelTestOptions {
 /** A reply as the client receives it. */
 export interface TestReply {
   status: string;
+  /** The response (`{}` for a binary reply, whose response is `bytes`). */
   response: Payload;
+  /** A binary reply's response. */
+  bytes?: Uint8Array;
 }
 
 /** One frame a test client received. */
@@ -152,14 +155,19 @@ class _TestConnection implements Connection {
 
   constructor(readonly transport: TransportName) {}
 
+  /** Binary frames reach WebSocket (v2) and SSE clients, not long-poll ones. */
+  get binary(): boolean {
+    return this.transport !== "longpoll";
+  }
+
   sendMessage(msg: Message): void {
     const payload = msg.payloadJson === undefined ? msg.payload : JSON.parse(msg.payloadJson);
     this.#add({ ...msg, payload, payloadJson: undefined, broadcast: false });
   }
 
   sendBroadcast(b: Broadcast): void {
-    const { topic, event, payload } = b;
-    this.#add({ joinRef: null, ref: null, topic, event, payload, broadcast: true });
+    const { topic, event, payload, binary } = b;
+    this.#add({ joinRef: null, ref: null, topic, event, payload, binary, broadcast: true });
   }
 
   close(code: number, reason: string): void {
@@ -229,9 +237,13 @@ export class TestClient {
     return this.#request(this.#frame(topic, PhxEvent.leave, {}));
   }
 
-  /** Pushes an event on a joined topic and resolves with the reply (fails if none comes). */
-  push(topic: string, event: string, payload: Payload = {}): Promise<TestReply> {
-    return this.#request(this.#frame(topic, event, payload));
+  /**
+   * Pushes an event on a joined topic and resolves with the reply (fails if none comes); bytes
+   * are a binary push, as `channel.push(event, arrayBuffer)` sends.
+   */
+  push(topic: string, event: string, payload: Payload | Uint8Array = {}): Promise<TestReply> {
+    if (!(payload instanceof Uint8Array)) return this.#request(this.#frame(topic, event, payload));
+    return this.#request({ ...this.#frame(topic, event, {}), binary: payload });
   }
 
   /** Pushes an event without waiting for a reply (for events that do not reply). */
@@ -280,7 +292,8 @@ export class TestClient {
     );
     this.session.receive(msg);
     const frame = await reply;
-    return frame.payload as unknown as TestReply;
+    if (frame.binary === undefined) return frame.payload as unknown as TestReply;
+    return { status: String(frame.payload.status), response: {}, bytes: frame.binary };
   }
 
   #wait(match: (f: ReceivedFrame) => boolean, what: string): Promise<ReceivedFrame> {

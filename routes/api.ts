@@ -2,7 +2,8 @@
  * The HTTP API: `POST /api/broadcast` (bearer `API_TOKEN`), `GET /api/topics/:topic` (last
  * message with `ETag`) and `GET /api/presence/:topic`. Reads ask the topic's channel, like a
  * join: the API token reads everything, a connect token (bearer or `?token=`) what it may
- * join, and a visitor without a token the public channels.
+ * join, and a visitor without a token the public channels. Supabase Realtime's REST broadcasts
+ * are in `realtime_api.ts`.
  * @module
  */
 import { type Context, Hono } from "hono";
@@ -12,7 +13,9 @@ import { bearerToken } from "../lib/auth.ts";
 import { eventNameProblem } from "../lib/core/protocol.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { describeErrors, nestsDeeperThan } from "../lib/core/validation.ts";
+import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
 import { readJsonBody } from "./body.ts";
+import { isRealtimeBatch, publishRealtimeBatch, realtimeApiRoutes } from "./realtime_api.ts";
 
 /** The body schema of one message; payloads nest at most `maxDepth` levels. */
 function _messageSchema(maxDepth: number) {
@@ -32,16 +35,6 @@ function _messageSchema(maxDepth: number) {
   });
 }
 
-/** Constant-time comparison, so the token cannot be guessed byte by byte from timing. */
-function _sameSecret(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  if (x.length !== y.length) return false;
-  let diff = 0;
-  for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
-  return diff === 0;
-}
-
 /** The API routes. */
 export function apiRoutes(switchboard: Switchboard): Hono {
   const app = new Hono();
@@ -50,7 +43,7 @@ export function apiRoutes(switchboard: Switchboard): Hono {
   const _batch = z.array(_message).min(1).max(1000);
   const isApiToken = (c: Context) => {
     const token = bearerToken(c.req.header("authorization"));
-    return apiToken !== undefined && token !== undefined && _sameSecret(token, apiToken);
+    return apiToken !== undefined && token !== undefined && sameSecret(token, apiToken);
   };
   /** The topic's channel asks the reader's identity, as a join would; a response refuses. */
   const refuseRead = async (c: Context, topic: string): Promise<Response | undefined> => {
@@ -70,24 +63,22 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     cors({
       origin: allowedOrigins ?? "*",
       allowMethods: ["GET", "POST", "OPTIONS"],
-      allowHeaders: ["Authorization", "Content-Type", "If-None-Match"],
+      allowHeaders: ["Authorization", "Content-Type", "If-None-Match", "apikey"],
       exposeHeaders: ["ETag"],
       maxAge: 600,
     }),
   );
 
   app.post("/api/broadcast", async (c) => {
-    if (apiToken !== undefined) {
-      if (!isApiToken(c)) {
-        c.header("www-authenticate", 'Bearer realm="switchboard"');
-        return c.json(
-          { error: "missing or wrong token: send Authorization: Bearer <API_TOKEN>" },
-          401,
-        );
-      }
-    }
+    const caller = apiCaller(c.req.raw.headers, apiToken);
+    // Another bearer token may be a user token, which Supabase's batch shape accepts.
+    if (!caller.admin && caller.bearer === undefined) return unauthorized(c);
     const body = await readJsonBody(c.req.raw, switchboard.config.maxApiBodyBytes);
     if (!body.ok) return c.json({ error: body.error }, body.status);
+    if (isRealtimeBatch(body.value)) {
+      return publishRealtimeBatch({ c, switchboard, caller, body: body.value });
+    }
+    if (!caller.admin) return unauthorized(c);
     // Not a union: zod would report a union failure at the root instead of naming the field.
     const parsed = Array.isArray(body.value)
       ? _batch.safeParse(body.value)
@@ -107,6 +98,8 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     switchboard.metrics.inc("switchboard_api_messages_total", undefined, messages.length);
     return c.json({ accepted: messages.length }, 202);
   });
+
+  app.route("/", realtimeApiRoutes(switchboard));
 
   app.get("/api/topics/:topic", async (c) => {
     const topic = c.req.param("topic");

@@ -7,7 +7,9 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { fromBase64 } from "../lib/core/base64.ts";
 import { EndReason } from "../lib/core/protocol.ts";
+import type { Session } from "../lib/core/session.ts";
 import { serializerFor } from "../lib/core/serializer.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { LongPollSessions } from "../lib/transports/longpoll.ts";
@@ -17,6 +19,17 @@ import { connectParams } from "./params.ts";
 const _HOLD_MS = 10_000;
 /** The client sends at most this many frames per POST. */
 const _MAX_LINES = 100;
+
+/** A POST line that is not JSON is a binary frame in base64 (the client's `LongPoll.send`). */
+function receiveBase64(session: Session, line: string): void {
+  let bytes: Uint8Array;
+  try {
+    bytes = fromBase64(line);
+  } catch {
+    return session.rejectFrame("a line that is not a JSON frame must be a base64 binary frame");
+  }
+  session.receiveBinary(bytes);
+}
 
 /** The long-poll transport's routes. */
 export function longpollRoutes(switchboard: Switchboard): Hono {
@@ -76,7 +89,7 @@ export function longpollRoutes(switchboard: Switchboard): Hono {
     }
     for (const line of lines) {
       if (line.startsWith("[") || line.startsWith("{")) connection.session.receiveText(line);
-      else connection.session.rejectFrame("binary frames are not supported; send text");
+      else receiveBase64(connection.session, line);
     }
     return reply(c, { status: 200 });
   });

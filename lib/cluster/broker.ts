@@ -19,6 +19,8 @@ export interface BrokerMessage {
   topic: string;
   event: string;
   payload: Payload;
+  /** A binary broadcast's bytes, base64 (brokers carry JSON). */
+  binary?: string;
   origin: Origin;
   /** The publishing node run's stream and the message's sequence in it (see `cursor.ts`). */
   stream: string;

@@ -24,6 +24,8 @@ export interface BroadcastInit {
   topic: string;
   event: string;
   payload: Payload;
+  /** Raw bytes: a binary broadcast (`payload` is then the JSON metadata beside them). */
+  binary?: Uint8Array;
   /** Defaults to an unnamed node (local-only deliveries). */
   origin?: Origin;
   /** The origin stream (`node~run`) that numbered it; empty for presence events. */
@@ -41,6 +43,7 @@ export class Broadcast {
   readonly topic: string;
   readonly event: string;
   readonly payload: Payload;
+  readonly binary?: Uint8Array;
   readonly origin: Origin;
   readonly stream: string;
   readonly seq: number;
@@ -52,6 +55,7 @@ export class Broadcast {
     this.topic = init.topic;
     this.event = init.event;
     this.payload = init.payload;
+    this.binary = init.binary;
     this.origin = init.origin ?? _NO_ORIGIN;
     this.stream = init.stream ?? "";
     this.seq = init.seq ?? 0;

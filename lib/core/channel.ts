@@ -20,6 +20,7 @@ import type { Broadcast } from "./broadcast.ts";
 import type { TokenClaims } from "../auth.ts";
 import type { TransportName } from "./connection.ts";
 import type { Identity } from "./identity.ts";
+import { ReplyReason } from "./protocol.ts";
 
 export type { TransportName };
 
@@ -40,12 +41,16 @@ export interface ChannelContext<Params = Payload> {
   /** Per-instance state the callbacks may keep between calls. */
   readonly assigns: Record<string, unknown>;
   readonly transport: TransportName;
-  /** Sends an event to this client only. */
-  push(event: string, payload: Payload): void;
-  /** Sends an event to every subscriber of the topic, on every node. */
-  broadcast(event: string, payload: Payload): void;
+  /**
+   * Sends an event to this client only. A `Uint8Array` payload is a binary frame (Phoenix v2);
+   * `meta` is then the JSON that travels beside the bytes (Supabase user broadcasts carry
+   * `{type, event}`; Phoenix frames none).
+   */
+  push(event: string, payload: Payload | Uint8Array, meta?: Payload): void;
+  /** Sends an event to every subscriber of the topic, on every node (bytes as in `push`). */
+  broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void;
   /** Like broadcast, but skips this channel instance (the sender's other tabs still get it). */
-  broadcastFrom(event: string, payload: Payload): void;
+  broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void;
   /** Tracks `key` with `meta` in the topic's presence (the meta gets a `phx_ref`). */
   track(key: string, meta: Payload): void;
   /** Replaces this instance's meta for `key` (Phoenix `update`: a leave+join diff). */
@@ -58,15 +63,29 @@ export interface ChannelContext<Params = Payload> {
   presence(): PresenceState;
   /** The topic's last message (not presence), from this node or the broker. */
   lastMessage(): Promise<Broadcast | undefined>;
+  /**
+   * Verifies a fresh token like a connect token and makes it the session's (its claims and
+   * expiry, for every channel of the session). Refused when invalid, expired, or for another
+   * user. Without `SOCKET_SECRET` nothing is verified and the session is unchanged.
+   */
+  refreshToken(token: string): Promise<TokenRefresh>;
+  /** Ends this channel instance from the server: `terminate` runs, the client gets `phx_close`. */
+  close(): void;
 }
 
-/** An explicit reply; return a plain object for an ok reply, or nothing for no reply. */
+/** The outcome of {@link ChannelContext.refreshToken}. */
+export type TokenRefresh = { ok: true } | { ok: false; reason: string };
+
+/**
+ * An explicit reply; return a plain object for an ok reply, or nothing for no reply. A
+ * `Uint8Array` response is a binary reply (Phoenix v2 WebSocket).
+ */
 export class Reply {
-  constructor(readonly status: "ok" | "error", readonly response: Payload) {}
+  constructor(readonly status: "ok" | "error", readonly response: Payload | Uint8Array) {}
 }
 
-/** An ok reply with a response. */
-export function ok(response: Payload = {}): Reply {
+/** An ok reply with a response (an object, or bytes for a binary reply). */
+export function ok(response: Payload | Uint8Array = {}): Reply {
   return new Reply("ok", response);
 }
 
@@ -75,13 +94,45 @@ export function error(response: Payload): Reply {
   return new Reply("error", response);
 }
 
-/** What `join` and event handlers may return. */
-export type HandlerResult = Reply | Payload | void;
+/** What `join` and event handlers may return (bytes: a binary ok reply). */
+export type HandlerResult = Reply | Payload | Uint8Array | void;
 
-/** One client event: an optional payload schema and the handler. */
+/**
+ * One client event: an optional payload schema and the handler. With `binary`, the event also
+ * takes binary frames: `bytes` is then their payload and `payload` their JSON metadata (`{}` for
+ * a Phoenix push, validated by `schema` too). Events without it refuse binary frames with
+ * `{reason: "binary_not_accepted"}`.
+ */
 export interface EventHandler<Params, P = Payload> {
   schema?: z.ZodType<P>;
-  handle(ctx: ChannelContext<Params>, payload: P): HandlerResult | Promise<HandlerResult>;
+  binary?: boolean;
+  handle(
+    ctx: ChannelContext<Params>,
+    payload: P,
+    bytes?: Uint8Array,
+  ): HandlerResult | Promise<HandlerResult>;
+}
+
+/**
+ * Declares a client event that takes a binary frame (Phoenix `channel.push(event, arrayBuffer)`);
+ * a JSON push of it gets `{reason: "binary_expected"}`. Return bytes for a binary reply.
+ *
+ * @example
+ * ```ts
+ * events: { upload: binaryEvent((ctx, bytes) => { ctx.broadcastFrom("chunk", bytes); return {}; }) }
+ * ```
+ */
+export function binaryEvent<Params = Payload>(
+  handle: (
+    ctx: ChannelContext<Params>,
+    bytes: Uint8Array,
+  ) => HandlerResult | Promise<HandlerResult>,
+): EventHandler<Params> {
+  return {
+    binary: true,
+    handle: (ctx, _payload, bytes) =>
+      bytes === undefined ? error({ reason: ReplyReason.binaryExpected }) : handle(ctx, bytes),
+  };
 }
 
 /** Declares a client event whose payload is validated by `schema` (failures get an error reply naming the field). */
@@ -99,8 +150,6 @@ export function event<S extends z.ZodType<Payload>, Params = Payload>(
 export interface ChannelDefinition<Params = Payload> {
   /** `prefix:*` matches every topic with that prefix; anything else matches exactly. */
   topic: string;
-  /** Push `presence_state` after every successful join. */
-  presence?: boolean;
   /**
    * `"public"`: anyone may join and read, a visitor without a token too, even when
    * `SOCKET_SECRET` is set (a public status page). `"token"` (the default): with a secret,
@@ -113,6 +162,15 @@ export interface ChannelDefinition<Params = Payload> {
    * presence API, pages, SSE), so keep it cheap and synchronous; `join` still runs after it.
    */
   authorize?(identity: Readonly<Identity>, topic: string): boolean;
+  /**
+   * The token a join payload carries, if the channel's clients send one there (Supabase's
+   * `access_token`): verified like a connect token and made the session's (see
+   * `ChannelContext.refreshToken`) before `access` and `authorize` are asked; a refused token
+   * refuses the join with `{reason: "unauthorized", detail}`.
+   */
+  joinToken?(payload: Payload): string | undefined;
+  /** Push `presence_state` after every successful join (a function decides per instance). */
+  presence?: boolean | ((ctx: ChannelContext<Params>) => boolean);
   /** Validates join params (failures refuse the join with an error naming the field). */
   joinParams?: z.ZodType<Params>;
   /** Authorize and set up; return an error reply to refuse. */

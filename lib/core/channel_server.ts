@@ -22,6 +22,7 @@ import {
   type ChannelDefinition,
   type HandlerResult,
   Reply,
+  type TokenRefresh,
 } from "./channel.ts";
 import type { Connection, TransportName } from "./connection.ts";
 import type { Subscriber } from "./hub.ts";
@@ -41,6 +42,8 @@ export interface ChannelOwner {
   readonly closed: boolean;
   /** Writes a frame for this client. */
   send(msg: Message): void;
+  /** Verifies a fresh token and makes it the session's (see {@link ChannelContext.refreshToken}). */
+  refreshToken(token: string): Promise<TokenRefresh>;
 }
 
 /** The result of a join, as the reply carries it. */
@@ -78,6 +81,19 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
   const match = node.router.match(topic);
   if (!match) {
     return { status: "error", response: { reason: ReplyReason.unmatchedTopic }, unmatched: true };
+  }
+  // A token the join carries (Supabase's `access_token`) becomes the session's first, so the
+  // access question below is asked of the identity it proves.
+  const joinToken = match.channel.joinToken?.(payload);
+  if (joinToken !== undefined) {
+    const refreshed = await owner.refreshToken(joinToken);
+    if (!refreshed.ok) {
+      node.metrics.inc("switchboard_refused_total", { reason: "unauthorized" });
+      return {
+        status: "error",
+        response: { reason: ReplyReason.unauthorized, detail: refreshed.reason },
+      };
+    }
   }
   // Before anything else: the client retries a refused join forever, so refuse it cheaply.
   const access = decideAccess({ channel: match.channel, identity: owner.identity, topic });
@@ -123,12 +139,16 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
   let result: HandlerResult;
   try {
     result = await channel.join?.(server, params);
+    // A join reply is JSON: the client reads its fields (bytes are for pushes' replies).
+    if (result instanceof Uint8Array || (result as Reply)?.response instanceof Uint8Array) {
+      throw new TypeError("join must return an object, not bytes");
+    }
   } catch (err) {
     node.log.error("a channel's join crashed", { topic, error: describeError(err) });
     server.stop(EndReason.crash);
     return { status: "error", response: { reason: ReplyReason.joinCrashed } };
   }
-  const reply = toReply(result) ?? new Reply("ok", {});
+  const reply = (toReply(result) ?? new Reply("ok", {})) as Reply & { response: Payload };
   if (reply.status === "error" || owner.closed) {
     server.stop(EndReason.refused);
     return { status: "error", response: reply.response };
@@ -142,7 +162,8 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
   const activate = () => {
     if (server.stopped || owner.closed) return;
     server.activate(resume, reply.response);
-    if (channel.presence) server.pushPresenceState();
+    const presence = channel.presence;
+    if (presence === true || (presence && presence(server))) server.pushPresenceState();
   };
   return { status: "ok", response, server, activate };
 }
@@ -151,7 +172,16 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
 export function toReply(result: HandlerResult): Reply | undefined {
   if (result === undefined || result === null) return undefined;
   if (result instanceof Reply) return result;
-  return new Reply("ok", result as Payload);
+  return new Reply("ok", result);
+}
+
+/** A payload as message fields: bytes become a binary message with `meta` as its JSON part. */
+function _body(
+  payload: Payload | Uint8Array,
+  meta: Payload = {},
+): { payload: Payload; binary?: Uint8Array } {
+  if (!(payload instanceof Uint8Array)) return { payload };
+  return { payload: meta, binary: payload };
 }
 
 /** The fields of a {@link ChannelServer}. */
@@ -245,8 +275,16 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   async handlePush(msg: Message): Promise<boolean> {
     const channel = this.definition;
     const handler = channel.events?.[msg.event];
+    const bytes = msg.binary;
     let result: HandlerResult;
     try {
+      if (bytes !== undefined && !handler?.binary) {
+        // Only events declared binary take bytes: handleIn and JSON events never see them.
+        const known = handler !== undefined || channel.handleIn !== undefined;
+        const reason = known ? ReplyReason.binaryNotAccepted : ReplyReason.unknownEvent;
+        this.reply(msg, "error", { reason, event: msg.event });
+        return true;
+      }
       if (handler) {
         let payload: unknown = msg.payload;
         if (handler.schema) {
@@ -258,7 +296,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
           }
           payload = parsed.data;
         }
-        result = await handler.handle(this, payload as never);
+        result = await handler.handle(this, payload as never, bytes);
       } else if (channel.handleIn) {
         result = await channel.handleIn(this, msg.event, msg.payload);
       } else {
@@ -276,18 +314,24 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       return false;
     }
     const reply = toReply(result);
-    if (reply) this.reply(msg, reply.status, reply.response);
-    return true;
+    if (reply && !this.#stopped) this.reply(msg, reply.status, reply.response);
+    // The handler may have closed the instance (`ctx.close()`): the session forgets it.
+    return !this.#stopped;
   }
 
-  /** Replies to a client message of this instance (echoing its ref and this join_ref). */
-  reply(msg: Pick<Message, "ref">, status: string, response: Payload): void {
+  /**
+   * Replies to a client message of this instance (echoing its ref and this join_ref); bytes
+   * make a binary reply.
+   */
+  reply(msg: Pick<Message, "ref">, status: string, response: Payload | Uint8Array): void {
+    const binary = response instanceof Uint8Array;
     this.owner.send({
       joinRef: this.joinRef,
       ref: msg.ref,
       topic: this.topic,
       event: PhxEvent.reply,
-      payload: { status, response },
+      payload: binary ? { status } : { status, response },
+      binary: binary ? response : undefined,
     });
   }
 
@@ -338,7 +382,10 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   #forward(b: Broadcast): void {
     const intercept = this.definition.handleOut?.[b.event];
-    if (!intercept) return this.owner.connection.sendBroadcast(b);
+    if (!intercept) {
+      if (b.binary !== undefined && !this.owner.connection.binary) return this.#skipBinary();
+      return this.owner.connection.sendBroadcast(b);
+    }
     const payload = intercept(this, b.payload);
     if (payload === null) return;
     this.owner.send({
@@ -350,15 +397,21 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     });
   }
 
-  push(event: string, payload: Payload): void {
+  #skipBinary(): void {
+    const transport = this.owner.connection.transport;
+    this.#node.metrics.inc("switchboard_binary_skipped_total", { transport });
+  }
+
+  push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("push", event);
-    this.#send(event, payload);
+    this.#send(event, payload, meta);
   }
 
   /** Pushes to this client without the check: the library's own control events use it. */
-  #send(event: string, payload: Payload): void {
+  #send(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     if (this.#stopped) return;
-    this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, payload });
+    const body = _body(payload, meta);
+    this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, ...body });
   }
 
   /** Pushes the topic's `presence_state` (encoded once per batch window, see the tracker). */
@@ -374,14 +427,25 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     });
   }
 
-  broadcast(event: string, payload: Payload): void {
+  broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcast", event);
-    this.#node.hub.broadcast(this.topic, event, payload);
+    const body = _body(payload, meta);
+    this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
-  broadcastFrom(event: string, payload: Payload): void {
+  broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcastFrom", event);
-    this.#node.hub.broadcast(this.topic, event, payload, this.id);
+    const body = _body(payload, meta);
+    const options = { exceptId: this.id, binary: body.binary };
+    this.#node.hub.broadcast(this.topic, event, body.payload, options);
+  }
+
+  refreshToken(token: string): Promise<TokenRefresh> {
+    return this.owner.refreshToken(token);
+  }
+
+  close(): void {
+    this.end(EndReason.closed, PhxEvent.close, {});
   }
 
   track(key: string, meta: Payload): void {

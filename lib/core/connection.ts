@@ -25,6 +25,12 @@ export type TransportName = "websocket" | "longpoll" | "sse";
 /** The transport's side of a session: how frames reach the client. */
 export interface Connection {
   readonly transport: TransportName;
+  /**
+   * True when binary messages reach this client (WebSocket with vsn 2.0.0; SSE as base64).
+   * Otherwise a binary reply becomes `{reason: "binary_unsupported"}` and binary pushes and
+   * broadcasts are skipped (counted in `switchboard_binary_skipped_total`).
+   */
+  readonly binary?: boolean;
   /** A frame for this client only (reply, push, close, error). */
   sendMessage(msg: Message): void;
   /** A fan-out frame shared by every subscriber of the topic (encoded once per broadcast). */

@@ -12,7 +12,8 @@
  * ```
  * @module
  */
-import { Broadcast, type Origin } from "./broadcast.ts";
+import { fromBase64, toBase64 } from "./base64.ts";
+import { Broadcast, type BroadcastInit, type Origin } from "./broadcast.ts";
 import type { Broker, BrokerMessage } from "../cluster/broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
@@ -33,6 +34,16 @@ export interface Subscriber {
   readonly id: string;
   deliver(broadcast: Broadcast): void;
 }
+
+/** How a {@link Hub.broadcast} is sent. */
+export interface BroadcastOptions {
+  /** Skip this subscriber (broadcast-from: the sending channel instance). */
+  exceptId?: string;
+  /** Raw bytes: a binary broadcast, `payload` being the JSON metadata beside them. */
+  binary?: Uint8Array;
+}
+
+const _NO_OPTIONS: BroadcastOptions = Object.freeze({});
 
 /** Events that describe presence rather than content; they are neither kept nor numbered. */
 const _EPHEMERAL = new Set(["presence_diff", "presence_state"]);
@@ -119,9 +130,15 @@ export class Hub {
 
   /**
    * Publishes to every subscriber of the topic on every node. `exceptId` makes it a
-   * broadcast-from: that one subscriber is skipped.
+   * broadcast-from: that one subscriber is skipped; `binary` makes it a binary broadcast.
    */
-  broadcast(topic: string, event: string, payload: Payload, exceptId?: string): Broadcast {
+  broadcast(
+    topic: string,
+    event: string,
+    payload: Payload,
+    options: BroadcastOptions = _NO_OPTIONS,
+  ): Broadcast {
+    const { exceptId, binary } = options;
     const origin: Origin = exceptId === undefined
       ? { nodeId: this.nodeId }
       : { nodeId: this.nodeId, exceptId };
@@ -132,6 +149,7 @@ export class Hub {
       topic,
       event,
       payload,
+      binary,
       origin,
       stream: ephemeral ? "" : this.streamId,
       seq,
@@ -139,15 +157,9 @@ export class Hub {
     });
     this.#keep(b);
     this.#deliver(b);
-    this.broker.publish({
-      topic,
-      event,
-      payload,
-      origin,
-      stream: b.stream,
-      seq,
-      at: b.at,
-    });
+    const msg: BrokerMessage = { topic, event, payload, origin, stream: b.stream, seq, at: b.at };
+    if (binary !== undefined) msg.binary = toBase64(binary);
+    this.broker.publish(msg);
     return b;
   }
 
@@ -247,5 +259,6 @@ export class Hub {
 }
 
 function _fromMessage(msg: BrokerMessage): Broadcast {
-  return new Broadcast(msg);
+  if (msg.binary === undefined) return new Broadcast(msg as BroadcastInit);
+  return new Broadcast({ ...msg, binary: fromBase64(msg.binary) });
 }

@@ -23,6 +23,13 @@ export interface Message {
    * shared by many frames, like a topic's `presence_state`, be encoded once.
    */
   payloadJson?: string;
+  /**
+   * Raw bytes: the message travels as a Phoenix v2 binary frame. For a push or broadcast they
+   * are the payload (and `payload` the JSON metadata beside them: `{}` for Phoenix frames,
+   * `{type, event, meta?}` for Supabase's user broadcasts); for a `phx_reply` they are the
+   * response and `payload.status` is the status.
+   */
+  binary?: Uint8Array;
 }
 
 /** Returns true when `value` is a plain JSON object (not an array, not null). */

@@ -19,10 +19,20 @@ import type { Hub } from "./hub.ts";
 import type { PresenceTracker } from "./presence.ts";
 import type { Clock } from "./time.ts";
 
+import type { Identity } from "./identity.ts";
+
 export type { Identity } from "./identity.ts";
+
+/** The outcome of {@link NodeServices.verifyIdentity}; `error` says why a token was refused. */
+export type IdentityCheck = { ok: true; identity: Identity } | { ok: false; error: string };
 
 /** The node's services, as a session and its channels use them. */
 export interface NodeServices {
+  /**
+   * Verifies a token as a connect token is verified (`SOCKET_SECRET`); undefined when the node
+   * has no secret (dev: tokens are not checked).
+   */
+  verifyIdentity(token: string): Promise<IdentityCheck> | undefined;
   readonly config: Config;
   readonly clock: Clock;
   readonly log: Logger;

@@ -28,6 +28,21 @@ export const PhxEvent = {
   presenceDiff: "presence_diff",
 } as const;
 
+/**
+ * Events of Supabase Realtime's protocol (**Supabase**, fixed by `@supabase/realtime-js`), on
+ * top of Phoenix's: user broadcasts, presence track/untrack, token refresh, system notices.
+ */
+export const SupabaseEvent = {
+  /** A user broadcast `{type: "broadcast", event, payload}`, both ways. */
+  broadcast: "broadcast",
+  /** A client's `{type: "presence", event: "track" | "untrack", payload}`. */
+  presence: "presence",
+  /** A client's fresh token `{access_token}`. */
+  accessToken: "access_token",
+  /** A server notice `{status, extension, message, channel}`. */
+  system: "system",
+} as const;
+
 /** The topic of socket-level frames: heartbeats and their replies (**Phoenix**). */
 export const PHOENIX_TOPIC = "phoenix";
 
@@ -107,6 +122,12 @@ export const ReplyReason = {
   unknownEvent: "unknown_event",
   /** The identity may not join or read the topic (no token where one is needed, or scope). */
   unauthorized: "unauthorized",
+  /** A binary frame for an event that takes JSON only. */
+  binaryNotAccepted: "binary_not_accepted",
+  /** A JSON push for an event that takes binary frames only. */
+  binaryExpected: "binary_expected",
+  /** A binary reply for a client whose transport carries text only (long-poll, v1, SSE). */
+  binaryUnsupported: "binary_unsupported",
   joinCrashed: "join crashed",
   /** `reset`: the history window no longer holds everything the client missed. */
   historyWindowExceeded: "history_window_exceeded",

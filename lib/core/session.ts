@@ -20,6 +20,7 @@ import {
   joinChannel,
   type JoinResult,
 } from "./channel_server.ts";
+import type { TokenRefresh } from "./channel.ts";
 import type { Connection, TransportName } from "./connection.ts";
 import type { Message, Payload } from "./message.ts";
 import type { Identity, NodeServices } from "./node.ts";
@@ -56,7 +57,8 @@ export class Session implements ChannelOwner {
   readonly id = `s${++_sessionCounter}`;
   readonly node: NodeServices;
   readonly connection: Connection;
-  readonly identity: Identity;
+  /** Replaced by a fresh token of the same user ({@link refreshToken}). */
+  identity: Identity;
   readonly connectParams: Readonly<Record<string, string>>;
   readonly serializer: Serializer;
   readonly #onClose?: (session: Session) => void;
@@ -103,14 +105,7 @@ export class Session implements ChannelOwner {
     this.lastSeen = this.node.clock.now();
     const max = this.node.config.maxFrameBytes;
     const size = text.length * 3 > max ? new TextEncoder().encode(text).length : text.length;
-    if (size > max) {
-      this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
-      this.connection.close(
-        CloseCode.messageTooBig,
-        `frame too large: ${size} bytes, limit ${max}`,
-      );
-      return;
-    }
+    if (this.#tooLarge(size)) return;
     let msg: Message;
     try {
       msg = this.serializer.decode(text);
@@ -120,6 +115,32 @@ export class Session implements ChannelOwner {
       return;
     }
     this.receive(msg);
+  }
+
+  /** Decodes one binary frame (v2 only) and handles it; bad frames get an error frame. */
+  receiveBinary(bytes: Uint8Array): void {
+    this.lastSeen = this.node.clock.now();
+    if (this.#tooLarge(bytes.length)) return;
+    const codec = this.serializer.binary;
+    if (!codec) return this.rejectFrame("binary frames need vsn=2.0.0; send text frames");
+    let msg: Message;
+    try {
+      msg = codec.decode(bytes);
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      this.rejectFrame(err.message);
+      return;
+    }
+    this.receive(msg);
+  }
+
+  /** Closes the connection (1009) for a frame over `MAX_FRAME_BYTES`; true when it did. */
+  #tooLarge(size: number): boolean {
+    const max = this.node.config.maxFrameBytes;
+    if (size <= max) return false;
+    this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
+    this.connection.close(CloseCode.messageTooBig, `frame too large: ${size} bytes, limit ${max}`);
+    return true;
   }
 
   /** Answers a frame the transport or serializer could not decode, and counts it. */
@@ -153,6 +174,9 @@ export class Session implements ChannelOwner {
   /** Writes a frame for this client. */
   send(msg: Message): void {
     if (this.#closed) return;
+    if (msg.binary !== undefined && !this.connection.binary) {
+      return this.#sendBinaryToTextClient(msg);
+    }
     this.node.metrics.inc("switchboard_messages_out_total", { transport: this.transport });
     this.connection.sendMessage(msg);
   }
@@ -179,6 +203,22 @@ export class Session implements ChannelOwner {
     return result;
   }
 
+  /**
+   * Verifies a fresh token (Supabase's `access_token` push) and makes it this session's: the
+   * same user only, since channels and presences were joined as that user (a session without
+   * verified claims, an anonymous one, takes the token's user).
+   */
+  async refreshToken(token: string): Promise<TokenRefresh> {
+    const check = await this.node.verifyIdentity(token);
+    if (check === undefined) return { ok: true };
+    if (!check.ok) return { ok: false, reason: check.error };
+    if (this.identity.claims && check.identity.userId !== this.identity.userId) {
+      return { ok: false, reason: "token is for another user: reconnect to switch users" };
+    }
+    this.identity = check.identity;
+    return { ok: true };
+  }
+
   /** Ends every channel (presence leaves) and unregisters; the transport closes the bytes. */
   close(reason: string = EndReason.disconnect): void {
     if (this.#closed) return;
@@ -190,6 +230,26 @@ export class Session implements ChannelOwner {
     this.#channels.clear();
     this.#inbox = undefined;
     this.#onClose?.(this);
+  }
+
+  /**
+   * A binary message for a client whose transport carries text only: a reply becomes an error
+   * reply saying so (the push does not time out); a push is skipped and counted.
+   */
+  #sendBinaryToTextClient(msg: Message): void {
+    this.node.metrics.inc("switchboard_binary_skipped_total", { transport: this.transport });
+    if (msg.event !== PhxEvent.reply) return;
+    this.send({
+      ...msg,
+      binary: undefined,
+      payload: {
+        status: "error",
+        response: {
+          reason: ReplyReason.binaryUnsupported,
+          detail: "binary replies need the WebSocket transport with vsn=2.0.0",
+        },
+      },
+    });
   }
 
   #takeToken(): boolean {

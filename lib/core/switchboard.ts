@@ -27,7 +27,7 @@ import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
 import type { Connection } from "./connection.ts";
 import { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
-import type { Identity, NodeServices } from "./node.ts";
+import type { Identity, IdentityCheck, NodeServices } from "./node.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
 import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
@@ -114,13 +114,14 @@ export class Switchboard implements NodeServices {
   }
 
   /**
-   * Broadcasts to every subscriber of `topic` on every node (the API's publish). Reserved and
-   * malformed event names throw (see `eventNameProblem`): validate input before calling.
+   * Broadcasts to every subscriber of `topic` on every node (the API's publish); with `binary`,
+   * a binary broadcast whose JSON metadata is `payload`. Reserved and malformed event names
+   * throw (see `eventNameProblem`): validate input before calling.
    */
-  publish(topic: string, event: string, payload: Payload): Broadcast {
+  publish(topic: string, event: string, payload: Payload, binary?: Uint8Array): Broadcast {
     const problem = eventNameProblem(event);
     if (problem !== undefined) throw new TypeError(`event ${JSON.stringify(event)} ${problem}`);
-    return this.hub.broadcast(topic, event, payload);
+    return this.hub.broadcast(topic, event, payload, binary ? { binary } : undefined);
   }
 
   /**
@@ -223,6 +224,15 @@ export class Switchboard implements NodeServices {
       const claims: TokenClaims = result.claims;
       return { ok: true, identity: { userId: claims.sub, claims } } as const;
     });
+  }
+
+  /** Verifies a token as {@link admit} does; undefined without `SOCKET_SECRET` (dev). */
+  verifyIdentity(token: string): Promise<IdentityCheck> | undefined {
+    if (this.config.socketSecret === undefined) return undefined;
+    if (token === "") return Promise.resolve({ ok: false, error: "token refused: empty" });
+    return Promise.resolve(this.identify(token)).then((admission) =>
+      admission.ok ? admission : { ok: false, error: admission.error }
+    );
   }
 
   /** Opens a session for an admitted client. */

@@ -38,6 +38,8 @@ export interface SseConnectionInit {
 /** Writes SSE events into one response stream. */
 export class SseConnection implements Connection {
   readonly transport = "sse";
+  /** Binary pushes and broadcasts go out as base64 (see `sseEvent`). */
+  readonly binary = true;
   /** Where the client is in every topic of the stream: each event's `id:`. */
   readonly cursor: Cursor = new Map();
   readonly stream: ReadableStream<Uint8Array>;
@@ -90,7 +92,8 @@ export class SseConnection implements Connection {
     }
     // A reset moves the topic's position to now: the id says so.
     if (msg.event === ControlEvent.reset) this.write(sseId(formatCursor(this.cursor)));
-    this.write(sseEvent(msg.topic, msg.event, msg.payloadJson ?? JSON.stringify(msg.payload)));
+    const payloadJson = msg.payloadJson ?? JSON.stringify(msg.payload);
+    this.write(sseEvent(msg.topic, msg.event, payloadJson, msg.binary));
   }
 
   sendBroadcast(b: Broadcast): void {

@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { toBase64 } from "../core/base64.ts";
 import type { Broadcast } from "../core/broadcast.ts";
 
 const _encoder = new TextEncoder();
@@ -28,12 +29,21 @@ function _field(name: string, value: string): string {
   return value;
 }
 
-/** One event: `event:` and one `data:` line `{"topic": T, "payload": P}`, and the blank line. */
-export function sseEvent(topic: string, event: string, payloadJson: string): string {
+/**
+ * One event: `event:` and one `data:` line `{"topic": T, "payload": P}`, and the blank line. A
+ * binary message adds its bytes as base64: `{"topic": T, "payload": P, "binary": "<base64>"}`.
+ */
+export function sseEvent(
+  topic: string,
+  event: string,
+  payloadJson: string,
+  binary?: Uint8Array,
+): string {
+  const bytes = binary === undefined ? "" : `,"binary":"${toBase64(binary)}"`;
   // JSON never holds raw newlines, so one data line always suffices.
   return `event: ${_field("event", event)}\ndata: {"topic":${
     JSON.stringify(topic)
-  },"payload":${payloadJson}}\n\n`;
+  },"payload":${payloadJson}${bytes}}\n\n`;
 }
 
 /** The `id:` line that precedes an event (a resume cursor). */
@@ -57,5 +67,5 @@ export function sseBroadcastBytes(b: Broadcast): Uint8Array {
 }
 
 function _encodeBroadcast(b: Broadcast): Uint8Array {
-  return _encoder.encode(sseEvent(b.topic, b.event, JSON.stringify(b.payload)));
+  return _encoder.encode(sseEvent(b.topic, b.event, JSON.stringify(b.payload), b.binary));
 }

@@ -52,6 +52,8 @@ export class WebSocketConnection implements Connection {
    * when it is open already (Workers fire no `open` after `accept()`).
    */
   listen(openSession: () => Session, openedAlready = false): void {
+    // Binary frames arrive as ArrayBuffers (the browser default is Blob, which reads async).
+    this.socket.binaryType = "arraybuffer";
     for (const type of ["open", "message", "close", "error"]) {
       this.socket.addEventListener(type, this);
     }
@@ -64,7 +66,8 @@ export class WebSocketConnection implements Connection {
     if (event.type === "message") {
       const data = (event as MessageEvent).data;
       if (typeof data === "string") return this.session?.receiveText(data);
-      this.session?.rejectFrame("binary frames are not supported; send text");
+      if (data instanceof ArrayBuffer) return this.session?.receiveBinary(new Uint8Array(data));
+      this.session?.rejectFrame("binary frames must arrive as ArrayBuffer");
     } else if (event.type === "open" && this.#opening) {
       const open = this.#opening;
       this.#opening = undefined;
@@ -80,15 +83,22 @@ export class WebSocketConnection implements Connection {
     return new Promise((resolve) => this.socket.addEventListener("close", () => resolve()));
   }
 
+  /** Binary frames need the v2 serializer. */
+  get binary(): boolean {
+    return this.serializer.binary !== undefined;
+  }
+
   sendMessage(msg: Message): void {
-    this.#send(this.serializer.encode(msg));
+    const codec = this.serializer.binary;
+    this.#send(msg.binary && codec ? codec.encode(msg) : this.serializer.encode(msg));
   }
 
   sendBroadcast(b: Broadcast): void {
-    this.#send(this.serializer.encodeBroadcast(b));
+    const codec = this.serializer.binary;
+    this.#send(b.binary && codec ? codec.encodeBroadcast(b) : this.serializer.encodeBroadcast(b));
   }
 
-  #send(frame: string): void {
+  #send(frame: string | Uint8Array): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     this.socket.send(frame);
     // A client that stops reading makes the unsent bytes pile up here; past the limit it goes

@@ -22,7 +22,7 @@ Deno.test("broadcast-from skips only the sending subscriber", () => {
   const got: string[] = [];
   hub.subscribe("t:1", { id: "a", deliver: () => got.push("a") });
   hub.subscribe("t:1", { id: "b", deliver: () => got.push("b") });
-  hub.broadcast("t:1", "e", {}, "a");
+  hub.broadcast("t:1", "e", {}, { exceptId: "a" });
   assert.deepEqual(got, ["b"]);
 });
 

@@ -6,6 +6,8 @@ import {
   v1Serializer,
   v2Serializer,
 } from "../../lib/core/serializer.ts";
+import fc from "fast-check";
+import { Broadcast } from "../../lib/core/broadcast.ts";
 import { CursorError, formatCursor, parseCursor } from "../../lib/resume/cursor.ts";
 
 Deno.test("v2 frames decode to messages and encode back", () => {
@@ -85,4 +87,159 @@ Deno.test("cursor round-trips topics with any characters and refuses garbage", (
   ) {
     assert.throws(() => parseCursor(bad), CursorError, bad);
   }
+});
+
+Deno.test("v2 binary frames: the layouts of phoenix/serializer.js and realtime-js", async (t) => {
+  const codec = v2Serializer.binary!;
+  const bytes = new Uint8Array([9, 8]);
+  const utf8 = (s: string) => [...new TextEncoder().encode(s)];
+  await t.step("a client push (kind 0) decodes with its refs, topic, event and bytes", () => {
+    const frame = new Uint8Array([
+      0,
+      1,
+      1,
+      3,
+      2,
+      ...utf8("1"),
+      ...utf8("2"),
+      ...utf8("t:1"),
+      101,
+      118,
+      9,
+      8,
+    ]);
+    const msg = codec.decode(frame);
+    assert.deepEqual({ ...msg, binary: [...msg.binary!] }, {
+      joinRef: "1",
+      ref: "2",
+      topic: "t:1",
+      event: "ev",
+      payload: {},
+      binary: [9, 8],
+    });
+  });
+  await t.step("a reply (kind 1) carries the status as its event", () => {
+    const frame = codec.encode({
+      joinRef: "1",
+      ref: "2",
+      topic: "t:1",
+      event: "phx_reply",
+      payload: { status: "ok" },
+      binary: bytes,
+    });
+    assert.deepEqual([...frame], [1, 1, 1, 3, 2, ...utf8("12t:1ok"), 9, 8]);
+  });
+  await t.step("a server push (kind 0) has no ref; a broadcast (kind 2) no refs", () => {
+    const push = codec.encode({
+      joinRef: "1",
+      ref: null,
+      topic: "t:1",
+      event: "ev",
+      payload: {},
+      binary: bytes,
+    });
+    assert.deepEqual([...push], [0, 1, 3, 2, ...utf8("1t:1ev"), 9, 8]);
+    const b = new Broadcast({ topic: "t:1", event: "ev", payload: {}, binary: bytes });
+    assert.deepEqual([...codec.encodeBroadcast(b)], [2, 3, 2, ...utf8("t:1ev"), 9, 8]);
+  });
+  await t.step("Supabase user broadcasts: push (kind 3) in, broadcast (kind 4) out", () => {
+    const topic = utf8("realtime:r");
+    const json = utf8('{"x":1}');
+    const jsonPush = new Uint8Array([
+      3,
+      1,
+      1,
+      topic.length,
+      1,
+      0,
+      1,
+      49,
+      50,
+      ...topic,
+      99,
+      ...json,
+    ]);
+    assert.deepEqual(codec.decode(jsonPush), {
+      joinRef: "1",
+      ref: "2",
+      topic: "realtime:r",
+      event: "broadcast",
+      payload: { type: "broadcast", event: "c", payload: { x: 1 } },
+    });
+    const meta = utf8('{"persist":true}');
+    const binPush = new Uint8Array([
+      3,
+      0,
+      1,
+      topic.length,
+      1,
+      meta.length,
+      0,
+      50,
+      ...topic,
+      99,
+      ...meta,
+      7,
+    ]);
+    const decoded = codec.decode(binPush);
+    assert.equal(decoded.joinRef, null, "an empty join_ref is null");
+    assert.deepEqual(decoded.payload, { type: "broadcast", event: "c", meta: { persist: true } });
+    assert.deepEqual([...decoded.binary!], [7]);
+    const out = new Broadcast({
+      topic: "realtime:r",
+      event: "broadcast",
+      payload: { type: "broadcast", event: "c" },
+      binary: bytes,
+    });
+    assert.deepEqual([...codec.encodeBroadcast(out)], [
+      4,
+      topic.length,
+      1,
+      0,
+      0,
+      ...topic,
+      99,
+      9,
+      8,
+    ]);
+  });
+  await t.step("bad frames throw FrameError; v1 has no binary frames", () => {
+    assert.throws(() => codec.decode(new Uint8Array([])), FrameError);
+    assert.throws(() => codec.decode(new Uint8Array([3, 0, 0, 1, 1, 0, 7, 116, 99])), /encoding/);
+    assert.throws(
+      () => codec.decode(new Uint8Array([3, 0, 0, 1, 1, 0, 1, 116, 99, 123])),
+      /payload is not valid JSON/,
+    );
+    assert.equal(v1Serializer.binary, undefined);
+    const long = "x".repeat(256);
+    assert.throws(
+      () =>
+        codec.encodeBroadcast(
+          new Broadcast({ topic: long, event: "e", payload: {}, binary: bytes }),
+        ),
+      /at most 255/,
+    );
+  });
+});
+
+Deno.test("any bytes decode to a message or throw FrameError, never anything else", () => {
+  const codec = v2Serializer.binary!;
+  // Frames that start like the two client kinds, then anything: the decoder's edge cases.
+  const frame = fc.tuple(
+    fc.constantFrom(0, 3, 1, 2, 4, 255),
+    fc.uint8Array({ maxLength: 12 }),
+    fc.uint8Array({ maxLength: 64 }),
+  ).map(([kind, header, rest]) => new Uint8Array([kind, ...header, ...rest]));
+  fc.assert(
+    fc.property(fc.oneof(frame, fc.uint8Array({ maxLength: 300 })), (bytes) => {
+      try {
+        const msg = codec.decode(bytes);
+        assert.equal(typeof msg.topic, "string");
+        assert.ok(msg.topic.length > 0);
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err;
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
