@@ -1,0 +1,178 @@
+/**
+ * Clients nobody here wrote, pinned in deno.json, against the real server (issue #15): the
+ * official phoenix client over the npm `ws` package with `authToken`, ETag revalidation the
+ * way proxies rewrite it, the phoenix `LongPoll` transport without Deno's `request.signal`
+ * warning, and the npm `eventsource` client resuming with bounded cursors. Cross-origin use
+ * from Chromium is in `cross_origin_test.ts`.
+ */
+import assert from "node:assert/strict";
+import { WebSocket as NodeWebSocket } from "ws";
+import { LongPoll, Socket } from "phoenix";
+import { nowSeconds, signToken } from "../../lib/auth.ts";
+import { disconnect, join } from "../support/phoenix.ts";
+import { upgradeStatus } from "../support/raw_ws.ts";
+import { startServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
+
+const SECRET = "clients-secret-0123456789";
+
+async function publish(url: string, topic: string, payload: Record<string, unknown>) {
+  const res = await fetch(`${url}/api/broadcast`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ topic, event: "status", payload }),
+  });
+  await res.body?.cancel();
+  assert.equal(res.status, 202);
+}
+
+/** Opens a phoenix socket with `options`; resolves once open, rejects on the first error. */
+function openSocket(url: string, options: Record<string, unknown>): Promise<Socket> {
+  const socket = new Socket(url, { heartbeatIntervalMs: 1000, ...options });
+  return new Promise((resolve, reject) => {
+    socket.onOpen(() => resolve(socket));
+    socket.onError((e: unknown) => {
+      socket.disconnect();
+      reject(new Error(`socket error: ${String((e as { message?: string })?.message ?? e)}`));
+    });
+    socket.connect();
+  });
+}
+
+/** The phoenix client's `authToken` subprotocol for `token`. */
+function bearerProtocol(token: string): string {
+  return `base64url.bearer.phx.${btoa(token).replace(/=+$/, "")}`;
+}
+
+Deno.test("phoenix over the npm ws package with authToken (ws 8)", async (t) => {
+  const server = await startServer({ SOCKET_SECRET: SECRET });
+  try {
+    const token = await signToken(SECRET, { sub: "ann", exp: nowSeconds() + 60 });
+
+    await t.step("connects, joins as the token's subject", async () => {
+      const socket = await openSocket(server.socketUrl, {
+        transport: NodeWebSocket,
+        authToken: token,
+        reconnectAfterMs: () => 60_000,
+      });
+      await join(socket.channel("record:ws-auth", { name: "Ann" }));
+      const list = await (await fetch(`${server.url}/api/presence/record:ws-auth`)).json();
+      assert.deepEqual(Object.keys(list.presences), ["ann"]);
+      await disconnect(socket);
+    });
+
+    await t.step("any spacing around the comma in Sec-WebSocket-Protocol", async () => {
+      const bearer = bearerProtocol(token);
+      const url = `${server.socketUrl}/websocket?vsn=2.0.0`;
+      for (
+        const offered of [
+          `phoenix,${bearer}`,
+          `phoenix , ${bearer}`,
+          `${bearer},phoenix`,
+          `  phoenix,\t${bearer}  `,
+          `phoenix, ${bearer}`,
+        ]
+      ) {
+        const { status, head } = await upgradeStatus(url, { "Sec-WebSocket-Protocol": offered });
+        assert.equal(status, 101, `${JSON.stringify(offered)}: ${head}`);
+        assert.match(head, /^sec-websocket-protocol: phoenix$/im, JSON.stringify(offered));
+      }
+      // Without `phoenix` on offer no protocol is answered, and the token still counts.
+      const { status, head } = await upgradeStatus(url, { "Sec-WebSocket-Protocol": bearer });
+      assert.equal(status, 101);
+      assert.doesNotMatch(head, /sec-websocket-protocol/i);
+    });
+
+    await t.step("no request failed on the server", () => {
+      assert.doesNotMatch(server.output(), /a request failed|protocol list/);
+    });
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("ETags by weak comparison (RFC 9110), as proxies pass them on", async (t) => {
+  const server = await startServer();
+  try {
+    const conditional = async (path: string, ifNoneMatch?: string) => {
+      const headers: Record<string, string> = {};
+      if (ifNoneMatch !== undefined) headers["if-none-match"] = ifNoneMatch;
+      const res = await fetch(`${server.url}${path}`, { headers });
+      await res.body?.cancel();
+      return { status: res.status, etag: res.headers.get("etag") ?? "" };
+    };
+    for (const path of ["/api/topics/status:etag", "/assets/phoenix.js"]) {
+      await t.step(`${path}: W/, lists and * get 304; other tags 200`, async () => {
+        if (path.startsWith("/api")) await publish(server.url, "status:etag", { state: "ok" });
+        const { status, etag } = await conditional(path);
+        assert.equal(status, 200);
+        assert.match(etag, /^"[^"]+"$/);
+        // nginx's gzip and Cloudflare turn "x" into W/"x"; clients send back what they got.
+        for (const hit of [etag, `W/${etag}`, `"nope", W/${etag}`, `${etag},"other"`, "*"]) {
+          const res = await conditional(path, hit);
+          assert.equal(res.status, 304, `If-None-Match: ${hit}`);
+          assert.equal(res.etag, etag, "a 304 carries the ETag");
+        }
+        for (const miss of ['"nope"', 'W/"nope"', `"${etag}"`, ""]) {
+          assert.equal((await conditional(path, miss)).status, 200, `If-None-Match: ${miss}`);
+        }
+      });
+    }
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("phoenix LongPoll: no request.signal warning, a dropped poll loses nothing", async (t) => {
+  const server = await startServer({ LONGPOLL_TIMEOUT_MS: "5000" });
+  try {
+    await t.step("the official client joins and receives over held polls", async () => {
+      const socket = await openSocket(server.socketUrl, {
+        transport: LongPoll,
+        params: { user_id: "lp" },
+      });
+      const channel = socket.channel("status:lp");
+      const got: unknown[] = [];
+      channel.on("status", (p: unknown) => got.push(p));
+      await join(channel);
+      await publish(server.url, "status:lp", { state: "held" });
+      await waitFor(() => got.length === 1, "the status over a held poll");
+      await disconnect(socket);
+    });
+
+    await t.step("a poll the client abandons mid-hold leaves the queue for the next", async () => {
+      const first = await (await fetch(`${server.url}/socket/longpoll?vsn=2.0.0&user_id=raw&`))
+        .json();
+      assert.equal(first.status, 410);
+      const poll = `${server.url}/socket/longpoll?vsn=2.0.0&user_id=raw&token=${first.token}`;
+      const joined = await fetch(poll, {
+        method: "POST",
+        headers: { "content-type": "application/x-ndjson" },
+        body: JSON.stringify(["1", "1", "status:lp-raw", "phx_join", {}]),
+      });
+      assert.equal((await joined.json()).status, 200);
+      const reply = await (await fetch(poll)).json();
+      assert.equal(reply.status, 200, "the join reply");
+      const abandoned = new AbortController();
+      // A held poll's headers arrive at once; its body waits for something to send.
+      const held = await fetch(poll, { signal: abandoned.signal });
+      abandoned.abort();
+      await assert.rejects(held.text());
+      await publish(server.url, "status:lp-raw", { state: "after-abort" });
+      const next = await (await fetch(poll)).json();
+      assert.equal(next.status, 200);
+      assert.equal(next.messages.length, 1);
+      assert.deepEqual(JSON.parse(next.messages[0]).slice(2), [
+        "status:lp-raw",
+        "status",
+        { state: "after-abort" },
+      ]);
+    });
+
+    await t.step("the server printed no request.signal deprecation", () => {
+      assert.doesNotMatch(server.output(), /request\.signal/);
+    });
+  } finally {
+    await server.stop();
+  }
+});
