@@ -56,7 +56,9 @@ Deno.test("phoenix over the npm ws package with authToken (ws 8)", async (t) => 
         reconnectAfterMs: () => 60_000,
       });
       await join(socket.channel("record:ws-auth", { name: "Ann" }));
-      const list = await (await fetch(`${server.url}/api/presence/record:ws-auth`)).json();
+      const list = await (await fetch(`${server.url}/api/presence/record:ws-auth`, {
+        headers: { authorization: `Bearer ${token}` },
+      })).json();
       assert.deepEqual(Object.keys(list.presences), ["ann"]);
       await disconnect(socket);
     });
