@@ -6,6 +6,7 @@
  * from Chromium is in `cross_origin_test.ts`.
  */
 import assert from "node:assert/strict";
+import { EventSource } from "eventsource";
 import { WebSocket as NodeWebSocket } from "ws";
 import { LongPoll, Socket } from "phoenix";
 import { nowSeconds, signToken } from "../../lib/auth.ts";
@@ -174,6 +175,138 @@ Deno.test("phoenix LongPoll: no request.signal warning, a dropped poll loses not
     await t.step("the server printed no request.signal deprecation", () => {
       assert.doesNotMatch(server.output(), /request\.signal/);
     });
+  } finally {
+    await server.stop();
+  }
+});
+
+/** The streams named in a cursor, over all its topics. */
+function streamsOf(cursor: string): string[] {
+  return cursor.split("&").flatMap((part) =>
+    part.slice(part.indexOf("=") + 1).split(",").slice(1).map((s) => s.split("*")[0])
+  );
+}
+
+/**
+ * A front for node runs that come and go (as on Deno Deploy or Workers): clients keep one URL,
+ * the test points it at the current server.
+ */
+function front(): { url: string; target: string; close(): Promise<void> } {
+  const state = { target: "" };
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    async (req) => {
+      const url = new URL(req.url);
+      try {
+        return await fetch(`${state.target}${url.pathname}${url.search}`, {
+          method: req.method,
+          headers: req.headers,
+          body: req.body,
+        });
+      } catch {
+        return new Response("upstream down", { status: 502 });
+      }
+    },
+  );
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    close: () => server.shutdown(),
+  });
+}
+
+Deno.test("npm eventsource (4.1.1): bounded ids, unusable Last-Event-ID resets", async (t) => {
+  await t.step("across node runs the id names only the streams still in the window", async () => {
+    const proxy = front();
+    let server = await startServer();
+    proxy.target = server.url;
+    const seen: { event: string; id: string; reason?: string; run?: number }[] = [];
+    const es = new EventSource(`${proxy.url}/events?topic=status:runs`);
+    for (const event of ["joined", "status", "reset"]) {
+      es.addEventListener(event, (e: MessageEvent) => {
+        const { payload } = JSON.parse(e.data);
+        seen.push({ event, id: e.lastEventId, reason: payload?.reason, run: payload?.run });
+      });
+    }
+    try {
+      const runs = 3;
+      await waitFor(() => seen.some((e) => e.event === "joined"), "the stream", 10_000);
+      for (let run = 1; run <= runs; run++) {
+        await publish(server.url, "status:runs", { run });
+        await waitFor(() => seen.at(-1)?.run === run, `run ${run}'s status`);
+        const last = seen.at(-1)!;
+        assert.equal(streamsOf(last.id).length, 1, `run ${run}: one stream in ${last.id}`);
+        if (run === runs) break;
+        // The next run takes over; the old one dies: EventSource reconnects with its id.
+        const next = await startServer();
+        proxy.target = next.url;
+        const before = seen.length;
+        await server.kill();
+        server = next;
+        await waitFor(() => seen.slice(before).some((e) => e.event === "reset"), "a reset", 10_000);
+        const reset = seen.slice(before).find((e) => e.event === "reset")!;
+        assert.equal(reset.reason, "history_window_exceeded", "the old run's stream is gone");
+      }
+    } finally {
+      es.close();
+      await server.kill();
+      await proxy.close();
+    }
+  });
+
+  const server = await startServer();
+  try {
+    await t.step("100 made-up streams never come back in an id", async () => {
+      await publish(server.url, "status:madeup", { state: "ok" });
+      const fake = Array.from({ length: 100 }, (_, i) => `,fake${i}~abc*${i + 1}`).join("");
+      const lastEventId = `status%3Amadeup=${Date.now() - 1000}${fake}`;
+      const es = new EventSource(`${server.url}/events?topic=status:madeup`, {
+        fetch: (input, init) =>
+          fetch(input, { ...init, headers: { ...init?.headers, "last-event-id": lastEventId } }),
+      });
+      const ids: string[] = [];
+      let reason = "";
+      es.addEventListener("joined", (e: MessageEvent) => ids.push(e.lastEventId));
+      es.addEventListener("reset", (e: MessageEvent) => {
+        ids.push(e.lastEventId);
+        reason = JSON.parse(e.data).payload.reason;
+      });
+      es.addEventListener("status", (e: MessageEvent) => ids.push(e.lastEventId));
+      await waitFor(() => reason !== "", "the reset");
+      await publish(server.url, "status:madeup", { state: "later" });
+      await waitFor(() => ids.length >= 3, "the live status after the reset");
+      es.close();
+      assert.equal(reason, "history_window_exceeded");
+      for (const id of ids) assert.doesNotMatch(id, /fake/, id);
+      assert.equal(streamsOf(ids.at(-1)!).length, 1);
+    });
+
+    const unusable = {
+      "too long": `status%3Aunusable=1,${"n~a*1,".repeat(3000)}n~a*1`,
+      "an older format": "42",
+      "not a cursor at all": "%%%",
+    };
+    for (const [what, lastEventId] of Object.entries(unusable)) {
+      await t.step(`a Last-Event-ID that is ${what}: open, reset, live`, async () => {
+        const es = new EventSource(`${server.url}/events?topic=status:unusable`, {
+          fetch: (input, init) =>
+            fetch(input, { ...init, headers: { ...init?.headers, "last-event-id": lastEventId } }),
+        });
+        const got: { event: string; reason?: string; id: string }[] = [];
+        for (const event of ["joined", "reset", "status"]) {
+          es.addEventListener(event, (e: MessageEvent) => {
+            got.push({ event, reason: JSON.parse(e.data).payload?.reason, id: e.lastEventId });
+          });
+        }
+        await waitFor(() => got.some((e) => e.event === "reset"), `the reset (${what})`);
+        await publish(server.url, "status:unusable", { state: what });
+        await waitFor(() => got.some((e) => e.event === "status"), "the live status");
+        assert.equal(es.readyState, EventSource.OPEN);
+        es.close();
+        assert.deepEqual(got.map((e) => e.event), ["joined", "reset", "status"]);
+        assert.equal(got[1].reason, "cursor_unusable");
+        for (const e of got) assert.ok(e.id.length < 200, `a fresh id, not ${what}`);
+      });
+    }
   } finally {
     await server.stop();
   }
