@@ -43,6 +43,12 @@ export interface SseConnectionInit {
   clock?: Clock;
 }
 
+/**
+ * The longest `id:` this transport writes: EventSource sends it back as `Last-Event-ID`, and
+ * nginx's default header buffer (8 KiB per line) must still take it with the rest.
+ */
+export const SSE_ID_BUDGET = 4096;
+
 /** An `id:` whose cursor is written once every position in it has been judged. */
 interface _HeldId {
   cursor: Cursor;
@@ -167,9 +173,7 @@ export class SseConnection implements Connection {
 
   #writeId(): void {
     if (!this.#open) return;
-    if (this.#pending.size === 0) {
-      return this.#enqueue(_encoder.encode(sseId(formatCursor(this.cursor))));
-    }
+    if (this.#pending.size === 0) return this.#enqueue(_encoder.encode(sseId(this.#boundedId())));
     // A snapshot: the judged topics' positions move on before the held output is written.
     const cursor: Cursor = new Map();
     for (const [topic, position] of this.cursor) {
@@ -204,6 +208,31 @@ export class SseConnection implements Connection {
       this.#controller.error(new Error("slow consumer"));
       this.onEnd(EndReason.slowConsumer);
     }
+  }
+
+  /**
+   * The cursor as an id of at most {@link SSE_ID_BUDGET} characters: past it, the streams
+   * with the oldest messages are dropped first. A dropped stream costs at most a `reset` on the
+   * next reconnect (the replay cannot vouch for it), never a gap or a duplicate.
+   */
+  #boundedId(): string {
+    let id = formatCursor(this.cursor);
+    while (id.length > SSE_ID_BUDGET && this.#dropOldestStream()) id = formatCursor(this.cursor);
+    return id;
+  }
+
+  #dropOldestStream(): boolean {
+    let oldest: { position: TopicCursor; stream: string; at: number } | undefined;
+    for (const position of this.cursor.values()) {
+      for (const [stream] of position.streams) {
+        const at = position.publishedAt?.get(stream) ?? -Infinity;
+        if (!oldest || at < oldest.at) oldest = { position, stream, at };
+      }
+    }
+    if (!oldest) return false;
+    oldest.position.streams.delete(oldest.stream);
+    oldest.position.publishedAt?.delete(oldest.stream);
+    return true;
   }
 
   /** Drops streams whose newest message is older than `oldest`, as the topic's heads do. */

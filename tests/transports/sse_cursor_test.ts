@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { Broadcast } from "../../lib/core/broadcast.ts";
 import { PhxEvent } from "../../lib/core/protocol.ts";
-import { SseConnection } from "../../lib/transports/sse.ts";
+import { SSE_ID_BUDGET, SseConnection } from "../../lib/transports/sse.ts";
 
 const TOPIC = "status:days";
 
@@ -80,4 +80,26 @@ Deno.test("ids wait until the client's own position is judged", async () => {
     "status%3Adays=8,n~a*4",
     "status%3Adays=8,n~a*4&status%3Aother=7,n~a*1",
   ]);
+});
+
+Deno.test("an id never outgrows SSE_ID_BUDGET: the oldest streams go first", async () => {
+  let now = 2_000_000;
+  const connection = new SseConnection({
+    maxBuffered: 1 << 22,
+    windowMs: 3_600_000,
+    clock: { now: () => now },
+  });
+  const reader = connection.stream.getReader();
+  connection.startTopic(TOPIC, { since: now, streams: new Map() });
+  connection.sendMessage(joinReply);
+  // 300 runs inside one window, with long node ids: far more than fits.
+  const node = "deploy-region-with-a-long-isolate-name";
+  for (let run = 0; run < 300; run++) {
+    connection.sendBroadcast(broadcast(`${node}.${run}~r${run}`, 1, now++));
+  }
+  const written = await ids(connection, reader);
+  for (const id of written) assert.ok(id.length <= SSE_ID_BUDGET, `${id.length} characters`);
+  const last = written.at(-1)!;
+  assert.ok(last.includes(`${node}.299~r299*1`), "the newest stream is kept");
+  assert.ok(!last.includes(`${node}.0~r0*1`), "the oldest went first");
 });
