@@ -212,8 +212,8 @@ export class SseConnection implements Connection {
 
   /**
    * The cursor as an id of at most {@link SSE_ID_BUDGET} characters: past it, the streams
-   * with the oldest messages are dropped first. A dropped stream costs at most a `reset` on the
-   * next reconnect (the replay cannot vouch for it), never a gap or a duplicate.
+   * with the oldest messages are dropped first, and the topic's `since` moves up to the
+   * dropped message's time (streams not listed count from `since` on).
    */
   #boundedId(): string {
     let id = formatCursor(this.cursor);
@@ -232,6 +232,11 @@ export class SseConnection implements Connection {
     if (!oldest) return false;
     oldest.position.streams.delete(oldest.stream);
     oldest.position.publishedAt?.delete(oldest.stream);
+    // Everything of that stream up to its newest message was seen: moving `since` there says
+    // so, or a replay would send its messages again as if from an unknown stream.
+    if (Number.isFinite(oldest.at)) {
+      oldest.position.since = Math.max(oldest.position.since, oldest.at);
+    }
     return true;
   }
 

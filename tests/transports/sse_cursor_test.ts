@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { Broadcast } from "../../lib/core/broadcast.ts";
 import { PhxEvent } from "../../lib/core/protocol.ts";
+import { parseCursor } from "../../lib/resume/cursor.ts";
+import { replayFrom, TopicHistory } from "../../lib/resume/history.ts";
 import { SSE_ID_BUDGET, SseConnection } from "../../lib/transports/sse.ts";
 
 const TOPIC = "status:days";
@@ -94,12 +96,22 @@ Deno.test("an id never outgrows SSE_ID_BUDGET: the oldest streams go first", asy
   connection.sendMessage(joinReply);
   // 300 runs inside one window, with long node ids: far more than fits.
   const node = "deploy-region-with-a-long-isolate-name";
+  const history = new TopicHistory({ size: 1000, maxAgeMs: 3_600_000 });
   for (let run = 0; run < 300; run++) {
-    connection.sendBroadcast(broadcast(`${node}.${run}~r${run}`, 1, now++));
+    const b = broadcast(`${node}.${run}~r${run}`, 1, now++);
+    history.add(b);
+    connection.sendBroadcast(b);
   }
   const written = await ids(connection, reader);
   for (const id of written) assert.ok(id.length <= SSE_ID_BUDGET, `${id.length} characters`);
   const last = written.at(-1)!;
   assert.ok(last.includes(`${node}.299~r299*1`), "the newest stream is kept");
   assert.ok(!last.includes(`${node}.0~r0*1`), "the oldest went first");
+  // Resuming from that id replays nothing twice: the window still holds all 300 messages.
+  const replay = replayFrom(
+    history.entries(now),
+    history.heads(now),
+    parseCursor(last).get(TOPIC)!,
+  );
+  assert.deepEqual(replay, { messages: [], complete: true });
 });
