@@ -64,6 +64,7 @@ export class SseConnection implements Connection {
   readonly stream: ReadableStream<Uint8Array>;
   readonly #windowMs: number;
   readonly #clock: Clock;
+  readonly #maxBuffered: number;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #open = true;
   /**
@@ -72,11 +73,13 @@ export class SseConnection implements Connection {
    */
   readonly #pending = new Set<string>();
   #held: (Uint8Array | _HeldId)[] = [];
+  #heldBytes = 0;
   /** Called once when the stream ends: the client is gone or too slow, or the server closed it. */
   onEnd: (reason: SseEnd) => void = () => {};
 
   constructor(init: SseConnectionInit) {
     this.#windowMs = init.windowMs;
+    this.#maxBuffered = init.maxBuffered;
     this.#clock = init.clock ?? Date;
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -92,8 +95,12 @@ export class SseConnection implements Connection {
   write(chunk: Uint8Array | string): void {
     if (!this.#open) return;
     const bytes = typeof chunk === "string" ? _encoder.encode(chunk) : chunk;
-    if (this.#pending.size > 0) this.#held.push(bytes);
-    else this.#enqueue(bytes);
+    if (this.#pending.size === 0) return this.#enqueue(bytes);
+    this.#held.push(bytes);
+    // Held output counts against the same limit as unread output: a replay that never
+    // decides must not let the other topics' messages pile up without end.
+    this.#heldBytes += bytes.byteLength;
+    if (this.#heldBytes > this.#maxBuffered) this.#dropSlowConsumer();
   }
 
   /** Tells EventSource how long to wait before it reconnects. */
@@ -190,6 +197,7 @@ export class SseConnection implements Connection {
   #release(): void {
     const held = this.#held;
     this.#held = [];
+    this.#heldBytes = 0;
     for (const item of held) {
       if (!this.#open) return;
       this.#enqueue(
@@ -203,11 +211,14 @@ export class SseConnection implements Connection {
     this.#controller.enqueue(bytes);
     // Unread bytes pile up in the stream's queue when the client stops reading: past the limit
     // the stream is dropped, and EventSource resumes from its Last-Event-ID.
-    if ((this.#controller.desiredSize ?? 0) < 0) {
-      this.#open = false;
-      this.#controller.error(new Error("slow consumer"));
-      this.onEnd(EndReason.slowConsumer);
-    }
+    if ((this.#controller.desiredSize ?? 0) < 0) this.#dropSlowConsumer();
+  }
+
+  #dropSlowConsumer(): void {
+    this.#open = false;
+    this.#held = [];
+    this.#controller.error(new Error("slow consumer"));
+    this.onEnd(EndReason.slowConsumer);
   }
 
   /**

@@ -115,3 +115,23 @@ Deno.test("an id never outgrows SSE_ID_BUDGET: the oldest streams go first", asy
   );
   assert.deepEqual(replay, { messages: [], complete: true });
 });
+
+Deno.test("output held for an unjudged position is bounded like unread output", () => {
+  const connection = new SseConnection({ maxBuffered: 4096, windowMs: 60_000 });
+  let ended = "";
+  connection.onEnd = (reason) => ended = reason;
+  connection.startTopic(TOPIC, { since: 5, streams: new Map([["n~a", 3]]) }, true);
+  connection.startTopic("status:other", { since: 7, streams: new Map() });
+  for (let seq = 1; seq <= 100 && ended === ""; seq++) {
+    connection.sendBroadcast(
+      new Broadcast({
+        topic: "status:other",
+        event: "status",
+        payload: { text: "x".repeat(100) },
+        stream: "n~a",
+        seq,
+      }),
+    );
+  }
+  assert.equal(ended, "slow_consumer");
+});
