@@ -7,7 +7,6 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import { cors } from "hono/cors";
 import { z } from "zod";
 import { bearerToken } from "../lib/auth.ts";
 import { eventNameProblem } from "../lib/core/protocol.ts";
@@ -16,6 +15,7 @@ import { describeErrors, nestsDeeperThan } from "../lib/core/validation.ts";
 import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
 import { readJsonBody } from "./body.ts";
 import { isRealtimeBatch, publishRealtimeBatch, realtimeApiRoutes } from "./realtime_api.ts";
+import { notModified } from "./etag.ts";
 
 /** The body schema of one message; payloads nest at most `maxDepth` levels. */
 function _messageSchema(maxDepth: number) {
@@ -38,7 +38,7 @@ function _messageSchema(maxDepth: number) {
 /** The API routes. */
 export function apiRoutes(switchboard: Switchboard): Hono {
   const app = new Hono();
-  const { apiToken, allowedOrigins } = switchboard.config;
+  const { apiToken } = switchboard.config;
   const _message = _messageSchema(switchboard.config.maxPayloadDepth);
   const _batch = z.array(_message).min(1).max(1000);
   const isApiToken = (c: Context) => {
@@ -56,18 +56,7 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     if (access.status === 401) c.header("www-authenticate", 'Bearer realm="switchboard"');
     return c.json({ error: access.error, reason: access.reason }, access.status);
   };
-  // Explicit CORS: browsers on the allowed origins (any, when ALLOWED_ORIGINS is unset) may
-  // call the API; the bearer token still guards publishing.
-  app.use(
-    "/api/*",
-    cors({
-      origin: allowedOrigins ?? "*",
-      allowMethods: ["GET", "POST", "OPTIONS"],
-      allowHeaders: ["Authorization", "Content-Type", "If-None-Match", "apikey"],
-      exposeHeaders: ["ETag"],
-      maxAge: 600,
-    }),
-  );
+  // CORS (every endpoint, `ALLOWED_ORIGINS`) is the app's: see routes/app.ts.
 
   app.post("/api/broadcast", async (c) => {
     const caller = apiCaller(c.req.raw.headers, apiToken);
@@ -114,7 +103,7 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     // Shared caches may keep only what anyone may read.
     const audience = switchboard.isPublic(topic) ? "public" : "private";
     c.header("cache-control", `${audience}, max-age=2, stale-while-revalidate=5`);
-    if (c.req.header("if-none-match") === etag) return c.body(null, 304);
+    if (notModified(c.req.header("if-none-match"), etag)) return c.body(null, 304);
     return c.json({
       topic,
       event: last?.event ?? null,

@@ -8,7 +8,8 @@
  * ```
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
 import { describeError } from "../lib/log.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { apiRoutes } from "./api.ts";
@@ -28,6 +29,7 @@ export interface AppOptions {
 /** Builds the app for a switchboard. */
 export function createApp(switchboard: Switchboard, options: AppOptions): Hono {
   const app = new Hono();
+  app.use(corsMiddleware(switchboard.config.allowedOrigins));
   app.route("/", websocketRoutes(switchboard, options.upgrade));
   app.route("/", longpollRoutes(switchboard));
   app.route("/", sseRoutes(switchboard));
@@ -44,4 +46,28 @@ export function createApp(switchboard: Switchboard, options: AppOptions): Hono {
     return c.json({ error: "internal error" }, 500);
   });
   return app;
+}
+
+/**
+ * CORS on every endpoint, so pages on other origins can use the long-poll fallback, an
+ * EventSource widget, the API and the assets: `Access-Control-Allow-Origin` for the allowed
+ * origins (`*` when `ALLOWED_ORIGINS` is unset), preflights answered with 204 and the
+ * requested headers echoed, as Phoenix's own long-poll does (`X-Phoenix-AuthToken`,
+ * `Content-Type: application/x-ndjson`, `Last-Event-ID`, `If-None-Match` all need it).
+ * Credentials are not allowed: tokens travel in params and headers, never in cookies. The
+ * origin check that refuses connections (403) stays with the transports (`admit`).
+ * WebSocket upgrades are left alone: CORS does not apply to them, and a 101 response cannot be
+ * copied to add headers.
+ */
+export function corsMiddleware(allowedOrigins: readonly string[] | undefined): MiddlewareHandler {
+  const handler = cors({
+    origin: allowedOrigins ? [...allowedOrigins] : "*",
+    allowMethods: ["GET", "HEAD", "POST", "OPTIONS"],
+    exposeHeaders: ["ETag"],
+    maxAge: 600,
+  });
+  return (c, next) => {
+    if (c.req.header("upgrade")?.toLowerCase() === "websocket") return next();
+    return handler(c, next);
+  };
 }

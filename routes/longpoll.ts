@@ -12,13 +12,18 @@ import { EndReason } from "../lib/core/protocol.ts";
 import type { Session } from "../lib/core/session.ts";
 import { serializerFor } from "../lib/core/serializer.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
-import { LongPollSessions } from "../lib/transports/longpoll.ts";
+import { type LongPollConnection, LongPollSessions } from "../lib/transports/longpoll.ts";
 import { connectParams } from "./params.ts";
 
 /** How long a poll is held open when nothing is queued (the client's own timeout is 20 s). */
 const _HOLD_MS = 10_000;
 /** The client sends at most this many frames per POST. */
 const _MAX_LINES = 100;
+const _encoder = new TextEncoder();
+const _JSON_HEADERS = {
+  "content-type": "application/json",
+  "cache-control": "no-store",
+} as const;
 
 /** A POST line that is not JSON is a binary frame in base64 (the client's `LongPoll.send`). */
 function receiveBase64(session: Session, line: string): void {
@@ -68,16 +73,45 @@ export function longpollRoutes(switchboard: Switchboard): Hono {
       return reply(c, { status: 410, token: connection.token, messages: [] });
     }
     polls.touch(existing);
-    // A client that goes away mid-poll (tab closed, disconnect) stops counting as polling.
-    await existing.wait(_HOLD_MS, c.req.raw.signal);
-    polls.touch(existing);
-    if (existing.closed && existing.queue.length === 0) {
-      polls.end(existing, EndReason.closed);
-      return reply(c, { status: 410, token: existing.token, messages: [] });
-    }
-    const messages = existing.drain();
-    return reply(c, { status: messages.length ? 200 : 204, token: existing.token, messages });
+    if (existing.queue.length > 0) return reply(c, answer(existing));
+    return heldPoll(existing);
   });
+
+  /** Answers a poll with what is queued (or 410 once the session has closed). */
+  const answer = (connection: LongPollConnection): Record<string, unknown> => {
+    polls.touch(connection);
+    if (connection.closed && connection.queue.length === 0) {
+      polls.end(connection, EndReason.closed);
+      return { status: 410, token: connection.token, messages: [] };
+    }
+    const messages = connection.drain();
+    return { status: messages.length ? 200 : 204, token: connection.token, messages };
+  };
+
+  /**
+   * Nothing queued: the poll is held up to {@link _HOLD_MS}. The headers go out at once and the
+   * JSON body when there is something to send; a client that goes away (tab closed,
+   * disconnect) cancels the body, so the poll stops waiting and what is queued stays for the
+   * next poll. (`request.signal` would tell the same, but Deno also aborts it after every
+   * successful response, warns when it is read, and Workers need a flag for it.)
+   */
+  const heldPoll = (connection: LongPollConnection): Response => {
+    const gone = new AbortController();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        connection.wait(_HOLD_MS, gone.signal).then(() => {
+          if (gone.signal.aborted) return;
+          controller.enqueue(_encoder.encode(JSON.stringify(answer(connection))));
+          controller.close();
+        });
+      },
+      cancel() {
+        gone.abort();
+        polls.touch(connection);
+      },
+    });
+    return new Response(body, { status: 200, headers: _JSON_HEADERS });
+  };
 
   app.post("/socket/longpoll", async (c) => {
     const token = new URL(c.req.url).searchParams.getAll("token").at(-1);

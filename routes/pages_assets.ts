@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { ASSETS } from "../lib/client/generated/assets_bundle.ts";
+import { notModified } from "./etag.ts";
 
 /** The content-hashed URL of an embedded asset, e.g. `/assets/phoenix.0ad0495004f9.js`. */
 export function assetUrl(name: string): string {
@@ -37,7 +38,7 @@ export function assetRoutes(): Hono {
       immutable ? "public, max-age=31536000, immutable" : "public, no-cache",
     );
     c.header("x-content-type-options", "nosniff");
-    if (c.req.header("if-none-match") === etag) return c.body(null, 304);
+    if (notModified(c.req.header("if-none-match"), etag)) return c.body(null, 304);
     c.header("content-type", asset.type);
     return c.body(asset.body);
   });

@@ -5,9 +5,9 @@
  * @module
  */
 import { Hono } from "hono";
-import { CloseCode, EndReason } from "../lib/core/protocol.ts";
+import { CloseCode, EndReason, ReplyReason } from "../lib/core/protocol.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
-import { type Cursor, CursorError, parseCursor } from "../lib/resume/cursor.ts";
+import { type Cursor, CursorError, parseCursor, unusableCursor } from "../lib/resume/cursor.ts";
 import { jitteredRetryMs, SseConnection } from "../lib/transports/sse.ts";
 import { connectParams } from "./params.ts";
 
@@ -41,12 +41,19 @@ export function sseRoutes(switchboard: Switchboard): Hono {
     }
     // EventSource sends Last-Event-ID when it reconnects; `cursor` serves clients that poll
     // first (GET /api/topics/:topic gives one) or cannot set headers.
+    const lastEventId = c.req.header("last-event-id");
     let resume: Cursor;
     try {
-      resume = parseCursor(c.req.header("last-event-id") ?? search.get("cursor") ?? "");
+      resume = parseCursor(lastEventId ?? search.get("cursor") ?? "");
     } catch (err) {
       if (!(err instanceof CursorError)) throw err;
-      return c.json({ error: err.message }, 400);
+      // A `?cursor=` someone typed gets told what is wrong. A Last-Event-ID is EventSource's
+      // own (older format after an upgrade, too long): any 4xx would end the stream for good,
+      // so every topic starts from now with a `reset` instead.
+      if (lastEventId === undefined) return c.json({ error: err.message }, 400);
+      resume = new Map(
+        topics.map((t) => [t, unusableCursor(ReplyReason.cursorUnusable)]),
+      );
     }
     search.delete("topic");
     search.delete("cursor");
@@ -58,7 +65,11 @@ export function sseRoutes(switchboard: Switchboard): Hono {
       const access = switchboard.authorize(admission.identity, topic);
       if (!access.ok) return c.json({ error: access.error, reason: access.reason }, access.status);
     }
-    const connection = new SseConnection({ maxBuffered: switchboard.config.maxOutboundBytes });
+    const connection = new SseConnection({
+      maxBuffered: switchboard.config.maxOutboundBytes,
+      windowMs: switchboard.config.history.maxAgeMs,
+      clock: switchboard.clock,
+    });
     connection.retry(jitteredRetryMs());
     const session = switchboard.openSession({ connection, params, identity: admission.identity });
     for (const [i, topic] of topics.entries()) {

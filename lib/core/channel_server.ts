@@ -16,6 +16,7 @@
 import type { TokenClaims } from "../auth.ts";
 import { describeError } from "../log.ts";
 import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
+import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
 import {
   type ChannelContext,
@@ -155,7 +156,7 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
   }
   node.metrics.inc("switchboard_joins_total", { transport: owner.connection.transport });
   const position = resume ?? node.hub.head(topic);
-  owner.connection.startTopic?.(topic, position);
+  owner.connection.startTopic?.(topic, position, resume !== undefined);
   const response = wantsCursor
     ? { ...reply.response, cursor: formatCursor(new Map([[topic, position]])) }
     : reply.response;
@@ -352,16 +353,20 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       this.#send(ControlEvent.reset, { reason, state });
     };
     try {
-      const { messages, complete } = await hub.replay(this.topic, resume);
+      // A position the client sent but the server cannot read: nothing to look up.
+      const { messages, complete, heads } = resume.resetReason === undefined
+        ? await hub.replay(this.topic, resume)
+        : { messages: [], complete: false, heads: new Map() };
       if (this.#stopped) return;
       if (complete) {
+        this.owner.connection.startTopic?.(this.topic, judgedCursor(resume, heads));
         for (const b of messages) {
           seen.set(b.stream, b.seq);
           this.#forward(b);
         }
       } else {
         this.#node.metrics.inc("switchboard_resume_resets_total");
-        restart(ReplyReason.historyWindowExceeded);
+        restart(resume.resetReason ?? ReplyReason.historyWindowExceeded);
       }
     } catch (err) {
       this.#node.log.error("a replay failed", { topic: this.topic, error: describeError(err) });

@@ -35,8 +35,14 @@ export interface Connection {
   sendMessage(msg: Message): void;
   /** A fan-out frame shared by every subscriber of the topic (encoded once per broadcast). */
   sendBroadcast(b: Broadcast): void;
-  /** Told where a topic starts before its join reply (SSE writes it into its event ids). */
-  startTopic?(topic: string, position: TopicCursor): void;
+  /**
+   * Told where a topic starts before its join reply (SSE writes it into its event ids). With
+   * `pending`, the position is the client's own and not judged yet: the replay calls
+   * `startTopic` again, before anything else of the topic, with the position it found usable
+   * or, on a reset, the head (SSE holds its output until then, so no id repeats what the
+   * server could not use).
+   */
+  startTopic?(topic: string, position: TopicCursor, pending?: boolean): void;
   /** Resolves once the connection is closed (lets a shutdown wait for close frames to go). */
   readonly whenClosed?: Promise<void>;
   /** Ends the connection; `code` is one of the WebSocket close codes in `protocol.ts`. */

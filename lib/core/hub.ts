@@ -203,16 +203,16 @@ export class Hub {
   async replay(
     topic: string,
     cursor: TopicCursor,
-  ): Promise<{ messages: Broadcast[]; complete: boolean }> {
+  ): Promise<{ messages: Broadcast[]; complete: boolean; heads: Heads }> {
     const shared = await this.broker.fetchHistory(topic).catch(() => undefined);
     if (shared) {
       const { messages, complete } = replayFrom(shared.messages, shared.heads, cursor);
-      return { messages: messages.map(_fromMessage), complete };
+      return { messages: messages.map(_fromMessage), complete, heads: shared.heads };
     }
     const history = this.#topics.get(topic)?.history;
     const now = this.clock.now();
     const heads: Heads = history?.heads(now) ?? new Map();
-    return replayFrom(history?.entries(now) ?? [], heads, cursor);
+    return { ...replayFrom(history?.entries(now) ?? [], heads, cursor), heads };
   }
 
   #receive(msg: BrokerMessage): void {

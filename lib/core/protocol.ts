@@ -133,6 +133,11 @@ export const ReplyReason = {
   historyWindowExceeded: "history_window_exceeded",
   /** `reset`: the history could not be read (broker down). */
   historyUnavailable: "history_unavailable",
+  /**
+   * `reset`: the SSE `Last-Event-ID` could not be read (too long, or an older format after an
+   * upgrade); the stream starts from now.
+   */
+  cursorUnusable: "cursor_unusable",
 } as const;
 
 /** Why a session or a channel instance ended (passed to `terminate`, counted in metrics). */

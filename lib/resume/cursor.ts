@@ -30,12 +30,30 @@ export interface TopicCursor {
   /** Milliseconds since the epoch; streams not listed count from this time on. */
   since: number;
   streams: Map<string, number>;
+  /**
+   * When each listed stream's newest message known to the server was published (not part of
+   * the text form): lets a long-lived reader forget the streams that have left the window.
+   */
+  publishedAt?: Map<string, number>;
+  /**
+   * Set when the client sent a position the server cannot use (too long, an older format):
+   * the join replays nothing and sends `reset` with this reason.
+   */
+  resetReason?: string;
 }
+
+/** Longer cursors are refused: they are not ones this server wrote. */
+export const MAX_CURSOR_CHARS = 16_384;
 
 /** Topic → position. */
 export type Cursor = Map<string, TopicCursor>;
 
 const _STREAM = /^[A-Za-z0-9_.-]{1,64}~[a-z0-9]{1,16}$/;
+
+/** A position standing for one the client sent but the server cannot use: its join resets. */
+export function unusableCursor(reason: string): TopicCursor {
+  return { since: 0, streams: new Map(), resetReason: reason };
+}
 
 /** Writes one topic's position (the part after `=`). */
 export function formatTopicCursor(position: TopicCursor): string {
@@ -59,7 +77,9 @@ export function formatCursor(cursor: Cursor): string {
 export function parseCursor(text: string): Cursor {
   const cursor: Cursor = new Map();
   if (text.trim() === "") return cursor;
-  if (text.length > 16_384) throw new CursorError("cursor is longer than 16384 characters");
+  if (text.length > MAX_CURSOR_CHARS) {
+    throw new CursorError(`cursor is longer than ${MAX_CURSOR_CHARS} characters`);
+  }
   for (const pair of text.split("&")) {
     const eq = pair.indexOf("=");
     if (eq <= 0) throw _bad(`part "${pair.slice(0, 40)}" is not topic=position`);

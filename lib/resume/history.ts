@@ -74,14 +74,34 @@ export class TopicHistory {
 /** The position of a client that starts following a topic now. */
 export function headCursor(heads: Heads, now: number): TopicCursor {
   const streams = new Map<string, number>();
-  for (const [stream, { seq }] of heads) streams.set(stream, seq);
-  return { since: now, streams };
+  const publishedAt = new Map<string, number>();
+  for (const [stream, { seq, at }] of heads) {
+    streams.set(stream, seq);
+    publishedAt.set(stream, at);
+  }
+  return { since: now, streams, publishedAt };
+}
+
+/**
+ * A client's position as the replay found it usable (every stream it names is in `heads`),
+ * with the streams' publish times from `heads`, so the reader can forget them once they leave
+ * the window.
+ */
+export function judgedCursor(position: TopicCursor, heads: Heads): TopicCursor {
+  const publishedAt = new Map<string, number>();
+  for (const stream of position.streams.keys()) {
+    const head = heads.get(stream);
+    if (head) publishedAt.set(stream, head.at);
+  }
+  return { since: position.since, streams: new Map(position.streams), publishedAt };
 }
 
 /**
  * What a client at `cursor` missed: the window's messages after its position, oldest first.
  * `complete` is false when some of them are no longer in the window (sequences are gapless per
- * stream, so a missing number shows).
+ * stream, so a missing number shows), and when the cursor names a stream the heads do not
+ * know: one that left the window (whether the client missed its last messages cannot be told
+ * any more), or one this server never wrote.
  */
 export function replayFrom<T extends Sequenced>(
   window: readonly T[],
@@ -102,6 +122,9 @@ export function replayFrom<T extends Sequenced>(
     }
     next.set(m.stream, m.seq + 1);
     messages.push(m);
+  }
+  for (const stream of cursor.streams.keys()) {
+    if (!heads.has(stream)) complete = false;
   }
   for (const [stream, head] of heads) {
     const seen = cursor.streams.get(stream);

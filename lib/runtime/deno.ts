@@ -28,9 +28,18 @@ export const denoTimers: Timers = {
  * `Deno.upgradeWebSocket` with `idleTimeout: 0`: Deno's own ping timeout can close healthy
  * sockets under load (a race between its pong and its timer); the session's heartbeat timeout
  * covers liveness instead.
+ *
+ * The chosen subprotocol is written into the 101 response here rather than passed as Deno's
+ * `protocol` option: Deno checks that option against the offered list split on exactly ", ",
+ * and throws for `phoenix,base64url.bearer.phx.…` (no space: the npm `ws` package, RFC 9110
+ * allows any spacing around the comma). The route picks `protocol` from the offered list
+ * parsed leniently, so it is always one the client offered.
  */
-export const denoUpgrade: UpgradeWebSocket = (request, { protocol }) =>
-  Deno.upgradeWebSocket(request, protocol ? { protocol, idleTimeout: 0 } : { idleTimeout: 0 });
+export const denoUpgrade: UpgradeWebSocket = (request, { protocol }) => {
+  const upgraded = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
+  if (protocol) upgraded.response.headers.set("sec-websocket-protocol", protocol);
+  return upgraded;
+};
 
 /** Reads the named environment variables (unset ones are left out). */
 export function readEnv(keys: readonly string[]): Record<string, string> {

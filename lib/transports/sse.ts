@@ -14,6 +14,7 @@ import type { Broadcast } from "../core/broadcast.ts";
 import type { Connection } from "../core/connection.ts";
 import type { Message } from "../core/message.ts";
 import { CloseCode, ControlEvent, EndReason, PhxEvent } from "../core/protocol.ts";
+import type { Clock } from "../core/time.ts";
 import { type Cursor, formatCursor, type TopicCursor } from "../resume/cursor.ts";
 import { sseBroadcastBytes, sseComment, sseEvent, sseId, sseRetry } from "./sse_framing.ts";
 
@@ -33,6 +34,24 @@ export type SseEnd =
 export interface SseConnectionInit {
   /** Unread bytes past which the stream is dropped (EventSource resumes from its id). */
   maxBuffered: number;
+  /**
+   * The history window's age (`HISTORY_MAX_AGE_MS`): a stream with nothing newer than this
+   * is forgotten from the ids, as the topic's heads forget it.
+   */
+  windowMs: number;
+  /** The node's clock (default `Date`). */
+  clock?: Clock;
+}
+
+/**
+ * The longest `id:` this transport writes: EventSource sends it back as `Last-Event-ID`, and
+ * nginx's default header buffer (8 KiB per line) must still take it with the rest.
+ */
+export const SSE_ID_BUDGET = 4096;
+
+/** An `id:` whose cursor is written once every position in it has been judged. */
+interface _HeldId {
+  cursor: Cursor;
 }
 
 /** Writes SSE events into one response stream. */
@@ -43,12 +62,25 @@ export class SseConnection implements Connection {
   /** Where the client is in every topic of the stream: each event's `id:`. */
   readonly cursor: Cursor = new Map();
   readonly stream: ReadableStream<Uint8Array>;
+  readonly #windowMs: number;
+  readonly #clock: Clock;
+  readonly #maxBuffered: number;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #open = true;
+  /**
+   * Topics whose position is still the client's own, not yet judged by their replay: until
+   * all are, output is held, so no `id:` repeats a stream the server may not know.
+   */
+  readonly #pending = new Set<string>();
+  #held: (Uint8Array | _HeldId)[] = [];
+  #heldBytes = 0;
   /** Called once when the stream ends: the client is gone or too slow, or the server closed it. */
   onEnd: (reason: SseEnd) => void = () => {};
 
   constructor(init: SseConnectionInit) {
+    this.#windowMs = init.windowMs;
+    this.#maxBuffered = init.maxBuffered;
+    this.#clock = init.clock ?? Date;
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
@@ -62,14 +94,13 @@ export class SseConnection implements Connection {
 
   write(chunk: Uint8Array | string): void {
     if (!this.#open) return;
-    this.#controller.enqueue(typeof chunk === "string" ? _encoder.encode(chunk) : chunk);
-    // Unread bytes pile up in the stream's queue when the client stops reading: past the limit
-    // the stream is dropped, and EventSource resumes from its Last-Event-ID.
-    if ((this.#controller.desiredSize ?? 0) < 0) {
-      this.#open = false;
-      this.#controller.error(new Error("slow consumer"));
-      this.onEnd(EndReason.slowConsumer);
-    }
+    const bytes = typeof chunk === "string" ? _encoder.encode(chunk) : chunk;
+    if (this.#pending.size === 0) return this.#enqueue(bytes);
+    this.#held.push(bytes);
+    // Held output counts against the same limit as unread output: a replay that never
+    // decides must not let the other topics' messages pile up without end.
+    this.#heldBytes += bytes.byteLength;
+    if (this.#heldBytes > this.#maxBuffered) this.#dropSlowConsumer();
   }
 
   /** Tells EventSource how long to wait before it reconnects. */
@@ -77,8 +108,22 @@ export class SseConnection implements Connection {
     this.write(sseRetry(ms));
   }
 
-  startTopic(topic: string, position: TopicCursor): void {
-    this.cursor.set(topic, { since: position.since, streams: new Map(position.streams) });
+  startTopic(topic: string, position: TopicCursor, pending = false): void {
+    const copy: TopicCursor = {
+      since: position.since,
+      streams: new Map(position.streams),
+      publishedAt: new Map(position.publishedAt),
+    };
+    this.cursor.set(topic, copy);
+    if (pending) {
+      this.#pending.add(topic);
+    } else if (this.#pending.delete(topic)) {
+      // Ids held meanwhile showed the unjudged position; nothing of this topic moved since.
+      for (const item of this.#held) {
+        if (!(item instanceof Uint8Array) && item.cursor.has(topic)) item.cursor.set(topic, copy);
+      }
+      if (this.#pending.size === 0) this.#release();
+    }
   }
 
   sendMessage(msg: Message): void {
@@ -86,12 +131,12 @@ export class SseConnection implements Connection {
       // Only joins are replied to on SSE: their response is the `joined` event.
       const reply = msg.payload as { status: string; response: Record<string, unknown> };
       if (reply.status !== "ok") return;
-      this.write(sseId(formatCursor(this.cursor)));
+      this.#writeId();
       this.write(sseEvent(msg.topic, ControlEvent.joined, JSON.stringify(reply.response)));
       return;
     }
     // A reset moves the topic's position to now: the id says so.
-    if (msg.event === ControlEvent.reset) this.write(sseId(formatCursor(this.cursor)));
+    if (msg.event === ControlEvent.reset) this.#writeId();
     const payloadJson = msg.payloadJson ?? JSON.stringify(msg.payload);
     this.write(sseEvent(msg.topic, msg.event, payloadJson, msg.binary));
   }
@@ -99,14 +144,21 @@ export class SseConnection implements Connection {
   sendBroadcast(b: Broadcast): void {
     if (b.seq > 0) {
       const position = this.cursor.get(b.topic);
-      if (position) position.streams.set(b.stream, b.seq);
-      this.write(sseId(formatCursor(this.cursor)));
+      if (position) {
+        position.streams.set(b.stream, b.seq);
+        position.publishedAt?.set(b.stream, b.at);
+      }
+      this.#writeId();
     }
     this.write(sseBroadcastBytes(b));
   }
 
-  /** A comment that keeps proxies from closing an idle stream. */
+  /**
+   * A comment that keeps proxies from closing an idle stream; also forgets the streams that
+   * have left the window, so ids stay bounded on a page open for days.
+   */
   heartbeat(): void {
+    this.#forgetOldStreams(this.#clock.now() - this.#windowMs);
     this.write(_HEARTBEAT);
   }
 
@@ -116,11 +168,99 @@ export class SseConnection implements Connection {
     if (code === CloseCode.goingAway || code === CloseCode.serviceRestart) {
       this.retry(jitteredRetryMs());
     }
+    // What was held goes out as it is: the client resumes from the position it sent.
+    this.#pending.clear();
+    this.#release();
     this.#open = false;
     try {
       this.#controller.close();
     } catch { /* already closed by the client */ }
     this.onEnd(EndReason.closed);
+  }
+
+  #writeId(): void {
+    if (!this.#open) return;
+    if (this.#pending.size === 0) return this.#enqueue(_encoder.encode(sseId(this.#boundedId())));
+    // A snapshot: the judged topics' positions move on before the held output is written.
+    const cursor: Cursor = new Map();
+    for (const [topic, position] of this.cursor) {
+      cursor.set(
+        topic,
+        this.#pending.has(topic)
+          ? position
+          : { since: position.since, streams: new Map(position.streams) },
+      );
+    }
+    this.#held.push({ cursor });
+  }
+
+  #release(): void {
+    const held = this.#held;
+    this.#held = [];
+    this.#heldBytes = 0;
+    for (const item of held) {
+      if (!this.#open) return;
+      this.#enqueue(
+        item instanceof Uint8Array ? item : _encoder.encode(sseId(formatCursor(item.cursor))),
+      );
+    }
+  }
+
+  #enqueue(bytes: Uint8Array): void {
+    if (!this.#open) return;
+    this.#controller.enqueue(bytes);
+    // Unread bytes pile up in the stream's queue when the client stops reading: past the limit
+    // the stream is dropped, and EventSource resumes from its Last-Event-ID.
+    if ((this.#controller.desiredSize ?? 0) < 0) this.#dropSlowConsumer();
+  }
+
+  #dropSlowConsumer(): void {
+    this.#open = false;
+    this.#held = [];
+    this.#controller.error(new Error("slow consumer"));
+    this.onEnd(EndReason.slowConsumer);
+  }
+
+  /**
+   * The cursor as an id of at most {@link SSE_ID_BUDGET} characters: past it, the streams
+   * with the oldest messages are dropped first, and the topic's `since` moves up to the
+   * dropped message's time (streams not listed count from `since` on).
+   */
+  #boundedId(): string {
+    let id = formatCursor(this.cursor);
+    while (id.length > SSE_ID_BUDGET && this.#dropOldestStream()) id = formatCursor(this.cursor);
+    return id;
+  }
+
+  #dropOldestStream(): boolean {
+    let oldest: { position: TopicCursor; stream: string; at: number } | undefined;
+    for (const position of this.cursor.values()) {
+      for (const [stream] of position.streams) {
+        const at = position.publishedAt?.get(stream) ?? -Infinity;
+        if (!oldest || at < oldest.at) oldest = { position, stream, at };
+      }
+    }
+    if (!oldest) return false;
+    oldest.position.streams.delete(oldest.stream);
+    oldest.position.publishedAt?.delete(oldest.stream);
+    // Everything of that stream up to its newest message was seen: moving `since` there says
+    // so, or a replay would send its messages again as if from an unknown stream.
+    if (Number.isFinite(oldest.at)) {
+      oldest.position.since = Math.max(oldest.position.since, oldest.at);
+    }
+    return true;
+  }
+
+  /** Drops streams whose newest message is older than `oldest`, as the topic's heads do. */
+  #forgetOldStreams(oldest: number): void {
+    for (const [topic, position] of this.cursor) {
+      if (this.#pending.has(topic) || !position.publishedAt) continue;
+      for (const [stream, at] of position.publishedAt) {
+        if (at >= oldest) continue;
+        position.publishedAt.delete(stream);
+        position.streams.delete(stream);
+      }
+    }
   }
 }
 

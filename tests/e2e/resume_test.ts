@@ -168,13 +168,27 @@ Deno.test("resume on one node", async (t) => {
       await sse.close();
     });
 
-    await t.step("a bad Last-Event-ID is a 400 that says what to send", async () => {
-      const res = await fetch(`${server.url}/events?topic=status:x`, {
-        headers: { "last-event-id": "not a cursor" },
-      });
+    await t.step("a bad ?cursor= is a 400 that says what to send", async () => {
+      const res = await fetch(`${server.url}/events?topic=status:x&cursor=not%20a%20cursor`);
       assert.equal(res.status, 400);
       assert.match((await res.json()).error, /bad cursor/);
     });
+
+    await t.step(
+      "a Last-Event-ID the server cannot read opens the stream with a reset",
+      async () => {
+        // EventSource never retries after a 4xx: it must get a stream, from now on.
+        const sse = await openSse(`${server.url}/events?topic=status:x`, {
+          "last-event-id": "not a cursor",
+        });
+        assert.equal(sse.response.status, 200);
+        const reset = await sse.next((e) => e.event === "reset");
+        assert.equal(reset.json?.payload.reason, "cursor_unusable");
+        assert.doesNotMatch(reset.lastEventId, /not a cursor/);
+        assert.ok(!sse.events.some((e) => e.id?.includes("not a cursor")), "never echoed");
+        await sse.close();
+      },
+    );
 
     await t.step("every stream gets its own retry hint, spread over seconds", async () => {
       const retries = new Set<number>();

@@ -1,7 +1,7 @@
 /** Replay from a cursor: what is missed, in order, and when the window can no longer serve it. */
 import assert from "node:assert/strict";
 import { Broadcast } from "../../lib/core/broadcast.ts";
-import { headCursor, replayFrom, TopicHistory } from "../../lib/resume/history.ts";
+import { headCursor, judgedCursor, replayFrom, TopicHistory } from "../../lib/resume/history.ts";
 
 const msg = (stream: string, seq: number, at: number) =>
   new Broadcast({
@@ -68,4 +68,22 @@ Deno.test("the age limit empties the window, and the heads still show what was m
   assert.equal(history.entries(1120).length, 1, "the first is older than 100 ms");
   const cursor = { since: 0, streams: new Map([["a~1", 0]]) };
   assert.equal(replayFrom(history.entries(1120), history.heads(1120), cursor).complete, false);
+});
+
+Deno.test("a cursor naming a stream the heads do not know cannot be resumed", () => {
+  const h = historyOf(10, msg("a~1", 1, 100), msg("a~1", 2, 101));
+  const known = { since: 50, streams: new Map([["a~1", 1]]) };
+  assert.equal(replayFrom(h.entries(200), h.heads(200), known).complete, true);
+  // A run that left the window (its last messages may have gone unseen), or one made up.
+  const unknown = { since: 50, streams: new Map([["a~1", 1], ["gone~7", 4]]) };
+  const replay = replayFrom(h.entries(200), h.heads(200), unknown);
+  assert.equal(replay.complete, false);
+});
+
+Deno.test("judgedCursor keeps the client's streams with their publish times", () => {
+  const h = historyOf(10, msg("a~1", 1, 100), msg("b~1", 3, 120));
+  const judged = judgedCursor({ since: 50, streams: new Map([["a~1", 1]]) }, h.heads(200));
+  assert.deepEqual([...judged.streams], [["a~1", 1]]);
+  assert.deepEqual([...judged.publishedAt!], [["a~1", 100]]);
+  assert.deepEqual([...headCursor(h.heads(200), 200).publishedAt!], [["a~1", 100], ["b~1", 120]]);
 });

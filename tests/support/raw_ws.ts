@@ -199,8 +199,12 @@ export function replyOf(frame: RawFrame): { status: string; response: Record<str
 /**
  * Sends a WebSocket upgrade request over a plain TCP connection and returns the HTTP status
  * line's code and the headers' text, without completing any upgrade (for handshake refusals).
+ * `headers` are added verbatim (e.g. a `Sec-WebSocket-Protocol` spelled the way one client does).
  */
-export async function upgradeStatus(url: string): Promise<{ status: number; head: string }> {
+export async function upgradeStatus(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; head: string }> {
   const u = new URL(url);
   const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
   try {
@@ -211,6 +215,7 @@ export async function upgradeStatus(url: string): Promise<{ status: number; head
       "Connection: Upgrade",
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
       "Sec-WebSocket-Version: 13",
+      ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
       "",
       "",
     ].join("\r\n");
