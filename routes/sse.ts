@@ -74,6 +74,7 @@ export function sseRoutes(switchboard: Switchboard): Hono {
       maxBuffered: switchboard.config.maxOutboundBytes,
       windowMs: switchboard.config.history.maxAgeMs,
       clock: switchboard.clock,
+      closeTimeoutMs: switchboard.config.closeTimeoutMs,
     });
     connection.retry(jitteredRetryMs());
     const session = switchboard.openSession({ connection, params, identity: admission.identity });

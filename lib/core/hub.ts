@@ -308,6 +308,7 @@ export class Hub {
     this.#lastBytes += bytes - topic.lastBytes;
     topic.last = b;
     topic.lastBytes = bytes;
+    this.#forgetOldTopics();
   }
 
   /**
@@ -326,6 +327,12 @@ export class Hub {
       entry = { history: new TopicHistory(this.#limits), seq: 0, stream, lastBytes: 0 };
     }
     this.#topics.set(name, entry);
+    this.#forgetOldTopics();
+    return entry;
+  }
+
+  /** Forgets the least recently used topics (never the newest) while past either limit. */
+  #forgetOldTopics(): void {
     while (
       this.#topics.size > 1 &&
       (this.#topics.size > _TOPICS_KEPT || this.#lastBytes > this.#maxBytes / 4)
@@ -335,7 +342,6 @@ export class Hub {
       this.#lastBytes -= forgotten.lastBytes;
       this.#forgotten++;
     }
-    return entry;
   }
 }
 
