@@ -69,7 +69,9 @@ interface _Topic {
 /** A message kept for replay, in the node-wide arrival order the byte budget evicts in. */
 interface _Kept {
   topic: _Topic;
-  broadcast: Broadcast;
+  /** Which message (no reference to it: the queue must not keep what the window dropped). */
+  stream: string;
+  seq: number;
   bytes: number;
 }
 
@@ -288,7 +290,7 @@ export class Hub {
     const bytes = _sizeOf(b);
     this.#setLast(topic, b, bytes);
     topic.history.add(b);
-    this.#kept.push({ topic, broadcast: b, bytes });
+    this.#kept.push({ topic, stream: b.stream, seq: b.seq, bytes });
     this.#keptBytes += bytes;
     // The byte budget: the oldest messages of any topic go first (their topics' heads stay, so
     // a cursor behind them gets a reset instead of a silent gap).
@@ -296,7 +298,7 @@ export class Hub {
       const oldest = this.#kept[this.#keptHead];
       this.#kept[this.#keptHead++] = undefined!;
       this.#keptBytes -= oldest.bytes;
-      oldest.topic.history.evict(oldest.broadcast);
+      oldest.topic.history.evict(oldest.stream, oldest.seq);
     }
     if (this.#keptHead > 1024 && this.#keptHead * 2 > this.#kept.length) {
       this.#kept = this.#kept.slice(this.#keptHead);
@@ -345,10 +347,29 @@ export class Hub {
   }
 }
 
-/** What a kept message costs, roughly: its payload's JSON, its names and a fixed overhead. */
+/** What a kept message costs, roughly: its payload, its names and a fixed overhead. */
 function _sizeOf(b: Broadcast): number {
-  return JSON.stringify(b.payload).length + b.topic.length + b.event.length +
-    b.stream.length + _MESSAGE_OVERHEAD_BYTES;
+  return _payloadSize(b.payload, 0) + b.topic.length + b.event.length + b.stream.length +
+    _MESSAGE_OVERHEAD_BYTES;
+}
+
+/**
+ * About the length of `value`'s JSON, counted without making it (a copy of every kept payload
+ * would double the garbage a flood makes); nesting deeper than 32 counts as a flat 1 KiB.
+ */
+function _payloadSize(value: unknown, depth: number): number {
+  if (typeof value === "string") return value.length + 2;
+  if (value === null || typeof value !== "object") return 8;
+  if (depth > 32) return 1024;
+  let size = 2;
+  if (Array.isArray(value)) {
+    for (const item of value) size += _payloadSize(item, depth + 1) + 1;
+    return size;
+  }
+  for (const key in value) {
+    size += key.length + 4 + _payloadSize((value as Record<string, unknown>)[key], depth + 1);
+  }
+  return size;
 }
 
 function _fromMessage(msg: BrokerMessage): Broadcast {

@@ -63,12 +63,13 @@ export class TopicHistory {
   }
 
   /**
-   * Drops `b` when it is the oldest message of the window (the node's byte budget evicts in
+   * Drops message `seq` of `stream` when it is the oldest of the window (the node's byte budget evicts in
    * arrival order, so an older message of this topic is gone already); the heads stay, so a
    * cursor behind it still shows the gap.
    */
-  evict(b: Broadcast): void {
-    if (this.#window[0] === b) this.#window.shift();
+  evict(stream: string, seq: number): void {
+    const oldest = this.#window[0];
+    if (oldest?.stream === stream && oldest.seq === seq) this.#window.shift();
   }
 
   /** True when the window holds nothing. */
