@@ -34,7 +34,7 @@ const _schema = z.object({
   PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
   HISTORY_SIZE: _positiveInt.max(100_000).default(1000),
   HISTORY_MAX_AGE_MS: _positiveInt.default(3_600_000),
-  HISTORY_MAX_BYTES: _positiveInt.default(64 * 1024 * 1024),
+  HISTORY_MAX_BYTES: _positiveInt.default(16 * 1024 * 1024),
   MAX_LONGPOLL_BODY_BYTES: _positiveInt.default(1024 * 1024),
   MAX_CONNECTIONS: z.coerce.number().int().min(0).optional(),
   CLOSE_TIMEOUT_MS: _positiveInt.default(5_000),

@@ -27,8 +27,8 @@ export interface HistoryLimits {
   maxBytes?: number;
 }
 
-/** Default of {@link HistoryLimits.maxBytes}: 64 MiB per node (`HISTORY_MAX_BYTES`). */
-export const DEFAULT_HISTORY_MAX_BYTES = 64 * 1024 * 1024;
+/** Default of {@link HistoryLimits.maxBytes}: 16 MiB per node (`HISTORY_MAX_BYTES`). */
+export const DEFAULT_HISTORY_MAX_BYTES = 16 * 1024 * 1024;
 
 /** The default window: 1000 messages per topic, at most an hour old (`HISTORY_*` env). */
 export const DEFAULT_HISTORY: Readonly<HistoryLimits> = Object.freeze({
