@@ -253,10 +253,18 @@ export class Hub {
       const { messages, complete } = replayFrom(shared.messages, shared.heads, cursor);
       return { messages: messages.map(_fromMessage), complete, heads: shared.heads };
     }
-    const history = this.#topics.get(topic)?.history;
+    const entry = this.#topics.get(topic);
+    const history = entry?.history;
     const now = this.clock.now();
     const heads: Heads = history?.heads(now) ?? new Map();
-    return { ...replayFrom(history?.entries(now) ?? [], heads, cursor), heads };
+    const result = replayFrom(history?.entries(now) ?? [], heads, cursor);
+    // A client holding a number of a stream this node run used for the topic before it forgot
+    // the topic may have missed messages that went with it (their heads too): not complete.
+    let forgotten = false;
+    for (const stream of cursor.streams.keys()) {
+      if (stream !== entry?.stream && stream.startsWith(this.streamId)) forgotten = true;
+    }
+    return { ...result, complete: result.complete && !forgotten, heads };
   }
 
   #receive(msg: BrokerMessage): void {
@@ -326,7 +334,12 @@ export class Hub {
       const stream = this.#forgotten === 0
         ? this.streamId
         : `${this.streamId}${this.#forgotten.toString(36)}`;
-      entry = { history: new TopicHistory(this.#limits), seq: 0, stream, lastBytes: 0 };
+      entry = {
+        history: new TopicHistory(this.#limits),
+        seq: 0,
+        stream,
+        lastBytes: 0,
+      };
     }
     this.#topics.set(name, entry);
     this.#forgetOldTopics();

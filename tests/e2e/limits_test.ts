@@ -287,12 +287,15 @@ Deno.test(`topic names are limited to ${MAX_TOPIC_BYTES} bytes on every entry po
   }
 });
 
-Deno.test("a forgotten topic is numbered in a new stream: no number is ever reused", () => {
+Deno.test("a forgotten topic is numbered in a new stream: no number is ever reused", async () => {
   // A small budget: the last messages may take a quarter of it, so old topics are forgotten.
+  // A clock that moves on every reading: each message has its own time.
+  let now = 1_700_000_000_000;
   const hub = new Hub({
     broker: new MemoryBroker(),
     nodeId: "n1",
     history: { size: 100, maxAgeMs: 60_000, maxBytes: 8_000 },
+    clock: { now: () => ++now },
   });
   const first = [1, 2, 3].map((n) => hub.broadcast("status:a", "status", { n }));
   assert.deepEqual(first.map((b) => [b.stream, b.seq]), [1, 2, 3].map((s) => [hub.streamId, s]));
@@ -312,6 +315,14 @@ Deno.test("a forgotten topic is numbered in a new stream: no number is ever reus
   });
   assert.deepEqual(replay.messages.map((m: Broadcast) => m.payload), [{ n: 4 }]);
   assert.equal(replay.complete, true);
+  // The hub itself cannot tell whether that client missed messages forgotten with the topic:
+  // it says the replay is not complete (the client gets a reset), never a silent gap.
+  const fromHub = await hub.replay("status:a", cursor);
+  assert.deepEqual(fromHub.messages.map((m) => m.payload), [{ n: 4 }]);
+  assert.equal(fromHub.complete, false);
+  // A client that joined after the topic was kept again resumes completely.
+  const fresh = { since: again.at, streams: new Map([[again.stream, 0]]) };
+  assert.equal((await hub.replay("status:a", fresh)).complete, true);
 });
 
 Deno.test("topics are forgotten past 10,000: sequence state is bounded", () => {
