@@ -44,7 +44,7 @@ export interface GuardedServeOptions {
   /** Long-lived connections the handler no longer holds (WebSockets, SSE streams, sessions). */
   openConnections: () => number;
   log: Logger;
-  /** Called each time the server (re)starts listening. */
+  /** Called when the server first listens (listening again after a failure is logged). */
   onListen?: (addr: Deno.NetAddr) => void;
 }
 
@@ -103,6 +103,9 @@ export function serveGuarded(options: GuardedServeOptions): GuardedServer {
     }
   };
 
+  // The first listen throws like Deno.serve (a taken port must stop start-up); later ones, after
+  // the accept loop died, are retried until descriptors are free.
+  let listenedAt = 0;
   const listen = () => {
     retryTimer = undefined;
     if (stopped) return;
@@ -113,15 +116,18 @@ export function serveGuarded(options: GuardedServeOptions): GuardedServer {
         hostname: options.hostname,
         onListen: (bound) => {
           port = bound.port;
+          if (addr === undefined) options.onListen?.(bound);
+          else log.info("listening again", { port });
           addr = bound;
-          options.onListen?.(bound);
         },
       }, handler);
     } catch (err) {
+      if (addr === undefined) throw err;
       // Listening needs a descriptor too: try again once some are free.
       return relisten(err);
     }
     current = server;
+    listenedAt = Date.now();
     server.finished.then(() => {
       if (!stopped) relisten(new Error("the accept loop ended"));
     }, relisten);
@@ -132,6 +138,8 @@ export function serveGuarded(options: GuardedServeOptions): GuardedServer {
     current = undefined;
     relistens++;
     const now = Date.now();
+    // A listener that held for a while starts the backoff over.
+    if (now - listenedAt > 5_000) backoffMs = 100;
     // One line per 10 s at most: under attack this happens many times a second.
     if (now - warnedAt > 10_000) {
       warnedAt = now;
@@ -146,11 +154,6 @@ export function serveGuarded(options: GuardedServeOptions): GuardedServer {
   };
 
   listen();
-  // A listener that holds for a while resets the backoff.
-  const calm = setInterval(() => {
-    if (current) backoffMs = 100;
-  }, 5_000);
-  Deno.unrefTimer(calm);
 
   return {
     get addr() {
@@ -165,7 +168,6 @@ export function serveGuarded(options: GuardedServeOptions): GuardedServer {
     },
     async shutdown() {
       stopped = true;
-      clearInterval(calm);
       if (retryTimer !== undefined) clearTimeout(retryTimer);
       await current?.shutdown();
     },
