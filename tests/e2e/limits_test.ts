@@ -79,7 +79,8 @@ async function streamingPost(
   let sent = 0;
   while (sent < total && answer === undefined) {
     try {
-      await conn.write(line);
+      // write() may take part of the buffer: the rest must follow, or the chunking breaks.
+      for (let at = 0; at < line.length;) at += await conn.write(line.subarray(at));
     } catch {
       break; // the server dropped the connection: it stopped reading
     }
