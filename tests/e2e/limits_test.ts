@@ -235,6 +235,9 @@ Deno.test("a broadcast flood stays within HISTORY_MAX_BYTES", async () => {
     await flood(130); // ~114 MB more
     const grown = rssMiB(server) - before;
     assert.ok(grown < 40, `server RSS grew ${grown.toFixed(1)} MiB for ~114 MB more broadcasts`);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const kept = Number(metrics.match(/switchboard_history_bytes\{kind="history"\} (\d+)/)![1]);
+    assert.ok(kept <= 8 * 1024 * 1024, `history holds ${kept} bytes`);
     // The newest messages are still served.
     const last = await (await fetch(`${server.url}/api/topics/status:flood${3899 % 100}`)).json();
     assert.equal(last.payload.n, 3899);
