@@ -360,10 +360,10 @@ export class Hub {
   }
 }
 
-/** What a kept message costs, roughly: its payload, its names and a fixed overhead. */
+/** What a kept message costs, roughly: its payload and bytes, its names, a fixed overhead. */
 function _sizeOf(b: Broadcast): number {
-  return _payloadSize(b.payload, 0) + b.topic.length + b.event.length + b.stream.length +
-    _MESSAGE_OVERHEAD_BYTES;
+  return _payloadSize(b.payload, 0) + (b.binary?.byteLength ?? 0) + b.topic.length +
+    b.event.length + b.stream.length + _MESSAGE_OVERHEAD_BYTES;
 }
 
 /**

@@ -286,6 +286,20 @@ Deno.test(`topic names are limited to ${MAX_TOPIC_BYTES} bytes on every entry po
       assert.match((await res.json()).error, /at most 255 bytes/);
     }
     assert.equal((await post(server, { topic: longest, event: "status" })).status, 202);
+    // Supabase's REST shapes prefix `realtime:`: the prefixed name obeys the same rule.
+    const realtime = "x".repeat(250);
+    const httpSend = await fetch(`${server.url}/api/broadcast/${realtime}/events/e`, {
+      method: "POST",
+      body: "{}",
+    });
+    assert.equal(httpSend.status, 400);
+    assert.match((await httpSend.json()).error, /topic is 259 bytes long: at most 255/);
+    const batch = await fetch(`${server.url}/api/broadcast`, {
+      method: "POST",
+      body: JSON.stringify({ messages: [{ topic: realtime, event: "e", payload: {} }] }),
+    });
+    assert.equal(batch.status, 400);
+    assert.match((await batch.json()).error, /messages\[0\]\.topic: topic is 259 bytes/);
   } finally {
     await server.stop();
   }
