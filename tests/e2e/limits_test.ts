@@ -6,11 +6,9 @@
  * that stop reading and never answer a close.
  */
 import assert from "node:assert/strict";
-import { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
 import { MAX_TOPIC_BYTES } from "../../lib/core/topic.ts";
 import { MemoryBroker } from "../../lib/cluster/broker.ts";
-import { replayFrom } from "../../lib/resume/history.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
@@ -326,15 +324,8 @@ Deno.test("a forgotten topic is numbered in a new stream: no number is ever reus
   const again = hub.broadcast("status:a", "status", { n: 4 });
   assert.notEqual(again.stream, hub.streamId, "a new stream");
   assert.equal(again.seq, 1);
-  // A client at seq 3 of the old stream gets the new message, and no false gap.
-  const replay = replayFrom([again], new Map([[again.stream, again]]), {
-    ...cursor,
-    since: cursor.since - 1,
-  });
-  assert.deepEqual(replay.messages.map((m: Broadcast) => m.payload), [{ n: 4 }]);
-  assert.equal(replay.complete, true);
-  // The hub itself cannot tell whether that client missed messages forgotten with the topic:
-  // it says the replay is not complete (the client gets a reset), never a silent gap.
+  // A client at seq 3 of the old stream gets the new message, and since the hub cannot tell
+  // whether it missed messages forgotten with the topic, a reset: never a silent gap.
   const fromHub = await hub.replay("status:a", cursor);
   assert.deepEqual(fromHub.messages.map((m) => m.payload), [{ n: 4 }]);
   assert.equal(fromHub.complete, false);
