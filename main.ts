@@ -15,6 +15,7 @@ import {
   loadConfig,
 } from "./lib/mod.ts";
 import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
+import { defaultMaxConnections, serveGuarded } from "./lib/runtime/deno_serve.ts";
 import { createApp } from "./routes/app.ts";
 
 function _configure() {
@@ -49,16 +50,31 @@ if (config.socketSecret === undefined) {
 // `deno serve main.ts` uses the default export, but a module cannot tell that it runs under
 // `deno serve` (denoland/deno#29447): there, set SWITCHBOARD_LISTEN=false.
 if (import.meta.main && Deno.env.get("SWITCHBOARD_LISTEN") !== "false") {
-  const server = Deno.serve({
+  const derived = defaultMaxConnections();
+  const maxConnections = config.maxConnections ?? derived.max;
+  if (config.maxConnections === undefined && !derived.known) {
+    log.info(
+      `connection cap ${maxConnections}: the open-file limit cannot be read without ` +
+        "--allow-all; set MAX_CONNECTIONS below `ulimit -Hn`",
+    );
+  }
+  // Deno.serve with a connection cap (503 + Retry-After) and a listener that survives
+  // descriptor exhaustion: see lib/runtime/deno_serve.ts for what Deno cannot do.
+  const server = serveGuarded({
     port: config.port,
     hostname: config.host,
+    handler: app.fetch,
+    maxConnections,
+    openConnections: () => switchboard.sessionCount,
+    log,
     // Printed at every log level: scripts and tests read the port from this line.
     onListen: ({ hostname, port }) =>
       console.log(
         `switchboard listening on http://${hostname}:${port} ` +
-          `(node ${config.nodeId}, ${switchboard.brokerState().kind} broker)`,
+          `(node ${config.nodeId}, ${switchboard.brokerState().kind} broker, ` +
+          `max ${maxConnections || "unlimited"} connections)`,
       ),
-  }, app.fetch);
+  });
   // Graceful stop: clients are told to come back later (WebSocket 1012, SSE retry:), this
   // node's presences leave everywhere, and the process exits 0 within 10 s.
   let stopping = false;

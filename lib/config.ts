@@ -34,6 +34,10 @@ const _schema = z.object({
   PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
   HISTORY_SIZE: _positiveInt.max(100_000).default(1000),
   HISTORY_MAX_AGE_MS: _positiveInt.default(3_600_000),
+  HISTORY_MAX_BYTES: _positiveInt.default(16 * 1024 * 1024),
+  MAX_LONGPOLL_BODY_BYTES: _positiveInt.default(1024 * 1024),
+  MAX_CONNECTIONS: z.coerce.number().int().min(0).optional(),
+  CLOSE_TIMEOUT_MS: _positiveInt.default(5_000),
   LONGPOLL_TIMEOUT_MS: _positiveInt.default(15_000),
   ALLOWED_ORIGINS: z.string().transform((v, ctx) => {
     const origins = v.split(",").map((o) => o.trim()).filter(Boolean);
@@ -80,8 +84,21 @@ export interface Config {
   sseHeartbeatMs: number;
   /** Presence diffs of one topic are batched over this window. */
   presenceBatchMs: number;
-  /** Each topic's resume window: how many messages, and how old at most. */
-  history: { size: number; maxAgeMs: number };
+  /**
+   * Each topic's resume window (how many messages, how old at most) and the node's budget for
+   * all of them in bytes, oldest evicted first.
+   */
+  history: { size: number; maxAgeMs: number; maxBytes: number };
+  /** Largest accepted long-poll POST body (refused with 413 while it streams). */
+  maxLongpollBodyBytes: number;
+  /**
+   * Concurrent connections (WebSocket, SSE, held long-polls, requests in flight) past which new
+   * ones get 503 with `Retry-After`; 0 means no cap. Unset: derived from the open-file limit
+   * by the entry point.
+   */
+  maxConnections?: number;
+  /** A closed connection whose client does not finish the close within this long is cut. */
+  closeTimeoutMs: number;
   /** A long-poll session with no poll for this long ends. */
   longpollTimeoutMs: number;
   /** Origins allowed to open WebSocket, SSE and long-poll connections; undefined: any. */
@@ -140,7 +157,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     presenceBatchMs: e.PRESENCE_BATCH_MS,
-    history: { size: e.HISTORY_SIZE, maxAgeMs: e.HISTORY_MAX_AGE_MS },
+    history: {
+      size: e.HISTORY_SIZE,
+      maxAgeMs: e.HISTORY_MAX_AGE_MS,
+      maxBytes: e.HISTORY_MAX_BYTES,
+    },
+    maxLongpollBodyBytes: e.MAX_LONGPOLL_BODY_BYTES,
+    maxConnections: e.MAX_CONNECTIONS,
+    closeTimeoutMs: e.CLOSE_TIMEOUT_MS,
     longpollTimeoutMs: e.LONGPOLL_TIMEOUT_MS,
     allowedOrigins: e.ALLOWED_ORIGINS?.includes("*") ? undefined : e.ALLOWED_ORIGINS,
     maxTopicsPerSession: e.MAX_TOPICS_PER_SESSION,

@@ -7,6 +7,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
+import { topicProblem } from "../lib/core/topic.ts";
 import { z } from "zod";
 import { bearerToken } from "../lib/auth.ts";
 import { eventNameProblem } from "../lib/core/protocol.ts";
@@ -20,10 +21,10 @@ import { notModified } from "./etag.ts";
 /** The body schema of one message; payloads nest at most `maxDepth` levels. */
 function _messageSchema(maxDepth: number) {
   return z.object({
-    topic: z.string().min(1, "must be a non-empty string").refine(
-      (t) => t.isWellFormed(),
-      "must be well-formed Unicode",
-    ),
+    topic: z.string().superRefine((topic, ctx) => {
+      const problem = topicProblem(topic);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
     event: z.string().superRefine((e, ctx) => {
       const problem = eventNameProblem(e);
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
@@ -92,6 +93,8 @@ export function apiRoutes(switchboard: Switchboard): Hono {
 
   app.get("/api/topics/:topic", async (c) => {
     const topic = c.req.param("topic");
+    const problem = topicProblem(topic);
+    if (problem) return c.json({ error: `invalid topic: ${problem}` }, 400);
     if (!switchboard.hasChannel(topic)) {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }
@@ -116,6 +119,8 @@ export function apiRoutes(switchboard: Switchboard): Hono {
 
   app.get("/api/presence/:topic", async (c) => {
     const topic = c.req.param("topic");
+    const problem = topicProblem(topic);
+    if (problem) return c.json({ error: `invalid topic: ${problem}` }, 400);
     if (!switchboard.hasChannel(topic)) {
       return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
     }

@@ -28,7 +28,12 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<Body
   }
 }
 
-/** Reads at most `maxBytes` of the body as bytes (an absent body is empty). */
+/**
+ * Reads at most `maxBytes` of the body as bytes (an absent body is empty), while it streams: a
+ * declared `Content-Length` past the limit is refused before a byte is read, and a chunked or
+ * lying body as soon as it passes it (leaving the loop cancels the rest, which is never read),
+ * so an oversized body costs at most `maxBytes` plus one chunk.
+ */
 export async function readBytesBody(req: Request, maxBytes: number): Promise<BytesResult> {
   const declared = Number(req.headers.get("content-length") ?? "0");
   const tooLarge = { ok: false, status: 413, error: `body larger than ${maxBytes} bytes` } as const;

@@ -13,6 +13,7 @@ import type { Session } from "../lib/core/session.ts";
 import { serializerFor } from "../lib/core/serializer.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { type LongPollConnection, LongPollSessions } from "../lib/transports/longpoll.ts";
+import { readBytesBody } from "./body.ts";
 import { connectParams } from "./params.ts";
 
 /** How long a poll is held open when nothing is queued (the client's own timeout is 20 s). */
@@ -117,7 +118,13 @@ export function longpollRoutes(switchboard: Switchboard): Hono {
     const token = new URL(c.req.url).searchParams.getAll("token").at(-1);
     const connection = polls.get(token);
     if (!connection?.session || connection.closed) return reply(c, { status: 410 });
-    const lines = (await c.req.text()).split("\n").filter((line) => line !== "");
+    // Read while it streams, up to the limit: an oversized POST is never buffered whole.
+    const body = await readBytesBody(c.req.raw, switchboard.config.maxLongpollBodyBytes);
+    if (!body.ok) {
+      c.header("cache-control", "no-store");
+      return c.json({ status: body.status, error: body.error }, body.status);
+    }
+    const lines = new TextDecoder().decode(body.value).split("\n").filter((line) => line !== "");
     if (lines.length > _MAX_LINES) {
       return reply(c, { status: 400, error: `at most ${_MAX_LINES} frames per request` });
     }

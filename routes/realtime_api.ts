@@ -11,6 +11,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { inScope } from "../lib/auth.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
+import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
 import { SupabaseEvent } from "../lib/core/protocol.ts";
 import { REALTIME_PREFIX, realtimeTopic, userBroadcast } from "../lib/supabase/realtime.ts";
@@ -59,6 +60,11 @@ export async function publishRealtimeBatch(
     return c.json({ error: `invalid body: ${describeErrors(parsed.error)}` }, 400);
   }
   const messages = parsed.data.messages.map((m) => ({ ...m, topic: realtimeTopic(m.topic) }));
+  // The prefixed topic obeys the one topic rule (lib/core/topic.ts), like every entry point.
+  for (const [i, m] of messages.entries()) {
+    const problem = topicProblem(m.topic);
+    if (problem) return c.json({ error: `invalid body: messages[${i}].topic: ${problem}` }, 400);
+  }
   const refused = await _refuse(c, switchboard, caller, messages.map((m) => m.topic));
   if (refused) return refused;
   const index = messages.findIndex((m) => !switchboard.hasChannel(m.topic));
@@ -86,6 +92,8 @@ export function realtimeApiRoutes(switchboard: Switchboard): Hono {
       return c.json({ error: `invalid path: ${describeErrors(names.error)}` }, 400);
     }
     const topic = realtimeTopic(names.data.topic);
+    const problem = topicProblem(topic);
+    if (problem) return c.json({ error: `invalid path: topic: ${problem}` }, 400);
     const { event } = names.data;
     const refused = await _refuse(c, switchboard, caller, [topic]);
     if (refused) return refused;

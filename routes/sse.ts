@@ -4,6 +4,7 @@
  * topics; the join reply comes first as `event: joined`.
  * @module
  */
+import { topicProblem } from "../lib/core/topic.ts";
 import { Hono } from "hono";
 import { CloseCode, EndReason, ReplyReason } from "../lib/core/protocol.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
@@ -34,6 +35,10 @@ export function sseRoutes(switchboard: Switchboard): Hono {
     }
     if (topics.length > _MAX_TOPICS) {
       return c.json({ error: `too many topics: at most ${_MAX_TOPICS} per stream` }, 400);
+    }
+    for (const topic of topics) {
+      const problem = topicProblem(topic);
+      if (problem) return c.json({ error: `invalid topic: ${problem}` }, 400);
     }
     const unknown = topics.find((t) => !switchboard.hasChannel(t));
     if (unknown !== undefined) {
@@ -69,6 +74,7 @@ export function sseRoutes(switchboard: Switchboard): Hono {
       maxBuffered: switchboard.config.maxOutboundBytes,
       windowMs: switchboard.config.history.maxAgeMs,
       clock: switchboard.clock,
+      closeTimeoutMs: switchboard.config.closeTimeoutMs,
     });
     connection.retry(jitteredRetryMs());
     const session = switchboard.openSession({ connection, params, identity: admission.identity });

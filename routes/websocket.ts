@@ -38,13 +38,15 @@ export function websocketRoutes(switchboard: Switchboard, upgrade: UpgradeWebSoc
     const admission = pending instanceof Promise ? await pending : pending;
     if (!admission.ok) return c.json({ error: admission.error }, admission.status);
     // The browser fails the handshake unless the server picks one of the offered protocols.
-    const { socket, response, openedAlready } = upgrade(req, {
+    const { socket, response, openedAlready, terminate } = upgrade(req, {
       protocol: protocols.includes("phoenix") ? "phoenix" : undefined,
     });
     const connection = new WebSocketConnection({
       socket,
       serializer,
       maxBuffered: switchboard.config.maxOutboundBytes,
+      closeTimeoutMs: switchboard.config.closeTimeoutMs,
+      terminate,
     });
     const { identity } = admission;
     connection.listen(

@@ -68,6 +68,10 @@ Deno.test("loadConfig", async (t) => {
       MAX_OUTBOUND_BYTES: "4096",
       TOKEN_LEEWAY_SECONDS: "0",
       MAX_PAYLOAD_DEPTH: "8",
+      HISTORY_MAX_BYTES: "100000",
+      MAX_LONGPOLL_BODY_BYTES: "2048",
+      MAX_CONNECTIONS: "300",
+      CLOSE_TIMEOUT_MS: "1500",
     });
     assert.deepEqual({ ...config }, {
       port: 8080,
@@ -83,7 +87,10 @@ Deno.test("loadConfig", async (t) => {
       sseHeartbeatMs: 250,
       presenceBatchMs: 0,
       redisPrefix: "app1",
-      history: { size: 50, maxAgeMs: 60000 },
+      history: { size: 50, maxAgeMs: 60000, maxBytes: 100000 },
+      maxLongpollBodyBytes: 2048,
+      maxConnections: 300,
+      closeTimeoutMs: 1500,
       longpollTimeoutMs: 9000,
       allowedOrigins: ["https://a.example", "http://localhost:3000"],
       maxTopicsPerSession: 7,

@@ -32,6 +32,7 @@ import type { Identity, NodeServices } from "./node.ts";
 import type { PresenceState } from "./presence.ts";
 import { decideAccess } from "./access.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
+import { topicProblem } from "./topic.ts";
 import { fieldErrors } from "./validation.ts";
 
 /** What a channel server needs of the session that owns it. */
@@ -79,6 +80,14 @@ export interface JoinRequest {
 export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Promise<Joined> {
   const { node } = owner;
   const { topic, payload, joinRef } = request;
+  const problem = topicProblem(topic);
+  if (problem) {
+    return {
+      status: "error",
+      response: { reason: ReplyReason.invalidTopic, detail: problem },
+      unmatched: true,
+    };
+  }
   const match = node.router.match(topic);
   if (!match) {
     return { status: "error", response: { reason: ReplyReason.unmatchedTopic }, unmatched: true };

@@ -20,6 +20,7 @@ import { defaultLogger, describeError, type Logger } from "../log.ts";
 import type { Clock } from "./time.ts";
 import {
   DEFAULT_HISTORY,
+  DEFAULT_HISTORY_MAX_BYTES,
   headCursor,
   type Heads,
   type HistoryLimits,
@@ -51,9 +52,27 @@ const _EPHEMERAL = new Set(["presence_diff", "presence_state"]);
 /** How many topics keep their history in memory before the least recently used is dropped. */
 const _TOPICS_KEPT = 10_000;
 
+/** What a kept message costs besides its payload's JSON and names (object, fields, window slot). */
+const _MESSAGE_OVERHEAD_BYTES = 160;
+
 interface _Topic {
   last?: Broadcast;
+  /** Bytes of `last`, counted while the topic is kept. */
+  lastBytes: number;
   history: TopicHistory;
+  /** This topic's last sequence in `stream`. */
+  seq: number;
+  /** The stream this node numbers the topic's messages in (see {@link Hub.broadcast}). */
+  stream: string;
+}
+
+/** A message kept for replay, in the node-wide arrival order the byte budget evicts in. */
+interface _Kept {
+  topic: _Topic;
+  /** Which message (no reference to it: the queue must not keep what the window dropped). */
+  stream: string;
+  seq: number;
+  bytes: number;
 }
 
 /** Options of {@link Hub}. */
@@ -72,11 +91,18 @@ export interface HubOptions {
 export class Hub {
   readonly #subscribers = new Map<string, Set<Subscriber>>();
   readonly #topics = new Map<string, _Topic>();
-  /** This run's last sequence per topic; never evicted, or a sequence would restart. */
-  readonly #sequences = new Map<string, number>();
+  /** Topics forgotten so far (least recently used, past the topic or byte limits). */
+  #forgotten = 0;
+  /** Kept messages of every topic, oldest first from `#keptHead`, and their bytes. */
+  #kept: _Kept[] = [];
+  #keptHead = 0;
+  #keptBytes = 0;
+  /** Bytes of the topics' last messages. */
+  #lastBytes = 0;
   /** This node run's stream id: sequences restart at 1 with every run. */
   readonly streamId: string;
   readonly #limits: HistoryLimits;
+  readonly #maxBytes: number;
   #onError: (err: unknown) => void;
   /** Broadcasts handed to local subscribers (from this node or others), and deliveries made. */
   readonly counts = { broadcasts: 0, deliveries: 0 };
@@ -90,10 +116,13 @@ export class Hub {
     this.nodeId = options.nodeId;
     this.clock = options.clock ?? Date;
     this.#limits = options.history ?? DEFAULT_HISTORY;
+    this.#maxBytes = this.#limits.maxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const log = options.log ?? defaultLogger;
     this.#onError = (err) => log.error("a subscriber failed", { error: describeError(err) });
     const { broker, nodeId } = options;
-    this.streamId = `${nodeId}~${Math.floor(Math.random() * 36 ** 6).toString(36)}`;
+    // Six characters, so the suffixes of forgotten topics' streams never make another run's id.
+    const run = Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, "0");
+    this.streamId = `${nodeId}~${run}`;
     broker.onMessage((msg) => this.#receive(msg));
   }
 
@@ -131,6 +160,10 @@ export class Hub {
   /**
    * Publishes to every subscriber of the topic on every node. `exceptId` makes it a
    * broadcast-from: that one subscriber is skipped; `binary` makes it a binary broadcast.
+   *
+   * Messages are numbered 1, 2, 3… per topic in the topic's stream. A topic this node forgot
+   * (least recently used, past the topic or byte limits) starts over in a new stream
+   * (`<streamId><n>`): a client holding a number of the old stream never sees it reused.
    */
   broadcast(
     topic: string,
@@ -142,22 +175,28 @@ export class Hub {
     const origin: Origin = exceptId === undefined
       ? { nodeId: this.nodeId }
       : { nodeId: this.nodeId, exceptId };
-    const ephemeral = _EPHEMERAL.has(event);
-    const seq = ephemeral ? 0 : (this.#sequences.get(topic) ?? 0) + 1;
-    if (!ephemeral) this.#sequences.set(topic, seq);
+    const entry = _EPHEMERAL.has(event) ? undefined : this.#topic(topic);
     const b = new Broadcast({
       topic,
       event,
       payload,
       binary,
       origin,
-      stream: ephemeral ? "" : this.streamId,
-      seq,
+      stream: entry?.stream ?? "",
+      seq: entry ? ++entry.seq : 0,
       at: this.clock.now(),
     });
     this.#keep(b);
     this.#deliver(b);
-    const msg: BrokerMessage = { topic, event, payload, origin, stream: b.stream, seq, at: b.at };
+    const msg: BrokerMessage = {
+      topic,
+      event,
+      payload,
+      origin,
+      stream: b.stream,
+      seq: b.seq,
+      at: b.at,
+    };
     if (binary !== undefined) msg.binary = toBase64(binary);
     this.broker.publish(msg);
     return b;
@@ -173,6 +212,11 @@ export class Hub {
     return this.#topics.get(topic)?.last;
   }
 
+  /** Bytes the node keeps for replay and as topics' last messages, for metrics and tests. */
+  get keptBytes(): { history: number; last: number; topics: number } {
+    return { history: this.#keptBytes, last: this.#lastBytes, topics: this.#topics.size };
+  }
+
   /**
    * The last non-presence message of a topic: this node's copy, or else the broker's (shared
    * by all nodes, so a node that started after the publish still knows it).
@@ -183,7 +227,7 @@ export class Hub {
     const msg = await this.broker.fetchLast(topic).catch(() => undefined);
     if (!msg || this.last(topic)) return this.last(topic);
     const b = _fromMessage(msg);
-    this.#topic(topic).last = b;
+    this.#setLast(this.#topic(topic), b, _sizeOf(b));
     return b;
   }
 
@@ -212,6 +256,7 @@ export class Hub {
     const history = this.#topics.get(topic)?.history;
     const now = this.clock.now();
     const heads: Heads = history?.heads(now) ?? new Map();
+    // A forgotten topic's old stream is not in the heads: replayFrom calls that incomplete.
     return { ...replayFrom(history?.entries(now) ?? [], heads, cursor), heads };
   }
 
@@ -243,19 +288,94 @@ export class Hub {
   #keep(b: Broadcast): void {
     if (b.seq === 0) return;
     const topic = this.#topic(b.topic);
-    topic.last = b;
+    const bytes = _sizeOf(b);
+    this.#setLast(topic, b, bytes);
     topic.history.add(b);
+    this.#kept.push({ topic, stream: b.stream, seq: b.seq, bytes });
+    this.#keptBytes += bytes;
+    // The byte budget: the oldest messages of any topic go first (their topics' heads stay, so
+    // a cursor behind them gets a reset instead of a silent gap).
+    while (this.#keptBytes > this.#maxBytes && this.#keptHead < this.#kept.length) {
+      const oldest = this.#kept[this.#keptHead];
+      this.#kept[this.#keptHead++] = undefined!;
+      this.#keptBytes -= oldest.bytes;
+      oldest.topic.history.evict(oldest.stream, oldest.seq);
+    }
+    if (this.#keptHead > 1024 && this.#keptHead * 2 > this.#kept.length) {
+      this.#kept = this.#kept.slice(this.#keptHead);
+      this.#keptHead = 0;
+    }
   }
 
-  /** Finds or creates the topic's entry and marks it most recently used. */
+  #setLast(topic: _Topic, b: Broadcast, bytes: number): void {
+    this.#lastBytes += bytes - topic.lastBytes;
+    topic.last = b;
+    topic.lastBytes = bytes;
+    this.#forgetOldTopics();
+  }
+
+  /**
+   * Finds or creates the topic's entry and marks it most recently used. Past
+   * {@link _TOPICS_KEPT} topics, or when the last messages alone take a quarter of the byte
+   * budget, the least recently used topics are forgotten, numbering included.
+   */
   #topic(name: string): _Topic {
     let entry = this.#topics.get(name);
     if (entry) this.#topics.delete(name);
-    else entry = { history: new TopicHistory(this.#limits) };
+    else {
+      // A new stream for a topic that may have been forgotten: never a number reused.
+      const stream = this.#forgotten === 0
+        ? this.streamId
+        : `${this.streamId}${this.#forgotten.toString(36)}`;
+      entry = {
+        history: new TopicHistory(this.#limits),
+        seq: 0,
+        stream,
+        lastBytes: 0,
+      };
+    }
     this.#topics.set(name, entry);
-    if (this.#topics.size > _TOPICS_KEPT) this.#topics.delete(this.#topics.keys().next().value!);
+    this.#forgetOldTopics();
     return entry;
   }
+
+  /** Forgets the least recently used topics (never the newest) while past either limit. */
+  #forgetOldTopics(): void {
+    while (
+      this.#topics.size > 1 &&
+      (this.#topics.size > _TOPICS_KEPT || this.#lastBytes > this.#maxBytes / 4)
+    ) {
+      const [oldest, forgotten] = this.#topics.entries().next().value!;
+      this.#topics.delete(oldest);
+      this.#lastBytes -= forgotten.lastBytes;
+      this.#forgotten++;
+    }
+  }
+}
+
+/** What a kept message costs, roughly: its payload and bytes, its names, a fixed overhead. */
+function _sizeOf(b: Broadcast): number {
+  return _payloadSize(b.payload, 0) + (b.binary?.byteLength ?? 0) + b.topic.length +
+    b.event.length + b.stream.length + _MESSAGE_OVERHEAD_BYTES;
+}
+
+/**
+ * About the length of `value`'s JSON, counted without making it (a copy of every kept payload
+ * would double the garbage a flood makes); nesting deeper than 32 counts as a flat 1 KiB.
+ */
+function _payloadSize(value: unknown, depth: number): number {
+  if (typeof value === "string") return value.length + 2;
+  if (value === null || typeof value !== "object") return 8;
+  if (depth > 32) return 1024;
+  let size = 2;
+  if (Array.isArray(value)) {
+    for (const item of value) size += _payloadSize(item, depth + 1) + 1;
+    return size;
+  }
+  for (const key in value) {
+    size += key.length + 4 + _payloadSize((value as Record<string, unknown>)[key], depth + 1);
+  }
+  return size;
 }
 
 function _fromMessage(msg: BrokerMessage): Broadcast {

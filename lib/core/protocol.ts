@@ -117,6 +117,8 @@ export const ReplyReason = {
   rateLimited: "rate_limited",
   tooManyTopics: "too_many_topics",
   badCursor: "bad_cursor",
+  /** The topic name breaks the rule of `topic.ts` (too long, not Unicode); `detail` says how. */
+  invalidTopic: "invalid_topic",
   invalidParams: "invalid_params",
   invalidPayload: "invalid_payload",
   unknownEvent: "unknown_event",

@@ -345,6 +345,14 @@ export class Switchboard implements NodeServices {
       {},
       this.hub.topicCount,
     ]]);
+    this.metrics.gauge(
+      "switchboard_history_bytes",
+      "bytes kept for replay (budget HISTORY_MAX_BYTES) and as topics' last messages",
+      () => {
+        const kept = this.hub.keptBytes;
+        return [[{ kind: "history" }, kept.history], [{ kind: "last" }, kept.last]];
+      },
+    );
     this.metrics.gauge("switchboard_broker_connected", "1 when the broker is connected", () => {
       const s = this.brokerState();
       return [[{ kind: s.kind }, s.connected ? 1 : 0]];

@@ -20,12 +20,21 @@ export interface HistoryLimits {
   size: number;
   /** Messages older than this are dropped. */
   maxAgeMs: number;
+  /**
+   * The node's budget over all topics, in bytes (each message counted as its payload's JSON
+   * plus topic, event and a fixed overhead): past it the oldest messages of any topic go first.
+   */
+  maxBytes?: number;
 }
+
+/** Default of {@link HistoryLimits.maxBytes}: 16 MiB per node (`HISTORY_MAX_BYTES`). */
+export const DEFAULT_HISTORY_MAX_BYTES = 16 * 1024 * 1024;
 
 /** The default window: 1000 messages per topic, at most an hour old (`HISTORY_*` env). */
 export const DEFAULT_HISTORY: Readonly<HistoryLimits> = Object.freeze({
   size: 1000,
   maxAgeMs: 3_600_000,
+  maxBytes: DEFAULT_HISTORY_MAX_BYTES,
 });
 
 /** What replay needs of a message: its stream, sequence and time. */
@@ -51,6 +60,21 @@ export class TopicHistory {
     const head = this.#heads.get(b.stream);
     if (!head || b.seq > head.seq) this.#heads.set(b.stream, { seq: b.seq, at: b.at });
     if (this.#window.length > this.limits.size) this.#window.shift();
+  }
+
+  /**
+   * Drops message `seq` of `stream` when it is the oldest of the window (the node's byte budget evicts in
+   * arrival order, so an older message of this topic is gone already); the heads stay, so a
+   * cursor behind it still shows the gap.
+   */
+  evict(stream: string, seq: number): void {
+    const oldest = this.#window[0];
+    if (oldest?.stream === stream && oldest.seq === seq) this.#window.shift();
+  }
+
+  /** True when the window holds nothing. */
+  get empty(): boolean {
+    return this.#window.length === 0;
   }
 
   /** The window, oldest first, without messages past the age limit. */

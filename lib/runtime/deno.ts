@@ -38,8 +38,33 @@ export const denoTimers: Timers = {
 export const denoUpgrade: UpgradeWebSocket = (request, { protocol }) => {
   const upgraded = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
   if (protocol) upgraded.response.headers.set("sec-websocket-protocol", protocol);
-  return upgraded;
+  return { ...upgraded, terminate: () => terminateWebSocket(upgraded.socket) };
 };
+
+/** Deno's internal resource table (`Deno[Deno.internal].core`), when this Deno exposes it. */
+const _core = (Deno as unknown as Record<symbol, { core?: { tryClose?(rid: number): void } }>)[
+  (Deno as unknown as { internal: symbol }).internal
+]?.core;
+
+/**
+ * Closes a server WebSocket's connection for real. Deno's `close()` sends a close frame and
+ * then waits for the client's, forever when the client stopped reading (its TCP window is
+ * shut, so even the close frame never leaves), and `WebSocket` has no public way to drop the
+ * connection. Closing the socket's resource does (measured: the client sees EOF at once).
+ * This uses Deno internals, checked at run time: when they are missing it does nothing and
+ * returns false, and the connection stays until the client goes.
+ */
+export function terminateWebSocket(socket: WebSocket): boolean {
+  const ridKey = Object.getOwnPropertySymbols(socket).find((s) => s.description === "[[rid]]");
+  const rid = ridKey ? (socket as unknown as Record<symbol, unknown>)[ridKey] : undefined;
+  if (typeof rid !== "number" || typeof _core?.tryClose !== "function") return false;
+  try {
+    _core.tryClose(rid);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Reads the named environment variables (unset ones are left out). */
 export function readEnv(keys: readonly string[]): Record<string, string> {

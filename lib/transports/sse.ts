@@ -41,6 +41,8 @@ export interface SseConnectionInit {
   windowMs: number;
   /** The node's clock (default `Date`). */
   clock?: Clock;
+  /** How long a closed stream may take to be read to its end before it is cut. */
+  closeTimeoutMs?: number;
 }
 
 /**
@@ -74,6 +76,7 @@ export class SseConnection implements Connection {
   readonly #pending = new Set<string>();
   #held: (Uint8Array | _HeldId)[] = [];
   #heldBytes = 0;
+  readonly #closeTimeoutMs: number;
   /** Called once when the stream ends: the client is gone or too slow, or the server closed it. */
   onEnd: (reason: SseEnd) => void = () => {};
 
@@ -81,6 +84,7 @@ export class SseConnection implements Connection {
     this.#windowMs = init.windowMs;
     this.#maxBuffered = init.maxBuffered;
     this.#clock = init.clock ?? Date;
+    this.#closeTimeoutMs = init.closeTimeoutMs ?? 5_000;
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
@@ -172,10 +176,28 @@ export class SseConnection implements Connection {
     this.#pending.clear();
     this.#release();
     this.#open = false;
+    // A reader that stopped reading would keep the response, and its connection, open for
+    // good: what it has not read within the close timeout is dropped with the connection.
+    if (this.#unread() === 0) this.#end();
+    else setTimeout(() => this.#unread() === 0 ? this.#end() : this.#cut(), this.#closeTimeoutMs);
+    this.onEnd(EndReason.closed);
+  }
+
+  /** Bytes queued that the response has not taken yet. */
+  #unread(): number {
+    return this.#maxBuffered - (this.#controller.desiredSize ?? this.#maxBuffered);
+  }
+
+  #end(): void {
     try {
       this.#controller.close();
     } catch { /* already closed by the client */ }
-    this.onEnd(EndReason.closed);
+  }
+
+  #cut(): void {
+    try {
+      this.#controller.error(new Error("closed stream not read within the close timeout"));
+    } catch { /* already closed by the client */ }
   }
 
   #writeId(): void {

@@ -19,6 +19,11 @@ export interface UpgradedWebSocket {
    * the session must start at once.
    */
   openedAlready?: boolean;
+  /**
+   * Drops the connection under the socket at once, without the close handshake: for a client
+   * that never answers a close (it stopped reading). Absent when the runtime cannot.
+   */
+  terminate?: () => void;
 }
 
 /** Upgrades a request; `protocol` is the subprotocol to answer with, when one is chosen. */

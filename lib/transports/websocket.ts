@@ -27,6 +27,10 @@ export interface WebSocketConnectionInit {
   serializer: Serializer;
   /** Unsent bytes past which the client is cut off as a slow consumer. */
   maxBuffered: number;
+  /** How long a close may wait for the client's close frame before the connection is dropped. */
+  closeTimeoutMs?: number;
+  /** The runtime's way to drop the connection (`UpgradedWebSocket.terminate` in upgrade.ts). */
+  terminate?: () => void;
 }
 
 /** Moves frames between one WebSocket and its session. */
@@ -35,6 +39,8 @@ export class WebSocketConnection implements Connection {
   readonly socket: WebSocket;
   readonly serializer: Serializer;
   readonly maxBuffered: number;
+  readonly #closeTimeoutMs: number;
+  readonly #terminate?: () => void;
   session?: Session;
   #sent = 0;
   /** Opens the session once the socket is open, dropped once it is. */
@@ -44,6 +50,8 @@ export class WebSocketConnection implements Connection {
     this.socket = init.socket;
     this.serializer = init.serializer;
     this.maxBuffered = init.maxBuffered;
+    this.#closeTimeoutMs = init.closeTimeoutMs ?? 5_000;
+    this.#terminate = init.terminate;
   }
 
   /**
@@ -114,6 +122,14 @@ export class WebSocketConnection implements Connection {
   close(code: number, reason: string): void {
     if (this.socket.readyState > WebSocket.OPEN) return;
     this.socket.close(code, reason.slice(0, _MAX_REASON));
+    // A client that stopped reading never answers the close: its connection would stay open
+    // for good. Past the close timeout it is dropped without the handshake.
+    const terminate = this.#terminate;
+    if (!terminate) return;
+    const timer = setTimeout(() => {
+      if (this.socket.readyState !== WebSocket.CLOSED) terminate();
+    }, this.#closeTimeoutMs);
+    this.socket.addEventListener("close", () => clearTimeout(timer), { once: true });
   }
 }
 

@@ -3,6 +3,7 @@
  * cursor parser, the env config, the broadcast API body and raw WebSocket frames. The app is
  * served in-process on a free port.
  */
+import { MAX_TOPIC_BYTES } from "../../lib/core/topic.ts";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { channels } from "../../channels/mod.ts";
@@ -314,6 +315,7 @@ function messageProblems(m: unknown, prefix: string): string[] {
   const problems: string[] = [];
   const topic = m.topic;
   const routable = typeof topic === "string" && topic.isWellFormed() &&
+    new TextEncoder().encode(topic).length <= MAX_TOPIC_BYTES &&
     ["status:", "record:"].some((p) => topic.startsWith(p) && topic.length > p.length);
   if (!routable) problems.push(`${prefix}topic`);
   const event = m.event;

@@ -21,13 +21,24 @@ export interface ServerProcess {
 
 const _root = new URL("../../", import.meta.url);
 
-/** Spawns `deno run main.ts` with `env` (plus PORT=0, HOST=127.0.0.1) and waits until it listens. */
+/**
+ * Spawns `deno run main.ts` with `env` (plus PORT=0, HOST=127.0.0.1) and waits until it
+ * listens; `wrapper` is a command prefix (`prlimit …`), `denoFlags` extra permissions.
+ */
 export async function startServer(
   env: Record<string, string> = {},
-  { timeoutMs = 20_000 } = {},
+  { timeoutMs = 20_000, wrapper = [] as string[], denoFlags = [] as string[] } = {},
 ): Promise<ServerProcess> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "main.ts"],
+  // `wrapper` runs deno under another command (e.g. `prlimit --nofile=512 --`).
+  const [command, ...prefix] = [...wrapper, Deno.execPath()];
+  const process = new Deno.Command(command, {
+    args: [
+      ...prefix,
+      "run",
+      ...(denoFlags.includes("--allow-all") ? [] : ["--allow-net", "--allow-env"]),
+      ...denoFlags,
+      "main.ts",
+    ],
     cwd: _root,
     env: { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", ...env },
     stdout: "piped",
