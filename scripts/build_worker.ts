@@ -10,8 +10,11 @@ const _root = new URL("../", import.meta.url);
 /** Where the bundle goes, relative to the repository. */
 export const WORKER_BUNDLE = "deploy/cloudflare/dist/worker.js";
 
-/** Bundles the Worker with `deno bundle`; throws with its output when that fails. */
-export async function buildWorker(): Promise<string> {
+/**
+ * Bundles the Worker with `deno bundle` into `output` (default {@link WORKER_BUNDLE}, relative to
+ * the repository) and returns its absolute path; throws with deno's output when that fails.
+ */
+export async function buildWorker(output: string = WORKER_BUNDLE): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "bundle",
@@ -19,7 +22,7 @@ export async function buildWorker(): Promise<string> {
       "--platform=browser",
       "--format=esm",
       "--output",
-      WORKER_BUNDLE,
+      output,
       "deploy/cloudflare/worker.ts",
     ],
     cwd: _root,
@@ -29,7 +32,7 @@ export async function buildWorker(): Promise<string> {
   }).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`deno bundle of the Worker failed:\n${text}`);
-  return new URL(WORKER_BUNDLE, _root).pathname;
+  return new URL(output, _root).pathname;
 }
 
 if (import.meta.main) {

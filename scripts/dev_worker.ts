@@ -88,20 +88,25 @@ if (import.meta.main) {
     console.error(`dev:worker: PORT=${port} is not a port (0-65535)`);
     Deno.exit(1);
   }
+  // Per run: the bundle (wrangler reloads when it changes, so runs must not share one), the
+  // bindings (a private file, not the command line: ps shows arguments), the local state.
+  const dir = await Deno.makeTempDir({ prefix: "switchboard-worker-" });
+  let bundle: string;
   try {
     await ensureWrangler();
-    await buildWorker();
+    // Its own folder: wrangler watches the bundle's folder and reloads on any change there.
+    bundle = await buildWorker(`${dir}/bundle/worker.js`);
   } catch (err) {
     console.error(err instanceof Error ? err.message : err);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
     Deno.exit(1);
   }
-  // The bindings go through a private file, not the command line (ps shows arguments).
-  const dir = await Deno.makeTempDir({ prefix: "switchboard-worker-" });
   const envFile = `${dir}/bindings.env`;
   await Deno.writeTextFile(envFile, bindingsFromEnv(env), { mode: 0o600 });
   const child = new Deno.Command(_WRANGLER, {
     args: [
       "dev",
+      bundle,
       "--config",
       new URL("wrangler.toml", _cloudflare).pathname,
       "--env-file",
