@@ -18,6 +18,7 @@ import {
   createLogger,
   createSwitchboard,
   loadConfig,
+  warnDevDefaults,
 } from "../../lib/mod.ts";
 import { bindingsEnv, workersRuntime } from "../../lib/runtime/workers.ts";
 import { createApp } from "../../routes/app.ts";
@@ -84,12 +85,7 @@ export class SwitchboardNode {
     }
     const log = createLogger(config.logLevel);
     const switchboard = createSwitchboard({ config, channels, timers: workersRuntime.timers, log });
-    if (config.apiToken === undefined) {
-      log.warn("API_TOKEN is unset: POST /api/broadcast is open to anyone (dev only)");
-    }
-    if (config.socketSecret === undefined) {
-      log.warn("SOCKET_SECRET is unset: the user_id connect param is trusted (dev only)");
-    }
+    warnDevDefaults(config, log);
     log.info(`switchboard node ${nodeId} started (${switchboard.brokerState().kind} broker)`);
     return createApp(switchboard, { upgrade: workersRuntime.upgrade });
   }
