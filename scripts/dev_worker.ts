@@ -5,7 +5,8 @@
  * (`API_TOKEN`, `SOCKET_SECRET`, `UPSTASH_REDIS_REST_URL`/`_TOKEN`, `SWITCHBOARD_NODES`, …) to
  * the Worker's bindings, listens on `PORT` (default 8787) and `HOST` (default 0.0.0.0), and
  * prints `switchboard worker listening on http://…` once `/healthz` answers. `PORT=0` picks a
- * free port. Ctrl-C (SIGINT) or SIGTERM stops wrangler and workerd.
+ * free port. `WRANGLER_LOG=warn` hides wrangler's line per request. Ctrl-C (SIGINT) or SIGTERM
+ * stops wrangler and workerd.
  * @module
  */
 import { CONFIG_KEYS } from "../lib/config.ts";
@@ -65,6 +66,18 @@ export function bindingsFromEnv(get: (key: string) => string | undefined): strin
   return lines.join("\n") + "\n";
 }
 
+/** A port that is free on `host` right now. */
+function _freePort(host: string): number {
+  const listener = Deno.listen({ hostname: host, port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+function _isAnyAddress(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "[::]";
+}
+
 async function _waitHealthy(url: string, exited: Promise<unknown>): Promise<void> {
   const deadline = Date.now() + _READY_TIMEOUT_MS;
   let gone = false;
@@ -88,6 +101,9 @@ if (import.meta.main) {
     console.error(`dev:worker: PORT=${port} is not a port (0-65535)`);
     Deno.exit(1);
   }
+  // wrangler has no way to report a port it picked when its log level hides "Ready on", so
+  // PORT=0 is resolved here (a port the kernel just handed out; wrangler binds it right away).
+  const listenPort = port === "0" ? String(_freePort(host)) : port;
   // Per run: the bundle (wrangler reloads when it changes, so runs must not share one), the
   // bindings (a private file, not the command line: ps shows arguments), the local state.
   const dir = await Deno.makeTempDir({ prefix: "switchboard-worker-" });
@@ -112,7 +128,7 @@ if (import.meta.main) {
       "--env-file",
       envFile,
       "--port",
-      port,
+      listenPort,
       "--ip",
       host,
       "--inspector-port",
@@ -144,31 +160,18 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
 
-  let resolveUrl: (url: string) => void;
-  const ready = new Promise<string>((r) => resolveUrl = r);
-  let seen = "";
   const pump = async (stream: ReadableStream<Uint8Array>, out: typeof Deno.stdout) => {
-    const encoder = new TextEncoder();
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      await out.write(encoder.encode(text));
-      seen = (seen + text).slice(-4096);
-      const m = seen.match(/Ready on (http:\/\/[^\s]+)/);
-      if (m) resolveUrl(m[1]);
-    }
+    for await (const chunk of stream) await out.write(chunk);
   };
   const pumps = Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
   const exited = child.status;
   try {
-    const url = await Promise.race([
-      ready,
-      exited.then((s) => {
-        throw new Error(`wrangler dev exited (code ${s.code}) before it was ready`);
-      }),
-    ]);
-    const local = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://127.0.0.1:");
+    const local = `http://${_isAnyAddress(host) ? "127.0.0.1" : host}:${listenPort}`;
     await _waitHealthy(local, exited);
     // Tests and scripts read the port from this line (like main.ts's).
-    console.log(`switchboard worker listening on ${url} (workerd, wrangler dev)`);
+    console.log(
+      `switchboard worker listening on http://${host}:${listenPort} (workerd, wrangler dev)`,
+    );
   } catch (err) {
     console.error(`dev:worker: ${err instanceof Error ? err.message : err}`);
     stop();
