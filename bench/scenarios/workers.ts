@@ -10,8 +10,9 @@
  * Skipped (never faked) when the pinned wrangler is not installed.
  * @module
  */
-import { spawnServer } from "../lib/proc.ts";
+import { registerChild, spawnServer } from "../lib/proc.ts";
 import { ROOT, startTarget, type Subject, type Target } from "../lib/targets.ts";
+import { processTree } from "../../tests/support/worker.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
 import { type LatencyOptions, type LatencyResult, runLatency } from "./latency.ts";
@@ -27,31 +28,6 @@ export interface WorkersResult {
   fanout?: Record<string, Record<string, FanoutResult>>;
   latency?: Record<string, LatencyResult>;
   error?: string;
-}
-
-/** Every process below `root` (its children, theirs, …), from /proc. */
-export function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      // "pid (comm) state ppid …": comm may hold spaces, so read after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry.name));
-      children.set(ppid, list);
-    } catch { /* gone meanwhile */ }
-  }
-  const found: number[] = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    for (const child of children.get(queue.shift()!) ?? []) {
-      found.push(child);
-      queue.push(child);
-    }
-  }
-  return found;
 }
 
 /** Runs the scenario (or reports why it was skipped). */
@@ -83,7 +59,16 @@ export async function runWorkers(
       timeoutMs: 90_000,
     });
     running.push(worker);
-    const pids = descendants(worker.pid);
+    const pids = processTree(worker.pid);
+    // An interrupted bench kills `deno task` only; its tree (dev_worker, wrangler, workerd) too.
+    const unregister = registerChild(() => {
+      for (const pid of pids) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    });
+    running.push({ stop: () => Promise.resolve(void unregister()) });
     log(`  worker up on ${worker.url} (${pids.length} processes: wrangler, workerd)`);
     const deno: Target = await startTarget("switchboard");
     running.push(deno);

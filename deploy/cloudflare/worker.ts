@@ -103,6 +103,10 @@ export function nodeCount(value: unknown): number | { error: string } {
   return n;
 }
 
+/**
+ * The Worker: routes every request to its node object ({@link chooseNode}); refuses
+ * `SWITCHBOARD_NODES` > 1 without Redis, since unconnected nodes would split the clients.
+ */
 export default {
   /** Routes the request to its node object. */
   fetch(request: Request, env: Env): Promise<Response> | Response {

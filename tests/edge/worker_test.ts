@@ -13,7 +13,7 @@ import { connectSocket, disconnect, join, push, withPresence } from "../support/
 import { isReply, openRaw, replyOf } from "../support/raw_ws.ts";
 import { openSse } from "../support/sse.ts";
 import { waitFor } from "../support/wait.ts";
-import { startWorker } from "../support/worker.ts";
+import { halfClosedSockets, processTree, startWorker } from "../support/worker.ts";
 
 const SECRET = "worker-secret-0123456789";
 const API_TOKEN = "worker-api-token";
@@ -308,6 +308,39 @@ Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
       ]).finally(() => clearTimeout(timer));
       assert.equal(event.wasClean, true, "the server answered the close frame");
       assert.equal(event.code, 1000);
+    });
+
+    await t.step("dead connections are released: nothing stays half-open in workerd", async () => {
+      const tree = () => processTree(worker.process.pid);
+      const before = halfClosedSockets(tree());
+      for (let i = 0; i < 20; i++) {
+        // Dropped: the TCP connection ends without a close frame.
+        const dropped = await stuckClient(
+          worker.port,
+          `GET /socket/websocket?vsn=2.0.0&token=${ann} HTTP/1.1\r\nHost: 127.0.0.1\r\n${_UPGRADE}\r\n`,
+          "101",
+        );
+        dropped.close();
+        // Closed cleanly.
+        const ws = new WebSocket(`${worker.socketUrl}/websocket?vsn=2.0.0&token=${ann}`);
+        await new Promise((resolve) => ws.onopen = resolve);
+        const closed = new Promise((resolve) => ws.onclose = resolve);
+        ws.close(1000);
+        await closed;
+      }
+      await waitFor(
+        () => halfClosedSockets(tree()) <= before,
+        "workerd closes its side of 40 finished connections",
+        10_000,
+      ).catch((err) => {
+        throw new Error(
+          `${err.message}: ${halfClosedSockets(tree())} half-closed, ${before} before`,
+        );
+      });
+      assert.equal(
+        await metric(worker.url, /switchboard_connections\{transport="websocket"\} (\d+)/),
+        0,
+      );
     });
 
     await t.step("without Redis, node=<other> is refused with what to do", async () => {
