@@ -543,6 +543,7 @@ function workersRows(w: WorkersResult | undefined, config: Config): Row[] {
       r,
       (x) => x.deliveriesPerSec,
     );
+    pair("", "server CPU per delivery", "µs", r, (x) => x.cpuUsPerDelivery);
   }
   if (w.latency) {
     const o = config.workers.latency;
