@@ -265,7 +265,8 @@ Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
       await changed.body?.cancel();
       const socket = await connectSocket(worker.socketUrl, { token: ann });
       await join(socket.channel("record:api-edge", { name: "Ann" }));
-      const list = await (await fetch(`${worker.url}/api/presence/record:api-edge`)).json();
+      const list = await (await fetch(`${worker.url}/api/presence/record:api-edge?token=${ann}`))
+        .json();
       assert.deepEqual(Object.keys(list.presences), ["ann"]);
       await disconnect(socket);
     });
@@ -279,7 +280,7 @@ Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
         const page = await fetch(`${worker.url}/status/api-edge`);
         assert.equal(page.status, 200);
         assert.match(await page.text(), /operational/i);
-        const record = await fetch(`${worker.url}/records/loan-7`);
+        const record = await fetch(`${worker.url}/records/loan-7?token=${ann}`);
         assert.equal(record.status, 200);
         await record.body?.cancel();
         const asset = await fetch(`${worker.url}/assets/switchboard-client.js`);
