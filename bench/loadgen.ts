@@ -419,6 +419,11 @@ async function publish(a: PublishArgs) {
     try {
       const r = await fetch(a.url, { method: "POST", headers, body });
       const answer = await r.text();
+      // wrangler dev's local proxy answers 503 when its connection to the Worker broke before
+      // the request got through ("restarted mid-request"; it retries only GET and HEAD itself).
+      if (retry && r.status === 503 && /restarted mid-request/.test(answer)) {
+        return post(body, false);
+      }
       if (r.status !== 202) {
         failures++;
         failure ||= `HTTP ${r.status}: ${answer.slice(0, 200)}`;
