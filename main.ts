@@ -1,9 +1,9 @@
 /**
  * Switchboard's entry point on Deno: reads the environment, builds the app and serves it.
  *
- * Run it with `deno task start` (or `deno task dev` to watch), or with
- * `SWITCHBOARD_LISTEN=false deno serve --allow-net --allow-env main.ts`, which uses the default
- * export.
+ * Run it with `deno task start` (or `deno task dev` to watch). For `deno serve` and Deno Deploy
+ * use `serve.ts` (only a default export); `SWITCHBOARD_LISTEN=false deno serve main.ts` still
+ * works too.
  * @module
  */
 import { channels } from "./channels/mod.ts";
@@ -13,6 +13,7 @@ import {
   createLogger,
   createSwitchboard,
   loadConfig,
+  warnDevDefaults,
 } from "./lib/mod.ts";
 import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
 import { defaultMaxConnections, serveGuarded } from "./lib/runtime/deno_serve.ts";
@@ -40,12 +41,7 @@ export const switchboard = createSwitchboard({
 /** The Hono app, for embedding or `deno serve`. */
 export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
 
-if (config.apiToken === undefined) {
-  log.warn("API_TOKEN is unset: POST /api/broadcast is open to anyone (dev only)");
-}
-if (config.socketSecret === undefined) {
-  log.warn("SOCKET_SECRET is unset: the user_id connect param is trusted (dev only)");
-}
+warnDevDefaults(config, log);
 
 // `deno serve main.ts` uses the default export, but a module cannot tell that it runs under
 // `deno serve` (denoland/deno#29447): there, set SWITCHBOARD_LISTEN=false.

@@ -415,15 +415,23 @@ async function publish(a: PublishArgs) {
   let failure = "";
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (a.token) headers.authorization = `Bearer ${a.token}`;
-  const post = async (body: string) => {
+  const post = async (body: string, retry = true): Promise<void> => {
     try {
       const r = await fetch(a.url, { method: "POST", headers, body });
       const answer = await r.text();
+      // wrangler dev's local proxy answers 503 when its connection to the Worker broke before
+      // the request got through ("restarted mid-request"; it retries only GET and HEAD itself).
+      if (retry && r.status === 503 && /restarted mid-request/.test(answer)) {
+        return post(body, false);
+      }
       if (r.status !== 202) {
         failures++;
         failure ||= `HTTP ${r.status}: ${answer.slice(0, 200)}`;
       }
     } catch (err) {
+      // A kept-alive connection the server closed while idle (wrangler's proxy does after a
+      // few seconds) fails before the request is read: send it once more on a new one.
+      if (retry && /connection|reset|closed/i.test(String(err))) return post(body, false);
       failures++;
       failure ||= String(err);
     }

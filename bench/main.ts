@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak (or 1-6, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers (or 1-7, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -27,8 +27,17 @@ import { type LatencyOptions, type LatencyResult, runLatency } from "./scenarios
 import { type MemoryResult, runMemory } from "./scenarios/memory.ts";
 import { runStorm, type StormResult } from "./scenarios/storm.ts";
 import { runSoak, type SoakResult } from "./scenarios/soak.ts";
+import { runWorkers, WORKER, type WorkersResult } from "./scenarios/workers.ts";
 
-const SCENARIOS = ["fanout", "latency", "memory", "storm", "cross-node", "soak"] as const;
+const SCENARIOS = [
+  "fanout",
+  "latency",
+  "memory",
+  "storm",
+  "cross-node",
+  "soak",
+  "workers",
+] as const;
 type Scenario = typeof SCENARIOS[number];
 
 interface Config {
@@ -43,6 +52,8 @@ interface Config {
   crossNode: { fanout: FanoutOptions[]; latency: LatencyOptions };
   /** Churn seconds after the warm-up, and clients alive at a time. */
   soak: { seconds: number; concurrency: number };
+  /** The Worker on workerd (one node object) against Switchboard on Deno, same rounds. */
+  workers: { fanout: FanoutOptions[]; latency: LatencyOptions };
 }
 
 const _fanout = (n: number, batch: number, perRound: number, rounds: number): FanoutOptions => ({
@@ -66,6 +77,10 @@ const FULL: Config = {
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
   soak: { seconds: 120, concurrency: 40 },
+  workers: {
+    fanout: [_fanout(2_000, 10, 150, 3)],
+    latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
+  },
 };
 
 const QUICK: Config = {
@@ -81,6 +96,10 @@ const QUICK: Config = {
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
   soak: { seconds: 20, concurrency: 20 },
+  workers: {
+    fanout: [_fanout(500, 10, 200, 2)],
+    latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
+  },
 };
 
 function parseArgs(args: string[]) {
@@ -94,13 +113,13 @@ function parseArgs(args: string[]) {
       scenarios = arg.slice(11).split(",").map((name) => {
         const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
         if (!SCENARIOS.includes(s as Scenario)) {
-          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-6`);
+          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-7`);
         }
         return s as Scenario;
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -120,6 +139,7 @@ interface Results {
   storm?: Record<string, StormResult>;
   crossNode?: CrossNodeResult;
   soak?: SoakResult;
+  workers?: WorkersResult;
 }
 
 async function main() {
@@ -180,6 +200,11 @@ async function main() {
     log("cross-node: redis-server + Upstash bridge + two Switchboard nodes");
     results.crossNode = await runCrossNode(config.crossNode.fanout, config.crossNode.latency);
     if (results.crossNode.skipped) log(`cross-node skipped: ${results.crossNode.skipped}`);
+  }
+  if (scenarios.includes("workers")) {
+    log("Workers: the Worker on workerd (deno task dev:worker) and Switchboard on Deno");
+    results.workers = await runWorkers(config.workers.fanout, config.workers.latency);
+    if (results.workers.skipped) log(`workers skipped: ${results.workers.skipped}`);
   }
   if (scenarios.includes("soak")) {
     const { seconds, concurrency } = config.soak;
@@ -263,12 +288,16 @@ function closeNotes(results: Results): string[] {
     add(`cross-node fan-out ${size}`, r);
   }
   add("cross-node latency", results.crossNode?.latency);
+  for (const [size, r] of Object.entries(results.workers?.fanout ?? {})) {
+    add(`Workers fan-out ${size}`, r);
+  }
+  add("Workers latency", results.workers?.latency);
   return lines;
 }
 
 function notesOf(record: Record<string, Errorish | undefined> | undefined, sioOk: boolean) {
   const notes: Record<string, string> = {};
-  for (const key of ["switchboard", "raw", "socketio", TWO_NODES]) {
+  for (const key of ["switchboard", "raw", "socketio", TWO_NODES, WORKER]) {
     const r = record?.[key];
     if (r?.error) notes[key] = "error";
   }
@@ -423,6 +452,7 @@ function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
       }
     }
   }
+  rows.push(...workersRows(results.workers, config));
   const soak = results.soak;
   if (soak) {
     const title = `6 soak ${soak.seconds} s, ${n(soak.cycles)} client lives`;
@@ -450,6 +480,80 @@ function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
       goal: "0",
       pass: soak.error ? undefined : leaked === 0 && soak.errors === 0,
     });
+  }
+  return rows;
+}
+
+/**
+ * Scenario 7's rows: per metric one row for the Worker on workerd and one for Switchboard on
+ * Deno, each against raw Deno from the same rounds, and the workerd / Deno ratio in the goal
+ * column.
+ */
+function workersRows(w: WorkersResult | undefined, config: Config): Row[] {
+  if (!w) return [];
+  const n = (x: number) => x.toLocaleString("en-US");
+  if (w.skipped || w.error) {
+    return [{
+      scenario: "7 Workers (workerd, wrangler dev)",
+      metric: "fan-out and latency",
+      unit: "-",
+      values: {},
+      notes: { switchboard: w.skipped ? `skipped: ${w.skipped}` : "error" },
+    }];
+  }
+  const rows: Row[] = [];
+  const pair = (
+    scenario: string,
+    metric: string,
+    unit: string,
+    r: Record<string, FanoutResult | LatencyResult>,
+    read: (x: FanoutResult & LatencyResult) => number | undefined,
+  ) => {
+    const get = (key: string) => {
+      const x = r[key] as (FanoutResult & LatencyResult) | undefined;
+      return x && !x.error ? read(x) : undefined;
+    };
+    const onWorkerd = get(WORKER);
+    const onDeno = get("switchboard");
+    const ratio = onWorkerd !== undefined && onDeno ? (onWorkerd / onDeno).toFixed(2) : "—";
+    const notes = { ...notesOf(r, true), socketio: "n/a" };
+    rows.push(
+      withRatios({
+        scenario,
+        metric: `${metric}, workerd`,
+        unit,
+        values: { [WORKER]: onWorkerd, raw: get("raw") },
+        notes,
+        goal: `info: workerd/Deno ${ratio}x`,
+      }, WORKER),
+      withRatios({
+        scenario: "",
+        metric: `${metric}, Deno`,
+        unit,
+        values: { switchboard: onDeno, raw: get("raw") },
+        notes,
+      }),
+    );
+  };
+  for (const [size, r] of Object.entries(w.fanout ?? {})) {
+    pair(
+      `7 Workers fan-out ${n(Number(size))}`,
+      "throughput",
+      "deliveries/s",
+      r,
+      (x) => x.deliveriesPerSec,
+    );
+    pair("", "server CPU per delivery", "µs", r, (x) => x.cpuUsPerDelivery);
+  }
+  if (w.latency) {
+    const o = config.workers.latency;
+    pair(
+      `7 Workers latency ${n(o.n)} @${o.rate}/s`,
+      "p99 publish→receive",
+      "ms",
+      w.latency,
+      (x) => x.latencyMs?.p99,
+    );
   }
   return rows;
 }

@@ -42,3 +42,21 @@ export function createSwitchboard(setup: NodeSetup): Switchboard {
     : undefined;
   return new Switchboard({ config, channels: setup.channels, broker, timers, clock, log });
 }
+
+/**
+ * Says at start which development defaults are in force (an open API, trusted `user_id`), so
+ * nobody ships them unknowingly. Every entry point calls it once.
+ *
+ * @example
+ * ```ts
+ * warnDevDefaults(config, createLogger(config.logLevel));
+ * ```
+ */
+export function warnDevDefaults(config: Config, log: Logger): void {
+  if (config.apiToken === undefined) {
+    log.warn("API_TOKEN is unset: POST /api/broadcast is open to anyone (dev only)");
+  }
+  if (config.socketSecret === undefined) {
+    log.warn("SOCKET_SECRET is unset: the user_id connect param is trusted (dev only)");
+  }
+}

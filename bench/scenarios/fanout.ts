@@ -54,6 +54,8 @@ export interface FanoutRound {
   /** CPU used by other processes on the machine during the round, in cores. */
   otherCores: number;
   postFailures: number;
+  /** The first failed POST's answer or error, when one failed. */
+  postFailure?: string;
   /** Subscribers the server had closed since the previous round, replaced before this one. */
   replaced: number;
 }
@@ -131,6 +133,7 @@ export async function runFanout(
       generatorCores: round2((gen.cpuTicks() - gen0) / 100 / (wall / 1000)),
       otherCores,
       postFailures: pub.failures,
+      postFailure: pub.failure || undefined,
       replaced,
     };
   };
@@ -169,7 +172,9 @@ export async function runFanout(
               `  round ${r + 1} ${s.label}: ${round.deliveriesPerSec.toLocaleString("en-US")}/s` +
                 ` (${round.received}/${round.expected}, server ${round.serverCores} cores,` +
                 ` ${round.cpuUsPerDelivery} µs CPU/delivery, others ${round.otherCores} cores)` +
-                (round.postFailures ? ` POST failures: ${round.postFailures}` : "") +
+                (round.postFailures
+                  ? ` POST failures: ${round.postFailures} (${round.postFailure})`
+                  : "") +
                 (again ? " disturbed, again" : ""),
             );
             if (!again) {

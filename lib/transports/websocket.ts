@@ -13,7 +13,7 @@
 import type { Broadcast } from "../core/broadcast.ts";
 import type { Connection } from "../core/connection.ts";
 import type { Message } from "../core/message.ts";
-import { CloseCode, EndReason } from "../core/protocol.ts";
+import { CloseCode, EndReason, PHOENIX_TOPIC, PhxEvent } from "../core/protocol.ts";
 import type { Serializer } from "../core/serializer.ts";
 import type { Session } from "../core/session.ts";
 
@@ -45,6 +45,8 @@ export class WebSocketConnection implements Connection {
   #sent = 0;
   /** Opens the session once the socket is open, dropped once it is. */
   #opening?: () => Session;
+  /** Only where the runtime has no `bufferedAmount` (workerd): see {@link UnprovenBytes}. */
+  readonly #unproven?: UnprovenBytes;
 
   constructor(init: WebSocketConnectionInit) {
     this.socket = init.socket;
@@ -52,6 +54,7 @@ export class WebSocketConnection implements Connection {
     this.maxBuffered = init.maxBuffered;
     this.#closeTimeoutMs = init.closeTimeoutMs ?? 5_000;
     this.#terminate = init.terminate;
+    if (typeof init.socket.bufferedAmount !== "number") this.#unproven = new UnprovenBytes();
   }
 
   /**
@@ -99,6 +102,9 @@ export class WebSocketConnection implements Connection {
   sendMessage(msg: Message): void {
     const codec = this.serializer.binary;
     this.#send(msg.binary && codec ? codec.encode(msg) : this.serializer.encode(msg));
+    if (this.#unproven && msg.topic === PHOENIX_TOPIC && msg.event === PhxEvent.reply) {
+      this.#unproven.heartbeatReplied();
+    }
   }
 
   sendBroadcast(b: Broadcast): void {
@@ -109,14 +115,20 @@ export class WebSocketConnection implements Connection {
   #send(frame: string | Uint8Array): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     this.socket.send(frame);
+    if (this.#unproven) {
+      if (this.#unproven.sent(frame.length) > this.maxBuffered) this.#cutOff();
+      return;
+    }
     // A client that stops reading makes the unsent bytes pile up here; past the limit it goes
     // (1013: try again later), and resumes from its cursor when it comes back. Reading
     // bufferedAmount is a call into the runtime: every 16th frame (or a large one) is enough.
     if ((++this.#sent & 15) !== 0 && frame.length < 16_384) return;
-    if (this.socket.bufferedAmount > this.maxBuffered) {
-      this.close(CloseCode.tryAgainLater, "slow consumer: reconnect and resume");
-      this.session?.close(EndReason.slowConsumer);
-    }
+    if (this.socket.bufferedAmount > this.maxBuffered) this.#cutOff();
+  }
+
+  #cutOff(): void {
+    this.close(CloseCode.tryAgainLater, "slow consumer: reconnect and resume");
+    this.session?.close(EndReason.slowConsumer);
   }
 
   close(code: number, reason: string): void {
@@ -130,6 +142,34 @@ export class WebSocketConnection implements Connection {
       if (this.socket.readyState !== WebSocket.CLOSED) terminate();
     }, this.#closeTimeoutMs);
     this.socket.addEventListener("close", () => clearTimeout(timer), { once: true });
+  }
+}
+
+/**
+ * An upper bound of what a client has not received yet, for runtimes whose WebSocket has no
+ * `bufferedAmount` (workerd queues every `send()` in memory and says nothing). It comes from the
+ * protocol: the Phoenix client sends its next heartbeat only once the reply to the previous one
+ * has arrived (it drops the connection itself otherwise), so each heartbeat proves that
+ * everything up to the previous heartbeat reply was delivered. What was sent after that point
+ * is unproven; past the limit the client is cut off like a slow reader. A client receiving more
+ * than the limit between two heartbeats counts as slow, so on such runtimes the limit is a
+ * budget per heartbeat interval. Counted in characters of the frames sent.
+ */
+export class UnprovenBytes {
+  #sent = 0;
+  #proven = 0;
+  #lastReply = 0;
+
+  /** Counts a frame just sent; returns what is unproven now. */
+  sent(length: number): number {
+    this.#sent += length;
+    return this.#sent - this.#proven;
+  }
+
+  /** A heartbeat reply was just sent: the heartbeat it answers proved the previous reply. */
+  heartbeatReplied(): void {
+    this.#proven = this.#lastReply;
+    this.#lastReply = this.#sent;
   }
 }
 

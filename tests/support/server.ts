@@ -25,22 +25,44 @@ const _root = new URL("../../", import.meta.url);
  * Spawns `deno run main.ts` with `env` (plus PORT=0, HOST=127.0.0.1) and waits until it
  * listens; `wrapper` is a command prefix (`prlimit …`), `denoFlags` extra permissions.
  */
-export async function startServer(
+export function startServer(
   env: Record<string, string> = {},
   { timeoutMs = 20_000, wrapper = [] as string[], denoFlags = [] as string[] } = {},
 ): Promise<ServerProcess> {
-  // `wrapper` runs deno under another command (e.g. `prlimit --nofile=512 --`).
-  const [command, ...prefix] = [...wrapper, Deno.execPath()];
-  const process = new Deno.Command(command, {
+  return spawnListening({
     args: [
-      ...prefix,
       "run",
       ...(denoFlags.includes("--allow-all") ? [] : ["--allow-net", "--allow-env"]),
       ...denoFlags,
       "main.ts",
     ],
-    cwd: _root,
     env: { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", ...env },
+    timeoutMs,
+    wrapper,
+  });
+}
+
+/** What {@link spawnListening} starts. */
+export interface SpawnOptions {
+  /** Arguments of `deno` (run in the repository's root). */
+  args: string[];
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** A command that runs deno (e.g. `prlimit --nofile=512 --`); none by default. */
+  wrapper?: string[];
+}
+
+/**
+ * Spawns a `deno` process that prints `listening on http://<host>:<port>` once it serves (main.ts
+ * and scripts/dev_worker.ts do; `deno serve` prints `Listening on`), and waits for that line.
+ */
+export async function spawnListening(options: SpawnOptions): Promise<ServerProcess> {
+  const { args, env, timeoutMs } = options;
+  const [command, ...prefix] = [...(options.wrapper ?? []), Deno.execPath()];
+  const process = new Deno.Command(command, {
+    args: [...prefix, ...args],
+    cwd: _root,
+    env,
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -51,7 +73,7 @@ export async function startServer(
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       text += chunk;
-      const m = text.match(/listening on http:\/\/[^:]+:(\d+)/);
+      const m = text.match(/[Ll]istening on http:\/\/[^:]+:(\d+)/);
       if (m) resolvePort(Number(m[1]));
     }
   };
@@ -68,7 +90,13 @@ export async function startServer(
         timeoutMs,
       );
     }),
-  ]).finally(() => clearTimeout(timer));
+  ]).catch(async (err) => {
+    try {
+      process.kill("SIGTERM");
+    } catch { /* already exited */ }
+    await process.status;
+    throw err;
+  }).finally(() => clearTimeout(timer));
   const end = async (signal: Deno.Signal) => {
     try {
       process.kill(signal);

@@ -1,0 +1,102 @@
+/**
+ * Scenario 7, Cloudflare Workers: scenarios 1 and 2 (fan-out throughput, latency) against the
+ * Worker on workerd, started as a user starts it (`deno task dev:worker`: the pinned
+ * `wrangler dev`), and against Switchboard on Deno and the raw Deno reference in the same
+ * rounds. All subscribers land on one node Durable Object (the default, one node). Server CPU
+ * counts every process of the dev stack (wrangler's Node process, its proxy workerd and the
+ * Worker's workerd): `wrangler dev` puts a local proxy in front of the Worker, so the numbers
+ * are those of local development on workerd, not of Cloudflare's edge.
+ *
+ * Skipped (never faked) when the pinned wrangler is not installed.
+ * @module
+ */
+import { registerChild, spawnServer } from "../lib/proc.ts";
+import { ROOT, startTarget, type Subject, type Target } from "../lib/targets.ts";
+import { processTree } from "../../tests/support/worker.ts";
+import { describe, log } from "./common.ts";
+import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
+import { type LatencyOptions, type LatencyResult, runLatency } from "./latency.ts";
+
+/** The key of the Worker subject in results. */
+export const WORKER = "switchboard_worker";
+
+/** The scenario's result. */
+export interface WorkersResult {
+  /** Why it did not run. */
+  skipped?: string;
+  /** Fan-out results by subscriber count, then by subject key. */
+  fanout?: Record<string, Record<string, FanoutResult>>;
+  latency?: Record<string, LatencyResult>;
+  error?: string;
+}
+
+/** Runs the scenario (or reports why it was skipped). */
+export async function runWorkers(
+  fanouts: FanoutOptions[],
+  latency: LatencyOptions,
+): Promise<WorkersResult> {
+  try {
+    await Deno.stat(`${ROOT}deploy/cloudflare/node_modules/.bin/wrangler`);
+  } catch {
+    return { skipped: "wrangler not installed (npm ci --prefix deploy/cloudflare)" };
+  }
+  const running: { stop(): Promise<void> }[] = [];
+  try {
+    const worker = await spawnServer("worker", Deno.execPath(), ["task", "dev:worker"], {
+      cwd: ROOT,
+      // One node, open API, whatever the shell has: like the Deno target's single node.
+      env: {
+        PORT: "0",
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "warn",
+        API_TOKEN: "",
+        UPSTASH_REDIS_REST_URL: "",
+        UPSTASH_REDIS_REST_TOKEN: "",
+        SWITCHBOARD_NODES: "",
+        // No line per request from wrangler: its Node process counts as server CPU here.
+        WRANGLER_LOG: "warn",
+      },
+      timeoutMs: 90_000,
+    });
+    running.push(worker);
+    const pids = processTree(worker.pid);
+    // An interrupted bench kills `deno task` only; its tree (dev_worker, wrangler, workerd) too.
+    const unregister = registerChild(() => {
+      for (const pid of pids) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    });
+    running.push({ stop: () => Promise.resolve(void unregister()) });
+    log(`  worker up on ${worker.url} (${pids.length} processes: wrangler, workerd)`);
+    const deno: Target = await startTarget("switchboard");
+    running.push(deno);
+    const raw = await startTarget("raw");
+    running.push(raw);
+    const onWorkerd: Subject = {
+      key: WORKER,
+      label: "Switchboard on workerd",
+      host: worker.host,
+      port: worker.port,
+      proto: "phoenix",
+      wsPath: deno.wsPath,
+      ssePath: deno.ssePath,
+      broadcastUrl: `${worker.url}/api/broadcast`,
+      pids,
+    };
+    const result: WorkersResult = { fanout: {} };
+    for (const o of fanouts) {
+      log(`Workers fan-out, ${o.n.toLocaleString("en-US")} subscribers on one node object`);
+      result.fanout![o.n] = await runFanout([onWorkerd, deno, raw], o);
+    }
+    log(`Workers latency, ${latency.n} subscribers, ${latency.rate} msg/s`);
+    result.latency = await runLatency([onWorkerd, deno, raw], latency);
+    return result;
+  } catch (err) {
+    log(`  workers: ${describe(err)}`);
+    return { error: describe(err) };
+  } finally {
+    for (const server of running.reverse()) await server.stop().catch(() => {});
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Switchboard for `deno serve` and Deno Deploy: the same node as `main.ts`, with nothing but a
+ * default export (no listening of its own, no signal handlers, no `Deno.exit`), so
+ * `deno serve serve.ts` needs no environment-variable trick. On the request path it uses web
+ * APIs and `Deno.upgradeWebSocket` only; timers are plain (`deno serve` and Deploy own the
+ * process's lifetime, so nothing needs unref'ing). Run it with `deno task serve`; on Deno
+ * Deploy, make this file the entrypoint and set `UPSTASH_REDIS_REST_URL`/`_TOKEN` (README,
+ * "Deploy to Deno Deploy").
+ * @module
+ */
+import { channels } from "./channels/mod.ts";
+import {
+  CONFIG_KEYS,
+  ConfigError,
+  createLogger,
+  createSwitchboard,
+  loadConfig,
+  plainTimers,
+  warnDevDefaults,
+} from "./lib/mod.ts";
+import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
+import { createApp } from "./routes/app.ts";
+
+function _configure() {
+  try {
+    return loadConfig(readEnv(CONFIG_KEYS));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // Thrown, not Deno.exit: the host (deno serve, Deploy) reports it and stops the isolate.
+    throw new Error(`switchboard: ${err.message}. Fix the environment variables and redeploy.`);
+  }
+}
+
+const config = _configure();
+const log = createLogger(config.logLevel);
+const switchboard = createSwitchboard({ config, channels, timers: plainTimers, log });
+warnDevDefaults(config, log);
+const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+
+export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;

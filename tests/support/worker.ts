@@ -1,0 +1,87 @@
+/**
+ * Starts the Cloudflare Worker locally on workerd the way a user does, `deno task dev:worker`
+ * (scripts/dev_worker.ts: bundle, then the pinned `wrangler dev`), on a free port.
+ * @module
+ */
+import { type ServerProcess, spawnListening } from "./server.ts";
+
+const _wrangler = new URL("../../deploy/cloudflare/node_modules/.bin/wrangler", import.meta.url);
+
+/**
+ * Spawns `deno task dev:worker` with `env` as the Worker's bindings (plus PORT=0,
+ * HOST=127.0.0.1) and waits until `/healthz` answers. Stop it with `stop()` (SIGTERM: the
+ * script stops wrangler and workerd; SIGKILL would leave them running).
+ */
+export async function startWorker(
+  env: Record<string, string> = {},
+  { timeoutMs = 60_000 } = {},
+): Promise<ServerProcess> {
+  try {
+    await Deno.stat(_wrangler);
+  } catch {
+    // Tests use no network: the pinned wrangler must be installed beforehand (.ci/run does).
+    throw new Error(
+      "wrangler is not installed: run `npm ci --prefix deploy/cloudflare` (CI: .ci/run does it)",
+    );
+  }
+  return await spawnListening({
+    args: ["task", "dev:worker"],
+    env: { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", ...env },
+    timeoutMs,
+  });
+}
+
+/** Every process below `root` (its children, theirs, …), from /proc. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      // "pid (comm) state ppid …": comm may hold spaces, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry.name));
+      children.set(ppid, list);
+    } catch { /* gone meanwhile */ }
+  }
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/**
+ * TCP sockets of these processes that the peer has closed but they have not (CLOSE_WAIT), from
+ * /proc: what a server leaks when it never closes its side of a dead connection.
+ */
+export function halfClosedSockets(pids: number[]): number {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    try {
+      for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+        const link = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
+        const m = link.match(/^socket:\[(\d+)\]$/);
+        if (m) inodes.add(m[1]);
+      }
+    } catch { /* gone, or not ours to read */ }
+  }
+  let count = 0;
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(table);
+    } catch { /* no IPv6 */ }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // st 08 is CLOSE_WAIT; field 9 is the inode.
+      if (fields[3] === "08" && inodes.has(fields[9])) count++;
+    }
+  }
+  return count;
+}
