@@ -19,7 +19,7 @@
  * @module
  */
 import type { ConnectionState } from "./feed.ts";
-import { type Link, openLink, type SharingMode } from "./link.ts";
+import { acquireLink, type LinkUser, type SharingMode } from "./link.ts";
 import type {
   AnyChannel,
   ChannelFor,
@@ -129,6 +129,12 @@ export interface FeedMessage {
   topic: string;
   payload: Payload;
   id: string;
+  /**
+   * True when the feed was already open in another tab and this is its `joined` event, or a
+   * later one, sent again so this tab starts from the same state (a page rendered with the
+   * current state may ignore these).
+   */
+  replayed: boolean;
 }
 
 /** A read-only feed of one tab (SSE, then ETag polling), shared by the browser's tabs. */
@@ -195,7 +201,8 @@ function _matches(pattern: string, topic: string): boolean {
 
 /** Connects this tab (sharing the browser's connection); see the module documentation. */
 export function connect<C extends ChannelList = never>(options: ClientOptions<C> = {}): Client<C> {
-  const link: Link = openLink({
+  const user: LinkUser = { onMessage: () => {}, onResync: () => {} };
+  const handle = acquireLink({
     engine: {
       endpoint: options.endpoint ?? "/socket",
       eventsUrl: options.eventsUrl ?? "/events",
@@ -207,14 +214,14 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
     share: options.share ?? "auto",
     workerUrl: options.workerUrl ?? "/assets/switchboard-worker.js",
     leaderTimeoutMs: options.leaderTimeoutMs ?? 4000,
-  });
+  }, user);
+  const link = handle.link;
   const tab = link.tab;
   const validators = (options.validate ?? []) as readonly AnyChannel[];
   const onInvalid = options.onInvalid ??
     ((info) => console.warn(`dropped an invalid "${info.event}" on ${info.topic}:`, info.error));
   let state: ConnectionState = { kind: "connecting" };
   const stateListeners = _listeners<[ConnectionState]>();
-  let nextId = 1;
 
   interface Pending {
     resolve(response: Payload): void;
@@ -249,11 +256,11 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
       link.send({ t: "feed", from: tab, cid, topic: sub.topic, events: sub.events, poll: sub.poll });
     }
   };
-  link.onResync = () => {
+  user.onResync = () => {
     for (const [cid, sub] of subs) resubscribe(cid, sub);
   };
 
-  link.onMessage = (msg) => {
+  user.onMessage = (msg) => {
     if (msg.t === "state") {
       state = msg.state;
       stateListeners.call(state);
@@ -275,7 +282,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
   };
 
   function channel(topic: string, params: Payload = {}): Channel {
-    const cid = nextId++;
+    const cid = handle.nextId();
     const messageListeners = new Map<string, ReturnType<typeof _listeners<[Payload]>>>();
     const presenceListeners = _listeners<[PresenceEntry[], { tabs: number }]>();
     const joinListeners = _listeners<[Payload]>();
@@ -384,7 +391,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
   }
 
   function feed(topic: string, request: FeedRequest): SharedFeed {
-    const cid = nextId++;
+    const cid = handle.nextId();
     const poll = request.poll ?? true;
     const key = feedKey(topic, request.events, poll);
     const eventListeners = new Map<string, ReturnType<typeof _listeners<[FeedMessage]>>>();
@@ -406,6 +413,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
             topic: msg.topic,
             payload: msg.payload,
             id: msg.id,
+            replayed: msg.replayed ?? false,
           });
         } else if (msg.t === "feedPoll") pollListeners.call(msg.body);
         else if (msg.t === "feedState") {
@@ -476,7 +484,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
         });
       }
       subs.clear();
-      link.close();
+      handle.release();
     },
   };
 }

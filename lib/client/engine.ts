@@ -79,10 +79,13 @@ interface FeedEntry {
   topic: string;
   feed: Feed;
   subs: Map<string, Sub>;
-  /** The last `joined` event, for tabs that arrive later. */
-  joined?: { event: string; topic: string; payload: Payload; id: string };
+  /** The last `joined` event and what came after it, for tabs that arrive later. */
+  recent: { event: string; topic: string; payload: Payload; id: string }[];
   lastPoll?: unknown;
 }
+
+/** Most feed events kept for tabs that subscribe later (the join and what came after). */
+const _MAX_RECENT = 100;
 
 const _subKey = (tab: string, cid: number) => `${tab}/${cid}`;
 
@@ -351,6 +354,7 @@ export class Engine {
         key,
         topic,
         subs: new Map(),
+        recent: [],
         feed: undefined as unknown as Feed,
       };
       const sep = this.options.eventsUrl.includes("?") ? "&" : "?";
@@ -362,7 +366,8 @@ export class Engine {
         cursor: this.resume.feeds.get(key),
         onEvent: (e) => {
           if (this.#feeds.get(key) !== created) return;
-          if (e.event === "joined") created.joined = e;
+          if (e.event === "joined") created.recent = [];
+          if (created.recent.length < _MAX_RECENT) created.recent.push(e);
           this.#out({ t: "feedEvent", to: this.#tabsOn(created.subs), key, ...e });
         },
         onState: (state) => {
@@ -384,7 +389,9 @@ export class Engine {
     entry.subs.set(subKey, { tab, cid });
     this.#subs.set(subKey, { kind: "feed", key });
     this.#out({ t: "feedState", to: [tab], key, state: entry.feed.state });
-    if (entry.joined) this.#out({ t: "feedEvent", to: [tab], key, ...entry.joined });
+    for (const e of entry.recent) {
+      this.#out({ t: "feedEvent", to: [tab], key, ...e, replayed: true });
+    }
     if (entry.lastPoll !== undefined) {
       this.#out({ t: "feedPoll", to: [tab], key, body: entry.lastPoll });
     }

@@ -18,6 +18,7 @@ import {
   type EngineMessage,
   type EngineOptions,
   fingerprint,
+  type ResumeSnapshot,
   ResumeState,
   type TabMessage,
 } from "./wire.ts";
@@ -185,7 +186,8 @@ type Bus =
   | { kind: "engine"; msg: EngineMessage }
   | { kind: "leader"; id: string }
   | { kind: "beat"; id: string }
-  | { kind: "who" };
+  | { kind: "who" }
+  | { kind: "snapshot"; id: string; resume: ResumeSnapshot };
 
 function leaderLink(tab: string, key: string, options: LinkOptions): Link {
   const bus = new _global.BroadcastChannel!(`switchboard:${key}`);
@@ -275,10 +277,17 @@ function leaderLink(tab: string, key: string, options: LinkOptions): Link {
       return;
     }
     if (data.kind === "who") {
+      // A tab starts following: it needs what happened before it came to take over later.
+      if (engine) post({ kind: "snapshot", id: tab, resume: engine.resume.snapshot() });
       if (engine) post({ kind: "leader", id: tab });
       return;
     }
     lastHeard = Date.now();
+    if (data.kind === "snapshot") {
+      // Sent by the leader in order with its messages: from here on they apply to it.
+      if (!engine) mirror.restore(data.resume);
+      return;
+    }
     if (data.kind === "engine") {
       if (engine) return; // two leaders for a moment: ours is the one
       mirror.observe(data.msg);
@@ -305,4 +314,59 @@ function leaderLink(tab: string, key: string, options: LinkOptions): Link {
   });
   _global.addEventListener?.("pagehide", () => link.send({ t: "bye", from: tab }));
   return link;
+}
+
+/** A client using a link: it gets every message for the tab and ignores other clients' ids. */
+export interface LinkUser {
+  onMessage(msg: EngineMessage): void;
+  onResync(): void;
+}
+
+/** A client's share of its page's link. */
+export interface LinkHandle {
+  readonly link: Link;
+  /** A channel or feed id unique in the page (clients of one page share the link). */
+  nextId(): number;
+  /** The client is done; the last one closes the link. */
+  release(): void;
+}
+
+interface LinkEntry {
+  link: Link;
+  users: Set<LinkUser>;
+  ids: number;
+}
+
+/**
+ * The page's link for these options, opened on first use. Kept on `globalThis` so that
+ * separately bundled scripts of one page (a page script and `/assets/switchboard-client.js`)
+ * are one tab for the engine, not several.
+ */
+export function acquireLink(options: LinkOptions, user: LinkUser): LinkHandle {
+  const registry = ((globalThis as Record<symbol, unknown>)[Symbol.for("switchboard.links")] ??=
+    new Map()) as Map<string, LinkEntry>;
+  const key = JSON.stringify(options);
+  let entry = registry.get(key);
+  if (!entry) {
+    const created: LinkEntry = { link: openLink(options), users: new Set(), ids: 0 };
+    created.link.onMessage = (msg) => {
+      for (const u of [...created.users]) u.onMessage(msg);
+    };
+    created.link.onResync = () => {
+      for (const u of [...created.users]) u.onResync();
+    };
+    registry.set(key, entry = created);
+  }
+  const shared = entry;
+  shared.users.add(user);
+  return {
+    link: shared.link,
+    nextId: () => ++shared.ids,
+    release() {
+      shared.users.delete(user);
+      if (shared.users.size > 0) return;
+      registry.delete(key);
+      shared.link.close();
+    },
+  };
 }

@@ -65,7 +65,16 @@ export type EngineMessage =
     | { t: "closed"; cid: number; reason: string }
     | { t: "cursor"; topic: string; cursor: string; params: Payload; fresh: boolean }
     | { t: "forget"; topic?: string; key?: string }
-    | { t: "feedEvent"; key: string; event: string; topic: string; payload: Payload; id: string }
+    | {
+      t: "feedEvent";
+      key: string;
+      event: string;
+      topic: string;
+      payload: Payload;
+      id: string;
+      /** Sent again to a tab that subscribed after it came. */
+      replayed?: boolean;
+    }
     | { t: "feedState"; key: string; state: ConnectionState }
     | { t: "feedPoll"; key: string; body: unknown }
     | { t: "refreshed"; cid: number; ref: number; ok: boolean }
@@ -103,6 +112,12 @@ export interface TopicResume {
   size: number;
 }
 
+/** A {@link ResumeState} as it crosses a BroadcastChannel. */
+export interface ResumeSnapshot {
+  topics: Map<string, TopicResume>;
+  feeds: Map<string, string>;
+}
+
 /**
  * The resume state of an engine: kept by the engine itself and mirrored by every tab that
  * watches its messages (leader mode), so whichever tab takes over knows where to resume.
@@ -111,6 +126,19 @@ export class ResumeState {
   readonly topics = new Map<string, TopicResume>();
   /** Feed key → last SSE id. */
   readonly feeds = new Map<string, string>();
+
+  /** A copy to send to a tab that starts following (BroadcastChannel clones Maps). */
+  snapshot(): ResumeSnapshot {
+    return { topics: new Map(this.topics), feeds: new Map(this.feeds) };
+  }
+
+  /** Replaces this state with a leader's snapshot. */
+  restore(snapshot: ResumeSnapshot): void {
+    this.topics.clear();
+    this.feeds.clear();
+    for (const [topic, value] of snapshot.topics) this.topics.set(topic, value);
+    for (const [key, id] of snapshot.feeds) this.feeds.set(key, id);
+  }
 
   /** Applies one engine message. */
   observe(msg: EngineMessage): void {
@@ -138,7 +166,7 @@ export class ResumeState {
     } else if (msg.t === "forget") { // left on purpose: a later join starts live
       if (msg.topic !== undefined) this.topics.delete(msg.topic);
       if (msg.key !== undefined) this.feeds.delete(msg.key);
-    } else if (msg.t === "feedEvent" && msg.id) {
+    } else if (msg.t === "feedEvent" && msg.id && !msg.replayed) {
       this.feeds.set(msg.key, msg.id);
     }
   }

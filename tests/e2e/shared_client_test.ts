@@ -1,0 +1,213 @@
+/**
+ * One connection per browser, in headless Chromium: record tabs of one browser context share
+ * one WebSocket (counted on `/metrics`), another context sees the person once, patches reach
+ * every tab, closing the tab or worker holding the connection hands over without losing or
+ * repeating a message, closing all tabs makes the person leave; status tabs share one stream,
+ * past the browser's six connections per origin; the same with `SharedWorker` removed (a
+ * leader tab elected with Web Locks). One browser launch for all steps.
+ */
+import assert from "node:assert/strict";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { launchBrowser, type PageWatch, waitForText, watchPage } from "../support/browser.ts";
+import { type ServerProcess, startServer } from "../support/server.ts";
+import { delay, waitFor } from "../support/wait.ts";
+
+async function gauge(server: ServerProcess, transport: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split("\n").find((l) =>
+    l.startsWith(`switchboard_connections{transport="${transport}"}`)
+  );
+  return Number(line?.split(" ").at(-1) ?? "NaN");
+}
+
+async function waitGauge(server: ServerProcess, transport: string, want: number) {
+  let seen = NaN;
+  await waitFor(async () => (seen = await gauge(server, transport)) === want, `${want} ${transport}`)
+    .catch((err) => {
+      throw new Error(`${err.message}; /metrics says ${seen}`);
+    });
+}
+
+async function publish(server: ServerProcess, topic: string, event: string, payload: unknown) {
+  const res = await fetch(`${server.url}/api/broadcast`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ topic, event, payload }),
+  });
+  await res.body?.cancel();
+  assert.equal(res.status, 202);
+}
+
+/**
+ * In a tab, a second client of the public module (`/assets/switchboard-client.js`) on the
+ * record, recording every patch it receives; it shares the page's link, so it is the same tab.
+ */
+async function probe(page: Page): Promise<void> {
+  await page.evaluate(async (url) => {
+    type Doc = { getElementById(id: string): { dataset: Record<string, string> } };
+    const w = globalThis as unknown as {
+      document: Doc;
+      localStorage: { getItem(key: string): string };
+    };
+    const { connect } = await import(url);
+    const root = w.document.getElementById("record-page");
+    const client = connect({
+      params: { user_id: w.localStorage.getItem("switchboard:user_id") },
+      workerUrl: root.dataset.worker,
+    });
+    const got: string[] = [];
+    Object.assign(globalThis, { got });
+    const channel = client.channel(root.dataset.topic, { name: "Ann" });
+    channel.on("patch", (p: { text: string }) => got.push(p.text));
+    await channel.join();
+  }, "/assets/switchboard-client.js");
+}
+
+async function tabs(context: BrowserContext, server: ServerProcess, path: string, n: number) {
+  const pages: { page: Page; watch: PageWatch }[] = [];
+  for (let i = 0; i < n; i++) {
+    const page = await context.newPage();
+    const watch = watchPage(page, server.url);
+    await page.goto(`${server.url}${path}`);
+    pages.push({ page, watch });
+  }
+  return pages;
+}
+
+/** The notes as a tab shows them. */
+const notes = (page: Page) => page.getByLabel("Shared notes").inputValue();
+
+async function recordScenario(
+  browser: Browser,
+  server: ServerProcess,
+  opts: { record: string; withoutSharedWorker: boolean; mode: string },
+) {
+  const init = opts.withoutSharedWorker
+    ? () => delete (globalThis as { SharedWorker?: unknown }).SharedWorker
+    : undefined;
+  const ann = await browser.newContext();
+  if (init) await ann.addInitScript(init);
+  const before = await gauge(server, "websocket");
+  const annTabs = await tabs(ann, server, `/records/${opts.record}?name=Ann`, 3);
+  for (const { page } of annTabs) {
+    await waitForText(page, "#me", "You are Ann.");
+    await waitForText(page, "#people", "3 tabs");
+  }
+  const modes = await Promise.all(
+    annTabs.map(({ page }) => page.locator("#connection").getAttribute("data-sharing")),
+  );
+  assert.deepEqual(modes.sort(), opts.mode === "worker"
+    ? ["worker", "worker", "worker"]
+    : ["follower", "follower", "leader"]);
+  await waitGauge(server, "websocket", before + 1);
+
+  // Another browser: Bob sees Ann once.
+  const bob = await browser.newContext();
+  const [bobTab] = await tabs(bob, server, `/records/${opts.record}?name=Bob`, 1);
+  await waitForText(bobTab.page, "#people", "Ann");
+  await waitForText(bobTab.page, "#summary", "2 people here.");
+  assert.equal(await bobTab.page.locator("#people .person").count(), 2);
+  assert.doesNotMatch(await bobTab.page.locator("#people").innerText(), /tabs|devices/);
+  await waitGauge(server, "websocket", before + 2);
+
+  // Bob's patches reach all three of Ann's tabs; one of Ann's reaches her other tabs and Bob.
+  const bobNotes = bobTab.page.getByLabel("Shared notes");
+  await bobNotes.fill("one");
+  await bobNotes.dispatchEvent("input");
+  await bobTab.page.getByLabel("Your name").focus(); // while typing, Bob's page holds back patches
+  for (const { page } of annTabs) await waitFor(async () => (await notes(page)) === "one", "one");
+  const annNotes = annTabs[2].page.getByLabel("Shared notes");
+  await annNotes.fill("two");
+  await annNotes.dispatchEvent("input");
+  await annTabs[2].page.getByLabel("Your name").focus();
+  for (const page of [annTabs[0].page, annTabs[1].page, bobTab.page]) {
+    await waitFor(async () => (await notes(page)) === "two", "two in every other tab");
+  }
+
+  // The tab holding the connection (in worker mode the worker does: close the first tab).
+  const sharing = await Promise.all(
+    annTabs.map(({ page }) => page.locator("#connection").getAttribute("data-sharing")),
+  );
+  const closing = annTabs[opts.mode === "worker" ? 0 : sharing.indexOf("leader")];
+  assert.ok(closing, `a leader among ${sharing}`);
+  const rest = annTabs.filter((t) => t !== closing);
+  for (const { page } of rest) await probe(page);
+  // Publish 1…N through the API while that tab closes: some arrive before, some during the
+  // handover (replayed from the cursor), some after. Each remaining tab must get each once.
+  const N = 30;
+  const sending = (async () => {
+    for (let i = 1; i <= N; i++) {
+      await publish(server, `record:${opts.record}`, "patch", { text: `n${i}`, by: "api" });
+      await delay(15);
+    }
+  })();
+  await delay(120);
+  const closedAt = Date.now();
+  await closing.page.close({ runBeforeUnload: false });
+  await sending;
+  const expected = Array.from({ length: N }, (_, i) => `n${i + 1}`);
+  const received = (page: Page) =>
+    page.evaluate(() => (globalThis as unknown as { got: string[] }).got.slice());
+  for (const { page } of rest) {
+    await waitFor(async () => (await received(page)).length >= N, `${N} patches`);
+  }
+  const handoverMs = Date.now() - closedAt;
+  for (const { page } of rest) {
+    assert.deepEqual(await received(page), expected, "every patch once, in order");
+    assert.equal(await notes(page), `n${N}`);
+  }
+  // Ann never left for Bob.
+  assert.doesNotMatch(await bobTab.page.locator("#activity").innerText(), /Ann left/);
+  assert.equal(await bobTab.page.locator("#people .person").count(), 2);
+  await waitGauge(server, "websocket", before + 2);
+  for (const { page } of rest) await waitForText(page, "#people", "2 tabs");
+
+  // All of Ann's tabs close: she leaves.
+  await ann.close();
+  await waitForText(bobTab.page, "#activity", "Ann left", 10_000);
+  await waitForText(bobTab.page, "#summary", "Only you are here.");
+  await waitGauge(server, "websocket", before + 1);
+  for (const { watch } of [...annTabs, bobTab]) assert.deepEqual(watch.errors, []);
+  await bob.close();
+  return handoverMs;
+}
+
+Deno.test("one connection per browser, shared by its tabs", async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  try {
+    await t.step("record: three tabs share one WebSocket (SharedWorker)", async () => {
+      const ms = await recordScenario(browser, server, {
+        record: "shared-w",
+        withoutSharedWorker: false,
+        mode: "worker",
+      });
+      console.log(`worker mode: the last tab's messages all arrived ${ms} ms after the close`);
+    });
+
+    await t.step("record: without SharedWorker, a leader tab holds it and hands over", async () => {
+      const ms = await recordScenario(browser, server, {
+        record: "shared-l",
+        withoutSharedWorker: true,
+        mode: "leader",
+      });
+      console.log(`leader mode: handover done, all messages in, ${ms} ms after the close`);
+    });
+
+    await t.step("status: ten tabs of one browser share one stream, all live", async () => {
+      const context = await browser.newContext();
+      const before = await gauge(server, "sse");
+      const status = await tabs(context, server, "/status/shared", 10);
+      for (const { page } of status) await waitForText(page, "#connection-text", "Live:");
+      await waitGauge(server, "sse", before + 1);
+      await publish(server, "status:shared", "status", { state: "outage", message: "Ten" });
+      for (const { page } of status) await waitForText(page, "#current", "Outage");
+      for (const { watch } of status) assert.deepEqual(watch.errors, []);
+      await context.close();
+      await waitGauge(server, "sse", before);
+    });
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
