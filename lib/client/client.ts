@@ -222,6 +222,30 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
     ((info) => console.warn(`dropped an invalid "${info.event}" on ${info.topic}:`, info.error));
   let state: ConnectionState = { kind: "connecting" };
   const stateListeners = _listeners<[ConnectionState]>();
+  // The engine may run in a worker, which does not always hear the browser go offline; every
+  // tab does, and the network is the browser's: the tab's word wins while it is offline.
+  const g = globalThis as unknown as {
+    navigator?: { onLine?: boolean };
+    addEventListener?: (type: string, listener: () => void) => void;
+    removeEventListener?: (type: string, listener: () => void) => void;
+  };
+  let offlineSince: number | undefined = g.navigator?.onLine === false ? Date.now() : undefined;
+  const shown = (s: ConnectionState): ConnectionState =>
+    offlineSince === undefined ? s : { kind: "offline", since: offlineSince };
+  const networkListeners = _listeners<[]>();
+  const onOffline = () => {
+    offlineSince ??= Date.now();
+    stateListeners.call(shown(state));
+    networkListeners.call();
+  };
+  const onOnline = () => {
+    if (offlineSince === undefined) return;
+    offlineSince = undefined;
+    stateListeners.call(state);
+    networkListeners.call();
+  };
+  g.addEventListener?.("offline", onOffline);
+  g.addEventListener?.("online", onOnline);
 
   interface Pending {
     resolve(response: Payload): void;
@@ -263,7 +287,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
   user.onMessage = (msg) => {
     if (msg.t === "state") {
       state = msg.state;
-      stateListeners.call(state);
+      stateListeners.call(shown(state));
       return;
     }
     if (msg.t === "feedEvent" || msg.t === "feedState" || msg.t === "feedPoll") {
@@ -398,6 +422,8 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
     const pollListeners = _listeners<[unknown]>();
     const feedStateListeners = _listeners<[ConnectionState]>();
     let feedState: ConnectionState = { kind: "connecting" };
+    /** Back online: reconnecting until the engine has checked (its state may predate it). */
+    let waking: { since: number } | undefined;
     const refreshes = new Map<number, (ok: boolean) => void>();
     let nextRef = 1;
     const impl: FeedImpl = {
@@ -418,7 +444,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
         } else if (msg.t === "feedPoll") pollListeners.call(msg.body);
         else if (msg.t === "feedState") {
           feedState = msg.state;
-          feedStateListeners.call(feedState);
+          if (!waking) feedStateListeners.call(shown(feedState));
         } else if (msg.t === "refreshed") {
           refreshes.get(msg.ref)?.(msg.ok);
           refreshes.delete(msg.ref);
@@ -431,10 +457,10 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
     byKey.add(impl);
     // Listeners are attached by the caller right after this returns: subscribe after that.
     queueMicrotask(() => subs.has(cid) && resubscribe(cid, impl));
-    return {
+    const api: SharedFeed = {
       topic,
-      get state() {
-        return feedState;
+      get state(): ConnectionState {
+        return waking ? { kind: "reconnecting", since: waking.since } : shown(feedState);
       },
       on(event, callback) {
         let set = eventListeners.get(event);
@@ -458,11 +484,25 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
         });
       },
       close() {
+        offNetwork();
         subs.delete(cid);
         byKey.delete(impl);
         link.send({ t: "unfeed", from: tab, cid });
       },
     };
+    const offNetwork = networkListeners.add(() => {
+      if (offlineSince !== undefined) {
+        waking = undefined;
+        return feedStateListeners.call(api.state);
+      }
+      waking = { since: Date.now() };
+      feedStateListeners.call(api.state);
+      void api.refresh().then(() => {
+        waking = undefined;
+        feedStateListeners.call(api.state);
+      });
+    });
+    return api;
   }
 
   return {
@@ -470,12 +510,14 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
       return link.mode;
     },
     get state() {
-      return state;
+      return shown(state);
     },
     onState: (callback) => stateListeners.add(callback),
     channel: channel as Client<C>["channel"],
     feed,
     close() {
+      g.removeEventListener?.("offline", onOffline);
+      g.removeEventListener?.("online", onOnline);
       for (const [cid, sub] of subs) {
         link.send(sub.kind === "channel" ? { t: "leave", from: tab, cid } : {
           t: "unfeed",
