@@ -15,9 +15,7 @@ import { PAGE_NAME } from "./pages_status.ts";
 
 function _person(user: PresenceUser): string {
   // One connection per browser (its tabs share it): several are several browsers or devices.
-  const tabs = user.connections > 1
-    ? `<span class="tabs">${user.connections} devices</span>`
-    : "";
+  const tabs = user.connections > 1 ? `<span class="tabs">${user.connections} devices</span>` : "";
   return `<li class="person${user.editing ? " editing" : ""}" data-key="${escapeHtml(user.key)}">` +
     `<span class="avatar c${colorSlot(user.key)}" aria-hidden="true">${
       escapeHtml(initials(user.name))

@@ -60,10 +60,11 @@ export interface ClientOptions<C extends ChannelList = never> {
   /** A leading tab silent this long (frozen) is taken over (default 4000 ms). */
   leaderTimeoutMs?: number;
   /**
-   * Validate incoming channel messages with the channels' `messages` schemas: pass the channel
-   * list itself (a runtime value). A message that fails is dropped and given to `onInvalid`.
+   * Validate incoming channel messages with the channels' `messages` schemas: pass the app's
+   * channel list itself (a runtime value; it brings zod into the bundle), or definitions of
+   * your own. A message that fails is dropped and given to `onInvalid`.
    */
-  validate?: [C] extends [never] ? readonly AnyChannel[] : C;
+  validate?: readonly AnyChannel[];
   /** Called with each dropped invalid message (default: `console.warn`). */
   onInvalid?(info: { topic: string; event: string; payload: Payload; error: unknown }): void;
 }
@@ -72,9 +73,9 @@ export interface ClientOptions<C extends ChannelList = never> {
 export class ReplyError extends Error {
   constructor(readonly status: string, readonly response: Payload, what: string) {
     super(
-      `${what}: ${status}${
-        typeof response.reason === "string" ? ` (${response.reason})` : ""
-      }${status === "timeout" ? "; the server did not answer in time, try again" : ""}`,
+      `${what}: ${status}${typeof response.reason === "string" ? ` (${response.reason})` : ""}${
+        status === "timeout" ? "; the server did not answer in time, try again" : ""
+      }`,
     );
     this.name = "ReplyError";
   }
@@ -217,7 +218,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
   }, user);
   const link = handle.link;
   const tab = link.tab;
-  const validators = (options.validate ?? []) as readonly AnyChannel[];
+  const validators = options.validate ?? [];
   const onInvalid = options.onInvalid ??
     ((info) => console.warn(`dropped an invalid "${info.event}" on ${info.topic}:`, info.error));
   let state: ConnectionState = { kind: "connecting" };
@@ -277,7 +278,14 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
         link.send({ t: "join", from: tab, cid, topic: sub.topic, params: sub.params });
       }
     } else {
-      link.send({ t: "feed", from: tab, cid, topic: sub.topic, events: sub.events, poll: sub.poll });
+      link.send({
+        t: "feed",
+        from: tab,
+        cid,
+        topic: sub.topic,
+        events: sub.events,
+        poll: sub.poll,
+      });
     }
   };
   user.onResync = () => {
@@ -345,7 +353,12 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
           if (schema) {
             const result = schema.safeParse(msg.payload);
             if (!result.success) {
-              return onInvalid({ topic, event: msg.event, payload: msg.payload, error: result.error });
+              return onInvalid({
+                topic,
+                event: msg.event,
+                payload: msg.payload,
+                error: result.error,
+              });
             }
           }
           messageListeners.get(msg.event)?.call(msg.payload);
@@ -519,11 +532,13 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
       g.removeEventListener?.("offline", onOffline);
       g.removeEventListener?.("online", onOnline);
       for (const [cid, sub] of subs) {
-        link.send(sub.kind === "channel" ? { t: "leave", from: tab, cid } : {
-          t: "unfeed",
-          from: tab,
-          cid,
-        });
+        link.send(
+          sub.kind === "channel" ? { t: "leave", from: tab, cid } : {
+            t: "unfeed",
+            from: tab,
+            cid,
+          },
+        );
       }
       subs.clear();
       handle.release();

@@ -100,10 +100,13 @@ export class Engine {
   readonly #topics = new Map<string, TopicEntry>();
   readonly #feeds = new Map<string, FeedEntry>();
   /** `tab/cid` → the topic or feed key it is subscribed to. */
-  readonly #subs = new Map<string, { kind: "channel"; topic: string } | {
-    kind: "feed";
-    key: string;
-  }>();
+  readonly #subs = new Map<
+    string,
+    { kind: "channel"; topic: string } | {
+      kind: "feed";
+      key: string;
+    }
+  >();
   readonly #tabs = new Set<string>();
   #closed = false;
 
@@ -144,7 +147,13 @@ export class Engine {
         const sub = this.#subs.get(_subKey(msg.from, msg.cid));
         const entry = sub?.kind === "feed" ? this.#feeds.get(sub.key) : undefined;
         if (!entry) {
-          return this.#out({ t: "refreshed", to: [msg.from], cid: msg.cid, ref: msg.ref, ok: false });
+          return this.#out({
+            t: "refreshed",
+            to: [msg.from],
+            cid: msg.cid,
+            ref: msg.ref,
+            ok: false,
+          });
         }
         void entry.feed.refresh().then((ok) =>
           this.#out({ t: "refreshed", to: [msg.from], cid: msg.cid, ref: msg.ref, ok })
@@ -236,7 +245,9 @@ export class Engine {
       return { ...entry.params, cursor: resumable ? known.cursor : "" };
     });
     channel.onMessage = (event, payload) => {
-      if (!_INTERNAL.test(event) && this.#topics.get(topic) === entry) this.#message(entry, event, payload);
+      if (!_INTERNAL.test(event) && this.#topics.get(topic) === entry) {
+        this.#message(entry, event, payload);
+      }
       return payload;
     };
     const presence = new Presence(channel) as PhoenixPresence;

@@ -343,8 +343,11 @@ interface LinkEntry {
  * are one tab for the engine, not several.
  */
 export function acquireLink(options: LinkOptions, user: LinkUser): LinkHandle {
-  const registry = ((globalThis as Record<symbol, unknown>)[Symbol.for("switchboard.links")] ??=
-    new Map()) as Map<string, LinkEntry>;
+  const registry =
+    ((globalThis as Record<symbol, unknown>)[Symbol.for("switchboard.links")] ??= new Map()) as Map<
+      string,
+      LinkEntry
+    >;
   const key = JSON.stringify(options);
   let entry = registry.get(key);
   if (!entry) {

@@ -25,8 +25,8 @@ export {
   type FeedMessage,
   type FeedRequest,
   type PayloadSchema,
-  ReplyError,
   type PushOptions,
+  ReplyError,
   type SharedFeed,
 } from "./client.ts";
 export { availableSharing, type SharingMode } from "./link.ts";

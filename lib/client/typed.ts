@@ -48,9 +48,10 @@ type _PatternsMatching<P extends string, T extends string> = P extends unknown
   ? T extends TopicOfPattern<P> ? P : never
   : never;
 
-/** The join params of a channel: the input of its `joinParams` schema. */
-export type JoinParamsOf<D> = D extends { joinParams?: infer S } ? [S] extends [z.ZodType]
-    ? z.input<S> & Payload
+/** The join params of a channel: what its `joinParams` schema accepts. */
+export type JoinParamsOf<D> = D extends { joinParams?: infer S }
+  ? [Exclude<S, undefined>] extends [z.ZodType<infer P>] ? unknown extends P ? Payload
+    : P & Payload
   : Payload
   : Payload;
 
@@ -70,7 +71,7 @@ export type PushMapOf<D> = [keyof _Events<D>] extends [never] ? Record<string, P
   };
 
 /** The events a client receives and their payloads (any event when the channel declares none). */
-export type MessageMapOf<D> = D extends { messages?: infer M } ? [Exclude<M, undefined>] extends
-  [never] ? Record<string, Payload>
+export type MessageMapOf<D> = D extends { messages?: infer M }
+  ? [Exclude<M, undefined>] extends [never] ? Record<string, Payload>
   : { [K in keyof Exclude<M, undefined> & string]: z.output<Exclude<M, undefined>[K]> & Payload }
   : Record<string, Payload>;

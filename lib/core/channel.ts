@@ -212,15 +212,23 @@ export type TypedChannelDefinition<
   messages?: Messages;
 };
 
-/** Identity function that gives a channel definition its types (kept for typed clients). */
+/**
+ * Identity function that gives a channel definition its types: the join params from
+ * `joinParams` (events do not decide them), and the literal topic, event names and message
+ * schemas, kept for typed clients.
+ */
 export function defineChannel<
   Params = Payload,
   const Topic extends string = string,
   // deno-lint-ignore no-explicit-any
-  Events extends Record<string, EventHandler<Params, any>> = Record<never, never>,
+  Events extends Record<string, EventHandler<NoInfer<Params>, any>> = Record<never, never>,
   Messages extends Record<string, z.ZodType<Payload>> = Record<never, never>,
 >(
-  definition: ChannelDefinition<Params> & { topic: Topic; events?: Events; messages?: Messages },
+  definition: Omit<ChannelDefinition<Params>, "topic" | "events" | "messages"> & {
+    topic: Topic;
+    events?: Events;
+    messages?: Messages;
+  },
 ): TypedChannelDefinition<Params, Topic, Events, Messages> {
   if (!/^[^*]+(\*)?$/.test(definition.topic)) {
     throw new Error(

@@ -22,7 +22,10 @@ async function gauge(server: ServerProcess, transport: string): Promise<number> 
 
 async function waitGauge(server: ServerProcess, transport: string, want: number) {
   let seen = NaN;
-  await waitFor(async () => (seen = await gauge(server, transport)) === want, `${want} ${transport}`)
+  await waitFor(
+    async () => (seen = await gauge(server, transport)) === want,
+    `${want} ${transport}`,
+  )
     .catch((err) => {
       throw new Error(`${err.message}; /metrics says ${seen}`);
     });
@@ -96,9 +99,10 @@ async function recordScenario(
   const modes = await Promise.all(
     annTabs.map(({ page }) => page.locator("#connection").getAttribute("data-sharing")),
   );
-  assert.deepEqual(modes.sort(), opts.mode === "worker"
-    ? ["worker", "worker", "worker"]
-    : ["follower", "follower", "leader"]);
+  assert.deepEqual(
+    modes.sort(),
+    opts.mode === "worker" ? ["worker", "worker", "worker"] : ["follower", "follower", "leader"],
+  );
   await waitGauge(server, "websocket", before + 1);
 
   // Another browser: Bob sees Ann once.

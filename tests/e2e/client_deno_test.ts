@@ -1,0 +1,144 @@
+/**
+ * The Switchboard client from Deno, as TypeScript: typed channels (a mistyped push or event
+ * does not compile, checked with `deno check` on small files), and against a real server:
+ * join, push with replies, messages, presence, runtime validation of incoming payloads.
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { defineChannel } from "../../lib/core/channel.ts";
+import { connect, ReplyError } from "../../lib/client/mod.ts";
+import type { channels } from "../../channels/mod.ts";
+import { startServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
+
+const root = new URL("../../", import.meta.url);
+
+async function check(source: string): Promise<{ ok: boolean; output: string }> {
+  // Inside the repo, so the import map (zod, phoenix) applies as for any app module.
+  const file = new URL(`tests/e2e/.typing_${crypto.randomUUID().slice(0, 8)}.ts`, root);
+  await Deno.writeTextFile(file, source);
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["check", "--quiet", file.pathname],
+      cwd: root,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    return { ok: out.success, output: text };
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+const _PRELUDE = `import { connect } from "../../lib/client/mod.ts";
+import type { channels } from "../../channels/mod.ts";
+const client = connect<typeof channels>({ share: "none" });
+const record = client.channel("record:42", { name: "Ann" });
+`;
+
+Deno.test("typed channels: the app's definitions type the client", async (t) => {
+  await t.step("a correctly typed use compiles", async () => {
+    const { ok, output } = await check(`${_PRELUDE}
+await record.push("state", { state: "editing" });
+await record.push("patch", { text: "hello" });
+record.on("patch", (patch) => console.log(patch.text));
+client.channel("status:acme").on("status", (s) => console.log(s.state));
+client.feed("status:acme", { events: ["joined", "status"] });
+`);
+    assert.ok(ok, output);
+  });
+
+  await t.step("a mistyped push payload does not compile", async () => {
+    const { ok, output } = await check(`${_PRELUDE}
+await record.push("state", { state: "sleeping" });
+`);
+    assert.equal(ok, false);
+    assert.match(
+      output,
+      /TS2322.*'"sleeping"' is not assignable to type '"(editing" \| "viewing|viewing" \| "editing)"'/s,
+    );
+  });
+
+  await t.step("an unknown event, topic or join param does not compile", async () => {
+    const { ok, output } = await check(`${_PRELUDE}
+await record.push("stat", { state: "editing" });
+client.channel("room:1");
+client.channel("record:1", { name: 42 });
+record.on("pach", () => {});
+`);
+    assert.equal(ok, false);
+    assert.match(output, /'"stat"' is not assignable to parameter of type '"state" \| "patch"'/);
+    assert.match(
+      output,
+      /'"room:1"' is not assignable to parameter of type '`record:\$\{string\}` \| `status:\$\{string\}`'/,
+    );
+    assert.match(output, /Type 'number' is not assignable to type 'string'/);
+    assert.match(output, /'"pach"' is not assignable to parameter of type '"patch"'/);
+  });
+});
+
+Deno.test("the client in Deno: join, push with replies, messages, presence, validation", async () => {
+  const server = await startServer();
+  const ws = server.url.replace("http", "ws");
+  const invalid: unknown[] = [];
+  // The client's own schemas: stricter than the demo's, to see validation drop a message.
+  const strict = [
+    defineChannel({
+      topic: "record:*",
+      messages: { patch: z.object({ text: z.string() }) },
+    }),
+  ];
+  const ann = connect<typeof channels>({
+    endpoint: `${ws}/socket`,
+    eventsUrl: `${server.url}/events`,
+    pollUrl: `${server.url}/api/topics/`,
+    params: { user_id: "ann" },
+    share: "none",
+    validate: strict,
+    onInvalid: (info) => invalid.push(info.payload),
+    presenceLeaveGraceMs: 300,
+  });
+  const bob = connect<typeof channels>({
+    endpoint: `${ws}/socket`,
+    params: { user_id: "bob" },
+    share: "none",
+  });
+  try {
+    assert.equal(ann.sharing, "none");
+    const record = ann.channel("record:deno", { name: "Ann" });
+    const patches: unknown[] = [];
+    record.on("patch", (p) => patches.push(p));
+    let keys: string[] = [];
+    record.presence.onSync((entries) => keys = entries.map((e) => e.key));
+    assert.deepEqual(await record.join(), {});
+    assert.deepEqual(await record.push("state", { state: "editing" }), {});
+    await assert.rejects(
+      record.push("state", { state: "sleeping" } as never),
+      (err) => err instanceof ReplyError && err.response.reason === "invalid_payload",
+    );
+    const bobRecord = bob.channel("record:deno", { name: "Bob" });
+    await bobRecord.join();
+    await waitFor(() => keys.join() === "ann,bob", "both in Ann's presence");
+    await bobRecord.push("patch", { text: 7 });
+    await bobRecord.push("patch", { text: "seven" });
+    await waitFor(() => patches.length === 1 && invalid.length === 1, "one valid, one dropped");
+    assert.deepEqual(patches, [{ text: "seven" }]);
+    assert.deepEqual(invalid, [{ text: 7 }]);
+    const status = ann.channel("status:deno");
+    assert.deepEqual(await status.join(), { status: null, updated_at: null });
+    await assert.rejects(
+      status.push("anything", {}),
+      (err) => err instanceof ReplyError && err.response.reason === "read_only",
+    );
+    const refused = ann.channel("nope:1" as "status:x");
+    await assert.rejects(refused.join(), /unmatched topic/);
+    bobRecord.leave();
+    await waitFor(() => keys.join() === "ann", "Bob left (after the leave grace)");
+  } finally {
+    ann.close();
+    bob.close();
+    await server.stop();
+  }
+});
