@@ -267,6 +267,9 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
     key: string;
     events: string[];
     poll: boolean;
+    /** Subscribed once already: a new subscription is a comeback (say `since`). */
+    subscribed: boolean;
+    lastId: string;
     handle(msg: EngineMessage): void;
   }
   const subs = new Map<number, ChannelImpl | FeedImpl>();
@@ -285,7 +288,9 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
         topic: sub.topic,
         events: sub.events,
         poll: sub.poll,
+        since: sub.subscribed ? sub.lastId : undefined,
       });
+      sub.subscribed = true;
     }
   };
   user.onResync = () => {
@@ -445,8 +450,11 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
       key,
       events: request.events,
       poll,
+      subscribed: false,
+      lastId: "",
       handle(msg) {
         if (msg.t === "feedEvent") {
+          impl.lastId = msg.id;
           eventListeners.get(msg.event)?.call({
             event: msg.event,
             topic: msg.topic,

@@ -140,7 +140,7 @@ export class Engine {
       case "push":
         return this.#push(msg);
       case "feed":
-        return this.#feed(msg.from, msg.cid, msg.topic, msg.events, msg.poll);
+        return this.#feed(msg);
       case "unfeed":
         return this.#unsubscribe(msg.from, msg.cid);
       case "refresh": {
@@ -354,7 +354,8 @@ export class Engine {
     this.#out({ t: "presence", to, topic: entry.topic, entries: shown, tabs: to.length });
   }
 
-  #feed(tab: string, cid: number, topic: string, events: string[], poll: boolean): void {
+  #feed(msg: Extract<TabMessage, { t: "feed" }>): void {
+    const { from: tab, cid, topic, events, poll } = msg;
     const key = feedKey(topic, events, poll);
     const subKey = _subKey(tab, cid);
     const known = this.#subs.get(subKey);
@@ -400,8 +401,12 @@ export class Engine {
     entry.subs.set(subKey, { tab, cid });
     this.#subs.set(subKey, { kind: "feed", key });
     this.#out({ t: "feedState", to: [tab], key, state: entry.feed.state });
-    for (const e of entry.recent) {
-      this.#out({ t: "feedEvent", to: [tab], key, ...e, replayed: true });
+    // A first subscription gets the stream's state so far, marked as replayed; a tab coming
+    // back (after a handover) gets what came after the last event it saw, as new.
+    const first = msg.since === undefined;
+    const seen = first ? -1 : entry.recent.findIndex((e) => e.id === msg.since);
+    for (const e of entry.recent.slice(seen + 1)) {
+      this.#out({ t: "feedEvent", to: [tab], key, ...e, replayed: first });
     }
     if (entry.lastPoll !== undefined) {
       this.#out({ t: "feedPoll", to: [tab], key, body: entry.lastPoll });

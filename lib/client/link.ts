@@ -182,8 +182,10 @@ function workerLink(tab: string, key: string, options: LinkOptions): Link {
 }
 
 type Bus =
-  | { kind: "tab"; msg: TabMessage }
-  | { kind: "engine"; msg: EngineMessage }
+  /** For the engine of the leader `to` (a stale leader back from being frozen ignores it). */
+  | { kind: "tab"; to: string; msg: TabMessage }
+  /** From the engine of leader `id` (followers heed only the current leader). */
+  | { kind: "engine"; id: string; msg: EngineMessage }
   | { kind: "leader"; id: string }
   | { kind: "beat"; id: string }
   | { kind: "who" }
@@ -211,7 +213,7 @@ function leaderLink(tab: string, key: string, options: LinkOptions): Link {
     },
     send(msg) {
       if (engine) engine.handle(msg);
-      else if (leaderId) post({ kind: "tab", msg });
+      else if (leaderId) post({ kind: "tab", to: leaderId, msg });
       else queue.push(msg); // nobody leads yet: sent with the subscriptions once someone does
     },
     onMessage: _noop,
@@ -237,7 +239,7 @@ function leaderLink(tab: string, key: string, options: LinkOptions): Link {
     if (closed) return new Promise<void>(() => {});
     // Resume from what this tab mirrored of the previous leader's engine.
     engine = new Engine(options.engine, (msg) => {
-      post({ kind: "engine", msg });
+      post({ kind: "engine", id: tab, msg });
       if (msg.to.includes(tab)) link.onMessage(msg);
       for (const other of msg.to) watch(other);
     }, mirror);
@@ -259,21 +261,32 @@ function leaderLink(tab: string, key: string, options: LinkOptions): Link {
     });
   };
 
+  /** A plain (not stealing) lock request of this tab is waiting in line. */
+  let inLine = false;
   const campaign = (steal: boolean) => {
-    void locks.request(lockName, steal ? { steal: true } : {}, lead).catch(() => {
-      // Stolen while this tab was frozen: another tab leads now; follow it.
-      if (closed) return;
-      resign();
-      leaderId = undefined;
-      post({ kind: "who" });
-      campaign(false);
+    if (closed || (!steal && inLine)) return;
+    if (!steal) inLine = true;
+    const request = locks.request(lockName, steal ? { steal: true } : {}, () => {
+      if (!steal) inLine = false;
+      return lead();
     });
+    void request.then(
+      () => campaign(false), // stepped down for another leader: wait in line again
+      () => {
+        // Stolen while this tab was frozen: another tab leads now; follow it.
+        if (!steal) inLine = false;
+        resign();
+        leaderId = undefined;
+        post({ kind: "who" });
+        campaign(false);
+      },
+    );
   };
 
   bus.onmessage = (e: MessageEvent<Bus>) => {
     const data = e.data;
     if (data.kind === "tab") {
-      if (engine) engine.handle(data.msg);
+      if (engine && data.to === tab) engine.handle(data.msg);
       return;
     }
     if (data.kind === "who") {
@@ -288,13 +301,17 @@ function leaderLink(tab: string, key: string, options: LinkOptions): Link {
       if (!engine) mirror.restore(data.resume);
       return;
     }
+    if (data.kind === "leader" && engine && data.id !== tab) {
+      // This tab was frozen and another took over meanwhile: the other one leads.
+      resign();
+    }
     if (data.kind === "engine") {
-      if (engine) return; // two leaders for a moment: ours is the one
+      if (engine || data.id !== leaderId) return; // only the current leader's messages count
       mirror.observe(data.msg);
       if (data.msg.to.includes(tab)) link.onMessage(data.msg);
     } else if (data.kind === "leader" && !engine && data.id !== leaderId) {
       leaderId = data.id;
-      for (const msg of queue.splice(0)) post({ kind: "tab", msg });
+      for (const msg of queue.splice(0)) post({ kind: "tab", to: data.id, msg });
       link.onResync();
     }
   };

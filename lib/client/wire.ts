@@ -45,7 +45,16 @@ export type TabMessage =
     toOtherTabs: boolean;
     timeoutMs: number;
   }
-  | { t: "feed"; from: string; cid: number; topic: string; events: string[]; poll: boolean }
+  | {
+    t: "feed";
+    from: string;
+    cid: number;
+    topic: string;
+    events: string[];
+    poll: boolean;
+    /** Subscribing again (a new engine): the last id this tab got, if any. */
+    since?: string;
+  }
   | { t: "unfeed"; from: string; cid: number }
   | { t: "refresh"; from: string; cid: number; ref: number }
   | { t: "bye"; from: string };
@@ -72,7 +81,7 @@ export type EngineMessage =
       topic: string;
       payload: Payload;
       id: string;
-      /** Sent again to a tab that subscribed after it came. */
+      /** Sent again to a tab that subscribed for the first time after it came. */
       replayed?: boolean;
     }
     | { t: "feedState"; key: string; state: ConnectionState }

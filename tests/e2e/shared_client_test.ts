@@ -85,20 +85,15 @@ async function recordScenario(
   server: ServerProcess,
   opts: { record: string; withoutSharedWorker: boolean; mode: string },
 ) {
-  const init = opts.withoutSharedWorker
-    ? () => delete (globalThis as { SharedWorker?: unknown }).SharedWorker
-    : undefined;
   const ann = await browser.newContext();
-  if (init) await ann.addInitScript(init);
+  if (opts.withoutSharedWorker) await ann.addInitScript(_noSharedWorker);
   const before = await gauge(server, "websocket");
   const annTabs = await tabs(ann, server, `/records/${opts.record}?name=Ann`, 3);
   for (const { page } of annTabs) {
     await waitForText(page, "#me", "You are Ann.");
     await waitForText(page, "#people", "3 tabs");
   }
-  const modes = await Promise.all(
-    annTabs.map(({ page }) => page.locator("#connection").getAttribute("data-sharing")),
-  );
+  const modes = await sharingOf(annTabs);
   assert.deepEqual(
     modes.sort(),
     opts.mode === "worker" ? ["worker", "worker", "worker"] : ["follower", "follower", "leader"],
@@ -129,9 +124,7 @@ async function recordScenario(
   }
 
   // The tab holding the connection (in worker mode the worker does: close the first tab).
-  const sharing = await Promise.all(
-    annTabs.map(({ page }) => page.locator("#connection").getAttribute("data-sharing")),
-  );
+  const sharing = await sharingOf(annTabs);
   const closing = annTabs[opts.mode === "worker" ? 0 : sharing.indexOf("leader")];
   assert.ok(closing, `a leader among ${sharing}`);
   const rest = annTabs.filter((t) => t !== closing);
@@ -139,19 +132,12 @@ async function recordScenario(
   // Publish 1…N through the API while that tab closes: some arrive before, some during the
   // handover (replayed from the cursor), some after. Each remaining tab must get each once.
   const N = 30;
-  const sending = (async () => {
-    for (let i = 1; i <= N; i++) {
-      await publish(server, `record:${opts.record}`, "patch", { text: `n${i}`, by: "api" });
-      await delay(15);
-    }
-  })();
+  const sending = patches(server, `record:${opts.record}`, 1, N);
   await delay(120);
   const closedAt = Date.now();
   await closing.page.close({ runBeforeUnload: false });
   await sending;
   const expected = Array.from({ length: N }, (_, i) => `n${i + 1}`);
-  const received = (page: Page) =>
-    page.evaluate(() => (globalThis as unknown as { got: string[] }).got.slice());
   for (const { page } of rest) {
     await waitFor(async () => (await received(page)).length >= N, `${N} patches`);
   }
@@ -176,6 +162,22 @@ async function recordScenario(
   return handoverMs;
 }
 
+const _noSharedWorker = () => delete (globalThis as { SharedWorker?: unknown }).SharedWorker;
+
+const sharingOf = (pages: { page: Page }[]) =>
+  Promise.all(pages.map(({ page }) => page.locator("#connection").getAttribute("data-sharing")));
+
+const received = (page: Page) =>
+  page.evaluate(() => (globalThis as unknown as { got: string[] }).got.slice());
+
+/** Publishes `text` patches n<from>…n<to>, a few ms apart. */
+async function patches(server: ServerProcess, topic: string, from: number, to: number) {
+  for (let i = from; i <= to; i++) {
+    await publish(server, topic, "patch", { text: `n${i}`, by: "api" });
+    await delay(15);
+  }
+}
+
 Deno.test("one connection per browser, shared by its tabs", async (t) => {
   const server = await startServer();
   const browser = await launchBrowser();
@@ -197,6 +199,81 @@ Deno.test("one connection per browser, shared by its tabs", async (t) => {
       });
       console.log(`leader mode: handover done, all messages in, ${ms} ms after the close`);
     });
+
+    await t.step("record: a frozen leader tab is taken over, nothing lost", async () => {
+      const topic = "record:frozen";
+      const ann = await browser.newContext();
+      await ann.addInitScript(_noSharedWorker);
+      const bob = await browser.newContext();
+      const before = await gauge(server, "websocket");
+      const annTabs = await tabs(ann, server, "/records/frozen?name=Ann", 3);
+      for (const { page } of annTabs) await waitForText(page, "#people", "3 tabs");
+      const [bobTab] = await tabs(bob, server, "/records/frozen?name=Bob", 1);
+      await waitForText(bobTab.page, "#people", "Ann");
+      const sharing = await sharingOf(annTabs);
+      const leader = annTabs[sharing.indexOf("leader")];
+      const rest = annTabs.filter((t) => t !== leader);
+      for (const { page } of rest) await probe(page);
+      // Chrome freezes background tabs: their scripts stop, their sockets stay open. The
+      // debugger's pause does the same to the leading tab.
+      const cdp = await ann.newCDPSession(leader.page);
+      await cdp.send("Debugger.enable");
+      await cdp.send("Debugger.pause");
+      const frozenAt = Date.now();
+      await patches(server, topic, 1, 10);
+      let leads = -1;
+      await waitFor(
+        async () => {
+          leads = (await sharingOf(rest)).indexOf("leader");
+          return leads >= 0;
+        },
+        "a follower to take over",
+        15_000,
+      );
+      const tookOverMs = Date.now() - frozenAt;
+      await patches(server, topic, 11, 20);
+      const expected = Array.from({ length: 20 }, (_, i) => `n${i + 1}`);
+      for (const { page } of rest) {
+        await waitFor(async () => (await received(page)).length >= 20, "20 patches");
+        assert.deepEqual(await received(page), expected, "every patch once, in order");
+      }
+      assert.doesNotMatch(await bobTab.page.locator("#activity").innerText(), /Ann left/);
+      // The frozen tab wakes up, sees another leader and closes its own connection.
+      await cdp.send("Debugger.resume");
+      await waitGauge(server, "websocket", before + 2);
+      await waitFor(
+        async () => (await sharingOf([leader]))[0] === "follower",
+        "the woken tab to follow",
+      );
+      await ann.close();
+      await bob.close();
+      console.log(`frozen leader: a follower took over ${tookOverMs} ms after the freeze`);
+    });
+
+    await t.step(
+      "status: without SharedWorker, three tabs share one stream and hand it over",
+      async () => {
+        const context = await browser.newContext();
+        await context.addInitScript(_noSharedWorker);
+        const before = await gauge(server, "sse");
+        const status = await tabs(context, server, "/status/led", 3);
+        for (const { page } of status) await waitForText(page, "#connection-text", "Live:");
+        await waitGauge(server, "sse", before + 1);
+        await publish(server, "status:led", "status", { state: "degraded", message: "One" });
+        for (const { page } of status) await waitForText(page, "#current", "Degraded");
+        const leader = status[(await sharingOf(status)).indexOf("leader")];
+        await leader.page.close();
+        // Published while nobody holds the stream: the next leader resumes from the cursor.
+        await publish(server, "status:led", "status", { state: "outage", message: "Two" });
+        for (const { page } of status.filter((s) => s !== leader)) {
+          await waitForText(page, "#current", "Outage");
+          await waitForText(page, "#connection-text", "Live:");
+        }
+        await waitGauge(server, "sse", before + 1);
+        await context.close();
+        await waitGauge(server, "sse", before);
+      },
+    );
 
     await t.step("status: ten tabs of one browser share one stream, all live", async () => {
       const context = await browser.newContext();
