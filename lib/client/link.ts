@@ -90,8 +90,12 @@ function holdTabLock(tab: string, ready: () => void): void {
   });
 }
 
-/** The mode `auto` picks here: worker, else leader, else none. */
+/**
+ * The mode `auto` picks here: worker, else leader, else none. Only pages share: Deno has
+ * BroadcastChannel and Web Locks too, but a process has no tabs to share with.
+ */
 export function availableSharing(): "worker" | "leader" | "none" {
+  if (!("document" in globalThis)) return "none";
   if (typeof _global.SharedWorker === "function" && lockManager()) return "worker";
   if (typeof _global.BroadcastChannel === "function" && lockManager()) return "leader";
   return "none";

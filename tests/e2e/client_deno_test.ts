@@ -94,8 +94,7 @@ Deno.test("the client in Deno: join, push with replies, messages, presence, vali
     endpoint: `${ws}/socket`,
     eventsUrl: `${server.url}/events`,
     pollUrl: `${server.url}/api/topics/`,
-    params: { user_id: "ann" },
-    share: "none",
+    params: { user_id: "ann" }, // share: "auto", which is "none" outside pages
     validate: strict,
     onInvalid: (info) => invalid.push(info.payload),
     presenceLeaveGraceMs: 300,
