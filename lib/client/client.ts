@@ -86,7 +86,8 @@ export interface PushOptions {
   /**
    * Also deliver the message to this browser's other tabs on the topic, as if it came from
    * the server: for events the channel broadcasts to everyone but the sender (`broadcastFrom`),
-   * which would otherwise skip the other tabs, since they share the sender's connection.
+   * which would otherwise skip the other tabs, since they share the sender's connection. They
+   * get it at once, whatever the server answers.
    */
   toOtherTabs?: boolean;
   /** Default 10 000 ms, as in the Phoenix client. */
@@ -343,6 +344,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
             settleJoin?.resolve(msg.response);
             joinListeners.call(msg.response);
           } else {
+            impl.joining = false; // the engine left the topic: join() again to retry
             settleJoin?.reject(new ReplyError(msg.status, msg.response, `join of ${topic}`));
           }
           settleJoin = undefined;

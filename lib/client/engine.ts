@@ -291,6 +291,18 @@ export class Engine {
     for (const sub of entry.subs.values()) {
       this.#out({ t: "joined", to: [sub.tab], cid: sub.cid, status, response: rest });
     }
+    if (status === "error") {
+      // Refused: stop here instead of the Phoenix client's endless retries (1, 2, 5, 10 s…);
+      // each tab has its answer and may join again.
+      this.#topics.delete(entry.topic);
+      entry.channel.leave();
+      for (const [key, sub] of entry.subs) {
+        this.#subs.delete(key);
+        const reason = typeof rest.reason === "string" ? rest.reason : "join refused";
+        this.#out({ t: "closed", to: [sub.tab], cid: sub.cid, reason });
+      }
+      this.#out({ t: "forget", to: [], topic: entry.topic });
+    }
   }
 
   #message(entry: TopicEntry, event: string, payload: Payload): void {

@@ -132,7 +132,11 @@ Deno.test("the client in Deno: join, push with replies, messages, presence, vali
       (err) => err instanceof ReplyError && err.response.reason === "read_only",
     );
     const refused = ann.channel("nope:1" as "status:x");
+    const closed: string[] = [];
+    refused.onClose((reason) => closed.push(reason));
     await assert.rejects(refused.join(), /unmatched topic/);
+    await waitFor(() => closed.length === 1, "the refused channel to close");
+    assert.deepEqual(closed, ["unmatched topic"]);
     bobRecord.leave();
     await waitFor(() => keys.join() === "ann", "Bob left (after the leave grace)");
   } finally {
