@@ -193,6 +193,8 @@ type Bus =
   | { kind: "leader"; id: string }
   | { kind: "beat"; id: string }
   | { kind: "who" }
+  /** Are you there? The leader answers with a beat. */
+  | { kind: "ping" }
   | { kind: "snapshot"; id: string; resume: ResumeSnapshot };
 
 function leaderLink(tab: string, key: string, options: LinkOptions): Link {
@@ -293,6 +295,10 @@ function leaderLink(tab: string, key: string, options: LinkOptions): Link {
       if (engine && data.to === tab) engine.handle(data.msg);
       return;
     }
+    if (data.kind === "ping") {
+      if (engine) post({ kind: "beat", id: tab });
+      return;
+    }
     if (data.kind === "who") {
       // A tab starts following: it needs what happened before it came to take over later.
       if (engine) post({ kind: "snapshot", id: tab, resume: engine.resume.snapshot() });
@@ -320,12 +326,23 @@ function leaderLink(tab: string, key: string, options: LinkOptions): Link {
     }
   };
 
-  // A frozen leader keeps its lock but stops beating: take over (each tab waits a little
-  // differently, so one tab steals and the others follow it).
+  // A frozen leader keeps its lock but stops beating and answering: take over (each tab waits
+  // a little differently, so one tab steals and the others follow it).
   const patience = options.leaderTimeoutMs * (1 + Math.random() * 0.5);
+  // A hidden tab's timers may run once a minute (Chrome's intensive throttling) while its
+  // message handlers still run: ask before stealing, and steal only without an answer.
+  let pingedAt = 0;
   const watchdog = setInterval(() => {
-    if (engine || closed || Date.now() - lastHeard < patience) return;
-    lastHeard = Date.now();
+    if (engine || closed) return;
+    const now = Date.now();
+    if (now - lastHeard < patience) return void (pingedAt = 0);
+    if (!pingedAt) {
+      pingedAt = now;
+      return void post({ kind: "ping" });
+    }
+    if (now - pingedAt < 1_000) return;
+    pingedAt = 0;
+    lastHeard = now;
     campaign(true);
   }, 500);
 
