@@ -119,9 +119,16 @@ async function recordScenario(
   await annNotes.fill("two");
   await annNotes.dispatchEvent("input");
   await annTabs[2].page.getByLabel("Your name").focus();
-  for (const page of [annTabs[0].page, annTabs[1].page, bobTab.page]) {
-    await waitFor(async () => (await notes(page)) === "two", "two in every other tab");
-  }
+  const others = [annTabs[0].page, annTabs[1].page, bobTab.page];
+  await waitFor(async () => (await Promise.all(others.map(notes))).every((v) => v === "two"), "two")
+    .catch(async (err) => {
+      const seen = await Promise.all(
+        others.map(async (p) =>
+          `${await notes(p)} (${await p.locator("#notes-info").innerText()})`
+        ),
+      );
+      throw new Error(`${err.message}: Ann's other tabs and Bob show ${seen.join(" | ")}`);
+    });
 
   // The tab holding the connection (in worker mode the worker does: close the first tab).
   const sharing = await sharingOf(annTabs);
