@@ -36,16 +36,24 @@ export type ChannelList = readonly AnyChannel[];
 export type TopicOfPattern<P extends string> = P extends `${infer Prefix}*` ? `${Prefix}${string}`
   : P;
 
+/**
+ * The topics one channel serves, when its type kept the literal pattern. A channel defined
+ * with an explicit type argument (`defineChannel<Params>({…})`) has a plain `string` topic: it
+ * would match every topic, so typed clients leave it out (e.g. `realtime:*`, which is for
+ * @supabase/realtime-js).
+ */
+type _TopicsOf<D> = D extends { topic: infer P extends string }
+  ? string extends P ? never : TopicOfPattern<P>
+  : never;
+
 /** Every topic an app's channels serve; `string` when the client is untyped. */
-export type TopicOf<C extends ChannelList> = [C] extends [never] ? string
-  : TopicOfPattern<C[number]["topic"]>;
+export type TopicOf<C extends ChannelList> = [C] extends [never] ? string : _TopicsOf<C[number]>;
 
 /** The definition serving `T`. */
 export type ChannelFor<C extends ChannelList, T extends string> = [C] extends [never] ? AnyChannel
-  : Extract<C[number], { topic: _PatternsMatching<C[number]["topic"], T> }>;
+  : _Serving<C[number], T>;
 
-type _PatternsMatching<P extends string, T extends string> = P extends unknown
-  ? T extends TopicOfPattern<P> ? P : never
+type _Serving<D, T extends string> = D extends unknown ? T extends _TopicsOf<D> ? D : never
   : never;
 
 /** The join params of a channel: what its `joinParams` schema accepts. */

@@ -90,13 +90,20 @@ export type EngineMessage =
   );
 
 /** A 53-bit hash of a message (cyrb53): cheap to keep thousands of, equal for equal messages. */
-export function fingerprint(event: string, payload: Payload): number {
-  const text = `${event}\u0000${JSON.stringify(payload)}`;
+export function fingerprint(event: string, payload: Payload | ArrayBuffer): number {
   let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
+  const mix = (code: number) => {
+    h1 = Math.imul(h1 ^ code, 2654435761);
+    h2 = Math.imul(h2 ^ code, 1597334677);
+  };
+  const text = `${event}\u0000`;
+  for (let i = 0; i < text.length; i++) mix(text.charCodeAt(i));
+  if (payload instanceof ArrayBuffer) { // a Phoenix v2 binary frame: hash its bytes
+    mix(0x10000);
+    for (const byte of new Uint8Array(payload)) mix(byte);
+  } else {
+    const json = JSON.stringify(payload);
+    for (let i = 0; i < json.length; i++) mix(json.charCodeAt(i));
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
