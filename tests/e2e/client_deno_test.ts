@@ -1,12 +1,15 @@
 /**
  * The Switchboard client from Deno, as TypeScript: typed channels (a mistyped push or event
  * does not compile, checked with `deno check` on small files), and against a real server:
- * join, push with replies, messages, presence, runtime validation of incoming payloads.
+ * join, push with replies, messages, presence, runtime validation of incoming payloads; and
+ * two engines handing a connection over (what a leader tab and its follower do).
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineChannel } from "../../lib/core/channel.ts";
 import { connect, ReplyError } from "../../lib/client/mod.ts";
+import { Engine } from "../../lib/client/engine.ts";
+import { type EngineMessage, ResumeState } from "../../lib/client/wire.ts";
 import type { channels } from "../../channels/mod.ts";
 import { startServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
@@ -142,6 +145,63 @@ Deno.test("the client in Deno: join, push with replies, messages, presence, vali
   } finally {
     ann.close();
     bob.close();
+    await server.stop();
+  }
+});
+
+Deno.test("a handover between engines: resumed from the cursor, nothing lost, nothing twice", async () => {
+  const server = await startServer();
+  const options = {
+    endpoint: `${server.url.replace("http", "ws")}/socket`,
+    eventsUrl: `${server.url}/events`,
+    pollUrl: `${server.url}/api/topics/`,
+    params: { user_id: "ann" },
+    longPollFallbackMs: 2500,
+    presenceLeaveGraceMs: 0,
+  };
+  const topic = "record:handover";
+  const publish = async (from: number, to: number) => {
+    for (let i = from; i <= to; i++) {
+      const res = await fetch(`${server.url}/api/broadcast`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ topic, event: "patch", payload: { text: `n${i}` } }),
+      });
+      await res.body?.cancel();
+    }
+  };
+  // What the tabs got, from whichever engine held the connection.
+  const delivered: string[] = [];
+  let joins = 0;
+  // A follower tab's copy of the leader's resume state, fed by the leader's messages.
+  const mirror = new ResumeState();
+  const tab = (msg: EngineMessage) => {
+    if (msg.t === "msg") delivered.push(String(msg.payload.text));
+    if (msg.t === "joined" && msg.status === "ok") joins++;
+  };
+  const first = new Engine(options, (msg) => {
+    mirror.observe(msg);
+    tab(msg);
+  });
+  let second: Engine | undefined;
+  try {
+    const join = { t: "join", from: "t1", cid: 1, topic, params: { name: "Ann" } } as const;
+    first.handle(join);
+    await waitFor(() => joins === 1, "the first join");
+    await publish(1, 5);
+    await waitFor(() => delivered.length === 5, "five patches");
+    first.close(); // the leading tab closes
+    await publish(6, 8); // nobody is connected
+    second = new Engine(options, tab, mirror);
+    second.handle(join);
+    await waitFor(() => joins === 2, "the resumed join");
+    await publish(9, 9);
+    const all = Array.from({ length: 9 }, (_, i) => `n${i + 1}`);
+    await waitFor(() => delivered.length >= 9, "nine patches");
+    assert.deepEqual(delivered, all);
+  } finally {
+    first.close();
+    second?.close();
     await server.stop();
   }
 });
