@@ -52,6 +52,9 @@ interface PhoenixPresence {
   list<T>(by: (key: string, presence: { metas: Payload[] }) => T): T[];
 }
 
+/** What one channel or feed of a tab is subscribed to. */
+type SubTarget = { kind: "channel"; topic: string } | { kind: "feed"; key: string };
+
 /** A subscriber: one channel (or feed) of one tab. */
 interface Sub {
   tab: string;
@@ -100,13 +103,7 @@ export class Engine {
   readonly #topics = new Map<string, TopicEntry>();
   readonly #feeds = new Map<string, FeedEntry>();
   /** `tab/cid` → the topic or feed key it is subscribed to. */
-  readonly #subs = new Map<
-    string,
-    { kind: "channel"; topic: string } | {
-      kind: "feed";
-      key: string;
-    }
-  >();
+  readonly #subs = new Map<string, SubTarget>();
   readonly #tabs = new Set<string>();
   #closed = false;
 
@@ -127,11 +124,7 @@ export class Engine {
   handle(msg: TabMessage): void {
     if (this.#closed) return;
     if (msg.t === "bye") return this.dropTab(msg.from);
-    const fresh = !this.#tabs.has(msg.from);
     this.#tabs.add(msg.from);
-    if (fresh && this.#connection) {
-      this.#out({ t: "state", to: [msg.from], state: this.#state });
-    }
     switch (msg.t) {
       case "join":
         return this.#join(msg.from, msg.cid, msg.topic, msg.params);
