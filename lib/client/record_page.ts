@@ -135,8 +135,8 @@ function render(users: PresenceUser[]): void {
 
 const quiet = () => {}; // a push that fails changes nothing the page shows
 
-function sendPatch(): void {
-  channel?.push("patch", { text: notes.value, by: name }, { toOtherTabs: true }).catch(quiet);
+function sendPatch(text = notes.value): void {
+  channel?.push("patch", { text, by: name }, { toOtherTabs: true }).catch(quiet);
 }
 
 function pushState(state: "viewing" | "editing"): void {
@@ -207,7 +207,10 @@ notes.addEventListener("blur", () => {
 notes.addEventListener("input", () => {
   pendingText = undefined;
   clearTimeout(typing);
-  typing = setTimeout(sendPatch, 150);
+  // What was typed, not what the box holds when the timer fires: a patch from someone else
+  // may land in between (after a blur), and must not go out again as ours.
+  const typed = notes.value;
+  typing = setTimeout(() => sendPatch(typed), 150);
 });
 
 let initial = (root.dataset.name ?? "").trim();
