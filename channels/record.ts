@@ -28,4 +28,5 @@ export const recordChannel = defineChannel({
       return {};
     }),
   },
+  messages: { patch: z.record(z.string(), z.unknown()) },
 });

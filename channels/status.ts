@@ -3,6 +3,7 @@
  * event `status`; joiners get the last one in their join reply. Public: no token needed.
  * @module
  */
+import { z } from "zod";
 import { defineChannel, error } from "../lib/mod.ts";
 
 /** The `status:<page>` channel: read-only, the last status in every join reply. */
@@ -19,4 +20,6 @@ export const statusChannel = defineChannel({
     };
   },
   handleIn: () => error({ reason: "read_only" }),
+  // What subscribers receive: the published status object, delivered as is.
+  messages: { status: z.record(z.string(), z.unknown()) },
 });

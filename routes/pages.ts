@@ -69,8 +69,9 @@ curl -X POST http://${host}/api/broadcast${auth} \\
   -H 'content-type: application/json' \\
   -d '{"topic":"status:demo","event":"status","payload":{"state":"degraded","message":"Slow"}}'</pre>
 <h2>In your own pages</h2>
-<p>The browser client used here: <a href="/assets/switchboard-client.js">/assets/switchboard-client.js</a>
-(SSE with resume, honest state and polling fallback; Phoenix helpers), and the official client
+<p>The client used here: <a href="/assets/switchboard-client.js">/assets/switchboard-client.js</a>
+(<code>connect()</code>: channels and feeds over one connection per browser, shared by its tabs,
+WebSocket or long-poll, SSE or polling, with honest state), and the official client
 <a href="/assets/phoenix.js">/assets/phoenix.js</a>.</p>
 <p><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a></p>`;
     return htmlResponse(

@@ -14,7 +14,8 @@ import { escapeHtml, htmlResponse, notFoundPage, renderPage } from "./pages_layo
 import { PAGE_NAME } from "./pages_status.ts";
 
 function _person(user: PresenceUser): string {
-  const tabs = user.connections > 1 ? `<span class="tabs">${user.connections} tabs</span>` : "";
+  // One connection per browser (its tabs share it): several are several browsers or devices.
+  const tabs = user.connections > 1 ? `<span class="tabs">${user.connections} devices</span>` : "";
   return `<li class="person${user.editing ? " editing" : ""}" data-key="${escapeHtml(user.key)}">` +
     `<span class="avatar c${colorSlot(user.key)}" aria-hidden="true">${
       escapeHtml(initials(user.name))
@@ -42,7 +43,7 @@ export function recordPage(switchboard: Switchboard) {
     const here = `${users.length} ${users.length === 1 ? "person" : "people"} here`;
     const body = `<div id="record-page" data-topic="${escapeHtml(topic)}" data-name="${
       escapeHtml(name)
-    }" data-phoenix="${assetUrl("phoenix.js")}">
+    }" data-worker="${assetUrl("switchboard-worker.js")}">
 <h1>Record ${escapeHtml(id)}</h1>
 <p class="hint">Open this page in another browser, or as someone else, to see presence live.
 Put the cursor in the notes and the others see that you are editing.</p>

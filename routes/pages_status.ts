@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import { describeStatus, formatAgo, formatClock } from "../lib/client/format.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
+import { assetUrl } from "./pages_assets.ts";
 import { refusePageRead } from "./pages_access.ts";
 import { escapeHtml, htmlResponse, notFoundPage, renderPage } from "./pages_layout.ts";
 
@@ -32,7 +33,9 @@ export function statusPage(switchboard: Switchboard) {
     const path = `/status/${encodeURIComponent(page)}`;
     const body = `<div id="status-page" data-topic="${escapeHtml(topic)}" data-status="${
       escapeHtml(JSON.stringify(status))
-    }" data-updated-at="${iso}" data-server-now="${now}">
+    }" data-updated-at="${iso}" data-server-now="${now}" data-worker="${
+      assetUrl("switchboard-worker.js")
+    }">
 <h1>${escapeHtml(page)} status</h1>
 <div id="current" class="card state-${view.kind}" role="status" aria-atomic="true">
 <p class="state"><span id="state-icon" class="state-icon" aria-hidden="true">${view.icon}</span>

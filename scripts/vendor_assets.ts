@@ -5,8 +5,9 @@
  * - `phoenix.js`: the official client's browser ESM build (`priv/static/phoenix.mjs` of the npm
  *   `phoenix` package pinned in deno.json), unmodified but for a license header and without
  *   its source map comment.
- * - `switchboard-client.js`, `status-page.js`, `record-page.js`, `index-page.js`: the
- *   TypeScript under `lib/client/`, bundled with `deno bundle`.
+ * - `switchboard-client.js`, `status-page.js`, `record-page.js`, `index-page.js`,
+ *   `switchboard-worker.js` (the SharedWorker script): the TypeScript under `lib/client/`,
+ *   bundled with `deno bundle` (the client and the pages include the phoenix client).
  * - `switchboard.css`: `lib/client/styles.css`.
  *
  * Regenerate after changing any of them (tests/pages_test.ts fails while the bundle is stale):
@@ -28,6 +29,7 @@ const _BUNDLES: Record<string, string> = {
   "status-page.js": "lib/client/status_page.ts",
   "record-page.js": "lib/client/record_page.ts",
   "index-page.js": "lib/client/index_page.ts",
+  "switchboard-worker.js": "lib/client/shared_worker.ts",
 };
 
 async function bundle(entry: string): Promise<string> {

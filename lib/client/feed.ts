@@ -64,6 +64,8 @@ export interface FeedOptions {
   verifyAfterMs?: number;
   /** After a hard stream failure, try the stream again this often (default 60 s). */
   retryStreamMs?: number;
+  /** Resume from this SSE id (a feed taken over from another tab); default: start live. */
+  cursor?: string;
   /** Inject or disable (null) EventSource; defaults to the global one. */
   EventSource?: typeof EventSource | null;
 }
@@ -97,7 +99,7 @@ export function openFeed(options: FeedOptions): Feed {
   let state: ConnectionState = { kind: "connecting" };
   let mode: "sse" | "poll" = ES ? "sse" : "poll";
   let source: EventSource | undefined;
-  let lastEventId = "";
+  let lastEventId = options.cursor ?? "";
   let etag = "";
   let lastSeen = 0;
   let lastStreamTry = 0;

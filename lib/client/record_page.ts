@@ -1,39 +1,21 @@
 /**
- * The `/records/:id` script: joins `record:<id>` with the official phoenix client (served by
- * the app, WebSocket with long-poll fallback), shows who is here and who is editing, one entry
- * per user however many tabs, and shares the notes through `patch` pushes.
+ * The `/records/:id` script: joins `record:<id>` through the Switchboard client (one
+ * connection per browser, shared by its tabs: WebSocket, long-poll fallback), shows who is
+ * here and who is editing, one entry per user, and shares the notes through `patch` pushes.
  * Bundled into `/assets/record-page.js` by `scripts/vendor_assets.ts`.
  * @module
  */
+import type { channels } from "../../channels/mod.ts";
+import { type Channel, connect } from "./client.ts";
 import { browser, byId as $, type El, pageToken } from "./dom.ts";
 import type { ConnectionState } from "./feed.ts";
 import { colorSlot, formatClock, initials } from "./format.ts";
-import {
-  browserUserId,
-  connectPhoenix,
-  type PhoenixModule,
-  type PresenceLike,
-  type PresenceUser,
-  presenceUsers,
-  type SocketLike,
-} from "./phoenix_helpers.ts";
+import { browserUserId, type PresenceUser, presenceUsers } from "./phoenix_helpers.ts";
+import type { ChannelFor } from "./typed.ts";
+import type { PresenceEntry } from "./wire.ts";
 
-interface Push {
-  receive(status: string, callback: (response: Record<string, unknown>) => void): Push;
-}
-interface Channel {
-  join(): Push;
-  leave(): Push;
-  push(event: string, payload: Record<string, unknown>): Push;
-  on(event: string, callback: (payload: Record<string, unknown>) => void): number;
-}
-interface Socket extends SocketLike {
-  channel(topic: string, params: Record<string, unknown>): Channel;
-}
-interface Presence extends PresenceLike {
-  onSync(callback: () => void): void;
-}
-type Phoenix = PhoenixModule<Socket> & { Presence: new (channel: Channel) => Presence };
+type RecordTopic = `record:${string}`;
+type RecordChannel = Channel<ChannelFor<typeof channels, RecordTopic>>;
 
 const root = $("record-page");
 const form = $("join-form");
@@ -48,18 +30,21 @@ const notes = $("notes");
 const notesInfo = $("notes-info");
 const activity = $("activity");
 
-const topic = root.dataset.topic!;
-const phoenix = await import(root.dataset.phoenix!) as Phoenix;
+const topic = root.dataset.topic as RecordTopic;
 const userId = browserUserId(localStorage);
 const NAME_KEY = "switchboard:name";
 
 let name = "";
-let channel: Channel | undefined;
+let channel: RecordChannel | undefined;
+/** How many of this browser's tabs are on the record (they share one presence). */
+let myTabs = 1;
 let previous = new Map<string, PresenceUser>();
 let synced = false;
 let pendingText: string | undefined;
 
 function renderConnection(s: ConnectionState): void {
+  // worker, leader or follower: how this tab shares the browser's connection.
+  connection.dataset.sharing = client.sharing;
   connection.dataset.state = s.kind === "live" ? "live" : s.kind;
   connectionText.textContent = s.kind === "connecting"
     ? "Connecting…"
@@ -96,10 +81,13 @@ function personItem(user: PresenceUser): El {
   doing.className = `doing ${user.editing ? "is-editing" : "is-viewing"}`;
   doing.textContent = user.editing ? "editing" : "viewing";
   who.append(label, doing);
-  if (user.connections > 1) {
+  // This browser's tabs share one connection, so they are counted here; other people's
+  // connections are their browsers or devices.
+  const count = user.self ? myTabs : user.connections;
+  if (count > 1) {
     const tabs = browser.document.createElement("span");
     tabs.className = "tabs";
-    tabs.textContent = `${user.connections} tabs`;
+    tabs.textContent = user.self ? `${count} tabs` : `${count} devices`;
     who.append(tabs);
   }
   item.append(avatar, who);
@@ -138,11 +126,21 @@ function render(users: PresenceUser[]): void {
     const newcomers = users.filter((u) => !previous.has(u.key));
     const elders = users.filter((u) => previous.has(u.key));
     if (newcomers.length && notes.value && elders[0]?.self) {
-      channel?.push("patch", { text: notes.value, by: name });
+      sendPatch();
     }
   }
   previous = current;
   synced = true;
+}
+
+const quiet = () => {}; // a push that fails changes nothing the page shows
+
+function sendPatch(text = notes.value): void {
+  channel?.push("patch", { text, by: name }, { toOtherTabs: true }).catch(quiet);
+}
+
+function pushState(state: "viewing" | "editing"): void {
+  channel?.push("state", { state }).catch(quiet);
 }
 
 function join(newName: string): void {
@@ -150,10 +148,11 @@ function join(newName: string): void {
   name = newName;
   synced = false;
   previous = new Map();
-  const ch = channel = phoenixConnection.socket.channel(topic, { name });
-  const presence = new phoenix.Presence(ch);
-  presence.onSync(() => {
-    if (ch === channel) render(presenceUsers(presence, userId));
+  const ch = channel = client.channel(topic, { name });
+  ch.presence.onSync((entries: PresenceEntry[], { tabs }) => {
+    if (ch !== channel) return;
+    myTabs = tabs;
+    render(presenceUsers({ list: (by) => entries.map((e) => by(e.key, e)) }, userId));
   });
   ch.on("patch", (patch) => {
     if (ch !== channel || typeof patch.text !== "string") return;
@@ -162,27 +161,27 @@ function join(newName: string): void {
     const by = typeof patch.by === "string" ? patch.by : "someone";
     notesInfo.textContent = `Last change by ${by} at ${formatClock(Date.now())}.`;
   });
-  ch.join()
-    .receive("ok", () => {
-      if (ch !== channel) return;
-      notes.disabled = false;
-      me.textContent = `You are ${name}.`;
-      form.querySelector("button")!.textContent = "Change name";
-      if (browser.document.activeElement === notes) ch.push("state", { state: "editing" });
-    })
-    .receive("error", (e) => {
-      if (ch === channel) me.textContent = `Could not join: ${String(e.reason ?? "refused")}.`;
-    });
+  ch.join().then(() => {
+    if (ch !== channel) return;
+    notes.disabled = false;
+    me.textContent = `You are ${name}.`;
+    form.querySelector("button")!.textContent = "Change name";
+    if (browser.document.activeElement === notes) pushState("editing");
+  }, (e) => {
+    if (ch === channel) {
+      me.textContent = `Could not join: ${String(e.response?.reason ?? e.message ?? "refused")}.`;
+    }
+  });
 }
 
 const token = pageToken();
-const phoenixConnection = connectPhoenix(phoenix, {
+const client = connect<typeof channels>({
   // With SOCKET_SECRET set, the page is opened with ?token=<deno task token …>.
   params: token ? { user_id: userId, token } : { user_id: userId },
-  longPollFallbackMs: 2500,
-  onState: renderConnection,
+  workerUrl: root.dataset.worker,
 });
-renderConnection(phoenixConnection.state);
+client.onState(renderConnection);
+renderConnection(client.state);
 connection.hidden = false;
 
 form.addEventListener("submit", (e) => {
@@ -199,16 +198,19 @@ form.addEventListener("submit", (e) => {
 });
 
 let typing: ReturnType<typeof setTimeout> | undefined;
-notes.addEventListener("focus", () => channel?.push("state", { state: "editing" }));
+notes.addEventListener("focus", () => pushState("editing"));
 notes.addEventListener("blur", () => {
-  channel?.push("state", { state: "viewing" });
+  pushState("viewing");
   if (pendingText !== undefined) notes.value = pendingText;
   pendingText = undefined;
 });
 notes.addEventListener("input", () => {
   pendingText = undefined;
   clearTimeout(typing);
-  typing = setTimeout(() => channel?.push("patch", { text: notes.value, by: name }), 150);
+  // What was typed, not what the box holds when the timer fires: a patch from someone else
+  // may land in between (after a blur), and must not go out again as ours.
+  const typed = notes.value;
+  typing = setTimeout(() => sendPatch(typed), 150);
 });
 
 let initial = (root.dataset.name ?? "").trim();

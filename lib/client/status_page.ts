@@ -1,11 +1,14 @@
 /**
  * The `/status/:page` script: keeps the server-rendered status live over SSE (or polling),
- * keeps "updated … ago" true, and shows the connection state as it is.
+ * keeps "updated … ago" true, and shows the connection state as it is. The stream is the
+ * browser's: every status tab of the page shares one (see `client.ts`).
  * Bundled into `/assets/status-page.js` by `scripts/vendor_assets.ts`.
  * @module
  */
+import type { channels } from "../../channels/mod.ts";
+import { connect } from "./client.ts";
 import { browser, byId, pageToken } from "./dom.ts";
-import { type ConnectionState, openFeed } from "./feed.ts";
+import type { ConnectionState } from "./feed.ts";
 import { describeStatus, formatAgo, formatClock } from "./format.ts";
 
 type Status = Record<string, unknown> | null;
@@ -60,6 +63,8 @@ function setStatus(next: Status, when: number | null): void {
 }
 
 function renderConnection(s: ConnectionState): void {
+  // worker, leader or follower: how this tab shares the browser's stream.
+  connection.dataset.sharing = client.sharing;
   connection.dataset.state = s.kind === "live" ? `live-${s.via}` : s.kind;
   connectionText.textContent = s.kind === "connecting"
     ? "Connecting to live updates…"
@@ -74,33 +79,29 @@ function renderConnection(s: ConnectionState): void {
     }: this device has no network. The status shown may be out of date.`;
 }
 
-const topic = root.dataset.topic!;
-const feed = openFeed({
-  url: `/events?topic=${encodeURIComponent(topic)}${
-    token ? `&token=${encodeURIComponent(token)}` : ""
-  }`,
-  events: ["joined", "status"],
-  onEvent(e) {
-    if (e.event === "joined") {
-      const reply = e.payload as { status?: Status; updated_at?: string | null };
-      joinedAt = Date.now();
-      setStatus(reply.status ?? null, reply.updated_at ? Date.parse(reply.updated_at) : null);
-    } else if (
-      Date.now() - joinedAt < 2_000 && JSON.stringify(e.payload) === JSON.stringify(status)
-    ) {
-      // A message replayed on resume right after the join reply: the reply's time is right.
-    } else {
-      setStatus(e.payload, serverNow());
-    }
-  },
-  onState: renderConnection,
-  poll: {
-    url: `/api/topics/${encodeURIComponent(topic)}`,
-    onData(body) {
-      const last = body as { event: string | null; payload: Status; at: string | null };
-      if (last.event === "status") setStatus(last.payload, last.at ? Date.parse(last.at) : null);
-    },
-  },
+const topic = root.dataset.topic as `status:${string}`;
+const client = connect<typeof channels>({
+  params: token ? { token } : {},
+  workerUrl: root.dataset.worker,
+});
+const feed = client.feed(topic, { events: ["joined", "status"] });
+// Events replayed to a tab that opened after the stream: this page's HTML is newer.
+feed.on("joined", (e) => {
+  if (e.replayed) return;
+  const reply = e.payload as { status?: Status; updated_at?: string | null };
+  joinedAt = Date.now();
+  setStatus(reply.status ?? null, reply.updated_at ? Date.parse(reply.updated_at) : null);
+});
+feed.on("status", (e) => {
+  if (e.replayed) return;
+  // A message replayed on resume right after the join reply: the reply's time is right.
+  if (Date.now() - joinedAt < 2_000 && JSON.stringify(e.payload) === JSON.stringify(status)) return;
+  setStatus(e.payload, serverNow());
+});
+feed.onState(renderConnection);
+feed.onPoll((body) => {
+  const last = body as { event: string | null; payload: Status; at: string | null };
+  if (last.event === "status") setStatus(last.payload, last.at ? Date.parse(last.at) : null);
 });
 
 refreshForm.addEventListener("submit", async (e) => {

@@ -188,12 +188,48 @@ export interface ChannelDefinition<Params = Payload> {
   handleOut?: Record<string, (ctx: ChannelContext<Params>, payload: Payload) => Payload | null>;
   /** Called when the instance ends (leave, disconnect, rejoin, crash). */
   terminate?(ctx: ChannelContext<Params>, reason: string): void;
+  /**
+   * The events this channel sends to clients (broadcasts, pushes) and their payload schemas.
+   * The server does not check them: they type the Switchboard client's `on` (`import type`)
+   * and let it validate what arrives (`validate` option of `connect` in lib/client).
+   */
+  messages?: Record<string, z.ZodType<Payload>>;
 }
 
-/** Identity function that gives a channel definition its types. */
-export function defineChannel<Params = Payload>(
-  definition: ChannelDefinition<Params>,
-): ChannelDefinition<Params> {
+/**
+ * A channel definition that keeps its literal topic pattern, event names and message schemas
+ * in its type, so typed clients can take them from `import type` of the app's channels.
+ */
+export type TypedChannelDefinition<
+  Params,
+  Topic extends string,
+  // deno-lint-ignore no-explicit-any
+  Events extends Record<string, EventHandler<Params, any>>,
+  Messages extends Record<string, z.ZodType<Payload>>,
+> = Omit<ChannelDefinition<Params>, "topic" | "events" | "messages"> & {
+  topic: Topic;
+  events?: Events;
+  messages?: Messages;
+};
+
+/**
+ * Identity function that gives a channel definition its types: the join params from
+ * `joinParams` (events do not decide them), and the literal topic, event names and message
+ * schemas, kept for typed clients.
+ */
+export function defineChannel<
+  Params = Payload,
+  const Topic extends string = string,
+  // deno-lint-ignore no-explicit-any
+  Events extends Record<string, EventHandler<NoInfer<Params>, any>> = Record<never, never>,
+  Messages extends Record<string, z.ZodType<Payload>> = Record<never, never>,
+>(
+  definition: Omit<ChannelDefinition<Params>, "topic" | "events" | "messages"> & {
+    topic: Topic;
+    events?: Events;
+    messages?: Messages;
+  },
+): TypedChannelDefinition<Params, Topic, Events, Messages> {
   if (!/^[^*]+(\*)?$/.test(definition.topic)) {
     throw new Error(
       `invalid topic pattern "${definition.topic}": use "prefix:*" or an exact topic`,

@@ -130,9 +130,11 @@ Deno.test("pages in a real browser", async (t) => {
       async () => {
         const context = await browser.newContext();
         const page = await context.newPage();
-        await page.addInitScript(() =>
-          delete (globalThis as { EventSource?: unknown }).EventSource
-        );
+        // Such a browser has no SharedWorker either: the page holds the feed itself.
+        await page.addInitScript(() => {
+          delete (globalThis as { EventSource?: unknown }).EventSource;
+          delete (globalThis as { SharedWorker?: unknown }).SharedWorker;
+        });
         await page.clock.install();
         const polls: number[] = [];
         page.on("response", (r) => {
@@ -177,10 +179,11 @@ Deno.test("pages in a real browser", async (t) => {
       await waitForText(ann.page, "#people", "Bob");
       await waitForText(bob.page, "#people", "Ann");
       await waitForText(ann.page, "#activity", "Bob joined");
-      // A second tab of Ann's browser: the same user, counted once.
+      // A second tab of Ann's browser: it shares her connection; Ann's tabs count it.
       const annTab = await ann.context.newPage();
       await annTab.goto(`${server.url}/records/loan-7?name=Ann`);
-      await waitForText(bob.page, "#people", "2 tabs");
+      await waitForText(annTab, "#people", "2 tabs");
+      await waitForText(ann.page, "#people", "2 tabs");
       assert.deepEqual(await names(bob.page), ["Ann", "Bob (you)"]);
       // Bob edits: focus → editing; typing patches Ann's notes.
       await bob.page.getByLabel("Shared notes").click();
@@ -195,9 +198,10 @@ Deno.test("pages in a real browser", async (t) => {
       await ann.page.screenshot({ path: new URL("record.png", shots).pathname, fullPage: true });
       await annTab.close();
       await waitFor(
-        async () => !(await bob.page.locator("#people").innerText()).includes("2 tabs"),
+        async () => !(await ann.page.locator("#people").innerText()).includes("2 tabs"),
         "Ann's second tab to leave",
       );
+      assert.deepEqual(await names(bob.page), ["Ann", "Bob (you)"], "Ann is still here");
       await bob.page.getByLabel("Your name").focus(); // blur the notes
       await waitForText(ann.page, "#summary", "Nobody is editing.");
       await bob.context.close();
@@ -212,7 +216,10 @@ Deno.test("pages in a real browser", async (t) => {
       const context = await browser.newContext({ viewport });
       const lia = await context.newPage();
       const watch = watchPage(lia, server.url);
-      await lia.addInitScript(() => delete (globalThis as { WebSocket?: unknown }).WebSocket);
+      await lia.addInitScript(() => { // such a browser has no SharedWorker either
+        delete (globalThis as { WebSocket?: unknown }).WebSocket;
+        delete (globalThis as { SharedWorker?: unknown }).SharedWorker;
+      });
       await lia.goto(`${server.url}/records/lp?name=Lia`);
       await waitForText(lia, "#connection-text", "Connected (long-poll fallback)");
       const max = await open(browser, "/records/lp?name=Max", server);
