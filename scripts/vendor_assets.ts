@@ -43,7 +43,10 @@ async function bundle(entry: string): Promise<string> {
   if (!out.success || text.trim() === "") {
     throw new Error(`deno bundle ${entry} failed:\n${new TextDecoder().decode(out.stderr)}`);
   }
-  return text;
+  // The bundler names each npm module by its path from here into Deno's cache, which differs
+  // with the checkout's location and DENO_DIR: name it by package instead, so the bundle (and
+  // its hash) is the same wherever it is built.
+  return text.replace(/^\/\/ \S*?\/npm\/registry\.npmjs\.org\/(\S+)$/gm, "// npm:$1");
 }
 
 async function phoenix(): Promise<{ version: string; text: string }> {
