@@ -133,6 +133,10 @@ export class WebSocketConnection implements Connection {
 
   close(code: number, reason: string): void {
     if (this.socket.readyState > WebSocket.OPEN) return;
+    // Deno (2.9) drops a closing server socket as soon as any frame arrives from the client,
+    // and its close frame is written asynchronously: a frame that arrives first (a heartbeat
+    // sent at that moment) loses the close frame, and the client sees the connection end with
+    // no code (1006 in browsers). Clients reconnect either way; only the code is lost.
     this.socket.close(code, reason.slice(0, _MAX_REASON));
     // A client that stopped reading never answers the close: its connection would stay open
     // for good. Past the close timeout it is dropped without the handshake.

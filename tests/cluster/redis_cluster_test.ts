@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { Channel } from "phoenix";
 import { connectSocket, disconnect, join, push, withPresence } from "../support/phoenix.ts";
+import { waitForCluster } from "../support/cluster.ts";
 import { startBridge, startRedis } from "../support/redis.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
@@ -35,7 +36,8 @@ Deno.test("cluster through Redis", async (t) => {
   const [n1, n2, n3] = nodes;
   const extra: ServerProcess[] = [];
   try {
-    await waitFor(async () => (await health(n1)).nodes === 3, "three nodes see each other", 15_000);
+    // n1 counting three nodes does not mean n2 and n3 are subscribed to the bus yet.
+    await waitForCluster(nodes);
 
     await t.step(
       "API post on n3 reaches WebSocket on n1 and SSE on n2, once and in order",

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type RealtimeChannel, RealtimeClient } from "@supabase/realtime-js";
 import { nowSeconds, signToken } from "../../lib/auth.ts";
+import { waitForCluster } from "../support/cluster.ts";
 import { startBridge, startRedis } from "../support/redis.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { delay, waitFor } from "../support/wait.ts";
@@ -335,6 +336,9 @@ Deno.test("@supabase/realtime-js across two nodes through Redis", async (t) => {
   const [a, b] = await Promise.all([startServer(env("rt-a")), startServer(env("rt-b"))]);
   const clients: RealtimeClient[] = [];
   try {
+    // A node listens before its bus subscription is up: what A publishes before then never
+    // reaches B's clients.
+    await waitForCluster([a, b]);
     await t.step("JSON and binary broadcasts and presence reach the other node", async () => {
       const onA = client(a, { user_id: "ann" });
       const onB = client(b, { user_id: "bob" });
