@@ -34,6 +34,8 @@ export function createSwitchboard(setup: NodeSetup): Switchboard {
       ...config.redis,
       nodeId: config.nodeId,
       prefix: config.redisPrefix,
+      pingMs: config.redisHeartbeatMs,
+      nodeTtlMs: config.redisHeartbeatMs * 2.5,
       history: config.history,
       timers,
       clock,

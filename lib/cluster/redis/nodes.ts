@@ -7,7 +7,10 @@
 import type { Redis } from "@upstash/redis";
 import type { Clock } from "../../core/time.ts";
 import type { PresenceReplicaHandlers } from "../broker.ts";
-import { type BusEnvelope, pairs, type RedisKeys } from "./keys.ts";
+import { pairs, type RedisKeys } from "./keys.ts";
+import type { BusEnvelope } from "../envelope.ts";
+
+type _Pipeline = ReturnType<Redis["pipeline"]>;
 
 interface _Node {
   epoch: string;
@@ -21,8 +24,10 @@ export interface RedisNodesInit {
   keys: RedisKeys;
   /** This node's id (its own envelopes are not another node's). */
   selfId: string;
-  /** A node not heard from within this long is dead. */
+  /** A node not heard from (on the bus) within this long is dead. */
   ttlMs: number;
+  /** A directory entry (and presence hash) not refreshed within this long is a dead node's. */
+  directoryTtlMs: number;
   clock: Clock;
 }
 
@@ -35,6 +40,7 @@ export class RedisNodes {
   readonly keys: RedisKeys;
   readonly selfId: string;
   readonly ttlMs: number;
+  readonly directoryTtlMs: number;
   readonly clock: Clock;
 
   constructor(init: RedisNodesInit) {
@@ -42,6 +48,7 @@ export class RedisNodes {
     this.keys = init.keys;
     this.selfId = init.selfId;
     this.ttlMs = init.ttlMs;
+    this.directoryTtlMs = init.directoryTtlMs;
     this.clock = init.clock;
   }
 
@@ -91,14 +98,17 @@ export class RedisNodes {
     await Promise.all(alive.map((node) => this.load(node)));
   }
 
-  /** Removes from Redis what dead nodes left behind (any node may do it; it is idempotent). */
-  async sweepDead(): Promise<void> {
-    const [, dead] = await this.#read();
-    if (dead.length === 0) return;
-    const p = this.redis.pipeline();
-    p.zrem(this.keys.nodes, ...dead);
-    for (const node of dead) p.del(this.keys.presence(node));
-    await p.exec();
+  /**
+   * Adds this node's directory entry to a pipeline, drops the entries of nodes that stopped
+   * refreshing theirs, and gives the directory and this node's presence hash a lifetime of the
+   * directory TTL (so a node that dies leaves nothing behind for long, and no node has to sweep
+   * for it). 4 commands.
+   */
+  appendDirectory(p: _Pipeline, now: number): void {
+    p.zadd(this.keys.nodes, { score: now, member: this.selfId });
+    p.zremrangebyscore(this.keys.nodes, 0, now - this.directoryTtlMs);
+    p.pexpire(this.keys.nodes, this.directoryTtlMs);
+    p.pexpire(this.keys.presence(this.selfId), this.directoryTtlMs);
   }
 
   /** Reads one node's presence snapshot, unless a newer state was applied meanwhile. */
@@ -126,7 +136,7 @@ export class RedisNodes {
     this.presence?.nodeDown(nodeId);
   }
 
-  /** The node list from Redis, `[alive, dead]` by their last heartbeat. */
+  /** The node list from Redis, `[alive, dead]` by their last directory refresh. */
   async #read(): Promise<[string[], string[]]> {
     const now = this.clock.now();
     const flat = await this.redis.zrange<string[]>(this.keys.nodes, 0, -1, { withScores: true });
@@ -135,7 +145,7 @@ export class RedisNodes {
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const node = String(flat[i]);
       if (node === this.selfId) continue;
-      (now - Number(flat[i + 1]) > this.ttlMs ? dead : alive).push(node);
+      (now - Number(flat[i + 1]) > this.directoryTtlMs ? dead : alive).push(node);
     }
     return [alive, dead];
   }
