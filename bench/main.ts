@@ -452,6 +452,31 @@ function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
       }
     }
   }
+  if (cross?.redis) {
+    const r = cross.redis;
+    rows.push({
+      scenario: "5 cross-node Redis commands",
+      metric: "per idle node-minute (measured)",
+      unit: "commands",
+      values: { [TWO_NODES]: r.idlePerNodeMinute },
+      notes: { [TWO_NODES]: `schedule: ${n(r.idlePerNodeDayBySchedule)} per idle node per day` },
+      goal: "about one every few seconds",
+    });
+    rows.push({
+      scenario: "",
+      metric: "per broadcast, one per API request",
+      unit: "commands",
+      values: { [TWO_NODES]: r.perBroadcast },
+      goal: "info",
+    });
+    rows.push({
+      scenario: "",
+      metric: "per broadcast, 40 per API request",
+      unit: "commands",
+      values: { [TWO_NODES]: r.perBroadcastBatched },
+      goal: "info",
+    });
+  }
   rows.push(...workersRows(results.workers, config));
   const soak = results.soak;
   if (soak) {

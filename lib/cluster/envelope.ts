@@ -50,6 +50,8 @@ export interface BusEnvelope {
   q?: CatchUpRequest[];
   /** A re-send in answer to `q`: `i` past the index asked for means the rest is lost. */
   r?: boolean;
+  /** The sender (re)joined and has no snapshots to read: send it your whole presence. */
+  y?: boolean;
 }
 
 /** The fields of an envelope other than its messages and presence. */
