@@ -5,7 +5,8 @@
  * (broadcasts, presence, history and resume whichever worker a client lands on); with Redis
  * each worker is a node of the cluster. On SIGTERM/SIGINT every worker drains (WebSockets 1012,
  * SSE `retry:`, presences leave, goodbye to the others), and the process exits 0 once every
- * worker has said goodbye (at most 8 s).
+ * worker has said goodbye (at most 8 s). `/healthz` and `/metrics` answer for every worker
+ * (sessions summed, the workers listed; every sample labelled `worker`).
  * @module
  */
 import { channels } from "./channels/mod.ts";
@@ -18,6 +19,7 @@ import {
 } from "./lib/mod.ts";
 import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
 import { createApp } from "./routes/app.ts";
+import { mergeWorkerMetrics, WorkerGroup } from "./lib/cluster/workers.ts";
 
 /** The channel the workers of one process share (several apps: set `REDIS_PREFIX`). */
 const _WORKERS_CHANNEL = "switchboard-workers";
@@ -46,22 +48,40 @@ const switchboard = createSwitchboard({
 });
 const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
 
-// The workers of this process know each other on a channel of their own, so that on a stop
-// each exits only once every worker has drained: the first to exit ends the process.
-const workers = new BroadcastChannel(`${_WORKERS_CHANNEL}:${config.redisPrefix}:workers`);
-const peers = new Set<string>();
-const drained = new Set<string>();
-let changed: (() => void) | undefined;
-workers.onmessage = (event) => {
-  const { hello, drained: done } = event.data as { hello?: string; drained?: string };
-  if (hello && !peers.has(hello)) {
-    peers.add(hello);
-    workers.postMessage({ hello: config.nodeId });
+// The workers know each other: they stop together, and the operations endpoints answer for all.
+const group = new WorkerGroup({
+  name: `${_WORKERS_CHANNEL}:${config.redisPrefix}:group`,
+  self: config.nodeId,
+  answer: async (path) => await (await app.fetch(new Request(`http://worker${path}`))).text(),
+});
+
+/** `/healthz` of the whole process: every worker's answer, sessions summed. */
+async function health(): Promise<Response> {
+  const answers = [...(await group.gather("/healthz")).values()].map((t) => JSON.parse(t));
+  const [own] = answers;
+  const sessions = answers.reduce((sum, w) => sum + w.sessions, 0);
+  const body = { ...own, sessions, workers: answers };
+  return Response.json(body, { headers: { "cache-control": "no-store" } });
+}
+
+/** `/metrics` of the whole process: every worker's samples, labelled `worker`. */
+async function metrics(): Promise<Response> {
+  return new Response(mergeWorkerMetrics(await group.gather("/metrics")), {
+    headers: {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+      "cache-control": "no-store",
+    },
+  });
+}
+
+function fetch(request: Request): Response | Promise<Response> {
+  if (request.method === "GET") {
+    const { pathname } = new URL(request.url);
+    if (pathname === "/healthz") return health();
+    if (pathname === "/metrics") return metrics();
   }
-  if (done) drained.add(done);
-  changed?.();
-};
-workers.postMessage({ hello: config.nodeId });
+  return app.fetch(request);
+}
 
 let stopping = false;
 async function shutdown(): Promise<void> {
@@ -72,11 +92,7 @@ async function shutdown(): Promise<void> {
     Deno.exit(0);
   }, 8_000);
   await switchboard.close();
-  drained.add(config.nodeId);
-  workers.postMessage({ drained: config.nodeId });
-  while ([...peers].some((peer) => !drained.has(peer))) {
-    await new Promise<void>((resolve) => changed = resolve);
-  }
+  await group.drainedAll();
   clearTimeout(deadline);
   Deno.exit(0);
 }
@@ -87,4 +103,4 @@ log.info("worker started", {
   broker: switchboard.brokerState().kind,
 });
 
-export default { fetch: app.fetch };
+export default { fetch };
