@@ -1,6 +1,8 @@
 /**
  * The Broker carries broadcasts and presence between nodes; the in-memory broker is the
- * single-process default, the Redis broker (`redis_broker.ts`) joins many nodes into one.
+ * single-process default; the Redis broker (`redis/broker.ts`) joins many nodes into one, the
+ * BroadcastChannel broker (`broadcast_channel.ts`) the workers of one process, both through the
+ * replication of `replication.ts`.
  *
  * @example
  * ```ts

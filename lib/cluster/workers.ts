@@ -89,6 +89,11 @@ export class WorkerGroup {
     }
   }
 
+  /** Leaves the group's channel. */
+  close(): void {
+    this.#channel.close();
+  }
+
   #post(message: _Message): void {
     this.#channel.postMessage(message);
   }
