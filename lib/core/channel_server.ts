@@ -422,7 +422,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       if (this.#stopped) return;
       this.#node.metrics.inc("switchboard_resume_resets_total");
       this.owner.connection.startTopic?.(this.topic, this.#node.hub.head(this.topic));
-      this.push(ControlEvent.reset, { reason: ReplyReason.messagesLost, state });
+      this.#send(ControlEvent.reset, { reason: ReplyReason.messagesLost, state });
     })().catch((err) => {
       this.#node.log.error("a reset after lost messages failed", {
         topic: this.topic,

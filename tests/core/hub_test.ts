@@ -8,6 +8,8 @@ import {
 } from "../../lib/cluster/broker.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
+import { channelTest } from "../../lib/testing.ts";
+import { statusChannel } from "../../channels/status.ts";
 
 Deno.test("every subscriber gets the same Broadcast object, so it is encoded once", () => {
   const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
@@ -116,4 +118,30 @@ Deno.test("a message too large for the bus is refused before anything happens", 
   assert.throws(() => hub.broadcast("t:1", "e", { blob: "x".repeat(2000) }), /too large/);
   assert.deepEqual(got, [], "not delivered locally either");
   assert.equal(hub.broadcast("t:1", "e", { n: 1 }).seq, 1, "no number was used up");
+});
+
+Deno.test("a viewer whose updates from another node were lost gets a reset with the current status", async () => {
+  const broker = new InboxBroker();
+  await using t = channelTest({ channels: [statusChannel], broker, clock: Date });
+  const viewer = t.connect();
+  assert.equal((await viewer.join("status:lost", {})).status, "ok");
+  const from = (seq: number): BrokerMessage => ({
+    topic: "status:lost",
+    event: "status",
+    payload: { n: seq },
+    origin: { nodeId: "n2" },
+    stream: "n2~abc",
+    seq,
+    at: Date.now(),
+  });
+  broker.receive(from(1));
+  assert.deepEqual(await viewer.nextEvent("status:lost", "status"), { n: 1 });
+  broker.receive(from(3)); // 2 never came
+  const reset = await viewer.nextEvent("status:lost", "reset") as {
+    reason: string;
+    state: { status: unknown };
+  };
+  assert.equal(reset.reason, "messages_lost");
+  assert.deepEqual(reset.state.status, { n: 3 }, "the current status");
+  assert.deepEqual(await viewer.nextEvent("status:lost", "status"), { n: 3 });
 });
