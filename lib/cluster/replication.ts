@@ -204,9 +204,10 @@ export class ReplicatingBroker implements Broker {
     this.#log = options.log ?? defaultLogger;
     const history = options.history ?? DEFAULT_HISTORY;
     this.#nodes = new NodeDirectory({ ttlMs: options.nodeTtlMs, clock: this.#clock });
+    // Kept for re-sends after an outage: bounded like the history (count, bytes, age).
     this.#sent = new SentLog({
       count: Math.max(history.size, _RETRY_LIMIT),
-      bytes: 32 << 20,
+      bytes: Math.min(32 << 20, history.maxBytes ?? 16 << 20),
       maxAgeMs: history.maxAgeMs,
     }, this.#clock);
     this.#inbound = new InboundRuns({
@@ -417,7 +418,17 @@ export class ReplicatingBroker implements Broker {
     if (presence.size) {
       const entries: string[] = [];
       for (const [topic, state] of presence) {
-        entries.push(`${JSON.stringify(topic)}:${JSON.stringify(state)}`);
+        const entry = `${JSON.stringify(topic)}:${JSON.stringify(state)}`;
+        // One topic's state is one envelope: one past the bus' limit would break the bus for
+        // everyone, so it stays on this node (and says so).
+        if (bytesOver(entry, this.maxMessageBytes) !== undefined) {
+          this.#log.error("a topic's presence is too large to replicate; other nodes miss it", {
+            topic,
+            limit: this.maxMessageBytes,
+          });
+          continue;
+        }
+        entries.push(entry);
       }
       for (const group of packByBytes(entries, this.#envelopeBytes)) {
         envelopes.push(envelopeJson(header(batch.announce ? { a: true } : {}), { p: group }));
