@@ -1,6 +1,7 @@
 /**
- * Switchboard's entry for `deno serve` (only a default export; `deno task start:parallel` runs
- * it with `--parallel`, one worker per core, `DENO_JOBS` to choose). Every worker is a node:
+ * Switchboard's entry for `deno serve --parallel` (`deno task start:parallel` runs it: one
+ * worker per core, `DENO_JOBS` to choose; `serve.ts` is the plain `deno serve` / Deno Deploy
+ * entry, without signal handlers, whose workers would not know each other). Every worker is a node:
  * without Redis the workers of the process act as one through a `BroadcastChannel`
  * (broadcasts, presence, history and resume whichever worker a client lands on); with Redis
  * each worker is a node of the cluster. On SIGTERM/SIGINT every worker drains (WebSockets 1012,

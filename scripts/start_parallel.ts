@@ -1,5 +1,5 @@
 /**
- * `deno task start:parallel`: `deno serve --parallel serve.ts` on `PORT`/`HOST` (the same
+ * `deno task start:parallel`: `deno serve --parallel serve_parallel.ts` on `PORT`/`HOST` (the same
  * environment as `deno task start`), one worker per core (`DENO_JOBS` to choose). Signals are
  * passed on to the server, and this exits with its code.
  * @module
