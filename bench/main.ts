@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers (or 1-7, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel (or 1-8, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -28,6 +28,7 @@ import { type MemoryResult, runMemory } from "./scenarios/memory.ts";
 import { runStorm, type StormResult } from "./scenarios/storm.ts";
 import { runSoak, type SoakResult } from "./scenarios/soak.ts";
 import { runWorkers, WORKER, type WorkersResult } from "./scenarios/workers.ts";
+import { type ParallelResult, runParallel, WORKERS } from "./scenarios/parallel.ts";
 
 const SCENARIOS = [
   "fanout",
@@ -37,6 +38,7 @@ const SCENARIOS = [
   "cross-node",
   "soak",
   "workers",
+  "parallel",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -54,6 +56,8 @@ interface Config {
   soak: { seconds: number; concurrency: number };
   /** The Worker on workerd (one node object) against Switchboard on Deno, same rounds. */
   workers: { fanout: FanoutOptions[]; latency: LatencyOptions };
+  /** `deno serve --parallel` with 1 and 2 workers, same rounds. */
+  parallel: { fanout: FanoutOptions; latency: LatencyOptions };
 }
 
 const _fanout = (n: number, batch: number, perRound: number, rounds: number): FanoutOptions => ({
@@ -81,6 +85,10 @@ const FULL: Config = {
     fanout: [_fanout(2_000, 10, 150, 3)],
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
+  parallel: {
+    fanout: _fanout(2_000, 10, 150, 3),
+    latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
+  },
 };
 
 const QUICK: Config = {
@@ -100,6 +108,10 @@ const QUICK: Config = {
     fanout: [_fanout(500, 10, 200, 2)],
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
+  parallel: {
+    fanout: _fanout(500, 10, 200, 2),
+    latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
+  },
 };
 
 function parseArgs(args: string[]) {
@@ -113,13 +125,13 @@ function parseArgs(args: string[]) {
       scenarios = arg.slice(11).split(",").map((name) => {
         const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
         if (!SCENARIOS.includes(s as Scenario)) {
-          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-7`);
+          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-8`);
         }
         return s as Scenario;
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -140,6 +152,7 @@ interface Results {
   crossNode?: CrossNodeResult;
   soak?: SoakResult;
   workers?: WorkersResult;
+  parallel?: ParallelResult;
 }
 
 async function main() {
@@ -210,6 +223,11 @@ async function main() {
     const { seconds, concurrency } = config.soak;
     log(`soak: ${seconds} s of connect/join/leave churn with broadcasts (after a warm-up)`);
     results.soak = await runSoak(seconds, concurrency);
+  }
+
+  if (scenarios.includes("parallel")) {
+    log("all cores: deno serve --parallel with 1 and 2 workers");
+    results.parallel = await runParallel(config.parallel.fanout, config.parallel.latency);
   }
 
   const rows = buildRows(results, config, sio.ok);
@@ -452,7 +470,58 @@ function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
       }
     }
   }
+  if (cross?.redis) {
+    const r = cross.redis;
+    rows.push({
+      scenario: "5 cross-node Redis commands",
+      metric: "per idle node-minute (measured)",
+      unit: "commands",
+      values: { [TWO_NODES]: r.idlePerNodeMinute },
+      notes: { [TWO_NODES]: `schedule: ${n(r.idlePerNodeDayBySchedule)} per idle node per day` },
+      goal: "about one every few seconds",
+    });
+    rows.push({
+      scenario: "",
+      metric: "per broadcast, one per API request",
+      unit: "commands",
+      values: { [TWO_NODES]: r.perBroadcast },
+      goal: "info",
+    });
+    rows.push({
+      scenario: "",
+      metric: "per broadcast, 40 per API request",
+      unit: "commands",
+      values: { [TWO_NODES]: r.perBroadcastBatched },
+      goal: "info",
+    });
+  }
   rows.push(...workersRows(results.workers, config));
+  const par = results.parallel;
+  if (par) {
+    const [one, two] = WORKERS;
+    const f = par.fanout ?? {};
+    const title = `8 all cores, fan-out ${n(config.parallel.fanout.n)}`;
+    const metrics: [string, string, (k: string) => number | undefined][] = [
+      ["throughput", "deliveries/s", (k) => f[k]?.deliveriesPerSec],
+      ["server CPU per delivery", "µs", (k) => f[k]?.cpuUsPerDelivery],
+      ["p99 publish→receive at 10 msg/s", "ms", (k) => par.latency?.[k]?.latencyMs?.p99],
+    ];
+    for (const [metric, unit, pick] of metrics) {
+      for (const [key, workers] of [[one, "1 worker"], [two, "2 workers"]]) {
+        rows.push({
+          scenario: rows.at(-1)?.scenario.startsWith("8 ") || metric !== "throughput" ||
+              workers !== "1 worker"
+            ? ""
+            : title,
+          metric: `${metric}, ${workers}`,
+          unit,
+          values: { [key]: pick(key) },
+          notes: par.error ? { [key]: par.error } : undefined,
+          goal: "info",
+        });
+      }
+    }
+  }
   const soak = results.soak;
   if (soak) {
     const title = `6 soak ${soak.seconds} s, ${n(soak.cycles)} client lives`;

@@ -22,7 +22,8 @@ function readEnv(): Record<string, string | undefined> {
   };
 }
 
-/** Runs the bridge until SIGINT/SIGTERM. Exits with code 1 on an invalid environment. */
+/** Runs the bridge until SIGINT/SIGTERM. Exits with code 1 on an invalid environment or a
+ * port it cannot listen on. */
 export async function main(): Promise<void> {
   let env;
   try {
@@ -43,15 +44,26 @@ export async function main(): Promise<void> {
   });
 
   const bridge = createBridge({ redisUrl: env.redisUrl, token: env.token });
-  const server = Deno.serve({
-    hostname: env.hostname,
-    port: env.port,
-    onListen: ({ hostname, port }) => {
-      console.log(
-        `upstash-bridge listening on http://${hostname}:${port} -> ${redactUrl(env.redisUrl)}`,
-      );
-    },
-  }, bridge.fetch);
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: env.hostname,
+      port: env.port,
+      onListen: ({ hostname, port }) => {
+        console.log(
+          `upstash-bridge listening on http://${hostname}:${port} -> ${redactUrl(env.redisUrl)}`,
+        );
+      },
+    }, bridge.fetch);
+  } catch (error) {
+    // Staying up without listening would look healthy to a supervisor: exit, and say why.
+    const reason = error instanceof Deno.errors.AddrInUse
+      ? `port ${env.port} on ${env.hostname} is already in use (set PORT to a free port)`
+      : String(error);
+    console.error(`upstash-bridge: cannot listen: ${reason}`);
+    await bridge.close();
+    Deno.exit(1);
+  }
 
   let stopping = false;
   const stop = async () => {

@@ -10,7 +10,7 @@
  * ```
  *
  * Payloads are sent raw (never base64, whatever `Upstash-Encoding` says): the client parses
- * these lines without decoding them.
+ * these lines without decoding them. Each event is one line (see {@link oneLine}).
  * @module
  */
 import { withTimeout } from "./commands.ts";
@@ -49,10 +49,25 @@ export interface Subscription {
 
 const encoder = new TextEncoder();
 
-/** Formats one SSE event; extra lines of a multi-line payload become extra `data:` lines. */
+/** Formats one SSE event of one line (see {@link oneLine}). */
 export function sseEvent(data: string): Uint8Array {
-  const lines = data.split(/\r\n|\r|\n/).map((line) => `data: ${line}\n`).join("");
-  return encoder.encode(`${lines}\n`);
+  return encoder.encode(`data: ${data}\n\n`);
+}
+
+/**
+ * A message payload as one line. `@upstash/redis` reads each `data:` line as a message of its
+ * own (it does not join multi-line SSE events), so a payload with a line break must not be
+ * sent as several lines. JSON with line breaks between its tokens is sent compact (the client
+ * parses it to the same value); any other text is sent as a JSON string, which the client's
+ * default deserialization turns back into exactly that text.
+ */
+export function oneLine(payload: string): string {
+  if (!/[\r\n]/.test(payload)) return payload;
+  try {
+    return JSON.stringify(JSON.parse(payload));
+  } catch {
+    return JSON.stringify(payload);
+  }
 }
 
 /**
@@ -109,9 +124,10 @@ export async function openSubscription(options: SubscriptionOptions): Promise<Su
   let early: Uint8Array[] | undefined = [];
   const deliver = (chunk: Uint8Array) => early ? early.push(chunk) : send(chunk);
   const listener = kind === "subscribe"
-    ? (message: string, channel: string) => deliver(sseEvent(`message,${channel},${message}`))
+    ? (message: string, channel: string) =>
+      deliver(sseEvent(`message,${oneLine(channel)},${oneLine(message)}`))
     : (message: string, channel: string) =>
-      deliver(sseEvent(`pmessage,${target},${channel},${message}`));
+      deliver(sseEvent(`pmessage,${target},${oneLine(channel)},${oneLine(message)}`));
   try {
     await withTimeout(
       kind === "subscribe"

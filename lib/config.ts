@@ -23,6 +23,7 @@ const _schema = z.object({
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "use letters, digits, _ . : -")
     .default("switchboard"),
+  REDIS_HEARTBEAT_MS: _positiveInt.min(100).max(12_000).default(10_000),
   NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "use letters, digits, _ . - (1-64)")
     .optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -70,6 +71,8 @@ export interface Config {
   redis?: { url: string; token: string };
   /** Prefix of the Redis keys and channel, so several apps can share one Redis. */
   redisPrefix: string;
+  /** An idle node's heartbeat on the Redis bus (1 command each); the others see it die after 2.5. */
+  redisHeartbeatMs: number;
   nodeId: string;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Largest accepted client frame, in bytes. */
@@ -149,6 +152,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       ? { url: e.UPSTASH_REDIS_REST_URL, token: e.UPSTASH_REDIS_REST_TOKEN }
       : undefined,
     redisPrefix: e.REDIS_PREFIX,
+    redisHeartbeatMs: e.REDIS_HEARTBEAT_MS,
     nodeId: e.NODE_ID ?? crypto.randomUUID().slice(0, 8),
     logLevel: e.LOG_LEVEL,
     maxFrameBytes: e.MAX_FRAME_BYTES,

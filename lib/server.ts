@@ -1,6 +1,7 @@
 /**
  * Builds a node from its configuration: the Switchboard with the broker the config asks for
- * (Redis when `UPSTASH_REDIS_REST_URL`/`_TOKEN` are set, else in-memory). Every entry point
+ * (Redis when `UPSTASH_REDIS_REST_URL`/`_TOKEN` are set; else a BroadcastChannel between the
+ * workers of one process when asked; else in-memory). Every entry point
  * (Deno's `main.ts`, `deno serve`, the Workers node object) starts a node this way.
  *
  * @example
@@ -10,6 +11,7 @@
  * @module
  */
 import { RedisBroker } from "./cluster/redis/broker.ts";
+import { BroadcastChannelBroker } from "./cluster/broadcast_channel.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
 import { Switchboard } from "./core/switchboard.ts";
 import type { Clock, Timers } from "./core/time.ts";
@@ -24,6 +26,12 @@ export interface NodeSetup {
   timers?: Timers;
   clock?: Clock;
   log?: Logger;
+  /**
+   * The workers of this process (`deno serve --parallel`) act as one node through a
+   * `BroadcastChannel` of this name, unless Redis is configured (then each worker is a node of
+   * the cluster).
+   */
+  workersChannel?: string;
 }
 
 /** A Switchboard node with the broker its configuration names. */
@@ -34,6 +42,17 @@ export function createSwitchboard(setup: NodeSetup): Switchboard {
       ...config.redis,
       nodeId: config.nodeId,
       prefix: config.redisPrefix,
+      pingMs: config.redisHeartbeatMs,
+      nodeTtlMs: config.redisHeartbeatMs * 2.5,
+      history: config.history,
+      timers,
+      clock,
+      log,
+    })
+    : setup.workersChannel !== undefined
+    ? new BroadcastChannelBroker({
+      nodeId: config.nodeId,
+      name: setup.workersChannel,
       history: config.history,
       timers,
       clock,

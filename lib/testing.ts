@@ -26,6 +26,7 @@
  * @module
  */
 import type { Broadcast } from "./core/broadcast.ts";
+import type { Broker } from "./cluster/broker.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
 import type { Connection, TransportName } from "./core/connection.ts";
 import type { Message, Payload } from "./core/message.ts";
@@ -68,6 +69,8 @@ export interface ChannelTestOptions {
   log?: Logger;
   /** How long `push`, `join` and `nextEvent` wait before failing (default 2000 ms). */
   timeoutMs?: number;
+  /** The node's broker (default: the memory broker), e.g. one that plays another node. */
+  broker?: Broker;
 }
 
 /** A reply as the client receives it. */
@@ -116,6 +119,7 @@ export function channelTest(options: ChannelTestOptions): ChannelTest {
     channels: options.channels,
     clock,
     log,
+    broker: options.broker,
   });
   const timeoutMs = options.timeoutMs ?? 2000;
   const clients: TestClient[] = [];

@@ -84,6 +84,9 @@ export function apiRoutes(switchboard: Switchboard): Hono {
         error: `invalid body: ${field}: no channel matches "${messages[index].topic}"`,
       }, 400);
     }
+    // All or nothing: a message too large for the cluster bus refuses the whole body.
+    const tooLarge = switchboard.refusalOf(messages);
+    if (tooLarge) return c.json({ error: tooLarge }, 413);
     for (const m of messages) switchboard.publish(m.topic, m.event, m.payload);
     switchboard.metrics.inc("switchboard_api_messages_total", undefined, messages.length);
     return c.json({ accepted: messages.length }, 202);

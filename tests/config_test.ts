@@ -58,6 +58,7 @@ Deno.test("loadConfig", async (t) => {
       SSE_HEARTBEAT_MS: "250",
       PRESENCE_BATCH_MS: "0",
       REDIS_PREFIX: "app1",
+      REDIS_HEARTBEAT_MS: "2000",
       HISTORY_SIZE: "50",
       HISTORY_MAX_AGE_MS: "60000",
       LONGPOLL_TIMEOUT_MS: "9000",
@@ -87,6 +88,7 @@ Deno.test("loadConfig", async (t) => {
       sseHeartbeatMs: 250,
       presenceBatchMs: 0,
       redisPrefix: "app1",
+      redisHeartbeatMs: 2000,
       history: { size: 50, maxAgeMs: 60000, maxBytes: 100000 },
       maxLongpollBodyBytes: 2048,
       maxConnections: 300,
@@ -101,6 +103,8 @@ Deno.test("loadConfig", async (t) => {
     });
     assert.equal(loadConfig({ ALLOWED_ORIGINS: "*" }).allowedOrigins, undefined, "* means any");
     assert.throws(() => loadConfig({ ALLOWED_ORIGINS: "example.com" }), /ALLOWED_ORIGINS/);
+    // A dead node must still be noticed within 30 s (2.5 heartbeats).
+    assert.throws(() => loadConfig({ REDIS_HEARTBEAT_MS: "13000" }), /REDIS_HEARTBEAT_MS/);
   });
 
   await t.step("PORT=0 (any free port) is allowed", () => {

@@ -67,7 +67,7 @@ export async function spawnServer(
     try {
       for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
         text = (text + chunk).slice(-65536);
-        const m = text.match(/listening on http:\/\/([^:\s]+):(\d+)/);
+        const m = text.match(/listening on http:\/\/([^:\s/]+):(\d+)/i);
         if (m) found([m[1], Number(m[2])]);
       }
     } catch { /* the process died */ }

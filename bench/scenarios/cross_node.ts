@@ -9,7 +9,8 @@
  * (never faked).
  * @module
  */
-import { startBridge, startRedis } from "../../tests/support/redis.ts";
+import { redisStats, startBridge, startRedis } from "../../tests/support/redis.ts";
+import { idleCommandsPerDay } from "../../lib/cluster/redis/broker.ts";
 import { registerChild, sleep } from "../lib/proc.ts";
 import { startTarget, type Subject, type Target } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
@@ -24,7 +25,61 @@ export interface CrossNodeResult {
   /** Fan-out results by subscriber count, then by subject key. */
   fanout?: Record<string, Record<string, FanoutResult>>;
   latency?: Record<string, LatencyResult>;
+  /** Redis commands (Redis' own `INFO commandstats`), what Upstash bills. */
+  redis?: RedisCost;
   error?: string;
+}
+
+/** What the cluster costs in Redis commands. */
+export interface RedisCost {
+  /** Measured: commands of one idle node per minute (two idle nodes, averaged). */
+  idlePerNodeMinute: number;
+  /** How long the idle window was. */
+  idleWindowMs: number;
+  /** By the default schedule: commands of one idle node per day. */
+  idlePerNodeDayBySchedule: number;
+  /** Measured: commands per broadcast, published one per API request (idle share taken out). */
+  perBroadcast: number;
+  /** Measured: commands per broadcast, 40 per API request (one tick, one envelope). */
+  perBroadcastBatched: number;
+}
+
+/** Idles, then publishes single and batched broadcasts, counting Redis commands. */
+async function measureRedisCost(redisUrl: string, publishUrl: string): Promise<RedisCost> {
+  const idleWindowMs = 60_000;
+  await sleep(2_000);
+  const idleStart = await redisStats(redisUrl);
+  await sleep(idleWindowMs);
+  const idleEnd = await redisStats(redisUrl);
+  const idle = idleEnd.totalCalls - idleStart.totalCalls;
+  const idlePerNodeMinute = idle / 2 / (idleWindowMs / 60_000);
+  const post = async (body: unknown) => {
+    const res = await fetch(publishUrl, { method: "POST", body: JSON.stringify(body) });
+    await res.body?.cancel();
+  };
+  const count = async (messages: number, perRequest: number) => {
+    const before = await redisStats(redisUrl);
+    const started = Date.now();
+    for (let sent = 0; sent < messages; sent += perRequest) {
+      await post(Array.from({ length: perRequest }, (_, k) => ({
+        topic: `status:bench-cost-${(sent + k) % 10}`,
+        event: "status",
+        payload: { n: sent + k },
+      })));
+      await sleep(5);
+    }
+    await sleep(300);
+    const after = await redisStats(redisUrl);
+    const idleShare = (Date.now() - started) / 60_000 * idlePerNodeMinute * 2;
+    return (after.totalCalls - before.totalCalls - idleShare) / messages;
+  };
+  return {
+    idlePerNodeMinute,
+    idleWindowMs,
+    idlePerNodeDayBySchedule: idleCommandsPerDay(),
+    perBroadcast: await count(200, 1),
+    perBroadcastBatched: await count(2_000, 40),
+  };
 }
 
 /** Registers a kill for interruptions; returns a cleanup step that unregisters it. */
@@ -97,6 +152,9 @@ export async function runCrossNode(
       pids: [a.pid, b.pid],
     };
     const result: CrossNodeResult = { broker: state.broker, fanout: {} };
+    log("cross-node Redis cost: 60 s of two idle nodes, then single and batched broadcasts");
+    result.redis = await measureRedisCost(redis.url, a.broadcastUrl);
+    log(`  ${JSON.stringify(result.redis)}`);
     for (const o of fanouts) {
       log(
         `cross-node fan-out, ${

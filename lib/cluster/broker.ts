@@ -1,6 +1,8 @@
 /**
  * The Broker carries broadcasts and presence between nodes; the in-memory broker is the
- * single-process default, the Redis broker (`redis_broker.ts`) joins many nodes into one.
+ * single-process default; the Redis broker (`redis/broker.ts`) joins many nodes into one, the
+ * BroadcastChannel broker (`broadcast_channel.ts`) the workers of one process, both through the
+ * replication of `replication.ts`.
  *
  * @example
  * ```ts
@@ -28,11 +30,26 @@ export interface BrokerMessage {
   at: number;
 }
 
-/** A topic's history as the broker keeps it for every node. */
-export interface SharedHistory {
-  /** The window, oldest first. */
-  messages: BrokerMessage[];
-  heads: Heads;
+/**
+ * Thrown by the hub when a message is too large for the broker's bus: it is refused where it
+ * enters (API 413, a push's error reply), so it never breaks the bus for the others.
+ */
+export class MessageTooLargeError extends Error {
+  constructor(readonly bytes: number, readonly limit: number) {
+    super(
+      `message too large for the cluster bus: ${bytes} bytes encoded, at most ${limit}; ` +
+        "send a smaller payload (or a reference to the data)",
+    );
+    this.name = "MessageTooLargeError";
+  }
+}
+
+/** What the broker tells the hub when messages from another node were lost for good. */
+export interface BrokerLoss {
+  /** The node run whose messages were lost. */
+  nodeId: string;
+  /** How many messages (their topics are unknown: every topic is affected). */
+  count: number;
 }
 
 /** What `/healthz` and `/metrics` report about the broker. */
@@ -75,8 +92,21 @@ export interface Broker {
   onPresence(handlers: PresenceReplicaHandlers): void;
   /** The last message of a topic kept by the broker (shared by all nodes), if any. */
   fetchLast(topic: string): Promise<BrokerMessage | undefined>;
-  /** The topic's history kept by the broker for every node; undefined when it keeps none. */
-  fetchHistory(topic: string): Promise<SharedHistory | undefined>;
+  /** The newest sequence per stream of a topic, shared by all nodes; undefined: none kept. */
+  fetchHeads(topic: string): Promise<Heads | undefined>;
+  /** The newest `count` messages of a topic's shared history, oldest first. */
+  fetchRecent(topic: string, count: number): Promise<BrokerMessage[]>;
+  /**
+   * A number that stays the same while this node has received everything from the other nodes
+   * without interruption, and changes whenever it may have missed something (reconnect, loss);
+   * undefined while disconnected. The hub trusts what it learnt from the shared state only as
+   * long as this number holds (so a poll of a silent topic costs no shared read).
+   */
+  continuity(): number | undefined;
+  /** Largest message (encoded JSON bytes) the bus carries; undefined: no limit. */
+  readonly maxMessageBytes?: number;
+  /** Registers the handler for messages from other nodes that could not be recovered. */
+  onLoss(handler: (loss: BrokerLoss) => void): void;
   state(): BrokerState;
   close(): Promise<void>;
 }
@@ -92,9 +122,16 @@ export class MemoryBroker implements Broker {
   fetchLast(_topic: string): Promise<BrokerMessage | undefined> {
     return Promise.resolve(undefined);
   }
-  fetchHistory(_topic: string): Promise<SharedHistory | undefined> {
+  fetchHeads(_topic: string): Promise<Heads | undefined> {
     return Promise.resolve(undefined);
   }
+  fetchRecent(_topic: string, _count: number): Promise<BrokerMessage[]> {
+    return Promise.resolve([]);
+  }
+  continuity(): number | undefined {
+    return 0;
+  }
+  onLoss(_handler: (loss: BrokerLoss) => void): void {}
   state(): BrokerState {
     return { kind: "memory", connected: true, lagMs: 0 };
   }

@@ -194,6 +194,11 @@ export interface ChannelDefinition<Params = Payload> {
    * and let it validate what arrives (`validate` option of `connect` in lib/client).
    */
   messages?: Record<string, z.ZodType<Payload>>;
+  /**
+   * The `state` of a `reset` sent to a joined client whose live messages were lost (default:
+   * its join reply): what it needs to start over, e.g. the current status.
+   */
+  resetState?(ctx: ChannelContext<Params>): Payload | Promise<Payload>;
 }
 
 /**

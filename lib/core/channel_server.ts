@@ -15,6 +15,7 @@
  */
 import type { TokenClaims } from "../auth.ts";
 import { describeError } from "../log.ts";
+import { MessageTooLargeError } from "../cluster/broker.ts";
 import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
 import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
@@ -222,8 +223,10 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   /** Allocated on first track: most subscribers (status viewers) never track anything. */
   #trackedKeys?: Set<string>;
   #stopped = false;
-  /** Live broadcasts held back while a replay is running. */
+  /** Live broadcasts held back while a replay (or a reset) is running. */
   #held?: Broadcast[];
+  /** The join reply: a reset's state unless the channel has `resetState`. */
+  #joinState: Payload = {};
 
   constructor(init: ChannelServerInit) {
     this.owner = init.owner;
@@ -269,6 +272,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    * `reset` event with `state` (the join reply) instead.
    */
   activate(resume?: TopicCursor, state: Payload = {}): void {
+    this.#joinState = state;
     if (resume) this.#replay(resume, state);
     this.#node.hub.add(this.topic, this);
     const tracks = this.#deferredTracks ?? [];
@@ -314,6 +318,10 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
         return true;
       }
     } catch (err) {
+      if (err instanceof MessageTooLargeError) {
+        this.reply(msg, "error", { reason: ReplyReason.messageTooLarge, detail: err.message });
+        return true;
+      }
       this.#node.log.error("a channel callback crashed", {
         topic: msg.topic,
         event: msg.event,
@@ -392,6 +400,35 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   deliver(b: Broadcast): void {
     if (this.#held) this.#held.push(b);
     else this.#forward(b);
+  }
+
+  /**
+   * Live messages of this topic were lost on their way from another node: the client gets a
+   * `reset` with the current state and its position moves to now; live messages that arrive
+   * meanwhile follow it.
+   */
+  lost(): void {
+    if (this.#stopped || this.#held) return;
+    const held: Broadcast[] = [];
+    this.#held = held;
+    const finish = () => {
+      this.#held = undefined;
+      for (const b of held) this.#forward(b);
+    };
+    (async () => {
+      const state = this.definition.resetState
+        ? await this.definition.resetState(this)
+        : this.#joinState;
+      if (this.#stopped) return;
+      this.#node.metrics.inc("switchboard_resume_resets_total");
+      this.owner.connection.startTopic?.(this.topic, this.#node.hub.head(this.topic));
+      this.#send(ControlEvent.reset, { reason: ReplyReason.messagesLost, state });
+    })().catch((err) => {
+      this.#node.log.error("a reset after lost messages failed", {
+        topic: this.topic,
+        error: describeError(err),
+      });
+    }).finally(finish);
   }
 
   #forward(b: Broadcast): void {

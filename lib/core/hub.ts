@@ -14,7 +14,7 @@
  */
 import { fromBase64, toBase64 } from "./base64.ts";
 import { Broadcast, type BroadcastInit, type Origin } from "./broadcast.ts";
-import type { Broker, BrokerMessage } from "../cluster/broker.ts";
+import { type Broker, type BrokerMessage, MessageTooLargeError } from "../cluster/broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import type { Clock } from "./time.ts";
@@ -34,6 +34,11 @@ export interface Subscriber {
   /** Unique per subscriber; broadcast-from skips the subscriber with the origin's `exceptId`. */
   readonly id: string;
   deliver(broadcast: Broadcast): void;
+  /**
+   * Messages of this topic from another node were lost (a gap this node could not fill): the
+   * subscriber must start over from the current state (a `reset` to its client).
+   */
+  lost?(): void;
 }
 
 /** How a {@link Hub.broadcast} is sent. */
@@ -51,6 +56,9 @@ const _EPHEMERAL = new Set(["presence_diff", "presence_state"]);
 
 /** How many topics keep their history in memory before the least recently used is dropped. */
 const _TOPICS_KEPT = 10_000;
+
+/** Bytes of a message's encoding besides its payload, topic and event (origin, stream, …). */
+const _ENVELOPE_OVERHEAD = 256;
 
 /** What a kept message costs besides its payload's JSON and names (object, fields, window slot). */
 const _MESSAGE_OVERHEAD_BYTES = 160;
@@ -103,6 +111,13 @@ export class Hub {
   readonly streamId: string;
   readonly #limits: HistoryLimits;
   readonly #maxBytes: number;
+  /**
+   * Topics whose local copy holds at least what the broker's shared state does, with the
+   * broker's continuity at the time: while it holds, reads need not ask the broker again.
+   */
+  readonly #covered = new Map<string, number>();
+  /** Reads of a topic's shared last message in flight: concurrent polls share one. */
+  readonly #lastReads = new Map<string, Promise<Broadcast | undefined>>();
   #onError: (err: unknown) => void;
   /** Broadcasts handed to local subscribers (from this node or others), and deliveries made. */
   readonly counts = { broadcasts: 0, deliveries: 0 };
@@ -124,6 +139,7 @@ export class Hub {
     const run = Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, "0");
     this.streamId = `${nodeId}~${run}`;
     broker.onMessage((msg) => this.#receive(msg));
+    broker.onLoss(() => this.#lostEverywhere());
   }
 
   /** Adds a subscriber to a topic; returns the function that removes it. */
@@ -176,30 +192,30 @@ export class Hub {
       ? { nodeId: this.nodeId }
       : { nodeId: this.nodeId, exceptId };
     const entry = _EPHEMERAL.has(event) ? undefined : this.#topic(topic);
-    const b = new Broadcast({
-      topic,
-      event,
-      payload,
-      binary,
-      origin,
-      stream: entry?.stream ?? "",
-      seq: entry ? ++entry.seq : 0,
-      at: this.clock.now(),
-    });
+    const stream = entry?.stream ?? "";
+    const seq = entry ? entry.seq + 1 : 0;
+    const at = this.clock.now();
+    const msg: BrokerMessage = { topic, event, payload, origin, stream, seq, at };
+    if (binary !== undefined) msg.binary = toBase64(binary);
+    // First, as it may refuse the message (too large for the bus): then nothing happened.
+    this.broker.publish(msg);
+    if (entry) entry.seq = seq;
+    const b = new Broadcast({ topic, event, payload, binary, origin, stream, seq, at });
     this.#keep(b);
     this.#deliver(b);
-    const msg: BrokerMessage = {
-      topic,
-      event,
-      payload,
-      origin,
-      stream: b.stream,
-      seq: b.seq,
-      at: b.at,
-    };
-    if (binary !== undefined) msg.binary = toBase64(binary);
-    this.broker.publish(msg);
     return b;
+  }
+
+  /**
+   * Throws {@link MessageTooLargeError} when the message is clearly too large for the broker's
+   * bus (checked before a batch is accepted; `broadcast` checks each message exactly).
+   */
+  checkSize(topic: string, event: string, payload: Payload): void {
+    const limit = this.broker.maxMessageBytes;
+    if (limit === undefined) return;
+    const text = JSON.stringify(payload) + topic + event;
+    const bytes = new TextEncoder().encode(text).byteLength + _ENVELOPE_OVERHEAD;
+    if (bytes > limit) throw new MessageTooLargeError(bytes, limit);
   }
 
   /** Delivers to this node's subscribers only (nothing goes to the broker). */
@@ -221,10 +237,24 @@ export class Hub {
    * The last non-presence message of a topic: this node's copy, or else the broker's (shared
    * by all nodes, so a node that started after the publish still knows it).
    */
-  async fetchLast(topic: string): Promise<Broadcast | undefined> {
+  fetchLast(topic: string): Promise<Broadcast | undefined> {
     const local = this.last(topic);
-    if (local) return local;
-    const msg = await this.broker.fetchLast(topic).catch(() => undefined);
+    if (local || this.#isCovered(topic)) return Promise.resolve(local);
+    let read = this.#lastReads.get(topic);
+    if (!read) {
+      read = this.#readLast(topic).finally(() => this.#lastReads.delete(topic));
+      this.#lastReads.set(topic, read);
+    }
+    return read;
+  }
+
+  async #readLast(topic: string): Promise<Broadcast | undefined> {
+    const continuity = this.broker.continuity();
+    const msg = await this.broker.fetchLast(topic).catch(() => null);
+    if (msg === undefined && !this.last(topic)) {
+      // Nothing shared either: until the bus is interrupted, this node hears of any new one.
+      this.#cover(topic, continuity);
+    }
     if (!msg || this.last(topic)) return this.last(topic);
     const b = _fromMessage(msg);
     this.#setLast(this.#topic(topic), b, _sizeOf(b));
@@ -240,31 +270,78 @@ export class Hub {
   }
 
   /**
-   * What a client at `cursor` missed on `topic`, from the broker's shared history when there is
-   * one (so any node can serve it), else from this node's window. `complete` is false when part
-   * of it has left the window.
+   * What a client at `cursor` missed on `topic`: from this node's window when it holds all of
+   * it, else with the newest entries of the broker's shared history (only as many as the shared
+   * heads say are missing, so a resume costs what it missed). `complete` is false when part of
+   * it has left the window. Both copies are merged: an empty or partial shared history (Redis
+   * restarted empty) never passes for "nothing missed" while this node still holds the messages.
+   * A forgotten topic's old stream is not in the heads: replayFrom calls that incomplete.
    */
   async replay(
     topic: string,
     cursor: TopicCursor,
   ): Promise<{ messages: Broadcast[]; complete: boolean; heads: Heads }> {
-    const shared = await this.broker.fetchHistory(topic).catch(() => undefined);
-    if (shared) {
-      const { messages, complete } = replayFrom(shared.messages, shared.heads, cursor);
-      return { messages: messages.map(_fromMessage), complete, heads: shared.heads };
-    }
-    const history = this.#topics.get(topic)?.history;
     const now = this.clock.now();
-    const heads: Heads = history?.heads(now) ?? new Map();
-    // A forgotten topic's old stream is not in the heads: replayFrom calls that incomplete.
-    return { ...replayFrom(history?.entries(now) ?? [], heads, cursor), heads };
+    const history = this.#topics.get(topic)?.history;
+    const local = history?.entries(now) ?? [];
+    const localHeads: Heads = new Map(history?.heads(now) ?? []);
+    const localOnly = replayFrom(local, localHeads, cursor);
+    if (localOnly.complete && this.#isCovered(topic)) return { ...localOnly, heads: localHeads };
+    const continuity = this.broker.continuity();
+    const shared = await this.broker.fetchHeads(topic).catch(() => undefined);
+    if (!shared) return { ...localOnly, heads: localHeads };
+    const heads = _mergeHeads(localHeads, shared);
+    const fromLocal = replayFrom(local, heads, cursor);
+    if (fromLocal.complete) {
+      if (_covers(localHeads, shared)) this.#cover(topic, continuity);
+      return { ...fromLocal, heads };
+    }
+    const recent = await this.broker.fetchRecent(topic, _missed(heads, cursor)).catch(() => []);
+    return { ...replayFrom(_mergeWindows(local, recent.map(_fromMessage)), heads, cursor), heads };
   }
 
   #receive(msg: BrokerMessage): void {
     if (msg.origin.nodeId === this.nodeId) return;
+    let gap = false;
+    if (msg.seq > 0) {
+      const head = this.#topics.get(msg.topic)?.history.headOf(msg.stream);
+      // Numbers are gapless per stream: an old one was had already (a re-send), a jump is loss.
+      if (head !== undefined && msg.seq <= head) return;
+      gap = head !== undefined && msg.seq > head + 1;
+    }
     const b = _fromMessage(msg);
     this.#keep(b);
+    if (gap) this.#lost(msg.topic);
     this.#deliver(b);
+  }
+
+  /** Messages from another node were lost, topics unknown: every subscriber starts over. */
+  #lostEverywhere(): void {
+    this.#covered.clear();
+    for (const topic of [...this.#subscribers.keys()]) this.#lost(topic);
+  }
+
+  #lost(topic: string): void {
+    this.#covered.delete(topic);
+    for (const sub of this.#subscribers.get(topic) ?? []) {
+      try {
+        sub.lost?.();
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+  }
+
+  #isCovered(topic: string): boolean {
+    const at = this.#covered.get(topic);
+    return at !== undefined && at === this.broker.continuity();
+  }
+
+  #cover(topic: string, continuity: number | undefined): void {
+    if (continuity === undefined || continuity !== this.broker.continuity()) return;
+    this.#covered.delete(topic);
+    this.#covered.set(topic, continuity);
+    if (this.#covered.size > _TOPICS_KEPT) this.#covered.delete(this.#covered.keys().next().value!);
   }
 
   #deliver(b: Broadcast): void {
@@ -347,6 +424,8 @@ export class Hub {
     ) {
       const [oldest, forgotten] = this.#topics.entries().next().value!;
       this.#topics.delete(oldest);
+      // Its local copy is gone: it no longer covers the shared one.
+      this.#covered.delete(oldest);
       this.#lastBytes -= forgotten.lastBytes;
       this.#forgotten++;
     }
@@ -381,4 +460,43 @@ function _payloadSize(value: unknown, depth: number): number {
 function _fromMessage(msg: BrokerMessage): Broadcast {
   if (msg.binary === undefined) return new Broadcast(msg as BroadcastInit);
   return new Broadcast({ ...msg, binary: fromBase64(msg.binary) });
+}
+
+/** The newer head of each stream of two. */
+function _mergeHeads(a: Heads, b: Heads): Heads {
+  const heads: Heads = new Map(a);
+  for (const [stream, head] of b) {
+    const known = heads.get(stream);
+    if (!known || head.seq > known.seq) heads.set(stream, head);
+  }
+  return heads;
+}
+
+/** True when `local` has every stream of `shared` at least as far. */
+function _covers(local: Heads, shared: Heads): boolean {
+  for (const [stream, head] of shared) {
+    if ((local.get(stream)?.seq ?? 0) < head.seq) return false;
+  }
+  return true;
+}
+
+/** How many messages a client at `cursor` can have missed, by the heads (an upper bound). */
+function _missed(heads: Heads, cursor: TopicCursor): number {
+  let missed = 0;
+  for (const [stream, head] of heads) {
+    const seen = cursor.streams.get(stream);
+    if (seen !== undefined) missed += Math.max(0, head.seq - seen);
+    else if (head.at > cursor.since) missed += head.seq;
+  }
+  return missed;
+}
+
+/** Both windows as one, each message once, in time order (per stream in sequence order). */
+function _mergeWindows(local: readonly Broadcast[], shared: readonly Broadcast[]): Broadcast[] {
+  const byId = new Map<string, Broadcast>();
+  for (const b of shared) byId.set(`${b.stream}*${b.seq}`, b);
+  for (const b of local) byId.set(`${b.stream}*${b.seq}`, b);
+  return [...byId.values()].sort((x, y) =>
+    x.at - y.at || (x.stream === y.stream ? x.seq - y.seq : 0)
+  );
 }

@@ -140,6 +140,10 @@ export const ReplyReason = {
    * upgrade); the stream starts from now.
    */
   cursorUnusable: "cursor_unusable",
+  /** `reset`: messages from another node were lost (an outage longer than it could re-send). */
+  messagesLost: "messages_lost",
+  /** A push whose broadcast is too large for the cluster bus. */
+  messageTooLarge: "message_too_large",
 } as const;
 
 /** Why a session or a channel instance ended (passed to `terminate`, counted in metrics). */

@@ -17,7 +17,7 @@
 import { type TokenClaims, verifyToken } from "../auth.ts";
 import { type AccessDecision, decideAccess } from "./access.ts";
 import type { BrokerState } from "../cluster/broker.ts";
-import { type Broker, MemoryBroker } from "../cluster/broker.ts";
+import { type Broker, MemoryBroker, MessageTooLargeError } from "../cluster/broker.ts";
 import type { Config } from "../config.ts";
 import { defaultLogger, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
@@ -140,6 +140,24 @@ export class Switchboard implements NodeServices {
       };
     }
     return decideAccess({ channel: match.channel, identity, topic });
+  }
+
+  /**
+   * Why these messages cannot be published (one is too large for the cluster bus), naming
+   * it; undefined when all can. The API checks a batch before it publishes any of it.
+   */
+  refusalOf(
+    messages: readonly { topic: string; event: string; payload: Payload }[],
+  ): string | undefined {
+    for (let i = 0; i < messages.length; i++) {
+      try {
+        this.hub.checkSize(messages[i].topic, messages[i].event, messages[i].payload);
+      } catch (err) {
+        if (!(err instanceof MessageTooLargeError)) throw err;
+        return messages.length > 1 ? `[${i}]: ${err.message}` : err.message;
+      }
+    }
+    return undefined;
   }
 
   /** The topic's last message (not presence), from this node or the broker's shared copy. */

@@ -77,6 +77,11 @@ export class TopicHistory {
     return this.#window.length === 0;
   }
 
+  /** The newest sequence of one stream, if this node has seen it. */
+  headOf(stream: string): number | undefined {
+    return this.#heads.get(stream)?.seq;
+  }
+
   /** The window, oldest first, without messages past the age limit. */
   entries(now = Date.now()): Broadcast[] {
     const oldest = now - this.limits.maxAgeMs;

@@ -220,6 +220,23 @@ Deno.test("upstash bridge subprocess with @upstash/redis", async (t) => {
     });
   });
 
+  await t.step("a payload with line breaks arrives whole, as one message", async () => {
+    const sub = client.subscribe<unknown>(["lines"]);
+    const got: unknown[] = [];
+    try {
+      await nextEvent<number>((l) => sub.on("subscribe", l), "subscribe event");
+      sub.on("message", ({ message }) => got.push(message));
+      // Published raw (not through the client's JSON encoding), as another tool would.
+      await client.exec(["PUBLISH", "lines", "first line\nsecond, line\r\nthird"]);
+      await client.exec(["PUBLISH", "lines", '{\n  "a": 1,\n  "b": "x\\ny"\n}']);
+      await client.exec(["PUBLISH", "lines", "after"]);
+      await waitFor("three messages", () => got.length >= 3);
+      assert.deepEqual(got, ["first line\nsecond, line\r\nthird", { a: 1, b: "x\ny" }, "after"]);
+    } finally {
+      await sub.unsubscribe();
+    }
+  });
+
   await t.step("psubscribe receives pattern messages", async () => {
     const sub = client.psubscribe(["news.*"]);
     try {
@@ -421,4 +438,19 @@ Deno.test("bridge/main.ts exits 1 with a clear message on a bad environment", as
   const badPort = await run({ UPSTASH_REDIS_REST_TOKEN: "t", PORT: "http" });
   assert.equal(badPort.code, 1);
   assert.match(badPort.stderr, /PORT/);
+});
+
+Deno.test("bridge/main.ts exits 1 with a clear message when its port is taken", async () => {
+  const main = new URL("../../bridge/main.ts", import.meta.url).pathname;
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", main],
+    env: { NO_COLOR: "1", UPSTASH_REDIS_REST_TOKEN: "t", PORT: String(port), HOST: "127.0.0.1" },
+    stdout: "null",
+    stderr: "piped",
+    signal: AbortSignal.timeout(20_000),
+  }).output();
+  assert.equal(code, 1);
+  assert.match(new TextDecoder().decode(stderr), new RegExp(`port ${port} .* already in use`));
 });

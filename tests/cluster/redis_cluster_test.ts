@@ -31,6 +31,8 @@ Deno.test("cluster through Redis", async (t) => {
     UPSTASH_REDIS_REST_URL: bridge.url,
     UPSTASH_REDIS_REST_TOKEN: "cluster-token",
     NODE_ID: id,
+    // A dead node is noticed after 2.5 heartbeats (production: 10 s, 25 s).
+    REDIS_HEARTBEAT_MS: "2000",
   });
   const nodes = await Promise.all(["n1", "n2", "n3"].map((id) => startServer(env(id))));
   const [n1, n2, n3] = nodes;

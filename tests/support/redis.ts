@@ -366,3 +366,56 @@ export async function startBridge(options: StartBridgeOptions): Promise<BridgePr
     [Symbol.asyncDispose]: () => terminate("SIGTERM"),
   };
 }
+
+/** What {@link redisStats} reads from `INFO`. */
+export interface RedisStats {
+  /** Calls per command (lower case), from `INFO commandstats`, without the reader's own. */
+  calls: Record<string, number>;
+  /** Every call counted in {@link RedisStats.calls}. */
+  totalCalls: number;
+  /** `total_net_output_bytes`: everything Redis has written to its clients. */
+  netOutputBytes: number;
+}
+
+/** The connection-management commands the reader itself sends; not counted. */
+const _OWN_COMMANDS = new Set(["info", "client", "hello", "select", "scan", "pttl", "type"]);
+
+/** Reads Redis' own counters (`INFO commandstats` and `INFO stats`) over its own connection. */
+export async function redisStats(url: string): Promise<RedisStats> {
+  const { createClient } = await import("redis");
+  const client = createClient({ url, RESP: 2 });
+  await client.connect();
+  try {
+    const text = String(await client.info("commandstats")) + String(await client.info("stats"));
+    const calls: Record<string, number> = {};
+    let totalCalls = 0;
+    for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      const name = match[1].toLowerCase();
+      if (_OWN_COMMANDS.has(name.split("|")[0])) continue;
+      calls[name] = Number(match[2]);
+      totalCalls += Number(match[2]);
+    }
+    const output = /^total_net_output_bytes:(\d+)/m.exec(text);
+    return { calls, totalCalls, netOutputBytes: Number(output?.[1] ?? 0) };
+  } finally {
+    await client.quit().catch(() => {});
+  }
+}
+
+/** Every key under `prefix` with its remaining lifetime in ms (-1: none, never expires). */
+export async function redisKeyLifetimes(url: string, prefix: string): Promise<Map<string, number>> {
+  const { createClient } = await import("redis");
+  const client = createClient({ url, RESP: 2 });
+  await client.connect();
+  try {
+    const lifetimes = new Map<string, number>();
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+      for (const key of ([] as string[]).concat(keys)) {
+        lifetimes.set(key, Number(await client.pTTL(key)));
+      }
+    }
+    return lifetimes;
+  } finally {
+    await client.quit().catch(() => {});
+  }
+}

@@ -34,12 +34,21 @@ export interface SseStream {
   error?: unknown;
 }
 
-/** Opens `url` and parses its events in the background. Non-2xx responses are returned unread. */
-export async function openSse(url: string, headers: HeadersInit = {}): Promise<SseStream> {
+/**
+ * Opens `url` and parses its events in the background. Non-2xx responses are returned unread.
+ * `client` picks the HTTP client (e.g. one without connection reuse, so that every stream is a
+ * new connection).
+ */
+export async function openSse(
+  url: string,
+  headers: HeadersInit = {},
+  options: { client?: Deno.HttpClient } = {},
+): Promise<SseStream> {
   const controller = new AbortController();
   const response = await fetch(url, {
     headers: { accept: "text/event-stream", ...headers },
     signal: controller.signal,
+    ...(options.client ? { client: options.client } : {}),
   });
   const events: SseEvent[] = [];
   const comments: string[] = [];

@@ -1,11 +1,18 @@
 /**
  * The Redis broker: many nodes act as one through Redis, reached over HTTP with
- * `@upstash/redis` (so it runs where TCP is not available).
+ * `@upstash/redis` (so it runs where TCP is not available). The replication itself (batching,
+ * catch-up, presence, node liveness) is `../replication.ts`; this is its Redis transport.
  *
- * One shared subscription per node to one bus channel carries everything; the publishes of one
- * tick go out as one `/pipeline` request holding one envelope. Each node also keeps, in Redis,
- * a heartbeat in a sorted set, its presence state per topic in a hash, and the last message of
- * each topic, so late joiners and new nodes see what happened before them.
+ * One shared subscription per node to one bus channel carries everything; what a node publishes
+ * in one tick goes out as one `/pipeline` request, its messages packed into envelopes that stay
+ * well under the subscription reader's 1 MB line limit. Each node also keeps, in Redis, its entry
+ * in the node directory, its presence state per topic in a hash, and the history and last
+ * message of each topic, every key with a lifetime.
+ *
+ * Redis commands (Upstash bills each): an idle node sends one heartbeat `PUBLISH` every
+ * `pingMs` and refreshes its directory entry every `directoryMs` (4 commands); a broadcast
+ * costs 3 commands plus one `PUBLISH` per envelope (shared by everything of its tick). See
+ * {@link idleCommandsPerDay}.
  *
  * @example
  * ```ts
@@ -15,20 +22,21 @@
  * @module
  */
 import { Redis } from "@upstash/redis";
-import type {
-  BrokerMessage,
-  BrokerState,
-  PresenceReplicaHandlers,
-  SharedHistory,
-} from "../broker.ts";
-import { DEFAULT_HISTORY, type HistoryLimits } from "../../resume/history.ts";
-import { defaultLogger, describeError, type Logger } from "../../log.ts";
-import { type Clock, plainTimers, type Timers } from "../../core/time.ts";
-import type { Broker } from "../broker.ts";
-import type { PresenceState } from "../../core/presence_types.ts";
-import { type BusEnvelope, parseEnvelope, RedisKeys } from "./keys.ts";
-import { appendToHistory, readHistory, readLast } from "./history.ts";
-import { RedisNodes } from "./nodes.ts";
+import type { BrokerMessage } from "../broker.ts";
+import { DEFAULT_HISTORY, type Heads, type HistoryLimits } from "../../resume/history.ts";
+import type { Logger } from "../../log.ts";
+import type { Clock, Timers } from "../../core/time.ts";
+import {
+  type ClusterTransport,
+  ReplicatingBroker,
+  type SendOutcome,
+  type SubscriptionHandlers,
+  type TransportBatch,
+} from "../replication.ts";
+import type { NodeDirectory } from "../nodes.ts";
+import { RedisKeys } from "./keys.ts";
+import { appendLifetimes, appendToHistory, readHeads, readLast, readRecent } from "./history.ts";
+import { RedisSnapshots } from "./nodes.ts";
 
 /** Options of {@link RedisBroker}. */
 export interface RedisBrokerOptions {
@@ -37,10 +45,26 @@ export interface RedisBrokerOptions {
   nodeId: string;
   /** Prefix of every key and channel (default `switchboard`). */
   prefix?: string;
-  /** Heartbeat and self-ping interval (default 1000 ms). */
+  /**
+   * Heartbeat interval: an idle node publishes one heartbeat (1 command) this often, which also
+   * checks its own subscription (default 10 000 ms). A busy node's envelopes are its heartbeats.
+   */
   pingMs?: number;
-  /** A node whose heartbeat is older than this is dead (default 10 000 ms). */
+  /** A node not heard from for this long is dead (default 25 000 ms: noticed within 26 s). */
   nodeTtlMs?: number;
+  /**
+   * Directory refresh interval (4 commands; default 3 heartbeats, 30 s; the keys it refreshes
+   * live 3 times as long). It also notices a Redis that lost this node's keys.
+   */
+  directoryMs?: number;
+  /** Own envelope not back this long after it was sent: resubscribe (default 3 000 ms). */
+  echoTimeoutMs?: number;
+  /** Lifetime of `<prefix>:last:<topic>` (default 7 days: a status page updated rarely). */
+  lastTtlMs?: number;
+  /** Largest message the bus carries, encoded (default 512 KiB); larger ones are refused. */
+  maxMessageBytes?: number;
+  /** Envelopes are packed up to this many bytes (default 128 KiB). */
+  envelopeBytes?: number;
   clock?: Clock;
   /** The runtime's timers (default: plain `setInterval`). */
   timers?: Timers;
@@ -50,319 +74,220 @@ export interface RedisBrokerOptions {
   history?: HistoryLimits;
 }
 
+/** The schedule's defaults, used by {@link idleCommandsPerDay} and the README. */
+export const REDIS_BROKER_DEFAULTS = Object.freeze({
+  pingMs: 10_000,
+  nodeTtlMs: 25_000,
+  echoTimeoutMs: 3_000,
+  lastTtlMs: 7 * 24 * 3_600_000,
+  maxMessageBytes: 512 * 1024,
+  envelopeBytes: 128 * 1024,
+});
+
+/** Commands in one directory refresh (ZADD, ZREMRANGEBYSCORE, 2 × PEXPIRE). */
+const _DIRECTORY_COMMANDS = 4;
+
+/**
+ * Redis commands an idle node issues per day by its schedule: one heartbeat `PUBLISH` per
+ * `pingMs`, one directory refresh per `directoryMs` (default 3 heartbeats).
+ */
+export function idleCommandsPerDay(
+  schedule: { pingMs?: number; directoryMs?: number } = {},
+): number {
+  const day = 86_400_000;
+  const ping = schedule.pingMs ?? REDIS_BROKER_DEFAULTS.pingMs;
+  const directory = schedule.directoryMs ?? ping * 3;
+  return day / ping + (day / directory) * _DIRECTORY_COMMANDS;
+}
+
 type _Subscription = ReturnType<Redis["subscribe"]>;
 
-/** Joins this node to the others through Redis: one bus subscription, one pipeline per tick. */
-export class RedisBroker implements Broker {
-  readonly #redis: Redis;
-  readonly #keys: RedisKeys;
-  readonly #nodeId: string;
-  /** Distinguishes this run of the node from an earlier run with the same NODE_ID. */
-  readonly #epoch = crypto.randomUUID().slice(0, 8);
-  readonly #pingMs: number;
-  readonly #clock: { now(): number };
-  readonly #history: HistoryLimits;
-  #onMessage: (msg: BrokerMessage) => void = () => {};
-  #presence?: PresenceReplicaHandlers;
+/** The fields of a {@link RedisTransport}. */
+export interface RedisTransportInit {
+  redis: Redis;
+  keys: RedisKeys;
+  nodeId: string;
+  history: HistoryLimits;
+  lastTtlMs: number;
+  directoryTtlMs: number;
+  clock: Clock;
+}
 
-  #outbox: BrokerMessage[] = [];
-  #presenceOut = new Map<string, PresenceState>();
-  #heartbeatDue = true;
-  /** The next envelope carries this node's full presence, announced (after an outage). */
-  #announceNext = false;
-  #flushScheduled = false;
-  #flushing = false;
-  #seq = 0;
-
+/** Pub/sub for the bus, and the shared history, last messages, directory and snapshots. */
+export class RedisTransport implements ClusterTransport {
+  readonly kind = "redis";
+  readonly echoes = true;
+  readonly snapshots = true;
+  readonly #init: RedisTransportInit;
+  readonly #snapshots: RedisSnapshots;
   #subscription?: _Subscription;
-  #subscribed = false;
-  #subscribedAt = 0;
-  #lastPong = 0;
-  #lagMs = 0;
-  #attempt = 0;
-  #resubscribeTimer?: ReturnType<typeof setTimeout>;
-  #stopTicker?: () => void;
-  readonly #log: Logger;
-  #lastSweep = 0;
-  readonly #nodes: RedisNodes;
-  #lastError?: string;
-  #dropped = 0;
-  #closed = false;
+  /** Topics whose stream and heads lifetimes were set recently (refreshed at a quarter). */
+  readonly #ttlSetAt = new Map<string, number>();
+  /** Topics whose keys Redis recreated without a lifetime (it lost them): fixed next send. */
+  #ttlFix = new Set<string>();
+  /** This run has an entry in the directory (a new one afterwards means Redis lost it). */
+  #registered = false;
 
+  constructor(init: RedisTransportInit) {
+    this.#init = init;
+    this.#snapshots = new RedisSnapshots({
+      redis: init.redis,
+      keys: init.keys,
+      selfId: init.nodeId,
+      directoryTtlMs: init.directoryTtlMs,
+    });
+  }
+
+  async start(): Promise<void> {
+    // An earlier run with this NODE_ID may have left presences: they are not ours any more.
+    await this.#init.redis.del(this.#init.keys.presence(this.#init.nodeId));
+  }
+
+  async send(batch: TransportBatch): Promise<SendOutcome> {
+    const { redis, keys, clock } = this.#init;
+    const now = clock.now();
+    const p = redis.pipeline();
+    const history = { keys, limits: this.#init.history, lastTtlMs: this.#init.lastTtlMs };
+    /** Heads writes that must find their field (this run wrote it before). */
+    const expectKnown: { at: number; topic: string }[] = [];
+    for (const q of batch.messages) {
+      // The hub numbers what belongs in history (seq ≥ 1); presence events have seq 0.
+      if (q.msg.seq > 0) {
+        const refreshTtl = this.#ttlDue(q.msg.topic, now);
+        const at = appendToHistory(p, q.msg, q.json, { ...history, refreshTtl });
+        if (!refreshTtl) expectKnown.push({ at, topic: q.msg.topic });
+      }
+    }
+    const fixes = this.#ttlFix;
+    this.#ttlFix = new Set();
+    for (const topic of fixes) appendLifetimes(p, history, topic);
+    if (batch.presence.size) {
+      const key = keys.presence(this.#init.nodeId);
+      const fields: Record<string, string> = {
+        _meta: JSON.stringify({ epoch: batch.epoch, seq: batch.presenceSeq }),
+      };
+      const gone: string[] = [];
+      for (const [topic, state] of batch.presence) {
+        if (Object.keys(state).length === 0) gone.push(topic);
+        else fields[topic] = JSON.stringify(state);
+      }
+      p.hset(key, fields);
+      if (gone.length) p.hdel(key, ...gone);
+      p.pexpire(key, this.#init.directoryTtlMs);
+    }
+    const directoryAt = batch.directory ? this.#snapshots.appendDirectory(p, now) : -1;
+    for (const json of batch.envelopes) p.publish(keys.bus, json);
+    let results: unknown[];
+    try {
+      results = await p.exec();
+    } catch (err) {
+      for (const topic of fixes) this.#ttlFix.add(topic);
+      // Redis may come back empty: set the topics' lifetimes again.
+      this.#ttlSetAt.clear();
+      throw err;
+    }
+    const recreated = expectKnown.filter(({ at }) => Number(results[at]) === 1);
+    const unregistered = directoryAt >= 0 && this.#registered &&
+      Number(results[directoryAt]) === 1;
+    if (directoryAt >= 0) this.#registered = true;
+    if (recreated.length === 0 && !unregistered) return {};
+    this.#ttlSetAt.clear();
+    for (const { topic } of recreated) this.#ttlFix.add(topic);
+    return { lostKeys: true };
+  }
+
+  subscribe(handlers: SubscriptionHandlers): void {
+    this.#subscription?.unsubscribe().catch(() => {});
+    const subscription = this.#init.redis.subscribe<string>([this.#init.keys.bus]);
+    this.#subscription = subscription;
+    subscription.on("subscribe", () => handlers.subscribed());
+    subscription.on("message", ({ message }) => handlers.message(String(message)));
+    subscription.on("error", (err) => handlers.failed(err));
+  }
+
+  async unsubscribe(): Promise<void> {
+    await this.#subscription?.unsubscribe();
+  }
+
+  async goodbye(byeJson: string): Promise<void> {
+    const { redis, keys, nodeId } = this.#init;
+    const p = redis.pipeline();
+    p.del(keys.presence(nodeId));
+    p.zrem(keys.nodes, nodeId);
+    p.publish(keys.bus, byeJson);
+    await p.exec();
+  }
+
+  fetchLast(topic: string): Promise<BrokerMessage | undefined> {
+    return readLast(this.#init.redis, this.#init.keys, topic);
+  }
+
+  fetchHeads(topic: string): Promise<Heads> {
+    const { redis, keys, history, clock } = this.#init;
+    return readHeads(redis, keys, history, topic, clock.now());
+  }
+
+  fetchRecent(topic: string, count: number): Promise<BrokerMessage[]> {
+    const { redis, keys, history, clock } = this.#init;
+    const bounded = Math.min(count, history.size);
+    return readRecent(redis, keys, history, topic, { count: bounded, now: clock.now() });
+  }
+
+  loadLive(directory: NodeDirectory, now: number): Promise<void> {
+    return this.#snapshots.loadLive(directory, now);
+  }
+
+  loadNode(nodeId: string, directory: NodeDirectory): Promise<void> {
+    return this.#snapshots.load(nodeId, directory);
+  }
+
+  /** True when the topic's stream and heads need their lifetime (re)set with this write. */
+  #ttlDue(topic: string, now: number): boolean {
+    const at = this.#ttlSetAt.get(topic);
+    if (at !== undefined && now - at < this.#init.history.maxAgeMs / 4) return false;
+    this.#ttlSetAt.delete(topic);
+    this.#ttlSetAt.set(topic, now);
+    if (this.#ttlSetAt.size > 10_000) this.#ttlSetAt.delete(this.#ttlSetAt.keys().next().value!);
+    return true;
+  }
+}
+
+/** Joins this node to the others through Redis: one bus subscription, one pipeline per tick. */
+export class RedisBroker extends ReplicatingBroker {
   constructor(options: RedisBrokerOptions) {
-    this.#redis = new Redis({
+    const d = REDIS_BROKER_DEFAULTS;
+    const redis = new Redis({
       url: options.url,
       token: options.token,
       automaticDeserialization: false,
       enableTelemetry: false,
       retry: { retries: 1, backoff: () => 100 },
     });
-    this.#nodeId = options.nodeId;
-    this.#keys = new RedisKeys(options.prefix ?? "switchboard");
-    this.#pingMs = options.pingMs ?? 1000;
-    this.#clock = options.clock ?? Date;
-    this.#log = options.log ?? defaultLogger;
-    this.#nodes = new RedisNodes({
-      redis: this.#redis,
-      keys: this.#keys,
-      selfId: this.#nodeId,
-      ttlMs: options.nodeTtlMs ?? 10_000,
-      clock: this.#clock,
+    const pingMs = options.pingMs ?? d.pingMs;
+    const directoryMs = options.directoryMs ?? pingMs * 3;
+    const history = options.history ?? DEFAULT_HISTORY;
+    const clock = options.clock ?? Date;
+    const transport = new RedisTransport({
+      redis,
+      keys: new RedisKeys(options.prefix ?? "switchboard"),
+      nodeId: options.nodeId,
+      history,
+      lastTtlMs: options.lastTtlMs ?? d.lastTtlMs,
+      directoryTtlMs: directoryMs * 3,
+      clock,
     });
-    this.#history = options.history ?? DEFAULT_HISTORY;
-    // An earlier run with this NODE_ID may have left presences: they are not ours any more.
-    this.#redis.del(this.#keys.presence(this.#nodeId)).catch((err) => this.#fail(err));
-    this.#subscribe();
-    this.#stopTicker = (options.timers ?? plainTimers).every(this.#pingMs, () => this.#tick());
-  }
-
-  publish(msg: BrokerMessage): void {
-    if (this.#closed) return;
-    this.#outbox.push(msg);
-    this.#scheduleFlush();
-  }
-
-  onMessage(handler: (msg: BrokerMessage) => void): void {
-    this.#onMessage = handler;
-  }
-
-  replicatePresence(topic: string, state: PresenceState): void {
-    if (this.#closed) return;
-    this.#presenceOut.set(topic, state);
-    this.#scheduleFlush();
-  }
-
-  onPresence(handlers: PresenceReplicaHandlers): void {
-    this.#presence = handlers;
-    this.#nodes.presence = handlers;
-  }
-
-  fetchLast(topic: string): Promise<BrokerMessage | undefined> {
-    return readLast(this.#redis, this.#keys, topic);
-  }
-
-  fetchHistory(topic: string): Promise<SharedHistory> {
-    return readHistory(this.#redis, this.#keys, this.#history, topic, this.#clock.now());
-  }
-
-  state(): BrokerState {
-    const now = this.#clock.now();
-    const connected = this.#subscribed && now - this.#lastPong < this.#staleAfter();
-    return {
-      kind: "redis",
-      connected,
-      lagMs: this.#lagMs,
-      pending: this.#outbox.length,
-      nodes: this.#nodes.size + 1,
-      ...(connected || !this.#lastError ? {} : { error: this.#lastError }),
-    };
-  }
-
-  /** Messages that could not be handed to Redis (it was unreachable). */
-  get dropped(): number {
-    return this.#dropped;
-  }
-
-  /** Says goodbye (others drop this node's presences at once), then stops. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#stopTicker?.();
-    // What is still queued (the last presence leaves, say) goes out before the goodbye.
-    while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
-    await this.#flush();
-    this.#closed = true;
-    clearTimeout(this.#resubscribeTimer);
-    await this.#subscription?.unsubscribe().catch(() => {});
-    const bye: BusEnvelope = {
-      v: 1,
-      n: this.#nodeId,
-      e: this.#epoch,
-      s: ++this.#seq,
-      t: 0,
-      bye: true,
-    };
-    const p = this.#redis.pipeline();
-    p.del(this.#keys.presence(this.#nodeId));
-    p.zrem(this.#keys.nodes, this.#nodeId);
-    p.publish(this.#keys.bus, JSON.stringify(bye));
-    await p.exec().catch(() => {});
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    // Everything published in this tick goes out in one request.
-    setTimeout(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    }, 0);
-  }
-
-  /** Sends the batch; one request in flight at a time keeps publish order per node. */
-  async #flush(): Promise<void> {
-    if (this.#flushing) return;
-    this.#flushing = true;
-    try {
-      while (
-        !this.#closed && (this.#outbox.length > 0 || this.#presenceOut.size > 0 ||
-          this.#heartbeatDue)
-      ) {
-        const messages = this.#outbox;
-        const presence = this.#presenceOut;
-        const heartbeat = this.#heartbeatDue;
-        const announce = this.#announceNext;
-        this.#outbox = [];
-        this.#presenceOut = new Map();
-        this.#heartbeatDue = false;
-        this.#announceNext = false;
-        try {
-          await this.#send(messages, presence, heartbeat, announce);
-        } catch (err) {
-          this.#fail(err);
-          this.#dropped += messages.length;
-          // Presence is state, not a stream: resend the newest state once Redis answers.
-          for (const [topic, state] of presence) {
-            if (!this.#presenceOut.has(topic)) this.#presenceOut.set(topic, state);
-          }
-          // The clients' diffs went down with this batch: the receivers must derive them.
-          this.#announceNext ||= announce || presence.size > 0;
-          break;
-        }
-      }
-    } finally {
-      this.#flushing = false;
-    }
-  }
-
-  async #send(
-    messages: BrokerMessage[],
-    presence: Map<string, PresenceState>,
-    heartbeat: boolean,
-    announce: boolean,
-  ): Promise<void> {
-    const now = this.#clock.now();
-    const envelope: BusEnvelope = { v: 1, n: this.#nodeId, e: this.#epoch, s: ++this.#seq, t: now };
-    if (announce) envelope.a = true;
-    if (messages.length) envelope.m = messages;
-    if (presence.size) envelope.p = Object.fromEntries(presence);
-    const p = this.#redis.pipeline();
-    for (const m of messages) {
-      // The hub numbers what belongs in history (seq ≥ 1); presence events have seq 0.
-      if (m.seq > 0) appendToHistory(p, this.#keys, this.#history, m);
-    }
-    if (presence.size) {
-      const key = this.#keys.presence(this.#nodeId);
-      const fields: Record<string, string> = {
-        _meta: JSON.stringify({ epoch: this.#epoch, seq: envelope.s }),
-      };
-      const gone: string[] = [];
-      for (const [topic, state] of presence) {
-        if (Object.keys(state).length === 0) gone.push(topic);
-        else fields[topic] = JSON.stringify(state);
-      }
-      p.hset(key, fields);
-      if (gone.length) p.hdel(key, ...gone);
-    }
-    if (heartbeat) p.zadd(this.#keys.nodes, { score: now, member: this.#nodeId });
-    p.publish(this.#keys.bus, JSON.stringify(envelope));
-    await p.exec();
-  }
-
-  #subscribe(): void {
-    if (this.#closed) return;
-    this.#subscription?.unsubscribe().catch(() => {});
-    this.#subscribed = false;
-    const subscription = this.#redis.subscribe<string>([this.#keys.bus]);
-    this.#subscription = subscription;
-    this.#subscribedAt = this.#clock.now();
-    subscription.on("subscribe", () => {
-      if (subscription !== this.#subscription) return;
-      this.#subscribed = true;
-      this.#lastPong = this.#clock.now();
-      this.#recover().catch((err) => this.#fail(err));
+    super(transport, {
+      nodeId: options.nodeId,
+      pingMs,
+      nodeTtlMs: options.nodeTtlMs ?? d.nodeTtlMs,
+      directoryMs,
+      echoTimeoutMs: options.echoTimeoutMs ?? d.echoTimeoutMs,
+      maxMessageBytes: options.maxMessageBytes ?? d.maxMessageBytes,
+      envelopeBytes: options.envelopeBytes ?? d.envelopeBytes,
+      clock,
+      timers: options.timers,
+      log: options.log,
+      history,
     });
-    subscription.on("message", ({ message }) => this.#receive(String(message)));
-    subscription.on("error", (err) => {
-      if (subscription !== this.#subscription) return;
-      this.#fail(err);
-      this.#resubscribeLater();
-    });
-  }
-
-  #resubscribeLater(): void {
-    if (this.#closed || this.#resubscribeTimer) return;
-    this.#subscribed = false;
-    // Jittered exponential backoff: a Redis restart does not bring every node back at once.
-    const base = Math.min(5_000, 250 * 2 ** this.#attempt++);
-    this.#resubscribeTimer = setTimeout(() => {
-      this.#resubscribeTimer = undefined;
-      this.#subscribe();
-    }, base * (0.5 + Math.random()));
-  }
-
-  /**
-   * (Re)connected, or heard again after a silence: read the other nodes' presence from Redis,
-   * and send all of ours, announced, since the others may have dropped it meanwhile.
-   */
-  async #recover(): Promise<void> {
-    this.#attempt = 0;
-    this.#lastError = undefined;
-    this.#announceNext = true;
-    this.#presence?.resync();
-    this.#heartbeatDue = true;
-    this.#scheduleFlush();
-    await this.#nodes.loadLive();
-  }
-
-  #receive(raw: string): void {
-    const envelope = parseEnvelope(raw);
-    if (!envelope) return;
-    const now = this.#clock.now();
-    if (envelope.n === this.#nodeId) {
-      if (envelope.e === this.#epoch) {
-        const silence = now - this.#lastPong;
-        this.#lastPong = now;
-        this.#lagMs = Math.max(0, now - envelope.t);
-        if (silence > this.#staleAfter()) this.#recover().catch((err) => this.#fail(err));
-      }
-      return;
-    }
-    if (envelope.t) this.#lagMs = Math.max(0, now - envelope.t);
-    this.#nodes.heard(envelope)?.catch((err) => this.#fail(err));
-    for (const m of envelope.m ?? []) {
-      try {
-        this.#onMessage(m);
-      } catch (err) {
-        this.#log.error("delivering a message from another node failed", {
-          error: describeError(err),
-        });
-      }
-    }
-  }
-
-  #tick(): void {
-    this.#heartbeatDue = true;
-    this.#scheduleFlush();
-    const now = this.#clock.now();
-    const silent = now - Math.max(this.#lastPong, this.#subscribedAt);
-    // The client does not report a subscription stream that ended: our own pings tell us.
-    if (silent > this.#staleAfter()) {
-      this.#lastError ??= "no message on the subscription for " + silent + " ms";
-      this.#resubscribeLater();
-    }
-    // A node not heard from (its heartbeat envelopes) within the TTL is dead.
-    this.#nodes.expire();
-    if (now - this.#lastSweep >= this.#nodes.ttlMs / 2) {
-      this.#lastSweep = now;
-      this.#nodes.sweepDead().catch((err) => this.#fail(err));
-    }
-  }
-
-  #staleAfter(): number {
-    return this.#pingMs * 3 + 2_000;
-  }
-
-  #fail(err: unknown): void {
-    this.#lastError = err instanceof Error ? err.message : String(err);
   }
 }

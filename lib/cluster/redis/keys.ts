@@ -1,9 +1,7 @@
 /**
- * The Redis keys and the bus envelope of the Redis broker.
+ * The Redis keys of the Redis broker (the bus envelope is in `../envelope.ts`).
  * @module
  */
-import type { BrokerMessage } from "../broker.ts";
-import type { PresenceState } from "../../core/presence_types.ts";
 
 /** Names of everything the broker keeps in Redis, under one prefix. */
 export class RedisKeys {
@@ -31,38 +29,6 @@ export class RedisKeys {
   /** The last message of a topic. */
   last(topic: string): string {
     return `${this.prefix}:last:${topic}`;
-  }
-}
-
-/** What one node publishes per tick on the bus. */
-export interface BusEnvelope {
-  v: 1;
-  /** Node id. */
-  n: string;
-  /** The node's run (epoch): changes when the node restarts. */
-  e: string;
-  /** Sequence number, increasing per run. */
-  s: number;
-  /** Sent at (ms since the epoch, the sender's clock). */
-  t: number;
-  /** Broadcasts, in publish order. */
-  m?: BrokerMessage[];
-  /** The node's full presence state of each topic that changed (empty: none). */
-  p?: Record<string, PresenceState>;
-  /** `p` is the node's whole state, resent after an outage: receivers announce the change. */
-  a?: boolean;
-  /** The node is leaving (graceful shutdown). */
-  bye?: boolean;
-}
-
-/** Parses an envelope from the bus; anything else (another tool's message) is ignored. */
-export function parseEnvelope(raw: string): BusEnvelope | undefined {
-  try {
-    const value = JSON.parse(raw);
-    if (value?.v !== 1 || typeof value.n !== "string" || typeof value.s !== "number") return;
-    return value as BusEnvelope;
-  } catch {
-    return undefined;
   }
 }
 

@@ -1,142 +1,72 @@
 /**
- * The other nodes as one node of the Redis broker sees them: their run, the newest presence
- * state applied, when they were last heard; and their presence snapshots in Redis, so a node
- * that (re)connects can rebuild its mirror. A node not heard from within the TTL is dead.
+ * The node directory and presence snapshots in Redis: the sorted set `<prefix>:nodes` (node →
+ * time of its last directory refresh) and one hash per node (topic → its presence state there,
+ * `_meta` → run and envelope sequence), so a node that (re)connects can rebuild its mirror of
+ * the others (see `../nodes.ts`). Every key lives 3 directory periods after its last refresh.
  * @module
  */
 import type { Redis } from "@upstash/redis";
-import type { Clock } from "../../core/time.ts";
-import type { PresenceReplicaHandlers } from "../broker.ts";
-import { type BusEnvelope, pairs, type RedisKeys } from "./keys.ts";
+import type { NodeDirectory } from "../nodes.ts";
+import type { PresenceState } from "../../core/presence_types.ts";
+import { pairs, type RedisKeys } from "./keys.ts";
 
-interface _Node {
-  epoch: string;
-  seq: number;
-  lastSeen: number;
-}
+type _Pipeline = ReturnType<Redis["pipeline"]>;
 
-/** The fields of {@link RedisNodes}. */
-export interface RedisNodesInit {
+/** Where the snapshots are, and whose they are not. */
+export interface RedisSnapshotsInit {
   redis: Redis;
   keys: RedisKeys;
-  /** This node's id (its own envelopes are not another node's). */
+  /** This node's id (its own entry is not another node's). */
   selfId: string;
-  /** A node not heard from within this long is dead. */
-  ttlMs: number;
-  clock: Clock;
+  /** A directory entry (and presence hash) not refreshed within this long is a dead node's. */
+  directoryTtlMs: number;
 }
 
-/** The other nodes of the cluster as this node hears them, and their presence snapshots. */
-export class RedisNodes {
-  readonly #nodes = new Map<string, _Node>();
-  presence?: PresenceReplicaHandlers;
-
-  readonly redis: Redis;
-  readonly keys: RedisKeys;
-  readonly selfId: string;
-  readonly ttlMs: number;
-  readonly clock: Clock;
-
-  constructor(init: RedisNodesInit) {
-    this.redis = init.redis;
-    this.keys = init.keys;
-    this.selfId = init.selfId;
-    this.ttlMs = init.ttlMs;
-    this.clock = init.clock;
-  }
-
-  /** Other nodes alive as far as this node knows. */
-  get size(): number {
-    return this.#nodes.size;
-  }
+/** Reads and refreshes the directory and presence snapshots in Redis. */
+export class RedisSnapshots {
+  constructor(readonly init: RedisSnapshotsInit) {}
 
   /**
-   * Takes an envelope from another node: goodbyes and restarts drop the old run's presences,
-   * newer presence states are applied. Returns a promise when the node was unknown and its
-   * snapshot is being read.
+   * Adds this node's directory entry to a pipeline, drops the entries of nodes that stopped
+   * refreshing theirs, and gives the directory and this node's presence hash a lifetime of the
+   * directory TTL (so a node that dies leaves nothing behind for long, and no node has to sweep
+   * for it). 4 commands; returns the position of the `ZADD` (1: the entry was new).
    */
-  heard(envelope: BusEnvelope): Promise<void> | undefined {
-    const now = this.clock.now();
-    const known = this.#nodes.get(envelope.n);
-    if (envelope.bye || (known && known.epoch !== envelope.e)) this.#drop(envelope.n);
-    if (envelope.bye) return;
-    let node = this.#nodes.get(envelope.n);
-    let loading: Promise<void> | undefined;
-    if (!node) {
-      this.#nodes.set(envelope.n, node = { epoch: envelope.e, seq: 0, lastSeen: now });
-      // A node we did not know (new, or dropped during an outage): read its whole state.
-      if (!envelope.a) loading = this.load(envelope.n);
+  appendDirectory(p: _Pipeline, now: number): number {
+    const { keys, selfId, directoryTtlMs } = this.init;
+    const position = p.length();
+    p.zadd(keys.nodes, { score: now, member: selfId });
+    p.zremrangebyscore(keys.nodes, 0, now - directoryTtlMs);
+    p.pexpire(keys.nodes, directoryTtlMs);
+    p.pexpire(keys.presence(selfId), directoryTtlMs);
+    return position;
+  }
+
+  /** Reads the presence snapshot of every node alive in the directory into `directory`. */
+  async loadLive(directory: NodeDirectory, now: number): Promise<void> {
+    const { redis, keys, selfId, directoryTtlMs } = this.init;
+    const flat = await redis.zrange<string[]>(keys.nodes, 0, -1, { withScores: true });
+    const alive: string[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const node = String(flat[i]);
+      if (node !== selfId && now - Number(flat[i + 1]) <= directoryTtlMs) alive.push(node);
     }
-    node.lastSeen = now;
-    if (envelope.p && envelope.s > node.seq) {
-      node.seq = envelope.s;
-      for (const [topic, state] of Object.entries(envelope.p)) {
-        this.presence?.state(envelope.n, topic, state, envelope.a === true);
-      }
-    }
-    return loading;
+    await Promise.all(alive.map((node) => this.load(node, directory)));
   }
 
-  /** Drops the nodes not heard from within the TTL (their presences leave). */
-  expire(): void {
-    const now = this.clock.now();
-    for (const [nodeId, node] of this.#nodes) {
-      if (now - node.lastSeen > this.ttlMs) this.#drop(nodeId);
-    }
-  }
-
-  /** Reads the presence snapshot of every node alive in Redis. */
-  async loadLive(): Promise<void> {
-    const [alive] = await this.#read();
-    await Promise.all(alive.map((node) => this.load(node)));
-  }
-
-  /** Removes from Redis what dead nodes left behind (any node may do it; it is idempotent). */
-  async sweepDead(): Promise<void> {
-    const [, dead] = await this.#read();
-    if (dead.length === 0) return;
-    const p = this.redis.pipeline();
-    p.zrem(this.keys.nodes, ...dead);
-    for (const node of dead) p.del(this.keys.presence(node));
-    await p.exec();
-  }
-
-  /** Reads one node's presence snapshot, unless a newer state was applied meanwhile. */
-  async load(nodeId: string): Promise<void> {
-    const flat = await this.redis.hgetall(this.keys.presence(nodeId)) as unknown;
+  /** Reads one node's presence snapshot into `directory` (unless a newer state is there). */
+  async load(nodeId: string, directory: NodeDirectory): Promise<void> {
+    const flat = await this.init.redis.hgetall(this.init.keys.presence(nodeId)) as unknown;
     const fields = Array.isArray(flat)
       ? pairs(flat as string[])
       : (flat ?? {}) as Record<string, string>;
     if (!fields._meta) return;
     const meta = JSON.parse(String(fields._meta)) as { epoch: string; seq: number };
-    // Checked after the read: envelopes applied meanwhile are newer than this snapshot, and a
-    // node heard live under another epoch has restarted since the snapshot was written.
-    const known = this.#nodes.get(nodeId);
-    if (known && (known.epoch !== meta.epoch || known.seq >= meta.seq)) return;
-    const node = known ?? { epoch: meta.epoch, seq: 0, lastSeen: this.clock.now() };
-    node.seq = meta.seq;
-    this.#nodes.set(nodeId, node);
+    const states: Record<string, PresenceState> = {};
     for (const [topic, json] of Object.entries(fields)) {
-      if (topic !== "_meta") this.presence?.state(nodeId, topic, JSON.parse(String(json)), true);
+      if (topic !== "_meta") states[topic] = JSON.parse(String(json));
     }
-  }
-
-  #drop(nodeId: string): void {
-    if (!this.#nodes.delete(nodeId)) return;
-    this.presence?.nodeDown(nodeId);
-  }
-
-  /** The node list from Redis, `[alive, dead]` by their last heartbeat. */
-  async #read(): Promise<[string[], string[]]> {
-    const now = this.clock.now();
-    const flat = await this.redis.zrange<string[]>(this.keys.nodes, 0, -1, { withScores: true });
-    const alive: string[] = [];
-    const dead: string[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const node = String(flat[i]);
-      if (node === this.selfId) continue;
-      (now - Number(flat[i + 1]) > this.ttlMs ? dead : alive).push(node);
-    }
-    return [alive, dead];
+    // Checked after the read: envelopes applied meanwhile are newer than this snapshot.
+    directory.snapshot(nodeId, meta, states);
   }
 }

@@ -1,0 +1,107 @@
+/**
+ * Switchboard's entry for `deno serve --parallel` (`deno task start:parallel` runs it: one
+ * worker per core, `DENO_JOBS` to choose; `serve.ts` is the plain `deno serve` / Deno Deploy
+ * entry, without signal handlers, whose workers would not know each other). Every worker is a node:
+ * without Redis the workers of the process act as one through a `BroadcastChannel`
+ * (broadcasts, presence, history and resume whichever worker a client lands on); with Redis
+ * each worker is a node of the cluster. On SIGTERM/SIGINT every worker drains (WebSockets 1012,
+ * SSE `retry:`, presences leave, goodbye to the others), and the process exits 0 once every
+ * worker has said goodbye (at most 8 s). `/healthz` and `/metrics` answer for every worker
+ * (sessions summed, the workers listed; every sample labelled `worker`).
+ * @module
+ */
+import { channels } from "./channels/mod.ts";
+import {
+  CONFIG_KEYS,
+  ConfigError,
+  createLogger,
+  createSwitchboard,
+  loadConfig,
+} from "./lib/mod.ts";
+import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
+import { createApp } from "./routes/app.ts";
+import { mergeWorkerMetrics, WorkerGroup } from "./lib/cluster/workers.ts";
+
+/** The channel the workers of one process share (several apps: set `REDIS_PREFIX`). */
+const _WORKERS_CHANNEL = "switchboard-workers";
+
+function _configure() {
+  try {
+    const config = loadConfig(readEnv(CONFIG_KEYS));
+    // Workers share NODE_ID's prefix; each is a node of its own (its streams, its presences).
+    const worker = crypto.randomUUID().slice(0, 6);
+    return { ...config, nodeId: `${config.nodeId.slice(0, 56)}.w${worker}` };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`switchboard: ${err.message}\nFix the variables above and start again.`);
+    Deno.exit(1);
+  }
+}
+
+const config = _configure();
+const log = createLogger(config.logLevel);
+const switchboard = createSwitchboard({
+  config,
+  channels,
+  timers: denoRuntime.timers,
+  log,
+  workersChannel: `${_WORKERS_CHANNEL}:${config.redisPrefix}`,
+});
+const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+
+// The workers know each other: they stop together, and the operations endpoints answer for all.
+const group = new WorkerGroup({
+  name: `${_WORKERS_CHANNEL}:${config.redisPrefix}:group`,
+  self: config.nodeId,
+  answer: async (path) => await (await app.fetch(new Request(`http://worker${path}`))).text(),
+});
+
+/** `/healthz` of the whole process: every worker's answer, sessions summed. */
+async function health(): Promise<Response> {
+  const answers = [...(await group.gather("/healthz")).values()].map((t) => JSON.parse(t));
+  const [own] = answers;
+  const sessions = answers.reduce((sum, w) => sum + w.sessions, 0);
+  const body = { ...own, sessions, workers: answers };
+  return Response.json(body, { headers: { "cache-control": "no-store" } });
+}
+
+/** `/metrics` of the whole process: every worker's samples, labelled `worker`. */
+async function metrics(): Promise<Response> {
+  return new Response(mergeWorkerMetrics(await group.gather("/metrics")), {
+    headers: {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+      "cache-control": "no-store",
+    },
+  });
+}
+
+function fetch(request: Request): Response | Promise<Response> {
+  if (request.method === "GET") {
+    const { pathname } = new URL(request.url);
+    if (pathname === "/healthz") return health();
+    if (pathname === "/metrics") return metrics();
+  }
+  return app.fetch(request);
+}
+
+let stopping = false;
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  const deadline = setTimeout(() => {
+    log.warn("graceful shutdown took over 8 s; exiting");
+    Deno.exit(0);
+  }, 8_000);
+  await switchboard.close();
+  await group.drainedAll();
+  clearTimeout(deadline);
+  Deno.exit(0);
+}
+Deno.addSignalListener("SIGINT", shutdown);
+Deno.addSignalListener("SIGTERM", shutdown);
+log.info("worker started", {
+  node: config.nodeId,
+  broker: switchboard.brokerState().kind,
+});
+
+export default { fetch };

@@ -1,0 +1,214 @@
+/**
+ * `deno task start:parallel` (`deno serve --parallel`, here with 2 workers) acts as one node:
+ * 16 official Phoenix clients spread over the workers by the kernel see complete presence,
+ * API broadcasts reach all, broadcast-from is not echoed, leaves are seen by all, an SSE reader
+ * resumes with `Last-Event-ID` whichever worker takes the reconnect, and SIGTERM drains every
+ * worker and exits 0.
+ */
+import assert from "node:assert/strict";
+import type { Channel } from "phoenix";
+import {
+  connectSocket,
+  disconnect,
+  join,
+  push,
+  type Socket,
+  withPresence,
+} from "../support/phoenix.ts";
+import { freePort } from "../support/redis.ts";
+import { openSse } from "../support/sse.ts";
+import { delay, waitFor } from "../support/wait.ts";
+
+const root = new URL("../../", import.meta.url);
+/** A new connection per request: the kernel picks the worker per connection. */
+const fresh = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+
+/** The `start:parallel` task's command line, as deno.json has it. */
+async function taskArgs(): Promise<string[]> {
+  const json = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+  const [deno, ...args] = (json.tasks["start:parallel"] as string).split(" ");
+  assert.equal(deno, "deno");
+  return args;
+}
+
+async function post(url: string, body: unknown): Promise<void> {
+  const res = await fetch(`${url}/api/broadcast`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    client: fresh,
+  });
+  await res.body?.cancel();
+  assert.equal(res.status, 202);
+}
+
+/** `/healthz` of the whole process: every worker's own answer. */
+async function workers(url: string) {
+  const body = await (await fetch(`${url}/healthz`, { client: fresh })).json();
+  return body as {
+    sessions: number;
+    workers: { node: string; sessions: number; broker: { nodes: number } }[];
+  };
+}
+
+Deno.test("deno task start:parallel: two workers act as one node", async (t) => {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: await taskArgs(),
+    cwd: root,
+    env: { PORT: String(port), HOST: "127.0.0.1", DENO_JOBS: "2", LOG_LEVEL: "warn" },
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let output = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const url = `http://127.0.0.1:${port}`;
+  const sockets: Socket[] = [];
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  try {
+    await waitFor(() => output.includes(`Listening on ${url}/ with 2 threads`), "listening", 20_000)
+      .catch((err) => {
+        throw new Error(`${err.message}\n${output}`);
+      });
+    await waitFor(
+      async () => {
+        const health = await workers(url);
+        return health.workers.length === 2 && health.workers.every((w) => w.broker.nodes === 2);
+      },
+      "both workers up and seeing each other",
+      15_000,
+    );
+
+    const channels: Channel[] = [];
+    const views: ReturnType<typeof withPresence>[] = [];
+    const patches: unknown[][] = [];
+    await t.step("16 clients, spread over the workers, see complete presence", async () => {
+      // The workers accept connections from one port as they come: a quick series may all go
+      // to one of them. Connecting again (bounded) until both have clients keeps this test
+      // about two workers.
+      let perWorker: number[] = [];
+      let health: Awaited<ReturnType<typeof workers>> | undefined;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await Promise.all(sockets.splice(0).map(disconnect));
+        channels.length = views.length = patches.length = 0;
+        await waitFor(async () => (await workers(url)).sessions === 0, "no sessions left");
+        await Promise.all(Array.from({ length: 16 }, async (_, i) => {
+          const socket = await connectSocket(`ws://127.0.0.1:${port}/socket`, {
+            user_id: `u${i}`,
+          });
+          sockets[i] = socket;
+        }));
+        health = await workers(url);
+        perWorker = health.workers.map((w) => w.sessions);
+        if (perWorker.length === 2 && perWorker.every((n) => n > 0)) break;
+      }
+      assert.ok(perWorker.every((n) => n > 0), `sessions per worker: ${perWorker}`);
+      for (const [i, socket] of sockets.entries()) {
+        const channel = socket.channel("record:par", { name: `U${i}` });
+        const got: unknown[] = [];
+        channel.on("patch", (p: unknown) => got.push(p));
+        patches.push(got);
+        views.push(withPresence(channel));
+        channels.push(channel);
+        await join(channel);
+      }
+      health = await workers(url);
+      assert.equal(health!.sessions, 16, "/healthz counts the whole process");
+      const metrics = await (await fetch(`${url}/metrics`, { client: fresh })).text();
+      const labelled = new Set([...metrics.matchAll(/worker="([^"]+)"/g)].map((m) => m[1]));
+      assert.equal(labelled.size, 2, "/metrics has the samples of both workers");
+      await waitFor(
+        () => views.every((v) => v.keys().length === 16),
+        "every client sees all 16",
+        10_000,
+      );
+    });
+
+    await t.step("API broadcasts reach all; broadcast-from is not echoed", async () => {
+      for (let n = 1; n <= 5; n++) {
+        await post(url, { topic: "record:par", event: "patch", payload: { api: n } });
+      }
+      await waitFor(() => patches.every((p) => p.length === 5), "5 API patches everywhere");
+      // Each POST may land on either worker: order holds per publisher, not across them.
+      const sorted = (p: unknown[]) => p.map((x) => (x as { api: number }).api).sort();
+      assert.ok(patches.every((p) => sorted(p).join() === "1,2,3,4,5"));
+      assert.equal((await push(channels[0], "patch", { from: 0 })).status, "ok");
+      await waitFor(
+        () => patches.slice(1).every((p) => p.length === 6),
+        "the patch on the other 15",
+      );
+      await delay(300);
+      assert.equal(patches[0].length, 5, "not echoed to the sender");
+    });
+
+    await t.step("leaves are seen by all", async () => {
+      await Promise.all(sockets.splice(12, 4).map(disconnect));
+      await waitFor(
+        () => views.slice(0, 12).every((v) => v.keys().length === 12),
+        "12 left on every client",
+        10_000,
+      );
+    });
+
+    await t.step("SSE resumes with Last-Event-ID whichever worker takes it", async () => {
+      const topic = "status:par";
+      const first = await openSse(`${url}/events?topic=${topic}`, {}, { client: fresh });
+      await first.next((e) => e.event === "joined");
+      await post(url, { topic, event: "status", payload: { n: 1 } });
+      const seen = await first.next((e) => e.event === "status");
+      await first.close();
+      for (let n = 2; n <= 4; n++) await post(url, { topic, event: "status", payload: { n } });
+      await delay(200);
+      // Several reconnects: the kernel sends them to either worker.
+      for (let attempt = 0; attempt < 6; attempt++) {
+        const again = await openSse(`${url}/events?topic=${topic}`, {
+          "last-event-id": seen.lastEventId,
+        }, { client: fresh });
+        await waitFor(
+          () => again.events.filter((e) => e.event === "status").length >= 3,
+          "the 3 missed",
+        );
+        await delay(100);
+        const got = again.events.flatMap((e) =>
+          e.event === "status" ? [e.json!.payload.n] : e.event === "reset" ? ["reset"] : []
+        );
+        // Each publish may have landed on either worker: order holds per publisher only.
+        assert.deepEqual(got.slice().sort(), [2, 3, 4], `attempt ${attempt}: ${got}`);
+        await again.close();
+      }
+    });
+
+    await t.step("SIGTERM drains every worker and exits 0 within 10 s", async () => {
+      const closes = new Map<Socket, number>();
+      for (const socket of sockets) {
+        socket.onClose((e: { code: number }) => closes.has(socket) || closes.set(socket, e.code));
+      }
+      const started = Date.now();
+      child.kill("SIGTERM");
+      const { code } = await status;
+      assert.equal(code, 0, output);
+      assert.ok(Date.now() - started < 10_000);
+      await waitFor(() => closes.size === sockets.length, "every socket closed");
+      // `deno serve` closes WebSockets itself on SIGTERM ("Server shutting down", 1001) before
+      // the workers' own drain (1012) runs; the client reconnects after either.
+      const codes = [...closes.values()];
+      assert.ok(codes.every((c) => c === 1001 || c === 1012), `close codes ${codes}`);
+    });
+  } finally {
+    for (const socket of sockets) socket.disconnect();
+    // SIGTERM first: the launcher passes it on to `deno serve` (a SIGKILL would orphan it).
+    if (!exited) child.kill("SIGTERM");
+    const killer = setTimeout(() => exited || child.kill("SIGKILL"), 12_000);
+    await status;
+    clearTimeout(killer);
+    await pumps;
+    fresh.close();
+  }
+});
