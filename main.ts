@@ -7,29 +7,12 @@
  * @module
  */
 import { channels } from "./channels/mod.ts";
-import {
-  CONFIG_KEYS,
-  ConfigError,
-  createLogger,
-  createSwitchboard,
-  loadConfig,
-  warnDevDefaults,
-} from "./lib/mod.ts";
-import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
+import { createLogger, createSwitchboard, warnDevDefaults } from "./lib/mod.ts";
+import { configFromEnvOrExit, denoRuntime, exitGracefullyOnSignals } from "./lib/runtime/deno.ts";
 import { defaultMaxConnections, serveGuarded } from "./lib/runtime/deno_serve.ts";
 import { createApp } from "./routes/app.ts";
 
-function _configure() {
-  try {
-    return loadConfig(readEnv(CONFIG_KEYS));
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`switchboard: ${err.message}\nFix the variables above and start again.`);
-    Deno.exit(1);
-  }
-}
-
-const config = _configure();
+const config = configFromEnvOrExit();
 const log = createLogger(config.logLevel);
 /** The node's runtime: hub, presence, sessions. */
 export const switchboard = createSwitchboard({
@@ -73,22 +56,10 @@ if (import.meta.main && Deno.env.get("SWITCHBOARD_LISTEN") !== "false") {
   });
   // Graceful stop: clients are told to come back later (WebSocket 1012, SSE retry:), this
   // node's presences leave everywhere, and the process exits 0 within 10 s.
-  let stopping = false;
-  const shutdown = async () => {
-    if (stopping) return;
-    stopping = true;
-    log.info("shutting down");
-    const deadline = setTimeout(() => {
-      log.warn("graceful shutdown took over 8 s; exiting");
-      Deno.exit(0);
-    }, 8_000);
+  exitGracefullyOnSignals(async () => {
     await switchboard.close();
     await server.shutdown();
-    clearTimeout(deadline);
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", shutdown);
-  Deno.addSignalListener("SIGTERM", shutdown);
+  }, log);
 }
 
 export default { fetch: app.fetch };

@@ -11,14 +11,8 @@
  * @module
  */
 import { channels } from "./channels/mod.ts";
-import {
-  CONFIG_KEYS,
-  ConfigError,
-  createLogger,
-  createSwitchboard,
-  loadConfig,
-} from "./lib/mod.ts";
-import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
+import { createLogger, createSwitchboard } from "./lib/mod.ts";
+import { configFromEnvOrExit, denoRuntime, exitGracefullyOnSignals } from "./lib/runtime/deno.ts";
 import { createApp } from "./routes/app.ts";
 import { mergeWorkerMetrics, WorkerGroup } from "./lib/cluster/workers.ts";
 
@@ -26,16 +20,10 @@ import { mergeWorkerMetrics, WorkerGroup } from "./lib/cluster/workers.ts";
 const _WORKERS_CHANNEL = "switchboard-workers";
 
 function _configure() {
-  try {
-    const config = loadConfig(readEnv(CONFIG_KEYS));
-    // Workers share NODE_ID's prefix; each is a node of its own (its streams, its presences).
-    const worker = crypto.randomUUID().slice(0, 6);
-    return { ...config, nodeId: `${config.nodeId.slice(0, 56)}.w${worker}` };
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`switchboard: ${err.message}\nFix the variables above and start again.`);
-    Deno.exit(1);
-  }
+  const config = configFromEnvOrExit();
+  // Workers share NODE_ID's prefix; each is a node of its own (its streams, its presences).
+  const worker = crypto.randomUUID().slice(0, 6);
+  return { ...config, nodeId: `${config.nodeId.slice(0, 56)}.w${worker}` };
 }
 
 const config = _configure();
@@ -84,21 +72,10 @@ function fetch(request: Request): Response | Promise<Response> {
   return app.fetch(request);
 }
 
-let stopping = false;
-async function shutdown(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  const deadline = setTimeout(() => {
-    log.warn("graceful shutdown took over 8 s; exiting");
-    Deno.exit(0);
-  }, 8_000);
+exitGracefullyOnSignals(async () => {
   await switchboard.close();
   await group.drainedAll();
-  clearTimeout(deadline);
-  Deno.exit(0);
-}
-Deno.addSignalListener("SIGINT", shutdown);
-Deno.addSignalListener("SIGTERM", shutdown);
+}, log);
 log.info("worker started", {
   node: config.nodeId,
   broker: switchboard.brokerState().kind,

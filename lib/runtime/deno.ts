@@ -13,6 +13,8 @@
  * @module
  */
 import type { Timers } from "../core/time.ts";
+import { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
 import type { UpgradeWebSocket } from "../transports/upgrade.ts";
 
 /** Deno's timers: repeating ones are unref'ed, so an idle sweeper never holds the process. */
@@ -78,3 +80,40 @@ export function readEnv(keys: readonly string[]): Record<string, string> {
 
 /** Everything the Deno entry points hand to the runtime-neutral library. */
 export const denoRuntime = { timers: denoTimers, upgrade: denoUpgrade } as const;
+
+/**
+ * The configuration from the environment; a bad value prints every problem and exits 1, as a
+ * server started by hand should (`deno serve`/Deploy entries call `loadConfig` and throw).
+ */
+export function configFromEnvOrExit(): Config {
+  try {
+    return loadConfig(readEnv(CONFIG_KEYS));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`switchboard: ${err.message}\nFix the variables above and start again.`);
+    Deno.exit(1);
+  }
+}
+
+/**
+ * Graceful stop on SIGINT/SIGTERM: runs `stop` once (tell clients to come back, presences
+ * leave, goodbye to the other nodes), then exits 0; after 8 s it exits 0 anyway, so an
+ * orchestrator's 10 s grace period is never exceeded.
+ */
+export function exitGracefullyOnSignals(stop: () => Promise<void>, log: Logger): void {
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down");
+    const deadline = setTimeout(() => {
+      log.warn("graceful shutdown took over 8 s; exiting");
+      Deno.exit(0);
+    }, 8_000);
+    await stop();
+    clearTimeout(deadline);
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", shutdown);
+  Deno.addSignalListener("SIGTERM", shutdown);
+}
