@@ -106,8 +106,16 @@ export class PresenceTracker {
     return entry.phx_ref;
   }
 
-  /** Removes the owner's meta for `key`; a no-op when it was not tracked. */
-  untrack(topic: string, ownerId: string, key: string): void {
+  /**
+   * Removes the owner's meta for `key`; a no-op when it was not tracked. The leave of the key's
+   * last meta here is held for `leaveGraceMs` (the channel's, else the tracker's option).
+   */
+  untrack(
+    topic: string,
+    ownerId: string,
+    key: string,
+    options: { leaveGraceMs?: number } = {},
+  ): void {
     const keys = this.#topics.get(topic);
     const owners = keys?.get(key);
     const old = owners?.get(ownerId);
@@ -115,7 +123,7 @@ export class PresenceTracker {
     owners.delete(ownerId);
     if (owners.size === 0) keys.delete(key);
     if (keys.size === 0) this.#topics.delete(topic);
-    const graceMs = this.options.leaveGraceMs ?? 0;
+    const graceMs = options.leaveGraceMs ?? this.options.leaveGraceMs ?? 0;
     // Only the last meta's leave shows as the key going away; other leaves go out at once.
     if (owners.size === 0 && graceMs > 0) this.#holdLeave(topic, key, old, graceMs);
     else (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(old);

@@ -9,6 +9,7 @@ import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
 import { PresenceTracker } from "../../lib/core/presence.ts";
 import type { PresenceState } from "../../lib/core/presence_types.ts";
+import { defineChannel } from "../../lib/core/channel.ts";
 import { channelTest } from "../../lib/testing.ts";
 import { recordChannel } from "../../channels/record.ts";
 
@@ -181,3 +182,35 @@ async function waitUntil(done: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(done(), "condition not reached within 2 s");
 }
+
+Deno.test("a channel's presenceLeaveGraceMs overrides PRESENCE_LEAVE_GRACE_MS", async (t) => {
+  const roomChannel = (topic: string, presenceLeaveGraceMs: number) =>
+    defineChannel({
+      topic,
+      presenceLeaveGraceMs,
+      join(ctx) {
+        ctx.track(ctx.userId, { name: ctx.userId });
+      },
+    });
+  await using test = channelTest({
+    channels: [roomChannel("live:*", 0), roomChannel("held:*", 60_000)],
+    env: { PRESENCE_LEAVE_GRACE_MS: "2000" },
+  });
+  await t.step("0: the leave is immediate although the node's grace is 2 s", async () => {
+    const ann = test.connect({ user_id: "ann" });
+    await ann.join("live:1");
+    test.flushPresence();
+    await ann.leave("live:1");
+    assert.deepEqual(keys(test.presence("live:1")), []);
+  });
+  await t.step("60000: the leave is held although the node's is 2 s", async () => {
+    const ann = test.connect({ user_id: "ann" });
+    await ann.join("held:1");
+    test.flushPresence();
+    await ann.leave("held:1");
+    assert.deepEqual(keys(test.presence("held:1")), ["ann"], "still listed while held");
+  });
+  await t.step("defineChannel refuses a value out of range, naming it", () => {
+    assert.throws(() => roomChannel("bad:*", -1), /presenceLeaveGraceMs -1 .*0-60000/);
+  });
+});
