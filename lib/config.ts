@@ -33,6 +33,7 @@ const _schema = z.object({
   HEARTBEAT_TIMEOUT_MS: _positiveInt.default(60_000),
   SSE_HEARTBEAT_MS: _positiveInt.default(15_000),
   PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
+  PRESENCE_LEAVE_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   HISTORY_SIZE: _positiveInt.max(100_000).default(1000),
   HISTORY_MAX_AGE_MS: _positiveInt.default(3_600_000),
   HISTORY_MAX_BYTES: _positiveInt.default(16 * 1024 * 1024),
@@ -87,6 +88,11 @@ export interface Config {
   sseHeartbeatMs: number;
   /** Presence diffs of one topic are batched over this window. */
   presenceBatchMs: number;
+  /**
+   * The leave of a key's last presence meta on this node is held this long; a re-track of the
+   * key within it (a tab taking over the shared connection, a reload) goes out in the same diff.
+   */
+  presenceLeaveGraceMs: number;
   /**
    * Each topic's resume window (how many messages, how old at most) and the node's budget for
    * all of them in bytes, oldest evicted first.
@@ -161,6 +167,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
     sseHeartbeatMs: e.SSE_HEARTBEAT_MS,
     presenceBatchMs: e.PRESENCE_BATCH_MS,
+    presenceLeaveGraceMs: e.PRESENCE_LEAVE_GRACE_MS,
     history: {
       size: e.HISTORY_SIZE,
       maxAgeMs: e.HISTORY_MAX_AGE_MS,

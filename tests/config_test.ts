@@ -35,6 +35,7 @@ Deno.test("loadConfig", async (t) => {
     assert.equal(config.heartbeatTimeoutMs, 60_000);
     assert.equal(config.sseHeartbeatMs, 15_000);
     assert.equal(config.presenceBatchMs, 20);
+    assert.equal(config.presenceLeaveGraceMs, 2_000);
     assert.match(config.nodeId, /^[A-Za-z0-9_.-]{1,64}$/);
   });
 
@@ -57,6 +58,7 @@ Deno.test("loadConfig", async (t) => {
       HEARTBEAT_TIMEOUT_MS: "5000",
       SSE_HEARTBEAT_MS: "250",
       PRESENCE_BATCH_MS: "0",
+      PRESENCE_LEAVE_GRACE_MS: "0",
       REDIS_PREFIX: "app1",
       REDIS_HEARTBEAT_MS: "2000",
       HISTORY_SIZE: "50",
@@ -87,6 +89,7 @@ Deno.test("loadConfig", async (t) => {
       heartbeatTimeoutMs: 5000,
       sseHeartbeatMs: 250,
       presenceBatchMs: 0,
+      presenceLeaveGraceMs: 0,
       redisPrefix: "app1",
       redisHeartbeatMs: 2000,
       history: { size: 50, maxAgeMs: 60000, maxBytes: 100000 },
@@ -188,6 +191,8 @@ Deno.test("loadConfig", async (t) => {
     assertRejects({ HEARTBEAT_TIMEOUT_MS: "0" }, "HEARTBEAT_TIMEOUT_MS");
     assertRejects({ SSE_HEARTBEAT_MS: "soon" }, "SSE_HEARTBEAT_MS");
     assertRejects({ PRESENCE_BATCH_MS: "-1" }, "PRESENCE_BATCH_MS");
+    assertRejects({ PRESENCE_LEAVE_GRACE_MS: "-1" }, "PRESENCE_LEAVE_GRACE_MS");
+    assertRejects({ PRESENCE_LEAVE_GRACE_MS: "60001" }, "PRESENCE_LEAVE_GRACE_MS");
   });
 
   await t.step("a NODE_ID with bad characters is a ConfigError naming NODE_ID", () => {

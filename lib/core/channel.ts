@@ -171,6 +171,11 @@ export interface ChannelDefinition<Params = Payload> {
   joinToken?(payload: Payload): string | undefined;
   /** Push `presence_state` after every successful join (a function decides per instance). */
   presence?: boolean | ((ctx: ChannelContext<Params>) => boolean);
+  /**
+   * This channel's presence leave grace in ms, instead of `PRESENCE_LEAVE_GRACE_MS`: how long
+   * the leave of a key's last meta on a node waits for the key to be tracked again (0: never).
+   */
+  presenceLeaveGraceMs?: number;
   /** Validates join params (failures refuse the join with an error naming the field). */
   joinParams?: z.ZodType<Params>;
   /** Authorize and set up; return an error reply to refuse. */
@@ -238,6 +243,12 @@ export function defineChannel<
   if (!/^[^*]+(\*)?$/.test(definition.topic)) {
     throw new Error(
       `invalid topic pattern "${definition.topic}": use "prefix:*" or an exact topic`,
+    );
+  }
+  const grace = definition.presenceLeaveGraceMs;
+  if (grace !== undefined && !(Number.isInteger(grace) && grace >= 0 && grace <= 60_000)) {
+    throw new Error(
+      `invalid presenceLeaveGraceMs ${grace} for "${definition.topic}": use 0-60000 (ms)`,
     );
   }
   return definition;

@@ -514,7 +514,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   untrack(key: string): void {
-    this.#node.presence.untrack(this.topic, this.id, key);
+    this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     this.#trackedKeys?.delete(key);
   }
 
@@ -528,6 +528,11 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   lastMessage(): Promise<Broadcast | undefined> {
     return this.#node.hub.fetchLast(this.topic);
+  }
+
+  /** The channel's own leave grace, if it sets one (else the tracker's default applies). */
+  #leaveGrace(): { leaveGraceMs?: number } {
+    return { leaveGraceMs: this.definition.presenceLeaveGraceMs };
   }
 
   /** Ends the instance: runs `terminate`, leaves presence, unsubscribes. Idempotent. */
@@ -544,7 +549,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.#stopped = true;
     this.#deferredTracks = undefined;
     for (const key of this.#trackedKeys ?? []) {
-      this.#node.presence.untrack(this.topic, this.id, key);
+      this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     }
     this.#trackedKeys = undefined;
     this.#node.hub.remove(this.topic, this);

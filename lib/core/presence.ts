@@ -20,11 +20,23 @@ export type { PresenceMeta, PresenceState } from "./presence_types.ts";
 export interface PresenceOptions {
   /** Diffs of one topic within this window go out as one `presence_diff` (0: next tick). */
   batchMs: number;
+  /**
+   * How long the leave of a key's last meta on this node is held (0: sent at once). When the
+   * key is tracked again on the topic within it, the leave goes out in the same diff as the
+   * new join, so clients never see the key gone (a tab handing its connection to another).
+   */
+  leaveGraceMs?: number;
 }
 
 interface _Diff {
   joins: PresenceState;
   leaves: PresenceState;
+}
+
+/** A key's last metas on this node after they were untracked, until their leave goes out. */
+interface _Lingering {
+  metas: PresenceMeta[];
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** The node's presence: who is on each topic here and on the other nodes, and their diffs. */
@@ -36,6 +48,11 @@ export class PresenceTracker {
   readonly #stateCache = new Map<string, string>();
   /** Other nodes' presences, as their brokers report them: node → topic → state. */
   readonly #remote = new Map<string, Map<string, PresenceState>>();
+  /**
+   * topic → key → metas whose leave is held (see {@link PresenceOptions.leaveGraceMs}). They
+   * are still listed and replicated: clients and other nodes were not told they left.
+   */
+  readonly #lingering = new Map<string, Map<string, _Lingering>>();
   #timer?: ReturnType<typeof setTimeout>;
   #refCounter = 0;
   readonly #refPrefix: string;
@@ -46,7 +63,7 @@ export class PresenceTracker {
       state: (nodeId, topic, state, announce) => this.#setRemote(nodeId, topic, state, announce),
       nodeDown: (nodeId) => this.#dropNode(nodeId),
       resync: () => {
-        for (const topic of this.#topics.keys()) {
+        for (const topic of this.localTopics()) {
           hub.broker.replicatePresence(topic, this.#localList(topic));
         }
       },
@@ -61,8 +78,10 @@ export class PresenceTracker {
     }
     const entry = { ...meta, phx_ref: this.#nextRef() } as PresenceMeta;
     owners.set(ownerId, entry);
-    this.#diff(topic).joins[key] ??= { metas: [] };
-    this.#diff(topic).joins[key].metas.push(entry);
+    const diff = this.#diff(topic);
+    (diff.joins[key] ??= { metas: [] }).metas.push(entry);
+    // Back within the grace: the held leave rides with this join, which clients apply first.
+    this.#releaseLeave(topic, key);
     return entry.phx_ref;
   }
 
@@ -87,8 +106,16 @@ export class PresenceTracker {
     return entry.phx_ref;
   }
 
-  /** Removes the owner's meta for `key`; a no-op when it was not tracked. */
-  untrack(topic: string, ownerId: string, key: string): void {
+  /**
+   * Removes the owner's meta for `key`; a no-op when it was not tracked. The leave of the key's
+   * last meta here is held for `leaveGraceMs` (the channel's, else the tracker's option).
+   */
+  untrack(
+    topic: string,
+    ownerId: string,
+    key: string,
+    options: { leaveGraceMs?: number } = {},
+  ): void {
     const keys = this.#topics.get(topic);
     const owners = keys?.get(key);
     const old = owners?.get(ownerId);
@@ -96,7 +123,10 @@ export class PresenceTracker {
     owners.delete(ownerId);
     if (owners.size === 0) keys.delete(key);
     if (keys.size === 0) this.#topics.delete(topic);
-    (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(old);
+    const graceMs = options.leaveGraceMs ?? this.options.leaveGraceMs ?? 0;
+    // Only the last meta's leave shows as the key going away; other leaves go out at once.
+    if (owners.size === 0 && graceMs > 0) this.#holdLeave(topic, key, old, graceMs);
+    else (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(old);
   }
 
   /** The current meta of one owner for `key`, if tracked. */
@@ -129,12 +159,12 @@ export class PresenceTracker {
     return json;
   }
 
-  /** Topics with presences tracked on this node. */
+  /** Topics with presences tracked on this node (held leaves included). */
   localTopics(): string[] {
-    return [...this.#topics.keys()];
+    return [...new Set([...this.#topics.keys(), ...this.#lingering.keys()])];
   }
 
-  /** Sends every pending diff now. */
+  /** Sends every pending diff now (held leaves stay held until their grace ends). */
   flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -147,17 +177,51 @@ export class PresenceTracker {
     }
   }
 
-  /** Flushes pending diffs and stops the batch timer. */
+  /**
+   * Sends every held leave and pending diff now and stops the timers: the node is going away,
+   * and its presences must leave with it, not a grace later.
+   */
   close(): void {
+    for (const [topic, keys] of [...this.#lingering]) {
+      for (const key of [...keys.keys()]) this.#releaseLeave(topic, key);
+    }
     this.flush();
   }
 
   #localList(topic: string): PresenceState {
     const state = emptyPresenceState();
+    for (const [key, { metas }] of this.#lingering.get(topic) ?? []) {
+      state[key] = { metas: [...metas] };
+    }
     for (const [key, owners] of this.#topics.get(topic) ?? []) {
-      state[key] = { metas: [...owners.values()] };
+      (state[key] ??= { metas: [] }).metas.push(...owners.values());
     }
     return state;
+  }
+
+  /** Keeps `meta` listed for `graceMs`; its leave goes out on a re-track or when time is up. */
+  #holdLeave(topic: string, key: string, meta: PresenceMeta, graceMs: number): void {
+    let keys = this.#lingering.get(topic);
+    if (!keys) this.#lingering.set(topic, keys = new Map());
+    const held = keys.get(key);
+    if (held) {
+      // Not reached today (a track releases the held leave first); kept so no meta is lost.
+      held.metas.push(meta);
+      return;
+    }
+    const timer = setTimeout(() => this.#releaseLeave(topic, key), graceMs);
+    keys.set(key, { metas: [meta], timer });
+  }
+
+  /** Moves the held leave of `key` (if any) into the topic's pending diff. */
+  #releaseLeave(topic: string, key: string): void {
+    const keys = this.#lingering.get(topic);
+    const held = keys?.get(key);
+    if (!keys || !held) return;
+    clearTimeout(held.timer);
+    keys.delete(key);
+    if (keys.size === 0) this.#lingering.delete(topic);
+    (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(...held.metas);
   }
 
   /**

@@ -102,7 +102,10 @@ export class Switchboard implements NodeServices {
       clock: this.clock,
       log: this.log,
     });
-    this.presence = new PresenceTracker(this.hub, { batchMs: this.config.presenceBatchMs });
+    this.presence = new PresenceTracker(this.hub, {
+      batchMs: this.config.presenceBatchMs,
+      leaveGraceMs: this.config.presenceLeaveGraceMs,
+    });
     this.#registerMetrics();
   }
 

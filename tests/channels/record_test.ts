@@ -22,7 +22,9 @@ Deno.test("record: join tracks the user, patches reach the others but not the se
 });
 
 Deno.test("record: state updates the meta in one diff; leaving removes the user", async () => {
-  await using t = channelTest({ channels: [recordChannel] });
+  // The channel's own leave, not the tracker's leave grace (tests/core/presence_grace_test.ts):
+  // without a grace the last meta's leave is immediate.
+  await using t = channelTest({ channels: [recordChannel], env: { PRESENCE_LEAVE_GRACE_MS: "0" } });
   const ann = t.connect({ user_id: "ann" });
   await ann.join("record:7", { name: "Ann" });
   t.flushPresence();

@@ -205,7 +205,9 @@ Deno.test("pages in a real browser", async (t) => {
       await bob.page.getByLabel("Your name").focus(); // blur the notes
       await waitForText(ann.page, "#summary", "Nobody is editing.");
       await bob.context.close();
-      await waitFor(async () => (await names(ann.page)).length === 1, "Bob to leave");
+      // Bob's leave is held by the server (PRESENCE_LEAVE_GRACE_MS, 2 s) and then by the page's
+      // own presence grace (3 s): a real leave shows after both.
+      await waitFor(async () => (await names(ann.page)).length === 1, "Bob to leave", 10_000);
       await waitForText(ann.page, "#activity", "Bob left");
       assertClean(ann.watch);
       assertClean(bob.watch);

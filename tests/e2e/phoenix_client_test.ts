@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import type { Channel } from "phoenix";
 import { connectSocket, disconnect, join, push, withPresence } from "../support/phoenix.ts";
 import { startServer } from "../support/server.ts";
-import { waitFor } from "../support/wait.ts";
+import { delay, waitFor } from "../support/wait.ts";
 
 const _root = new URL("../../", import.meta.url);
 
@@ -21,7 +21,9 @@ async function post(url: string, body: unknown): Promise<Response> {
 }
 
 Deno.test("official phoenix client", async (t) => {
-  const server = await startServer({ HEARTBEAT_TIMEOUT_MS: "1500" });
+  // These steps check the leaves themselves, so without the leave grace (which would add 2 s to
+  // each); the grace has its own test below, against a server with the default.
+  const server = await startServer({ HEARTBEAT_TIMEOUT_MS: "1500", PRESENCE_LEAVE_GRACE_MS: "0" });
   try {
     await t.step("joins a status page, gets the last status, and is refused pushes", async () => {
       const before = await post(server.url, {
@@ -234,6 +236,54 @@ Deno.test("official phoenix client", async (t) => {
       ws.close();
       await closed;
     });
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("official phoenix client: a handover (old connection gone, a new one for the user joins) never shows a leave", async () => {
+  const server = await startServer();
+  try {
+    const watcher = await connectSocket(server.socketUrl, { user_id: "obs" });
+    const view = withPresence(watcher.channel("record:handover", {}));
+    // What the official client tells its app: every sync's keys, and each leave with what is
+    // left of the key (none: the key is gone for the app).
+    const syncs: string[][] = [];
+    const leaves: { key: string; left: number }[] = [];
+    view.presence.onSync(() => syncs.push(view.keys()));
+    view.presence.onLeave((key: string, current: { metas: unknown[] } | undefined) =>
+      leaves.push({ key, left: current?.metas.length ?? 0 })
+    );
+    await join(view.presence.channel);
+    const old = await connectSocket(server.socketUrl, { user_id: "ann" });
+    await join(old.channel("record:handover", { name: "Ann" }));
+    await waitFor(() => view.keys().join() === "ann×1,obs×1", "ann joined");
+    const annRef = () =>
+      view.presence.list((k: string, p: { metas: { phx_ref: string }[] }) =>
+        k === "ann" ? p.metas[0].phx_ref : undefined
+      ).find(Boolean);
+    const firstRef = annRef();
+    const seenBefore = syncs.length;
+    await disconnect(old);
+    // The tab that takes over connects 50-300 ms later (issue #16); PRESENCE_LEAVE_GRACE_MS is
+    // 2000 here (the default), so this gap stays well inside it.
+    await delay(300);
+    const successor = await connectSocket(server.socketUrl, { user_id: "ann" });
+    await join(successor.channel("record:handover", { name: "Ann" }));
+    await waitFor(() => annRef() && annRef() !== firstRef, "ann's new meta replaced the old");
+    assert.ok(syncs.length > seenBefore, "the handover reached the observer as a sync");
+    assert.deepEqual(
+      syncs.slice(seenBefore).filter((keys) => !keys.includes("ann×1")),
+      [],
+      "every sync during the handover lists Ann",
+    );
+    const gone = () => leaves.filter((l) => l.key === "ann" && l.left === 0);
+    assert.deepEqual(gone(), [], "no onLeave left Ann without a meta");
+    // A real leave (nobody takes over) reaches the observer once the grace has passed.
+    await disconnect(successor);
+    await waitFor(() => view.keys().join() === "obs×1", "ann gone after the grace");
+    assert.equal(gone().length, 1);
+    await disconnect(watcher);
   } finally {
     await server.stop();
   }

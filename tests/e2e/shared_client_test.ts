@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { launchBrowser, type PageWatch, waitForText, watchPage } from "../support/browser.ts";
+import { connectSocket, disconnect, join, withPresence } from "../support/phoenix.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { delay, waitFor } from "../support/wait.ts";
 
@@ -128,6 +129,30 @@ async function recordScenario(
       throw new Error(`${err.message}: Ann's other tabs and Bob show ${seen.join(" | ")}`);
     });
 
+  // An official phoenix client as a second device of Bob's (so the pages still show two
+  // people): its Presence has no grace of its own, so it sees exactly what the server sends.
+  const userId = (page: Page) =>
+    page.evaluate(() =>
+      (globalThis as unknown as { localStorage: { getItem(k: string): string } })
+        .localStorage.getItem("switchboard:user_id")
+    );
+  const [annKey, bobKey] = [await userId(annTabs[0].page), await userId(bobTab.page)];
+  const observer = await connectSocket(server.socketUrl, { user_id: bobKey });
+  const view = withPresence(observer.channel(`record:${opts.record}`, { name: "Bob" }));
+  const gone: string[] = [];
+  const syncsWithoutAnn: string[][] = [];
+  view.presence.onLeave((key: string, current?: { metas: unknown[] }) => {
+    if (!current?.metas.length) gone.push(key);
+  });
+  view.presence.onSync(() => {
+    if (!view.keys().some((k) => k.startsWith(`${annKey}×`))) syncsWithoutAnn.push(view.keys());
+  });
+  await join(view.presence.channel);
+  await waitFor(
+    () => view.keys().some((k) => k.startsWith(`${annKey}×`)),
+    "Ann, seen by the observer",
+  );
+
   // The tab holding the connection (in worker mode the worker does: close the first tab).
   const sharing = await sharingOf(annTabs);
   const closing = annTabs[opts.mode === "worker" ? 0 : sharing.indexOf("leader")];
@@ -167,16 +192,21 @@ async function recordScenario(
     assert.deepEqual(await received(page), expected, "every patch once, in order");
     assert.equal(await notes(page), `n${N}`);
   }
-  // Ann never left for Bob.
+  // Ann never left for Bob, nor for the official client (the server's leave grace, not only
+  // the page's: the new connection's join and the old one's leave came in one diff).
+  assert.deepEqual([...gone], [], "no key left the official client's presence");
+  assert.deepEqual(syncsWithoutAnn, [], "every sync listed Ann");
   assert.doesNotMatch(await bobTab.page.locator("#activity").innerText(), /Ann left/);
   assert.equal(await bobTab.page.locator("#people .person").count(), 2);
-  await waitGauge(server, "websocket", before + 2);
+  await waitGauge(server, "websocket", before + 3); // Ann's browser, Bob's, the observer
   for (const { page } of rest) await waitForText(page, "#people", "2 tabs");
 
   // All of Ann's tabs close: she leaves.
   await ann.close();
   await waitForText(bobTab.page, "#activity", "Ann left", 10_000);
   await waitForText(bobTab.page, "#summary", "Only you are here.");
+  await waitFor(() => gone.includes(annKey), "Ann gone for the official client too");
+  await disconnect(observer);
   await waitGauge(server, "websocket", before + 1);
   for (const { watch } of [...annTabs, bobTab]) assert.deepEqual(watch.errors, []);
   await bob.close();
