@@ -89,6 +89,11 @@ export function parseCursor(text: string): Cursor {
     } catch {
       throw _bad(`topic "${pair.slice(0, 40)}" is not URL-encoded`);
     }
+    // A raw lone surrogate passes decodeURIComponent, but no topic may hold one (and it would
+    // not format back to the same text).
+    if (!topic.isWellFormed()) {
+      throw _bad(`topic "${pair.slice(0, 40)}" is not well-formed Unicode`);
+    }
     const [since, ...streams] = pair.slice(eq + 1).split(",");
     const position: TopicCursor = { since: _number(since, "start time"), streams: new Map() };
     for (const part of streams) {

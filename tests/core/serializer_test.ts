@@ -243,3 +243,8 @@ Deno.test("any bytes decode to a message or throw FrameError, never anything els
     { numRuns: 2000 },
   );
 });
+
+Deno.test("a cursor whose topic holds a raw lone surrogate is refused (fuzz counterexample)", () => {
+  assert.throws(() => parseCursor("\ud800=0"), CursorError);
+  assert.throws(() => parseCursor("%F0%9F=0"), CursorError);
+});
