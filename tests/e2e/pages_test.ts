@@ -2,7 +2,9 @@
  * The pages in headless Chromium, used the way a person would: the live status page (first
  * HTML, live updates, "updated … ago", honest reconnecting, polling fallback, no JavaScript),
  * presence on a shared record across browser contexts and tabs, and the index page's form.
- * Saves docs/screenshots/status.png and docs/screenshots/record.png.
+ * Takes screenshots of both pages; with UPDATE_SCREENSHOTS=1 they replace
+ * docs/screenshots/status.png and record.png (otherwise they go to a temporary folder, so a test
+ * run leaves the checkout as it was).
  */
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
@@ -10,7 +12,9 @@ import { launchBrowser, type PageWatch, waitForText, watchPage } from "../suppor
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { delay, waitFor } from "../support/wait.ts";
 
-const shots = new URL("../../docs/screenshots/", import.meta.url);
+const shots = Deno.env.get("UPDATE_SCREENSHOTS") === "1"
+  ? new URL("../../docs/screenshots/", import.meta.url)
+  : new URL(`file://${await Deno.makeTempDir({ prefix: "switchboard-shots-" })}/`);
 const viewport = { width: 960, height: 760 };
 
 async function publish(url: string, topic: string, payload: Record<string, unknown>) {
