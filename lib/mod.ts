@@ -18,7 +18,7 @@
  *
  * @example Embedding a node
  * ```ts
- * import { createSwitchboard, loadConfig } from "./lib/mod.ts";
+ * import { CONFIG_KEYS, createSwitchboard, loadConfig } from "./lib/mod.ts";
  * import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
  * import { createApp } from "./routes/app.ts";
  * const switchboard = createSwitchboard({ config: loadConfig(readEnv(CONFIG_KEYS)), channels: [room], timers: denoRuntime.timers });

@@ -292,7 +292,7 @@ export class TestClient {
   async #request(msg: Message): Promise<TestReply> {
     const reply = this.#wait(
       (f) => f.event === PhxEvent.reply && f.ref === msg.ref && f.topic === msg.topic,
-      `the reply to "${msg.event}" on ${msg.topic}`,
+      `reply to "${msg.event}" on ${msg.topic}`,
     );
     this.session.receive(msg);
     const frame = await reply;

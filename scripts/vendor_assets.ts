@@ -10,7 +10,7 @@
  *   bundled with `deno bundle` (the client and the pages include the phoenix client).
  * - `switchboard.css`: `lib/client/styles.css`.
  *
- * Regenerate after changing any of them (tests/pages_test.ts fails while the bundle is stale):
+ * Regenerate after changing any of them (tests/e2e/pages_test.ts fails while the bundle is stale):
  * ```sh
  * deno run --allow-read --allow-write --allow-run --allow-env scripts/vendor_assets.ts
  * ```

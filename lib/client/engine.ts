@@ -95,7 +95,7 @@ const _subKey = (tab: string, cid: number) => `${tab}/${cid}`;
 /** Events the engine handles itself instead of passing them on as channel messages. */
 const _INTERNAL = /^(phx_|chan_reply_|presence_state$|presence_diff$)/;
 
-/** See the module documentation. */
+/** A browser's one connection, shared by its tabs (the module comment above says how). */
 export class Engine {
   readonly resume: ResumeState;
   #connection?: PhoenixConnection<PhoenixSocket>;

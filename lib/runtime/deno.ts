@@ -7,7 +7,7 @@
  * ```ts
  * import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
  * const config = loadConfig(readEnv(CONFIG_KEYS));
- * const switchboard = new Switchboard({ config, channels, timers: denoRuntime.timers });
+ * const switchboard = createSwitchboard({ config, channels, timers: denoRuntime.timers });
  * Deno.serve(createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch);
  * ```
  * @module
