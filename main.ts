@@ -2,8 +2,8 @@
  * Switchboard's entry point on Deno: reads the environment, builds the app and serves it.
  *
  * Run it with `deno task start` (or `deno task dev` to watch). For `deno serve` and Deno Deploy
- * use `serve.ts` (only a default export); `SWITCHBOARD_LISTEN=false deno serve main.ts` still
- * works too.
+ * use `serve.ts` (only a default export): this module has none, so `deno run` does not warn
+ * that it looks like a `deno serve` module.
  * @module
  */
 import { channels } from "./channels/mod.ts";
@@ -26,9 +26,7 @@ export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
 
 warnDevDefaults(config, log);
 
-// `deno serve main.ts` uses the default export, but a module cannot tell that it runs under
-// `deno serve` (denoland/deno#29447): there, set SWITCHBOARD_LISTEN=false.
-if (import.meta.main && Deno.env.get("SWITCHBOARD_LISTEN") !== "false") {
+if (import.meta.main) {
   const derived = defaultMaxConnections();
   const maxConnections = config.maxConnections ?? derived.max;
   if (config.maxConnections === undefined && !derived.known) {
@@ -61,5 +59,3 @@ if (import.meta.main && Deno.env.get("SWITCHBOARD_LISTEN") !== "false") {
     await server.shutdown();
   }, log);
 }
-
-export default { fetch: app.fetch };

@@ -243,7 +243,6 @@ Deno.test("deno task start/dev allow exactly the variables the server reads", as
     // The server's own variables, plus what @upstash/redis reads when the broker starts.
     const needed = [
       ...CONFIG_KEYS,
-      "SWITCHBOARD_LISTEN",
       "UPSTASH_CONSOLE",
       "VERCEL",
       "AWS_REGION",
