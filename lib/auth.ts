@@ -19,6 +19,7 @@
  * @module
  */
 import { sign, verify } from "hono/jwt";
+import { fromUnpaddedBase64 } from "./core/base64.ts";
 
 /** What a token says about its holder. */
 export interface TokenClaims {
@@ -144,8 +145,8 @@ function _failure(err: unknown, token: string): TokenFailure {
 
 function _headerAlg(token: string): unknown {
   try {
-    const part = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(part + "=".repeat((4 - part.length % 4) % 4)))?.alg;
+    const header = new TextDecoder().decode(fromUnpaddedBase64(token.split(".")[0]));
+    return JSON.parse(header)?.alg;
   } catch {
     return undefined;
   }

@@ -18,3 +18,13 @@ export function toBase64(bytes: Uint8Array): string {
 export function fromBase64(text: string): Uint8Array {
   return Uint8Array.fromBase64(text);
 }
+
+/**
+ * The bytes of base64 text whose `=` padding may be missing, in either alphabet (`-_` or
+ * `+/`): what tokens and the Phoenix `authToken` subprotocol carry. Throws a `SyntaxError`
+ * when it is not base64.
+ */
+export function fromUnpaddedBase64(text: string): Uint8Array {
+  const standard = text.replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.fromBase64(standard, { lastChunkHandling: "loose" });
+}

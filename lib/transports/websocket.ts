@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { fromUnpaddedBase64 } from "../core/base64.ts";
 import type { Broadcast } from "../core/broadcast.ts";
 import type { Connection } from "../core/connection.ts";
 import type { Message } from "../core/message.ts";
@@ -190,12 +191,7 @@ export function tokenFromProtocols(protocols: readonly string[]): string | undef
   const bearer = protocols.find((p) => p.startsWith(_BEARER_PREFIX));
   if (!bearer) return undefined;
   try {
-    const b64 = bearer.slice(_BEARER_PREFIX.length).replace(/-/g, "+").replace(/_/g, "/");
-    const bytes = Uint8Array.from(
-      atob(b64 + "=".repeat((4 - b64.length % 4) % 4)),
-      (c) => c.charCodeAt(0),
-    );
-    return new TextDecoder().decode(bytes);
+    return new TextDecoder().decode(fromUnpaddedBase64(bearer.slice(_BEARER_PREFIX.length)));
   } catch {
     return undefined;
   }
