@@ -4,14 +4,12 @@
  * `ctx.push`/`ctx.broadcast`/`publish` refuse reserved and CR/LF event names; the sweep ends
  * sessions whose token expired (by the injected clock); token leeway on `exp` and `nbf`.
  */
+import { serveInProcess } from "../support/in_process.ts";
 import assert from "node:assert/strict";
 import { nowSeconds, signToken, verifyToken } from "../../lib/auth.ts";
-import { loadConfig } from "../../lib/config.ts";
 import { defineChannel } from "../../lib/mod.ts";
-import { type Clock, Switchboard } from "../../lib/core/switchboard.ts";
-import { denoRuntime } from "../../lib/runtime/deno.ts";
+import type { Clock } from "../../lib/core/switchboard.ts";
 import { sseEvent, SseFieldError } from "../../lib/transports/sse_framing.ts";
-import { createApp } from "../../routes/app.ts";
 import { isReply, openRaw, replyOf, upgradeStatus } from "../support/raw_ws.ts";
 import { openSse } from "../support/sse.ts";
 
@@ -34,22 +32,7 @@ const testChannels = [
 ];
 
 function serve(env: Record<string, string> = {}, clock: Clock = Date) {
-  const config = loadConfig({ PRESENCE_BATCH_MS: "5", ...env });
-  const switchboard = new Switchboard({ config, channels: testChannels, clock });
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,
-  );
-  const url = `http://127.0.0.1:${server.addr.port}`;
-  return {
-    switchboard,
-    url,
-    socketUrl: `ws://127.0.0.1:${server.addr.port}/socket`,
-    async close() {
-      await switchboard.close();
-      await server.shutdown();
-    },
-  };
+  return serveInProcess({ channels: testChannels, env: { PRESENCE_BATCH_MS: "5", ...env }, clock });
 }
 
 Deno.test("no public channel: a connect without a token is 401; authorize guards joins and reads", async () => {

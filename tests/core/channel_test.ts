@@ -3,13 +3,11 @@
  * refused and async joins, and the idle sweep with an injected clock. The app is served
  * in-process on a free port and driven by the official client and raw frames.
  */
+import { serveInProcess } from "../support/in_process.ts";
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineChannel, error, event } from "../../lib/mod.ts";
-import { loadConfig } from "../../lib/config.ts";
-import { denoRuntime } from "../../lib/runtime/deno.ts";
-import { type Clock, Switchboard } from "../../lib/core/switchboard.ts";
-import { createApp } from "../../routes/app.ts";
+import type { Clock } from "../../lib/core/switchboard.ts";
 import { connectSocket, disconnect, join, push } from "../support/phoenix.ts";
 import { delay, waitFor } from "../support/wait.ts";
 
@@ -44,21 +42,8 @@ const testChannels = [
 ];
 
 function serve(clock: Clock = Date) {
-  const config = loadConfig({ HEARTBEAT_TIMEOUT_MS: "1000", PRESENCE_BATCH_MS: "5" });
-  const switchboard = new Switchboard({ config, channels: testChannels, clock });
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,
-  );
-  const socketUrl = `ws://127.0.0.1:${server.addr.port}/socket`;
-  return {
-    switchboard,
-    socketUrl,
-    async close() {
-      await switchboard.close();
-      await server.shutdown();
-    },
-  };
+  const env = { HEARTBEAT_TIMEOUT_MS: "1000", PRESENCE_BATCH_MS: "5" };
+  return serveInProcess({ channels: testChannels, env, clock });
 }
 
 Deno.test("a crash in a callback sends phx_error, terminates, and the client rejoins", async () => {

@@ -5,13 +5,10 @@
  * base64 lines and gets a clear error for a binary reply; SSE gets them in base64; malformed
  * binary frames get `bad_frame`. The app is served in-process with a channel written for it.
  */
+import { serveInProcess } from "../support/in_process.ts";
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { binaryEvent, defineChannel, error, event } from "../../lib/mod.ts";
-import { loadConfig } from "../../lib/config.ts";
-import { denoRuntime } from "../../lib/runtime/deno.ts";
-import { Switchboard } from "../../lib/core/switchboard.ts";
-import { createApp } from "../../routes/app.ts";
 import { LongPoll } from "phoenix";
 import { connectSocket, disconnect, join, push } from "../support/phoenix.ts";
 import { openRaw, type RawFrame } from "../support/raw_ws.ts";
@@ -39,22 +36,7 @@ const readOnlyChannel = defineChannel({
 });
 
 function serve() {
-  const config = loadConfig({ LOG_LEVEL: "error" });
-  const switchboard = new Switchboard({ config, channels: [filesChannel, readOnlyChannel] });
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,
-  );
-  const base = `127.0.0.1:${server.addr.port}`;
-  return {
-    switchboard,
-    url: `http://${base}`,
-    socketUrl: `ws://${base}/socket`,
-    async close() {
-      await switchboard.close();
-      await server.shutdown();
-    },
-  };
+  return serveInProcess({ channels: [filesChannel, readOnlyChannel], env: { LOG_LEVEL: "error" } });
 }
 
 function bytesOf(...values: number[]): ArrayBuffer {

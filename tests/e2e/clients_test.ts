@@ -5,6 +5,7 @@
  * warning, and the npm `eventsource` client resuming with bounded cursors. Cross-origin use
  * from Chromium is in `cross_origin_test.ts`.
  */
+import { publishStatus } from "../support/api.ts";
 import assert from "node:assert/strict";
 import { EventSource } from "eventsource";
 import EventSource2 from "eventsource-2";
@@ -18,16 +19,6 @@ import { startServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 
 const SECRET = "clients-secret-0123456789";
-
-async function publish(url: string, topic: string, payload: Record<string, unknown>) {
-  const res = await fetch(`${url}/api/broadcast`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ topic, event: "status", payload }),
-  });
-  await res.body?.cancel();
-  assert.equal(res.status, 202);
-}
 
 /** Opens a phoenix socket with `options`; resolves once open, rejects on the first error. */
 function openSocket(url: string, options: Record<string, unknown>): Promise<Socket> {
@@ -108,7 +99,9 @@ Deno.test("ETags by weak comparison (RFC 9110), as proxies pass them on", async 
     };
     for (const path of ["/api/topics/status:etag", "/assets/phoenix.js"]) {
       await t.step(`${path}: W/, lists and * get 304; other tags 200`, async () => {
-        if (path.startsWith("/api")) await publish(server.url, "status:etag", { state: "ok" });
+        if (path.startsWith("/api")) {
+          await publishStatus(server.url, "status:etag", { state: "ok" });
+        }
         const { status, etag } = await conditional(path);
         assert.equal(status, 200);
         assert.match(etag, /^"[^"]+"$/);
@@ -140,7 +133,7 @@ Deno.test("phoenix LongPoll: held polls without the request.signal warning", asy
       const got: unknown[] = [];
       channel.on("status", (p: unknown) => got.push(p));
       await join(channel);
-      await publish(server.url, "status:lp", { state: "held" });
+      await publishStatus(server.url, "status:lp", { state: "held" });
       await waitFor(() => got.length === 1, "the status over a held poll");
       await disconnect(socket);
     });
@@ -165,7 +158,7 @@ Deno.test("phoenix LongPoll: held polls without the request.signal warning", asy
       await assert.rejects(held.text());
       // The next poll is held in its turn (its headers are here: it waits), then gets the status.
       const next = await fetch(poll);
-      await publish(server.url, "status:lp-raw", { state: "after-abort" });
+      await publishStatus(server.url, "status:lp-raw", { state: "after-abort" });
       const answer = await next.json();
       assert.equal(answer.status, 200);
       assert.equal(answer.messages.length, 1);
@@ -255,7 +248,7 @@ Deno.test("npm eventsource 2/4/5: bounded ids, unusable Last-Event-ID resets", a
       const runs = 3;
       await waitFor(() => seen.some((e) => e.event === "joined"), "the stream", 10_000);
       for (let run = 1; run <= runs; run++) {
-        await publish(server.url, "status:runs", { run });
+        await publishStatus(server.url, "status:runs", { run });
         await waitFor(() => seen.at(-1)?.run === run, `run ${run}'s status`);
         const last = seen.at(-1)!;
         assert.equal(streamsOf(last.id).length, 1, `run ${run}: one stream in ${last.id}`);
@@ -280,7 +273,7 @@ Deno.test("npm eventsource 2/4/5: bounded ids, unusable Last-Event-ID resets", a
   const server = await startServer();
   try {
     await t.step("100 made-up streams never come back in an id", async () => {
-      await publish(server.url, "status:madeup", { state: "ok" });
+      await publishStatus(server.url, "status:madeup", { state: "ok" });
       const fake = Array.from({ length: 100 }, (_, i) => `,fake${i}~abc*${i + 1}`).join("");
       const lastEventId = `status%3Amadeup=${Date.now() - 1000}${fake}`;
       const es = new EventSource(`${server.url}/events?topic=status:madeup`, {
@@ -295,7 +288,7 @@ Deno.test("npm eventsource 2/4/5: bounded ids, unusable Last-Event-ID resets", a
       });
       es.addEventListener("status", (e: MessageEvent) => ids.push(e.lastEventId));
       await waitFor(() => reason !== "", "the reset");
-      await publish(server.url, "status:madeup", { state: "later" });
+      await publishStatus(server.url, "status:madeup", { state: "later" });
       await waitFor(() => ids.length >= 3, "the live status after the reset");
       es.close();
       assert.equal(reason, "history_window_exceeded");
@@ -319,7 +312,7 @@ Deno.test("npm eventsource 2/4/5: bounded ids, unusable Last-Event-ID resets", a
             });
           }
           await waitFor(() => got.some((e) => e.event === "reset"), `the reset (${what})`);
-          await publish(server.url, "status:unusable", { state: what });
+          await publishStatus(server.url, "status:unusable", { state: what });
           await waitFor(() => got.some((e) => e.event === "status"), "the live status");
           assert.equal(es.readyState, 1, "open");
           es.close();

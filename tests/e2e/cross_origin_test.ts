@@ -5,6 +5,7 @@
  * `/assets/phoenix.js`, and ETag revalidation through `fetch`; then `ALLOWED_ORIGINS`
  * admitting the listed origin and refusing another.
  */
+import { publishStatus } from "../support/api.ts";
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { nowSeconds, signToken } from "../../lib/auth.ts";
@@ -58,16 +59,6 @@ function pageServer(): { origin: string; close(): Promise<void> } {
   return { origin: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
 }
 
-async function publish(url: string, topic: string, payload: Record<string, unknown>) {
-  const res = await fetch(`${url}/api/broadcast`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ topic, event: "status", payload }),
-  });
-  await res.body?.cancel();
-  assert.equal(res.status, 202);
-}
-
 interface WidgetResults {
   sse: unknown[];
   lp: unknown[];
@@ -107,7 +98,7 @@ Deno.test("cross-origin clients in Chromium", async (t) => {
   const browser = await launchBrowser();
   try {
     await t.step("any origin (ALLOWED_ORIGINS unset): EventSource, LongPoll, API", async () => {
-      await publish(open.url, "status:xo", { state: "degraded" });
+      await publishStatus(open.url, "status:xo", { state: "degraded" });
       const widget = await openWidget(browser, customer.origin, open, "status:xo");
       await waitFor(
         async () => {
@@ -117,7 +108,7 @@ Deno.test("cross-origin clients in Chromium", async (t) => {
         "the widget's stream, long-poll join and revalidation",
         10_000,
       );
-      await publish(open.url, "status:xo", { state: "operational" });
+      await publishStatus(open.url, "status:xo", { state: "operational" });
       await waitFor(
         async () => {
           const r = await widget.results();

@@ -3,6 +3,7 @@
  * cursor parser, the env config, the broadcast API body and raw WebSocket frames. The app is
  * served in-process on a free port.
  */
+import { serveInProcess } from "../support/in_process.ts";
 import { MAX_TOPIC_BYTES } from "../../lib/core/topic.ts";
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -17,9 +18,6 @@ import {
   v2Serializer,
   type Vsn,
 } from "../../lib/core/serializer.ts";
-import { denoRuntime } from "../../lib/runtime/deno.ts";
-import { Switchboard } from "../../lib/core/switchboard.ts";
-import { createApp } from "../../routes/app.ts";
 import { isReply, openRaw, type RawFrame } from "../support/raw_ws.ts";
 import {
   anyFrameText,
@@ -267,22 +265,7 @@ Deno.test("fuzz: loadConfig returns a config or a ConfigError naming a given key
 const MAX_BODY = 4096;
 
 function serve(env: Record<string, string> = {}) {
-  const config = loadConfig({ MAX_API_BODY_BYTES: String(MAX_BODY), ...env });
-  const switchboard = new Switchboard({ config, channels });
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,
-  );
-  const base = `127.0.0.1:${server.addr.port}`;
-  return {
-    switchboard,
-    url: `http://${base}`,
-    socketUrl: `ws://${base}/socket`,
-    async close() {
-      await switchboard.close();
-      await server.shutdown();
-    },
-  };
+  return serveInProcess({ channels, env: { MAX_API_BODY_BYTES: String(MAX_BODY), ...env } });
 }
 
 async function assertHealthy(url: string): Promise<void> {

@@ -6,6 +6,7 @@
  * docs/screenshots/status.png and record.png (otherwise they go to a temporary folder, so a test
  * run leaves the checkout as it was).
  */
+import { publishStatus } from "../support/api.ts";
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { launchBrowser, type PageWatch, waitForText, watchPage } from "../support/browser.ts";
@@ -16,16 +17,6 @@ const shots = Deno.env.get("UPDATE_SCREENSHOTS") === "1"
   ? new URL("../../docs/screenshots/", import.meta.url)
   : new URL(`file://${await Deno.makeTempDir({ prefix: "switchboard-shots-" })}/`);
 const viewport = { width: 960, height: 760 };
-
-async function publish(url: string, topic: string, payload: Record<string, unknown>) {
-  const res = await fetch(`${url}/api/broadcast`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ topic, event: "status", payload }),
-  });
-  await res.body?.cancel();
-  assert.equal(res.status, 202);
-}
 
 async function open(browser: Browser, url: string, server: ServerProcess) {
   const context = await browser.newContext({ viewport });
@@ -80,7 +71,10 @@ Deno.test("pages in a real browser", async (t) => {
     await t.step(
       "status: current status in the first HTML; an update appears within a second",
       async () => {
-        await publish(server.url, "status:acme", { state: "operational", message: "All good" });
+        await publishStatus(server.url, "status:acme", {
+          state: "operational",
+          message: "All good",
+        });
         const first = await fetch(`${server.url}/status/acme`);
         assert.match(first.headers.get("content-security-policy")!, /default-src 'self'/);
         const html = await first.text();
@@ -89,7 +83,7 @@ Deno.test("pages in a real browser", async (t) => {
         const { context, page, watch } = await open(browser, "/status/acme", server);
         assert.match(await page.locator("#current").innerText(), /All systems operational/);
         await waitForText(page, "#connection-text", "Live");
-        await publish(server.url, "status:acme", {
+        await publishStatus(server.url, "status:acme", {
           state: "degraded",
           message: "Elevated error rates on the EU API; we are investigating.",
         });
@@ -147,7 +141,10 @@ Deno.test("pages in a real browser", async (t) => {
         await page.goto(`${server.url}/status/polled`);
         assert.match(await page.locator("#current").innerText(), /No status published yet/);
         await waitForText(page, "#connection-text", "Live stream unavailable");
-        await publish(server.url, "status:polled", { state: "maintenance", message: "DB upgrade" });
+        await publishStatus(server.url, "status:polled", {
+          state: "maintenance",
+          message: "DB upgrade",
+        });
         await page.clock.fastForward("00:07");
         await waitForText(page, "#current", "Under maintenance");
         await page.clock.fastForward("00:07");
@@ -277,7 +274,7 @@ Deno.test("status page: honest offline and reconnecting states; recovers from a 
     assert.match(await page.locator("#connection-text").innerText(), /Reconnecting since/);
     server = await startServer({ PORT: String(server.port) });
     await waitForText(page, "#connection-text", "Live", 15_000);
-    await publish(server.url, "status:restart", { state: "operational", message: "Back" });
+    await publishStatus(server.url, "status:restart", { state: "operational", message: "Back" });
     await waitForText(page, "#current", "All systems operational", 5_000);
     assert.equal(await page.evaluate(() => "sameDocument" in globalThis), true, "no reload");
   } finally {
