@@ -46,8 +46,16 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     const token = bearerToken(c.req.header("authorization"));
     return apiToken !== undefined && token !== undefined && sameSecret(token, apiToken);
   };
-  /** The topic's channel asks the reader's identity, as a join would; a response refuses. */
+  /**
+   * Whether `topic` may be read: a valid name (400), served by a channel (404), and allowed by
+   * that channel for the reader's identity, as a join would be; a response refuses.
+   */
   const refuseRead = async (c: Context, topic: string): Promise<Response | undefined> => {
+    const problem = topicProblem(topic);
+    if (problem) return c.json({ error: `invalid topic: ${problem}` }, 400);
+    if (!switchboard.hasChannel(topic)) {
+      return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
+    }
     if (isApiToken(c)) return undefined;
     const token = bearerToken(c.req.header("authorization")) ?? c.req.query("token");
     const identity = await switchboard.identify(token);
@@ -96,11 +104,6 @@ export function apiRoutes(switchboard: Switchboard): Hono {
 
   app.get("/api/topics/:topic", async (c) => {
     const topic = c.req.param("topic");
-    const problem = topicProblem(topic);
-    if (problem) return c.json({ error: `invalid topic: ${problem}` }, 400);
-    if (!switchboard.hasChannel(topic)) {
-      return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
-    }
     const refused = await refuseRead(c, topic);
     if (refused) return refused;
     const last = await switchboard.lastMessage(topic);
@@ -122,11 +125,6 @@ export function apiRoutes(switchboard: Switchboard): Hono {
 
   app.get("/api/presence/:topic", async (c) => {
     const topic = c.req.param("topic");
-    const problem = topicProblem(topic);
-    if (problem) return c.json({ error: `invalid topic: ${problem}` }, 400);
-    if (!switchboard.hasChannel(topic)) {
-      return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
-    }
     const refused = await refuseRead(c, topic);
     if (refused) return refused;
     c.header("cache-control", "no-store");

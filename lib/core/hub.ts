@@ -201,7 +201,7 @@ export class Hub {
     this.broker.publish(msg);
     if (entry) entry.seq = seq;
     const b = new Broadcast({ topic, event, payload, binary, origin, stream, seq, at });
-    this.#keep(b);
+    this.#keep(b, entry);
     this.#deliver(b);
     return b;
   }
@@ -362,9 +362,10 @@ export class Hub {
     b.releaseEncodings();
   }
 
-  #keep(b: Broadcast): void {
+  /** Keeps a numbered message; `known` is its topic's entry when the caller just looked it up. */
+  #keep(b: Broadcast, known?: _Topic): void {
     if (b.seq === 0) return;
-    const topic = this.#topic(b.topic);
+    const topic = known ?? this.#topic(b.topic);
     const bytes = _sizeOf(b);
     this.#setLast(topic, b, bytes);
     topic.history.add(b);
