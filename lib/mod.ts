@@ -70,5 +70,6 @@ export { type Clock, plainTimers, type Timers } from "./core/time.ts";
 export type { UpgradedWebSocket, UpgradeWebSocket } from "./transports/upgrade.ts";
 
 // Brokers: how nodes act as one.
-export { type Broker, type BrokerState, MemoryBroker } from "./cluster/broker.ts";
+export type { Broker, BrokerState } from "./core/broker.ts";
+export { MemoryBroker } from "./core/broker_memory.ts";
 export { RedisBroker, type RedisBrokerOptions } from "./cluster/redis/broker.ts";

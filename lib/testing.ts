@@ -26,7 +26,7 @@
  * @module
  */
 import type { Broadcast } from "./core/broadcast.ts";
-import type { Broker } from "./cluster/broker.ts";
+import type { Broker } from "./core/broker.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
 import type { Connection, TransportName } from "./core/connection.ts";
 import type { Message, Payload } from "./core/message.ts";

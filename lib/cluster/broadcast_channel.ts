@@ -17,7 +17,7 @@
  * ```
  * @module
  */
-import type { BrokerMessage } from "./broker.ts";
+import type { BrokerMessage } from "../core/broker.ts";
 import type { Heads, HistoryLimits } from "../resume/history.ts";
 import type { Logger } from "../log.ts";
 import type { Clock, Timers } from "../core/time.ts";

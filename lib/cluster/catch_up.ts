@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import type { BrokerMessage } from "./broker.ts";
+import type { BrokerMessage } from "../core/broker.ts";
 import type { BusEnvelope } from "./envelope.ts";
 import type { Clock } from "../core/time.ts";
 

@@ -10,8 +10,7 @@
  * ```
  * @module
  */
-import type { BrokerMessage } from "./broker.ts";
-import type { PresenceState } from "../core/presence_types.ts";
+import type { BrokerMessage, PresenceState } from "../core/broker.ts";
 
 /** A request to a node run: re-send what you published from index `from` on. */
 export interface CatchUpRequest {

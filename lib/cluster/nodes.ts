@@ -14,8 +14,7 @@
  * @module
  */
 import type { Clock } from "../core/time.ts";
-import type { PresenceState } from "../core/presence_types.ts";
-import type { PresenceReplicaHandlers } from "./broker.ts";
+import type { PresenceReplicaHandlers, PresenceState } from "../core/broker.ts";
 import type { BusEnvelope } from "./envelope.ts";
 
 interface _Node {

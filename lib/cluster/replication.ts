@@ -19,11 +19,11 @@ import {
   type BrokerState,
   MessageTooLargeError,
   type PresenceReplicaHandlers,
-} from "./broker.ts";
+  type PresenceState,
+} from "../core/broker.ts";
 import { DEFAULT_HISTORY, type Heads, type HistoryLimits } from "../resume/history.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import { type Clock, plainTimers, type Timers } from "../core/time.ts";
-import type { PresenceState } from "../core/presence_types.ts";
 import {
   bytesOver,
   type CatchUpRequest,

@@ -15,7 +15,7 @@
  */
 import type { TokenClaims } from "../auth.ts";
 import { describeError } from "../log.ts";
-import { MessageTooLargeError } from "../cluster/broker.ts";
+import { MessageTooLargeError } from "./broker.ts";
 import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
 import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";

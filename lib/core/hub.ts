@@ -14,7 +14,7 @@
  */
 import { fromBase64, toBase64 } from "./base64.ts";
 import { Broadcast, type BroadcastInit, type Origin } from "./broadcast.ts";
-import { type Broker, type BrokerMessage, MessageTooLargeError } from "../cluster/broker.ts";
+import { type Broker, type BrokerMessage, MessageTooLargeError } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import type { Clock } from "./time.ts";
@@ -67,7 +67,7 @@ interface _Topic {
   last?: Broadcast;
   /** Bytes of `last`, counted while the topic is kept. */
   lastBytes: number;
-  history: TopicHistory;
+  history: TopicHistory<Broadcast>;
   /** This topic's last sequence in `stream`. */
   seq: number;
   /** The stream this node numbers the topic's messages in (see {@link Hub.broadcast}). */
@@ -406,7 +406,7 @@ export class Hub {
         ? this.streamId
         : `${this.streamId}${this.#forgotten.toString(36)}`;
       entry = {
-        history: new TopicHistory(this.#limits),
+        history: new TopicHistory<Broadcast>(this.#limits),
         seq: 0,
         stream,
         lastBytes: 0,

@@ -16,8 +16,8 @@
  */
 import { type TokenClaims, verifyToken } from "../auth.ts";
 import { type AccessDecision, decideAccess } from "./access.ts";
-import type { BrokerState } from "../cluster/broker.ts";
-import { type Broker, MemoryBroker, MessageTooLargeError } from "../cluster/broker.ts";
+import { type Broker, type BrokerState, MessageTooLargeError } from "./broker.ts";
+import { MemoryBroker } from "./broker_memory.ts";
 import type { Config } from "../config.ts";
 import { defaultLogger, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Hub } from "../../lib/core/hub.ts";
 import { MAX_TOPIC_BYTES } from "../../lib/core/topic.ts";
-import { MemoryBroker } from "../../lib/cluster/broker.ts";
+import { MemoryBroker } from "../../lib/core/broker_memory.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";

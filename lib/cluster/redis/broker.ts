@@ -22,7 +22,7 @@
  * @module
  */
 import { Redis } from "@upstash/redis";
-import type { BrokerMessage } from "../broker.ts";
+import type { BrokerMessage } from "../../core/broker.ts";
 import { DEFAULT_HISTORY, type Heads, type HistoryLimits } from "../../resume/history.ts";
 import type { Logger } from "../../log.ts";
 import type { Clock, Timers } from "../../core/time.ts";

@@ -7,7 +7,7 @@
  */
 import type { Redis } from "@upstash/redis";
 import type { NodeDirectory } from "../nodes.ts";
-import type { PresenceState } from "../../core/presence_types.ts";
+import type { PresenceState } from "../../core/broker.ts";
 import { pairs, type RedisKeys } from "./keys.ts";
 
 type _Pipeline = ReturnType<Redis["pipeline"]>;
