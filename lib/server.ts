@@ -10,9 +10,12 @@
  * ```
  * @module
  */
+import { jwtAuthenticate } from "./auth.ts";
 import { RedisBroker } from "./cluster/redis/broker.ts";
 import { BroadcastChannelBroker } from "./cluster/broadcast_channel.ts";
+import type { Broker } from "./core/broker.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
+import type { Authenticate } from "./core/identity.ts";
 import { Switchboard } from "./core/switchboard.ts";
 import type { Clock, Timers } from "./core/time.ts";
 import type { Config } from "./config.ts";
@@ -26,6 +29,8 @@ export interface NodeSetup {
   timers?: Timers;
   clock?: Clock;
   log?: Logger;
+  /** A broker of the caller's instead of the one the configuration names (tests). */
+  broker?: Broker;
   /**
    * The workers of this process (`deno serve --parallel`) act as one node through a
    * `BroadcastChannel` of this name, unless Redis is configured (then each worker is a node of
@@ -34,10 +39,13 @@ export interface NodeSetup {
   workersChannel?: string;
 }
 
-/** A Switchboard node with the broker its configuration names. */
-export function createSwitchboard(setup: NodeSetup): Switchboard {
+/**
+ * A Switchboard node with the broker its configuration names, verifying connect tokens with
+ * the HS256 JWT verifier when `SOCKET_SECRET` is set.
+ */
+export function createSwitchboard(setup: NodeSetup): Switchboard<Config> {
   const { config, timers, clock, log } = setup;
-  const broker = config.redis
+  const broker = setup.broker ?? (config.redis
     ? new RedisBroker({
       ...config.redis,
       nodeId: config.nodeId,
@@ -58,8 +66,31 @@ export function createSwitchboard(setup: NodeSetup): Switchboard {
       clock,
       log,
     })
-    : undefined;
-  return new Switchboard({ config, channels: setup.channels, broker, timers, clock, log });
+    : undefined);
+  const authenticate = authenticateFor(config);
+  return new Switchboard({
+    config,
+    channels: setup.channels,
+    broker,
+    authenticate,
+    timers,
+    clock,
+    log,
+  });
+}
+
+/**
+ * The connect-token check a configuration asks for: HS256 JWTs signed with `SOCKET_SECRET`
+ * (with `TOKEN_LEEWAY_SECONDS`), or none (dev: `user_id` is trusted).
+ *
+ * @example
+ * ```ts
+ * const authenticate = authenticateFor(loadConfig({ SOCKET_SECRET: "a-long-random-secret" }));
+ * ```
+ */
+export function authenticateFor(config: Config): Authenticate | undefined {
+  if (config.socketSecret === undefined) return undefined;
+  return jwtAuthenticate(config.socketSecret, { leewaySeconds: config.tokenLeewaySeconds });
 }
 
 /**

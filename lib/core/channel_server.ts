@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import type { TokenClaims } from "../auth.ts";
+import type { TokenClaims } from "./identity.ts";
 import { describeError } from "../log.ts";
 import { MessageTooLargeError } from "./broker.ts";
 import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
@@ -112,7 +112,7 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
     node.metrics.inc("switchboard_refused_total", { reason: "unauthorized" });
     return { status: "error", response: { reason: access.reason, detail: access.error } };
   }
-  const limit = node.config.maxTopicsPerSession;
+  const limit = node.options.maxTopicsPerSession;
   if (request.joinedCount >= limit) {
     return { status: "error", response: { reason: ReplyReason.tooManyTopics, limit } };
   }

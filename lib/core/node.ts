@@ -1,5 +1,5 @@
 /**
- * What sessions and channel servers need of the node they run on: configuration, time, logs,
+ * What sessions and channel servers need of the node they run on: its options, time, logs,
  * metrics, the channel router, the hub and the presence tracker. They depend on this small
  * interface, not on the whole {@link Switchboard}, so the module graph has no circles.
  *
@@ -11,11 +11,11 @@
  * ```
  * @module
  */
-import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ChannelRouter } from "./channel.ts";
 import type { Hub } from "./hub.ts";
+import type { NodeOptions } from "./options.ts";
 import type { PresenceTracker } from "./presence.ts";
 import type { Clock } from "./time.ts";
 
@@ -29,11 +29,11 @@ export type IdentityCheck = { ok: true; identity: Identity } | { ok: false; erro
 /** The node's services, as a session and its channels use them. */
 export interface NodeServices {
   /**
-   * Verifies a token as a connect token is verified (`SOCKET_SECRET`); undefined when the node
-   * has no secret (dev: tokens are not checked).
+   * Verifies a token as a connect token is verified (the injected authenticate hook);
+   * undefined when the node has none (dev: tokens are not checked).
    */
   verifyIdentity(token: string): Promise<IdentityCheck> | undefined;
-  readonly config: Config;
+  readonly options: NodeOptions;
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: Metrics;

@@ -103,7 +103,7 @@ export class Session implements ChannelOwner {
   /** Decodes one text frame and handles it; bad frames get an error frame, never a crash. */
   receiveText(text: string): void {
     this.lastSeen = this.node.clock.now();
-    const max = this.node.config.maxFrameBytes;
+    const max = this.node.options.maxFrameBytes;
     const size = text.length * 3 > max ? new TextEncoder().encode(text).length : text.length;
     if (this.#tooLarge(size)) return;
     let msg: Message;
@@ -136,7 +136,7 @@ export class Session implements ChannelOwner {
 
   /** Closes the connection (1009) for a frame over `MAX_FRAME_BYTES`; true when it did. */
   #tooLarge(size: number): boolean {
-    const max = this.node.config.maxFrameBytes;
+    const max = this.node.options.maxFrameBytes;
     if (size <= max) return false;
     this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
     this.connection.close(CloseCode.messageTooBig, `frame too large: ${size} bytes, limit ${max}`);
@@ -157,7 +157,7 @@ export class Session implements ChannelOwner {
     if (!_isHeartbeat(msg) && !this.#takeToken()) {
       this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "rate_limited" });
       // A flood far past the burst is not a client to keep talking to.
-      if (++this.#refused > this.node.config.pushRate.burst * 4) {
+      if (++this.#refused > this.node.options.pushRate.burst * 4) {
         this.node.metrics.inc("switchboard_flood_closed_total");
         this.connection.close(CloseCode.policyViolation, "too many messages: flood");
         this.close(EndReason.flood);
@@ -253,7 +253,7 @@ export class Session implements ChannelOwner {
   }
 
   #takeToken(): boolean {
-    const { perSecond, burst } = this.node.config.pushRate;
+    const { perSecond, burst } = this.node.options.pushRate;
     return (this.#bucket ??= new TokenBucket(burst, perSecond)).take(this.lastSeen);
   }
 
