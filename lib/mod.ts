@@ -62,7 +62,7 @@ export { REALTIME_PREFIX, realtimeChannel } from "./supabase/realtime.ts";
 
 // Running a node.
 export { type Admission, Switchboard, type SwitchboardOptions } from "./core/switchboard.ts";
-export type { Identity } from "./core/node.ts";
+export type { Identity } from "./core/session_services.ts";
 export { createSwitchboard, type NodeSetup, warnDevDefaults } from "./server.ts";
 export { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "./config.ts";
 export { createLogger, type Logger, type LogLevel } from "./log.ts";

@@ -1,8 +1,8 @@
 /**
  * Builds a node from its configuration: the Switchboard with the broker the config asks for
  * (Redis when `UPSTASH_REDIS_REST_URL`/`_TOKEN` are set; else a BroadcastChannel between the
- * workers of one process when asked; else in-memory). Every entry point
- * (Deno's `main.ts`, `deno serve`, the Workers node object) starts a node this way.
+ * isolates of one process when asked; else in-memory). Every entry point
+ * (Deno's `main.ts`, `deno serve`, the Cloudflare Durable Object) starts a node this way.
  *
  * @example
  * ```ts
@@ -32,11 +32,11 @@ export interface NodeSetup {
   /** A broker of the caller's instead of the one the configuration names (tests). */
   broker?: Broker;
   /**
-   * The workers of this process (`deno serve --parallel`) act as one node through a
-   * `BroadcastChannel` of this name, unless Redis is configured (then each worker is a node of
+   * The isolates of this process (`deno serve --parallel`) act as one server through a
+   * `BroadcastChannel` of this name, unless Redis is configured (then each isolate's node joins
    * the cluster).
    */
-  workersChannel?: string;
+  isolatesChannel?: string;
 }
 
 /**
@@ -57,10 +57,10 @@ export function createSwitchboard(setup: NodeSetup): Switchboard<Config> {
       clock,
       log,
     })
-    : setup.workersChannel !== undefined
+    : setup.isolatesChannel !== undefined
     ? new BroadcastChannelBroker({
       nodeId: config.nodeId,
-      name: setup.workersChannel,
+      name: setup.isolatesChannel,
       history: config.history,
       timers,
       clock,

@@ -30,7 +30,7 @@ import type { Broker } from "./core/broker.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
 import type { Connection, TransportName } from "./core/connection.ts";
 import type { Message, Payload } from "./core/message.ts";
-import type { Identity } from "./core/node.ts";
+import type { Identity } from "./core/session_services.ts";
 import type { PresenceState } from "./core/presence.ts";
 import { PhxEvent } from "./core/protocol.ts";
 import type { Session } from "./core/session.ts";

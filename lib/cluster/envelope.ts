@@ -27,7 +27,7 @@ export interface BusEnvelope {
   v: 1;
   /** Node id. */
   n: string;
-  /** The node's run (epoch): changes when the node restarts. */
+  /** The node's run id (`runId`): changes when the node restarts. */
   e: string;
   /** Envelope sequence number, increasing per run. */
   s: number;

@@ -4,11 +4,11 @@
  * outage (`catch_up.ts`), presence replicated with a node directory of heartbeats, TTLs and
  * goodbyes (`nodes.ts`), and the subscription checked through the node's own envelopes. The
  * Redis broker (`redis/broker.ts`) and the BroadcastChannel broker (`broadcast_channel.ts`)
- * are this over two {@link ClusterTransport}s.
+ * are this over two {@link ClusterBus}s.
  *
  * @example
  * ```ts
- * const broker = new ReplicatingBroker(transport, { nodeId: "a", pingMs: 10_000, nodeTtlMs: 25_000 });
+ * const broker = new ReplicatingBroker(bus, { nodeId: "a", pingMs: 10_000, nodeTtlMs: 25_000 });
  * ```
  * @module
  */
@@ -18,6 +18,7 @@ import {
   type BrokerMessage,
   type BrokerState,
   MessageTooLargeError,
+  newRunId,
   type PresenceReplicaHandlers,
   type PresenceState,
 } from "../core/broker.ts";
@@ -33,7 +34,7 @@ import {
   parseEnvelope,
 } from "./envelope.ts";
 import { InboundRuns, SentLog } from "./catch_up.ts";
-import { NodeDirectory } from "./nodes.ts";
+import { PeerDirectory } from "./peers.ts";
 
 /** A message waiting to go out, with its index in this run and its encoding. */
 export interface QueuedMessage {
@@ -42,29 +43,29 @@ export interface QueuedMessage {
   json: string;
 }
 
-/** What one flush hands the transport: envelopes to publish, and what it may keep. */
-export interface TransportBatch {
+/** What one flush hands the bus: envelopes to publish, and what it may keep. */
+export interface BusBatch {
   /** This node run (the presence snapshot's owner). */
-  epoch: string;
-  /** This tick's messages (a transport with shared history keeps them). */
+  runId: string;
+  /** This tick's messages (a bus with shared history keeps them). */
   messages: readonly QueuedMessage[];
-  /** This node's presence states that changed (a transport with snapshots keeps them). */
+  /** This node's presence states that changed (a bus with snapshots keeps them). */
   presence: ReadonlyMap<string, PresenceState>;
   /** The envelope sequence the presence snapshot is as new as. */
   presenceSeq: number;
   /** Envelopes, in order. */
   envelopes: readonly string[];
-  /** Refresh this node's directory entry (a transport with a directory). */
+  /** Refresh this node's directory entry (a bus with a directory). */
   directory: boolean;
 }
 
-/** What the transport noticed while sending. */
+/** What the bus noticed while sending. */
 export interface SendOutcome {
   /** It lost this node's keys (restarted empty): write the directory and presence again. */
   lostKeys?: boolean;
 }
 
-/** What a transport calls when its subscription delivers or changes. */
+/** What a bus calls when its subscription delivers or changes. */
 export interface SubscriptionHandlers {
   message(raw: string): void;
   /** The subscription is (again) established. */
@@ -74,15 +75,15 @@ export interface SubscriptionHandlers {
 }
 
 /** The bus and, optionally, shared storage under a {@link ReplicatingBroker}. */
-export interface ClusterTransport {
+export interface ClusterBus {
   /** `BrokerState.kind`. */
   readonly kind: string;
   /** True when this node's own envelopes come back on its subscription (used as a self-check). */
   readonly echoes: boolean;
   /** True when it keeps presence snapshots (else a (re)joining node asks the others). */
   readonly snapshots: boolean;
-  /** Publishes the envelopes in order, with what the transport keeps; rejects on failure. */
-  send(batch: TransportBatch): Promise<SendOutcome | void>;
+  /** Publishes the envelopes in order, with what the bus keeps; rejects on failure. */
+  send(batch: BusBatch): Promise<SendOutcome | void>;
   /** (Re)subscribes to the bus; a previous subscription is dropped. */
   subscribe(handlers: SubscriptionHandlers): void;
   unsubscribe(): Promise<void>;
@@ -93,10 +94,10 @@ export interface ClusterTransport {
   fetchLast(topic: string): Promise<BrokerMessage | undefined>;
   fetchHeads(topic: string): Promise<Heads | undefined>;
   fetchRecent(topic: string, count: number): Promise<BrokerMessage[]>;
-  /** Reads the presence snapshots of every live node (transports with snapshots). */
-  loadLive?(directory: NodeDirectory, now: number): Promise<void>;
-  /** Reads one node's presence snapshot (transports with snapshots). */
-  loadNode?(nodeId: string, directory: NodeDirectory): Promise<void>;
+  /** Reads the presence snapshots of every live node (buses with snapshots). */
+  loadLive?(directory: PeerDirectory, now: number): Promise<void>;
+  /** Reads one node's presence snapshot (buses with snapshots). */
+  loadNode?(nodeId: string, directory: PeerDirectory): Promise<void>;
 }
 
 /** Options of {@link ReplicatingBroker}. */
@@ -137,12 +138,13 @@ interface _Batch {
   sync: boolean;
 }
 
-/** A {@link Broker} that replicates over a {@link ClusterTransport}: one batch per tick. */
+/** A {@link Broker} that replicates over a {@link ClusterBus}: one batch per tick. */
 export class ReplicatingBroker implements Broker {
-  readonly #transport: ClusterTransport;
+  readonly #bus: ClusterBus;
   readonly #nodeId: string;
   /** Distinguishes this run of the node from an earlier run with the same node id. */
-  readonly #epoch = crypto.randomUUID().slice(0, 8);
+  /** This node run's id (the `e` of its envelopes); the hub numbers its streams in it. */
+  readonly runId: string = newRunId();
   readonly #pingMs: number;
   readonly #directoryMs: number;
   readonly #echoTimeoutMs: number;
@@ -150,7 +152,7 @@ export class ReplicatingBroker implements Broker {
   readonly maxMessageBytes: number;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #nodes: NodeDirectory;
+  readonly #peers: PeerDirectory;
   readonly #sent: SentLog;
   readonly #inbound: InboundRuns;
   #onMessage: (msg: BrokerMessage) => void = () => {};
@@ -192,8 +194,8 @@ export class ReplicatingBroker implements Broker {
   #dropped = 0;
   #closed = false;
 
-  constructor(transport: ClusterTransport, options: ReplicationOptions) {
-    this.#transport = transport;
+  constructor(bus: ClusterBus, options: ReplicationOptions) {
+    this.#bus = bus;
     this.#nodeId = options.nodeId;
     this.#pingMs = options.pingMs;
     this.#directoryMs = options.directoryMs ?? options.pingMs * 3;
@@ -203,7 +205,7 @@ export class ReplicatingBroker implements Broker {
     this.#clock = options.clock ?? Date;
     this.#log = options.log ?? defaultLogger;
     const history = options.history ?? DEFAULT_HISTORY;
-    this.#nodes = new NodeDirectory({ ttlMs: options.nodeTtlMs, clock: this.#clock });
+    this.#peers = new PeerDirectory({ ttlMs: options.nodeTtlMs, clock: this.#clock });
     // Kept for re-sends after an outage: bounded like the history (count, bytes, age).
     this.#sent = new SentLog({
       count: Math.max(history.size, _RETRY_LIMIT),
@@ -214,15 +216,15 @@ export class ReplicatingBroker implements Broker {
       clock: this.#clock,
       deliver: (msg) => this.#deliver(msg),
       lost: (nodeId, count) => this.#lost(nodeId, count),
-      request: (nodeId, epoch, from) => {
+      request: (nodeId, runId, from) => {
         const known = this.#requestsOut.get(nodeId);
-        if (!known || known.e !== epoch || from < known.from) {
-          this.#requestsOut.set(nodeId, { n: nodeId, e: epoch, from });
+        if (!known || known.e !== runId || from < known.from) {
+          this.#requestsOut.set(nodeId, { n: nodeId, e: runId, from });
         }
         this.#scheduleFlush();
       },
     });
-    transport.start().catch((err) => this.#fail(err));
+    bus.start().catch((err) => this.#fail(err));
     this.#subscribe();
     // Checked often enough that a heartbeat is at most a quarter period late.
     const checkMs = Math.min(1_000, this.#pingMs / 4);
@@ -254,19 +256,19 @@ export class ReplicatingBroker implements Broker {
 
   onPresence(handlers: PresenceReplicaHandlers): void {
     this.#presence = handlers;
-    this.#nodes.presence = handlers;
+    this.#peers.presence = handlers;
   }
 
   fetchLast(topic: string): Promise<BrokerMessage | undefined> {
-    return this.#transport.fetchLast(topic);
+    return this.#bus.fetchLast(topic);
   }
 
   fetchHeads(topic: string): Promise<Heads | undefined> {
-    return this.#transport.fetchHeads(topic);
+    return this.#bus.fetchHeads(topic);
   }
 
   fetchRecent(topic: string, count: number): Promise<BrokerMessage[]> {
-    return this.#transport.fetchRecent(topic, count);
+    return this.#bus.fetchRecent(topic, count);
   }
 
   continuity(): number | undefined {
@@ -276,11 +278,11 @@ export class ReplicatingBroker implements Broker {
   state(): BrokerState {
     const connected = this.#connected();
     return {
-      kind: this.#transport.kind,
+      kind: this.#bus.kind,
       connected,
       lagMs: this.#lagMs,
       pending: this.#outbox.length,
-      nodes: this.#nodes.size + 1,
+      nodes: this.#peers.size + 1,
       ...(connected || !this.#lastError ? {} : { error: this.#lastError }),
     };
   }
@@ -299,17 +301,17 @@ export class ReplicatingBroker implements Broker {
     await this.#flush();
     this.#closed = true;
     clearTimeout(this.#resubscribeTimer);
-    await this.#transport.unsubscribe().catch(() => {});
+    await this.#bus.unsubscribe().catch(() => {});
     const bye = envelopeJson({
       v: 1,
       n: this.#nodeId,
-      e: this.#epoch,
+      e: this.runId,
       s: ++this.#seq,
       t: 0,
       h: this.#sentHigh,
       bye: true,
     });
-    await this.#transport.goodbye(bye).catch(() => {});
+    await this.#bus.goodbye(bye).catch(() => {});
   }
 
   #connected(): boolean {
@@ -407,7 +409,7 @@ export class ReplicatingBroker implements Broker {
     const header = (extra: Partial<EnvelopeHeader>): EnvelopeHeader => ({
       v: 1,
       n: this.#nodeId,
-      e: this.#epoch,
+      e: this.runId,
       s: ++this.#seq,
       t: now,
       h: this.#sentHigh,
@@ -457,8 +459,8 @@ export class ReplicatingBroker implements Broker {
     }
     if (batch.requests.length) envelopes.push(envelopeJson(header({ q: batch.requests })));
     if (envelopes.length === 0) envelopes.push(envelopeJson(header({})));
-    const outcome = await this.#transport.send({
-      epoch: this.#epoch,
+    const outcome = await this.#bus.send({
+      runId: this.runId,
       messages,
       presence,
       presenceSeq,
@@ -468,7 +470,7 @@ export class ReplicatingBroker implements Broker {
     this.#lastSentAt = now;
     if (batch.directory) this.#lastDirectoryAt = now;
     // The echo may have come back before the send resolved.
-    if (this.#transport.echoes && this.#echoedSeq < this.#seq) {
+    if (this.#bus.echoes && this.#echoedSeq < this.#seq) {
       this.#awaitingEcho ??= { seq: this.#seq, at: this.#clock.now() };
     }
     if (outcome?.lostKeys) this.#keysLost();
@@ -502,7 +504,7 @@ export class ReplicatingBroker implements Broker {
     this.#awaitingEcho = undefined;
     this.#subscribeStartedAt = this.#clock.now();
     let current = true;
-    this.#transport.subscribe({
+    this.#bus.subscribe({
       message: (raw) => {
         if (current) this.#receive(raw);
       },
@@ -544,13 +546,13 @@ export class ReplicatingBroker implements Broker {
     this.#lastError = undefined;
     this.#continuity++;
     this.#announceNext = true;
-    this.#syncNext = !this.#transport.snapshots;
+    this.#syncNext = !this.#bus.snapshots;
     this.#presence?.resync();
     this.#heartbeatDue = true;
     this.#directoryDue = true;
     this.#inbound.askAll();
     this.#scheduleFlush();
-    await this.#transport.loadLive?.(this.#nodes, this.#clock.now());
+    await this.#bus.loadLive?.(this.#peers, this.#clock.now());
   }
 
   #receive(raw: string): void {
@@ -558,7 +560,7 @@ export class ReplicatingBroker implements Broker {
     if (!envelope) return;
     const now = this.#clock.now();
     if (envelope.n === this.#nodeId) {
-      if (envelope.e === this.#epoch) {
+      if (envelope.e === this.runId) {
         this.#lagMs = Math.max(0, now - envelope.t);
         this.#echoedSeq = Math.max(this.#echoedSeq, envelope.s);
         if (this.#awaitingEcho && envelope.s >= this.#awaitingEcho.seq) {
@@ -568,10 +570,10 @@ export class ReplicatingBroker implements Broker {
       return;
     }
     if (envelope.t) this.#lagMs = Math.max(0, now - envelope.t);
-    const isNew = this.#nodes.heard(envelope);
+    const isNew = this.#peers.heard(envelope);
     // A node we did not know (new, or dropped during an outage): read its whole state.
-    if (isNew && !envelope.a && this.#transport.loadNode) {
-      this.#transport.loadNode(envelope.n, this.#nodes).catch((err) => this.#fail(err));
+    if (isNew && !envelope.a && this.#bus.loadNode) {
+      this.#bus.loadNode(envelope.n, this.#peers).catch((err) => this.#fail(err));
     }
     this.#inbound.take(envelope);
     if (envelope.y) {
@@ -581,7 +583,7 @@ export class ReplicatingBroker implements Broker {
       this.#scheduleFlush();
     }
     for (const q of envelope.q ?? []) {
-      if (q.n !== this.#nodeId || q.e !== this.#epoch || q.from > this.#sentHigh) continue;
+      if (q.n !== this.#nodeId || q.e !== this.runId || q.from > this.#sentHigh) continue;
       this.#resendFrom = Math.min(this.#resendFrom ?? Infinity, q.from);
       this.#scheduleFlush();
     }
@@ -624,7 +626,7 @@ export class ReplicatingBroker implements Broker {
       this.#resubscribeLater();
     }
     // A node not heard from (its heartbeat envelopes) within the TTL is dead.
-    this.#nodes.expire();
+    this.#peers.expire();
     this.#inbound.tick();
     this.#inbound.forgetSilent(_RUN_MEMORY_MS);
   }

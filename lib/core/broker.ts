@@ -88,8 +88,26 @@ export interface PresenceReplicaHandlers {
   resync(): void;
 }
 
+/**
+ * A new id for one run of a node: six base-36 characters, so the suffixes the hub adds to the
+ * streams of forgotten topics never make another run's id.
+ *
+ * @example
+ * ```ts
+ * newRunId(); // "k3f09a"
+ * ```
+ */
+export function newRunId(): string {
+  return Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, "0");
+}
+
 /** Carries broadcasts to the other nodes; local delivery never waits on it. */
 export interface Broker {
+  /**
+   * This node run's id on the bus ({@link newRunId}), when the broker has one: the hub numbers
+   * its streams in it, so one run has one id. Undefined: the hub makes its own.
+   */
+  readonly runId?: string;
   /** Hands a message to the other nodes; never throws, never blocks local delivery. */
   publish(msg: BrokerMessage): void;
   /** Registers the handler for messages that came from other nodes. */

@@ -29,7 +29,7 @@ import {
 import type { Connection, TransportName } from "./connection.ts";
 import type { Subscriber } from "./hub.ts";
 import type { Message, Payload } from "./message.ts";
-import type { Identity, NodeServices } from "./node.ts";
+import type { Identity, SessionServices } from "./session_services.ts";
 import type { PresenceState } from "./presence.ts";
 import { decideAccess } from "./access.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
@@ -38,7 +38,7 @@ import { fieldErrors } from "./validation.ts";
 
 /** What a channel server needs of the session that owns it. */
 export interface ChannelOwner {
-  readonly node: NodeServices;
+  readonly node: SessionServices;
   readonly identity: Identity;
   readonly connectParams: Readonly<Record<string, string>>;
   readonly connection: Connection;
@@ -237,7 +237,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.params = init.params;
   }
 
-  get #node(): NodeServices {
+  get #node(): SessionServices {
     return this.owner.node;
   }
 

@@ -14,7 +14,7 @@
  */
 import { fromBase64, toBase64 } from "./base64.ts";
 import { Broadcast, type BroadcastInit, type Origin } from "./broadcast.ts";
-import { type Broker, type BrokerMessage, MessageTooLargeError } from "./broker.ts";
+import { type Broker, type BrokerMessage, MessageTooLargeError, newRunId } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import type { Clock } from "./time.ts";
@@ -107,8 +107,10 @@ export class Hub {
   #keptBytes = 0;
   /** Bytes of the topics' last messages. */
   #lastBytes = 0;
-  /** This node run's stream id: sequences restart at 1 with every run. */
-  readonly streamId: string;
+  /** This node run's id (the broker's, when it has one): sequences restart at 1 with every run. */
+  readonly runId: string;
+  /** The stream this run numbers topics in (`<nodeId>~<runId>`, see {@link Hub.broadcast}). */
+  readonly #stream: string;
   readonly #limits: HistoryLimits;
   readonly #maxBytes: number;
   /**
@@ -135,9 +137,8 @@ export class Hub {
     const log = options.log ?? defaultLogger;
     this.#onError = (err) => log.error("a subscriber failed", { error: describeError(err) });
     const { broker, nodeId } = options;
-    // Six characters, so the suffixes of forgotten topics' streams never make another run's id.
-    const run = Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, "0");
-    this.streamId = `${nodeId}~${run}`;
+    this.runId = broker.runId ?? newRunId();
+    this.#stream = `${nodeId}~${this.runId}`;
     broker.onMessage((msg) => this.#receive(msg));
     broker.onLoss(() => this.#lostEverywhere());
   }
@@ -179,7 +180,7 @@ export class Hub {
    *
    * Messages are numbered 1, 2, 3… per topic in the topic's stream. A topic this node forgot
    * (least recently used, past the topic or byte limits) starts over in a new stream
-   * (`<streamId><n>`): a client holding a number of the old stream never sees it reused.
+   * (`<nodeId>~<runId><n>`): a client holding a number of the old stream never sees it reused.
    */
   broadcast(
     topic: string,
@@ -403,8 +404,8 @@ export class Hub {
     else {
       // A new stream for a topic that may have been forgotten: never a number reused.
       const stream = this.#forgotten === 0
-        ? this.streamId
-        : `${this.streamId}${this.#forgotten.toString(36)}`;
+        ? this.#stream
+        : `${this.#stream}${this.#forgotten.toString(36)}`;
       entry = {
         history: new TopicHistory<Broadcast>(this.#limits),
         seq: 0,

@@ -23,7 +23,7 @@ import {
 import type { TokenRefresh } from "./channel.ts";
 import type { Connection, TransportName } from "./connection.ts";
 import type { Message, Payload } from "./message.ts";
-import type { Identity, NodeServices } from "./node.ts";
+import type { Identity, SessionServices } from "./session_services.ts";
 import {
   badFrame,
   CloseCode,
@@ -39,7 +39,7 @@ export type { JoinResult } from "./channel_server.ts";
 
 /** The fields of a {@link Session}. */
 export interface SessionInit {
-  node: NodeServices;
+  node: SessionServices;
   connection: Connection;
   identity: Identity;
   /** Connect params without `token` and `vsn`. */
@@ -55,7 +55,7 @@ let _sessionCounter = 0;
 /** A connected client: its identity, joined channels, inbound order and liveness. */
 export class Session implements ChannelOwner {
   readonly id = `s${++_sessionCounter}`;
-  readonly node: NodeServices;
+  readonly node: SessionServices;
   readonly connection: Connection;
   /** Replaced by a fresh token of the same user ({@link refreshToken}). */
   identity: Identity;

@@ -26,7 +26,7 @@ import type { Connection } from "./connection.ts";
 import { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { Authenticate } from "./identity.ts";
-import type { Identity, IdentityCheck, NodeServices } from "./node.ts";
+import type { Identity, IdentityCheck, SessionServices } from "./session_services.ts";
 import { type NodeOptions, nodeOptions } from "./options.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
 import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
@@ -34,7 +34,7 @@ import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
 
-export type { Identity } from "./node.ts";
+export type { Identity } from "./session_services.ts";
 export type { AccessDecision } from "./access.ts";
 export type { Clock } from "./time.ts";
 
@@ -84,7 +84,7 @@ export interface OpenSession {
 
 /** A Switchboard node: the sessions of this process and the façade routes use. */
 export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
-  implements NodeServices {
+  implements SessionServices {
   /** The configuration as given (the server wiring's, for the routes). */
   readonly config: C;
   /** What the core reads of it, defaults filled in. */

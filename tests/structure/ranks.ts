@@ -5,8 +5,8 @@
  *
  * @example
  * ```ts
- * const graph = new Map([["lib/core/hub.ts", ["lib/cluster/nodes.ts"]]]);
- * rankBreaks(graph); // ["lib/core/hub.ts (core) imports lib/cluster/nodes.ts (edges): …"]
+ * const graph = new Map([["lib/core/hub.ts", ["lib/cluster/peers.ts"]]]);
+ * rankBreaks(graph); // ["lib/core/hub.ts (core) imports lib/cluster/peers.ts (edges): …"]
  * ```
  * @module
  */

@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * function countJoin(node: NodeServices, transport: string) {
+ * function countJoin(node: SessionServices, transport: string) {
  *   node.metrics.inc("switchboard_joins_total", { transport });
  * }
  * ```
@@ -23,11 +23,11 @@ import type { Identity } from "./identity.ts";
 
 export type { Identity } from "./identity.ts";
 
-/** The outcome of {@link NodeServices.verifyIdentity}; `error` says why a token was refused. */
+/** The outcome of {@link SessionServices.verifyIdentity}; `error` says why a token was refused. */
 export type IdentityCheck = { ok: true; identity: Identity } | { ok: false; error: string };
 
 /** The node's services, as a session and its channels use them. */
-export interface NodeServices {
+export interface SessionServices {
   /**
    * Verifies a token as a connect token is verified (the injected authenticate hook);
    * undefined when the node has none (dev: tokens are not checked).
