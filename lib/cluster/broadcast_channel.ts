@@ -21,12 +21,8 @@ import type { BrokerMessage } from "../core/broker.ts";
 import type { Heads, HistoryLimits } from "../resume/history.ts";
 import type { Logger } from "../log.ts";
 import type { Clock, Timers } from "../core/time.ts";
-import {
-  type BusBatch,
-  type ClusterBus,
-  ReplicatingBroker,
-  type SubscriptionHandlers,
-} from "./replication.ts";
+import type { BusBatch, ClusterBus, SubscriptionHandlers } from "./bus.ts";
+import { ReplicatingBroker } from "./replication.ts";
 
 /** Options of {@link BroadcastChannelBroker}. */
 export interface BroadcastChannelBrokerOptions {

@@ -2,7 +2,8 @@
  * What makes several nodes act as one, whatever carries their envelopes: messages batched per
  * tick into envelopes under the bus' size limit, numbered per node run and caught up after an
  * outage (`catch_up.ts`), presence replicated with a node directory of heartbeats, TTLs and
- * goodbyes (`nodes.ts`), and the subscription checked through the node's own envelopes. The
+ * goodbyes (`peers.ts`), and the subscription checked through the node's own envelopes
+ * (`subscription.ts`). The
  * Redis broker (`redis/broker.ts`) and the BroadcastChannel broker (`broadcast_channel.ts`)
  * are this over two {@link ClusterBus}s.
  *
@@ -27,7 +28,6 @@ import { defaultLogger, describeError, type Logger } from "../log.ts";
 import { type Clock, plainTimers, type Timers } from "../core/time.ts";
 import {
   bytesOver,
-  type CatchUpRequest,
   type EnvelopeHeader,
   envelopeJson,
   packByBytes,
@@ -35,70 +35,9 @@ import {
 } from "./envelope.ts";
 import { InboundRuns, SentLog } from "./catch_up.ts";
 import { PeerDirectory } from "./peers.ts";
-
-/** A message waiting to go out, with its index in this run and its encoding. */
-export interface QueuedMessage {
-  index: number;
-  msg: BrokerMessage;
-  json: string;
-}
-
-/** What one flush hands the bus: envelopes to publish, and what it may keep. */
-export interface BusBatch {
-  /** This node run (the presence snapshot's owner). */
-  runId: string;
-  /** This tick's messages (a bus with shared history keeps them). */
-  messages: readonly QueuedMessage[];
-  /** This node's presence states that changed (a bus with snapshots keeps them). */
-  presence: ReadonlyMap<string, PresenceState>;
-  /** The envelope sequence the presence snapshot is as new as. */
-  presenceSeq: number;
-  /** Envelopes, in order. */
-  envelopes: readonly string[];
-  /** Refresh this node's directory entry (a bus with a directory). */
-  directory: boolean;
-}
-
-/** What the bus noticed while sending. */
-export interface SendOutcome {
-  /** It lost this node's keys (restarted empty): write the directory and presence again. */
-  lostKeys?: boolean;
-}
-
-/** What a bus calls when its subscription delivers or changes. */
-export interface SubscriptionHandlers {
-  message(raw: string): void;
-  /** The subscription is (again) established. */
-  subscribed(): void;
-  /** The subscription broke (it will be retried). */
-  failed(err: unknown): void;
-}
-
-/** The bus and, optionally, shared storage under a {@link ReplicatingBroker}. */
-export interface ClusterBus {
-  /** `BrokerState.kind`. */
-  readonly kind: string;
-  /** True when this node's own envelopes come back on its subscription (used as a self-check). */
-  readonly echoes: boolean;
-  /** True when it keeps presence snapshots (else a (re)joining node asks the others). */
-  readonly snapshots: boolean;
-  /** Publishes the envelopes in order, with what the bus keeps; rejects on failure. */
-  send(batch: BusBatch): Promise<SendOutcome | void>;
-  /** (Re)subscribes to the bus; a previous subscription is dropped. */
-  subscribe(handlers: SubscriptionHandlers): void;
-  unsubscribe(): Promise<void>;
-  /** Deletes what this node keeps and publishes its goodbye envelope. */
-  goodbye(byeJson: string): Promise<void>;
-  /** Deletes what an earlier run with this node id left. */
-  start(): Promise<void>;
-  fetchLast(topic: string): Promise<BrokerMessage | undefined>;
-  fetchHeads(topic: string): Promise<Heads | undefined>;
-  fetchRecent(topic: string, count: number): Promise<BrokerMessage[]>;
-  /** Reads the presence snapshots of every live node (buses with snapshots). */
-  loadLive?(directory: PeerDirectory, now: number): Promise<void>;
-  /** Reads one node's presence snapshot (buses with snapshots). */
-  loadNode?(nodeId: string, directory: PeerDirectory): Promise<void>;
-}
+import type { ClusterBus } from "./bus.ts";
+import { Outbox, type OutboxBatch, RETRY_LIMIT } from "./outbox.ts";
+import { SubscriptionHealth } from "./subscription.ts";
 
 /** Options of {@link ReplicatingBroker}. */
 export interface ReplicationOptions {
@@ -122,21 +61,8 @@ export interface ReplicationOptions {
   history?: HistoryLimits;
 }
 
-/** Messages kept for retry while the bus cannot be reached (beyond: re-sent on request). */
-const _RETRY_LIMIT = 10_000;
-
 /** How long a silent node run is remembered for catch-up (an hour). */
 const _RUN_MEMORY_MS = 3_600_000;
-
-interface _Batch {
-  messages: QueuedMessage[];
-  presence: Map<string, PresenceState>;
-  requests: CatchUpRequest[];
-  resendFrom?: number;
-  directory: boolean;
-  announce: boolean;
-  sync: boolean;
-}
 
 /** A {@link Broker} that replicates over a {@link ClusterBus}: one batch per tick. */
 export class ReplicatingBroker implements Broker {
@@ -147,7 +73,6 @@ export class ReplicatingBroker implements Broker {
   readonly runId: string = newRunId();
   readonly #pingMs: number;
   readonly #directoryMs: number;
-  readonly #echoTimeoutMs: number;
   readonly #envelopeBytes: number;
   readonly maxMessageBytes: number;
   readonly #clock: Clock;
@@ -159,17 +84,7 @@ export class ReplicatingBroker implements Broker {
   #onLoss: (loss: BrokerLoss) => void = () => {};
   #presence?: PresenceReplicaHandlers;
 
-  #outbox: QueuedMessage[] = [];
-  #presenceOut = new Map<string, PresenceState>();
-  #requestsOut = new Map<string, CatchUpRequest>();
-  /** The lowest index another node asked this run to re-send from. */
-  #resendFrom?: number;
-  #heartbeatDue = true;
-  #directoryDue = true;
-  /** The next envelope carries this node's full presence, announced (after an outage). */
-  #announceNext = false;
-  /** The next envelope asks the others for their presence (no snapshots to read). */
-  #syncNext = false;
+  readonly #outbox = new Outbox();
   #flushScheduled = false;
   #flushing = false;
   #seq = 0;
@@ -178,20 +93,13 @@ export class ReplicatingBroker implements Broker {
   #lastSentAt = 0;
   #lastDirectoryAt = 0;
 
-  #subscribed = false;
-  #subscribeStartedAt = 0;
-  /** Our oldest envelope not yet heard back on the subscription, and the newest heard. */
-  #awaitingEcho?: { seq: number; at: number };
-  #echoedSeq = 0;
+  readonly #health: SubscriptionHealth;
   /** The last send failed: the bus (or the store behind it) cannot be reached. */
   #sendFailing = false;
   #continuity = 0;
   #lagMs = 0;
-  #attempt = 0;
-  #resubscribeTimer?: ReturnType<typeof setTimeout>;
   #stopTicker?: () => void;
   #lastError?: string;
-  #dropped = 0;
   #closed = false;
 
   constructor(bus: ClusterBus, options: ReplicationOptions) {
@@ -199,7 +107,6 @@ export class ReplicatingBroker implements Broker {
     this.#nodeId = options.nodeId;
     this.#pingMs = options.pingMs;
     this.#directoryMs = options.directoryMs ?? options.pingMs * 3;
-    this.#echoTimeoutMs = options.echoTimeoutMs ?? 3_000;
     this.maxMessageBytes = options.maxMessageBytes;
     this.#envelopeBytes = options.envelopeBytes;
     this.#clock = options.clock ?? Date;
@@ -208,7 +115,7 @@ export class ReplicatingBroker implements Broker {
     this.#peers = new PeerDirectory({ ttlMs: options.nodeTtlMs, clock: this.#clock });
     // Kept for re-sends after an outage: bounded like the history (count, bytes, age).
     this.#sent = new SentLog({
-      count: Math.max(history.size, _RETRY_LIMIT),
+      count: Math.max(history.size, RETRY_LIMIT),
       bytes: Math.min(32 << 20, history.maxBytes ?? 16 << 20),
       maxAgeMs: history.maxAgeMs,
     }, this.#clock);
@@ -217,15 +124,21 @@ export class ReplicatingBroker implements Broker {
       deliver: (msg) => this.#deliver(msg),
       lost: (nodeId, count) => this.#lost(nodeId, count),
       request: (nodeId, runId, from) => {
-        const known = this.#requestsOut.get(nodeId);
-        if (!known || known.e !== runId || from < known.from) {
-          this.#requestsOut.set(nodeId, { n: nodeId, e: runId, from });
-        }
+        this.#outbox.request({ n: nodeId, e: runId, from });
         this.#scheduleFlush();
       },
     });
     bus.start().catch((err) => this.#fail(err));
-    this.#subscribe();
+    this.#health = new SubscriptionHealth({
+      bus,
+      clock: this.#clock,
+      echoTimeoutMs: options.echoTimeoutMs ?? 3_000,
+      receive: (raw) => this.#receive(raw),
+      recovered: () => this.#recover().catch((err) => this.#fail(err)),
+      // A failure says what broke; a stall keeps the error seen before it, if any.
+      stalled: (reason, err) => err !== undefined ? this.#fail(err) : this.#lastError ??= reason,
+    });
+    this.#health.start();
     // Checked often enough that a heartbeat is at most a quarter period late.
     const checkMs = Math.min(1_000, this.#pingMs / 4);
     this.#stopTicker = (options.timers ?? plainTimers).every(checkMs, () => this.#tick());
@@ -236,7 +149,7 @@ export class ReplicatingBroker implements Broker {
     const json = JSON.stringify(msg);
     const over = bytesOver(json, this.maxMessageBytes);
     if (over !== undefined) throw new MessageTooLargeError(over, this.maxMessageBytes);
-    this.#outbox.push({ index: this.#sent.add(json), msg, json });
+    this.#outbox.messages.push({ index: this.#sent.add(json), msg, json });
     this.#scheduleFlush();
   }
 
@@ -250,7 +163,7 @@ export class ReplicatingBroker implements Broker {
 
   replicatePresence(topic: string, state: PresenceState): void {
     if (this.#closed) return;
-    this.#presenceOut.set(topic, state);
+    this.#outbox.presence.set(topic, state);
     this.#scheduleFlush();
   }
 
@@ -281,7 +194,7 @@ export class ReplicatingBroker implements Broker {
       kind: this.#bus.kind,
       connected,
       lagMs: this.#lagMs,
-      pending: this.#outbox.length,
+      pending: this.#outbox.messages.length,
       nodes: this.#peers.size + 1,
       ...(connected || !this.#lastError ? {} : { error: this.#lastError }),
     };
@@ -289,7 +202,7 @@ export class ReplicatingBroker implements Broker {
 
   /** Messages that could not be handed to the bus and were dropped from the retry queue. */
   get dropped(): number {
-    return this.#dropped;
+    return this.#outbox.dropped;
   }
 
   /** Says goodbye (others drop this node's presences at once), then stops. */
@@ -300,7 +213,7 @@ export class ReplicatingBroker implements Broker {
     while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
     await this.#flush();
     this.#closed = true;
-    clearTimeout(this.#resubscribeTimer);
+    this.#health.close();
     await this.#bus.unsubscribe().catch(() => {});
     const bye = envelopeJson({
       v: 1,
@@ -315,9 +228,7 @@ export class ReplicatingBroker implements Broker {
   }
 
   #connected(): boolean {
-    if (!this.#subscribed || this.#sendFailing) return false;
-    const echo = this.#awaitingEcho;
-    return !echo || this.#clock.now() - echo.at <= this.#echoTimeoutMs;
+    return !this.#sendFailing && this.#health.healthy;
   }
 
   #scheduleFlush(): void {
@@ -330,34 +241,13 @@ export class ReplicatingBroker implements Broker {
     }, 0);
   }
 
-  #hasWork(): boolean {
-    return this.#outbox.length > 0 || this.#presenceOut.size > 0 || this.#heartbeatDue ||
-      this.#directoryDue || this.#requestsOut.size > 0 || this.#resendFrom !== undefined;
-  }
-
   /** Sends the batch; one request in flight at a time keeps publish order per node. */
   async #flush(): Promise<void> {
     if (this.#flushing) return;
     this.#flushing = true;
     try {
-      while (!this.#closed && this.#hasWork()) {
-        const batch: _Batch = {
-          messages: this.#outbox,
-          presence: this.#presenceOut,
-          requests: [...this.#requestsOut.values()],
-          resendFrom: this.#resendFrom,
-          directory: this.#directoryDue,
-          announce: this.#announceNext,
-          sync: this.#syncNext,
-        };
-        this.#outbox = [];
-        this.#presenceOut = new Map();
-        this.#requestsOut = new Map();
-        this.#resendFrom = undefined;
-        this.#heartbeatDue = false;
-        this.#directoryDue = false;
-        this.#announceNext = false;
-        this.#syncNext = false;
+      while (!this.#closed && this.#outbox.hasWork) {
+        const batch = this.#outbox.take();
         try {
           await this.#send(batch);
           if (this.#sendFailing) this.#backAfterOutage();
@@ -365,7 +255,8 @@ export class ReplicatingBroker implements Broker {
         } catch (err) {
           this.#fail(err);
           this.#sendFailing = true;
-          this.#requeue(batch);
+          const droppedUpTo = this.#outbox.requeue(batch);
+          if (droppedUpTo !== undefined) this.#sentHigh = Math.max(this.#sentHigh, droppedUpTo);
           break;
         }
       }
@@ -374,35 +265,7 @@ export class ReplicatingBroker implements Broker {
     }
   }
 
-  /** Puts a batch that the bus did not take back in front of the queue, for the next tick. */
-  #requeue(batch: _Batch): void {
-    this.#outbox = batch.messages.concat(this.#outbox);
-    if (this.#outbox.length > _RETRY_LIMIT) {
-      // The oldest leave the queue; they stay in the sent log, and the others ask for them.
-      const dropped = this.#outbox.splice(0, this.#outbox.length - _RETRY_LIMIT);
-      this.#dropped += dropped.length;
-      this.#sentHigh = Math.max(this.#sentHigh, dropped.at(-1)!.index);
-    }
-    // Presence is state, not a stream: resend the newest state once the bus answers.
-    for (const [topic, state] of batch.presence) {
-      if (!this.#presenceOut.has(topic)) this.#presenceOut.set(topic, state);
-    }
-    // The clients' diffs went down with this batch: the receivers must derive them.
-    this.#announceNext ||= batch.announce || batch.presence.size > 0;
-    this.#syncNext ||= batch.sync;
-    for (const q of batch.requests) {
-      const known = this.#requestsOut.get(q.n);
-      if (!known || q.from < known.from) this.#requestsOut.set(q.n, q);
-    }
-    if (batch.resendFrom !== undefined) {
-      this.#resendFrom = Math.min(this.#resendFrom ?? Infinity, batch.resendFrom);
-    }
-    // The store may come back empty: register in the directory again at once.
-    this.#directoryDue = true;
-    this.#heartbeatDue = true;
-  }
-
-  async #send(batch: _Batch): Promise<void> {
+  async #send(batch: OutboxBatch): Promise<void> {
     const now = this.#clock.now();
     const { messages, presence } = batch;
     const envelopes: string[] = [];
@@ -469,10 +332,7 @@ export class ReplicatingBroker implements Broker {
     });
     this.#lastSentAt = now;
     if (batch.directory) this.#lastDirectoryAt = now;
-    // The echo may have come back before the send resolved.
-    if (this.#bus.echoes && this.#echoedSeq < this.#seq) {
-      this.#awaitingEcho ??= { seq: this.#seq, at: this.#clock.now() };
-    }
+    this.#health.sent(this.#seq);
     if (outcome?.lostKeys) this.#keysLost();
   }
 
@@ -483,7 +343,7 @@ export class ReplicatingBroker implements Broker {
    */
   #backAfterOutage(): void {
     this.#continuity++;
-    this.#announceNext = true;
+    this.#outbox.announce = true;
     this.#presence?.resync();
     this.#inbound.askAll();
     this.#scheduleFlush();
@@ -492,48 +352,10 @@ export class ReplicatingBroker implements Broker {
   /** The store lost this node's keys (restarted empty): write them again. */
   #keysLost(): void {
     this.#log.warn("the shared store lost this node's keys (restarted empty?): writing them again");
-    this.#announceNext = true;
-    this.#directoryDue = true;
+    this.#outbox.announce = true;
+    this.#outbox.directoryDue = true;
     this.#presence?.resync();
     this.#scheduleFlush();
-  }
-
-  #subscribe(): void {
-    if (this.#closed) return;
-    this.#subscribed = false;
-    this.#awaitingEcho = undefined;
-    this.#subscribeStartedAt = this.#clock.now();
-    let current = true;
-    this.#bus.subscribe({
-      message: (raw) => {
-        if (current) this.#receive(raw);
-      },
-      subscribed: () => {
-        if (!current) return;
-        this.#subscribed = true;
-        this.#recover().catch((err) => this.#fail(err));
-      },
-      failed: (err) => {
-        if (!current) return;
-        this.#fail(err);
-        this.#resubscribeLater();
-      },
-    });
-    this.#dropSubscription = () => current = false;
-  }
-
-  #dropSubscription = () => {};
-
-  #resubscribeLater(): void {
-    if (this.#closed || this.#resubscribeTimer) return;
-    this.#subscribed = false;
-    this.#dropSubscription();
-    // Jittered exponential backoff: a restart of the bus does not bring every node back at once.
-    const base = Math.min(5_000, 250 * 2 ** this.#attempt++);
-    this.#resubscribeTimer = setTimeout(() => {
-      this.#resubscribeTimer = undefined;
-      this.#subscribe();
-    }, base * (0.5 + Math.random()));
   }
 
   /**
@@ -542,14 +364,13 @@ export class ReplicatingBroker implements Broker {
    * of its own, announced, since the others may have dropped it meanwhile.
    */
   async #recover(): Promise<void> {
-    this.#attempt = 0;
     this.#lastError = undefined;
     this.#continuity++;
-    this.#announceNext = true;
-    this.#syncNext = !this.#bus.snapshots;
+    this.#outbox.announce = true;
+    this.#outbox.sync = !this.#bus.snapshots;
     this.#presence?.resync();
-    this.#heartbeatDue = true;
-    this.#directoryDue = true;
+    this.#outbox.heartbeatDue = true;
+    this.#outbox.directoryDue = true;
     this.#inbound.askAll();
     this.#scheduleFlush();
     await this.#bus.loadLive?.(this.#peers, this.#clock.now());
@@ -562,10 +383,7 @@ export class ReplicatingBroker implements Broker {
     if (envelope.n === this.#nodeId) {
       if (envelope.e === this.runId) {
         this.#lagMs = Math.max(0, now - envelope.t);
-        this.#echoedSeq = Math.max(this.#echoedSeq, envelope.s);
-        if (this.#awaitingEcho && envelope.s >= this.#awaitingEcho.seq) {
-          this.#awaitingEcho = undefined;
-        }
+        this.#health.echoed(envelope.s);
       }
       return;
     }
@@ -578,13 +396,13 @@ export class ReplicatingBroker implements Broker {
     this.#inbound.take(envelope);
     if (envelope.y) {
       // A node (re)joined without snapshots to read: it needs everyone's whole presence.
-      this.#announceNext = true;
+      this.#outbox.announce = true;
       this.#presence?.resync();
       this.#scheduleFlush();
     }
     for (const q of envelope.q ?? []) {
       if (q.n !== this.#nodeId || q.e !== this.runId || q.from > this.#sentHigh) continue;
-      this.#resendFrom = Math.min(this.#resendFrom ?? Infinity, q.from);
+      this.#outbox.resend(q.from);
       this.#scheduleFlush();
     }
   }
@@ -611,20 +429,10 @@ export class ReplicatingBroker implements Broker {
 
   #tick(): void {
     const now = this.#clock.now();
-    if (now - this.#lastSentAt >= this.#pingMs) this.#heartbeatDue = true;
-    if (now - this.#lastDirectoryAt >= this.#directoryMs) this.#directoryDue = true;
-    if (this.#hasWork()) this.#scheduleFlush();
-    // A subscription stream that ended is not reported: our own envelopes tell us.
-    const echo = this.#awaitingEcho;
-    if (this.#subscribed && echo && now - echo.at > this.#echoTimeoutMs) {
-      this.#lastError ??= `own envelope not back on the subscription after ${now - echo.at} ms`;
-      this.#resubscribeLater();
-    }
-    // A subscription never confirmed (the stream ended before its first line) is tried again.
-    if (!this.#subscribed && now - this.#subscribeStartedAt > this.#echoTimeoutMs * 2) {
-      this.#lastError ??= "the subscription was not confirmed";
-      this.#resubscribeLater();
-    }
+    if (now - this.#lastSentAt >= this.#pingMs) this.#outbox.heartbeatDue = true;
+    if (now - this.#lastDirectoryAt >= this.#directoryMs) this.#outbox.directoryDue = true;
+    if (this.#outbox.hasWork) this.#scheduleFlush();
+    this.#health.check(now);
     // A node not heard from (its heartbeat envelopes) within the TTL is dead.
     this.#peers.expire();
     this.#inbound.tick();

@@ -14,12 +14,8 @@
  */
 import { describeError } from "../log.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
-import {
-  type ChannelOwner,
-  type ChannelServer,
-  joinChannel,
-  type JoinResult,
-} from "./channel_server.ts";
+import type { ChannelOwner, ChannelServer } from "./channel_server.ts";
+import { joinChannel, type JoinResult } from "./channel_join.ts";
 import type { TokenRefresh } from "./channel.ts";
 import type { Connection, TransportName } from "./connection.ts";
 import type { Message, Payload } from "./message.ts";
@@ -35,7 +31,7 @@ import {
 import { TokenBucket } from "./rate_limit.ts";
 import { FrameError, type Serializer, v2Serializer } from "./serializer.ts";
 
-export type { JoinResult } from "./channel_server.ts";
+export type { JoinResult } from "./channel_join.ts";
 
 /** The fields of a {@link Session}. */
 export interface SessionInit {

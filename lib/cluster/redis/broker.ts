@@ -26,13 +26,8 @@ import type { BrokerMessage } from "../../core/broker.ts";
 import { DEFAULT_HISTORY, type Heads, type HistoryLimits } from "../../resume/history.ts";
 import type { Logger } from "../../log.ts";
 import type { Clock, Timers } from "../../core/time.ts";
-import {
-  type BusBatch,
-  type ClusterBus,
-  ReplicatingBroker,
-  type SendOutcome,
-  type SubscriptionHandlers,
-} from "../replication.ts";
+import type { BusBatch, ClusterBus, SendOutcome, SubscriptionHandlers } from "../bus.ts";
+import { ReplicatingBroker } from "../replication.ts";
 import type { PeerDirectory } from "../peers.ts";
 import { RedisKeys } from "./keys.ts";
 import { appendLifetimes, appendToHistory, readHeads, readLast, readRecent } from "./history.ts";
