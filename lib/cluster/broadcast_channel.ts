@@ -1,6 +1,6 @@
 /**
  * The BroadcastChannel broker: the isolates of one process (`deno serve --parallel`, one isolate
- * per core) act as one node for clients. It is the replication of `replication.ts` over a
+ * per core) act as one server for clients. It is the replication of `replication.ts` over a
  * `BroadcastChannel` instead of Redis pub/sub: the same envelopes, catch-up and presence
  * replication, heartbeats and goodbyes. There is no shared store: every isolate receives every
  * message, so its own history, last messages and presence mirror are complete; an isolate that
