@@ -17,8 +17,8 @@
  * ```
  * @module
  */
-import type { BrokerMessage } from "../core/broker.ts";
-import type { Heads, HistoryLimits } from "../resume/history.ts";
+import { NO_SHARED_STORE } from "../core/broker_memory.ts";
+import type { HistoryLimits } from "../resume/history.ts";
 import type { Logger } from "../log.ts";
 import type { Clock, Timers } from "../core/time.ts";
 import type { BusBatch, ClusterBus, SubscriptionHandlers } from "./bus.ts";
@@ -82,17 +82,10 @@ export class BroadcastChannelBus implements ClusterBus {
     return Promise.resolve();
   }
 
-  fetchLast(_topic: string): Promise<BrokerMessage | undefined> {
-    return Promise.resolve(undefined);
-  }
-
-  fetchHeads(_topic: string): Promise<Heads | undefined> {
-    return Promise.resolve(undefined);
-  }
-
-  fetchRecent(_topic: string, _count: number): Promise<BrokerMessage[]> {
-    return Promise.resolve([]);
-  }
+  // No shared store: every isolate receives every message and keeps its own copy.
+  readonly fetchLast = NO_SHARED_STORE.fetchLast;
+  readonly fetchHeads = NO_SHARED_STORE.fetchHeads;
+  readonly fetchRecent = NO_SHARED_STORE.fetchRecent;
 }
 
 /** Joins the nodes of one process's isolates through a `BroadcastChannel`, as one server. */

@@ -20,6 +20,21 @@ import type {
 import type { Heads } from "../resume/history.ts";
 
 /**
+ * The reads of a broker (or a bus) that keeps no state shared between nodes: nothing is there.
+ *
+ * @example
+ * ```ts
+ * await NO_SHARED_STORE.fetchRecent("status:acme", 10); // []
+ * ```
+ */
+export const NO_SHARED_STORE: Readonly<Pick<Broker, "fetchLast" | "fetchHeads" | "fetchRecent">> =
+  Object.freeze({
+    fetchLast: (_topic: string): Promise<BrokerMessage | undefined> => Promise.resolve(undefined),
+    fetchHeads: (_topic: string): Promise<Heads | undefined> => Promise.resolve(undefined),
+    fetchRecent: (_topic: string, _count: number): Promise<BrokerMessage[]> => Promise.resolve([]),
+  });
+
+/**
  * The embedded broker for a single process: there are no other nodes, so it carries nothing.
  */
 export class MemoryBroker implements Broker {
@@ -27,15 +42,9 @@ export class MemoryBroker implements Broker {
   onMessage(_handler: (msg: BrokerMessage) => void): void {}
   replicatePresence(_topic: string, _state: PresenceState): void {}
   onPresence(_handlers: PresenceReplicaHandlers): void {}
-  fetchLast(_topic: string): Promise<BrokerMessage | undefined> {
-    return Promise.resolve(undefined);
-  }
-  fetchHeads(_topic: string): Promise<Heads | undefined> {
-    return Promise.resolve(undefined);
-  }
-  fetchRecent(_topic: string, _count: number): Promise<BrokerMessage[]> {
-    return Promise.resolve([]);
-  }
+  readonly fetchLast = NO_SHARED_STORE.fetchLast;
+  readonly fetchHeads = NO_SHARED_STORE.fetchHeads;
+  readonly fetchRecent = NO_SHARED_STORE.fetchRecent;
   continuity(): number | undefined {
     return 0;
   }
