@@ -39,7 +39,7 @@ export function websocketRoutes(switchboard: Switchboard<Config>, upgrade: Upgra
     const admission = pending instanceof Promise ? await pending : pending;
     if (!admission.ok) return c.json({ error: admission.error }, admission.status);
     // The browser fails the handshake unless the server picks one of the offered protocols.
-    const { socket, response, openedAlready, terminate } = upgrade(req, {
+    const { socket, response, openedAlready, terminate, hibernation } = upgrade(req, {
       protocol: protocols.includes("phoenix") ? "phoenix" : undefined,
     });
     const connection = new WebSocketConnection({
@@ -48,12 +48,15 @@ export function websocketRoutes(switchboard: Switchboard<Config>, upgrade: Upgra
       maxBuffered: switchboard.config.maxOutboundBytes,
       closeTimeoutMs: switchboard.config.closeTimeoutMs,
       terminate,
+      lastPingAt: hibernation?.lastPingAt,
     });
     const { identity } = admission;
     connection.listen(
       () => switchboard.openSession({ connection, params, identity, serializer }),
       openedAlready,
+      hibernation !== undefined,
     );
+    hibernation?.adopt(connection);
     return response;
   });
   return app;

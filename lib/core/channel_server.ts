@@ -31,7 +31,7 @@ import type { Connection, TransportName } from "./connection.ts";
 import type { Subscriber } from "./hub.ts";
 import type { Message, Payload } from "./message.ts";
 import type { Identity, SessionServices } from "./session_services.ts";
-import type { PresenceState } from "./presence.ts";
+import type { PresenceMeta, PresenceState } from "./presence.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
 import { fieldErrors } from "./validation.ts";
 
@@ -46,6 +46,8 @@ export interface ChannelOwner {
   send(msg: Message): void;
   /** Verifies a fresh token and makes it the session's (see {@link ChannelContext.refreshToken}). */
   refreshToken(token: string): Promise<TokenRefresh>;
+  /** Told when the presences of its channels changed (a session snapshot holds them). */
+  changed?(): void;
 }
 
 /** Turns what a callback returned into a reply (nothing: no reply). */
@@ -132,6 +134,25 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   get stopped(): boolean {
     return this.#stopped;
+  }
+
+  /** The presence keys this instance tracks now (a session snapshot reads them). */
+  get trackedKeys(): readonly string[] {
+    return [...this.#trackedKeys ?? []];
+  }
+
+  /**
+   * Rebuilds an instance from a snapshot after its node object woke up
+   * (`session_snapshot.ts`): subscribes again and takes back its presences with their
+   * `phx_ref`s, without a join, a reply or a diff: the client never saw it go.
+   */
+  restore(presences: readonly (readonly [string, PresenceMeta])[]): void {
+    this.#node.hub.add(this.topic, this);
+    this.#active = true;
+    for (const [key, meta] of presences) {
+      this.#node.presence.restore(this.topic, this.id, key, meta);
+      (this.#trackedKeys ??= new Set()).add(key);
+    }
   }
 
   /**
@@ -376,15 +397,18 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     }
     this.#node.presence.track(this.topic, this.id, key, meta);
     (this.#trackedKeys ??= new Set()).add(key);
+    this.owner.changed?.();
   }
 
   updatePresence(key: string, meta: Payload): void {
     this.#node.presence.update(this.topic, this.id, key, meta);
+    this.owner.changed?.();
   }
 
   untrack(key: string): void {
     this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     this.#trackedKeys?.delete(key);
+    this.owner.changed?.();
   }
 
   presenceOf(key: string): Payload | undefined {

@@ -18,6 +18,7 @@
 import type { Broadcast } from "./broadcast.ts";
 import type { Message } from "./message.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
+import type { Session } from "./session.ts";
 
 /** The transports a session can come from. */
 export type TransportName = "websocket" | "longpoll" | "sse";
@@ -45,6 +46,14 @@ export interface Connection {
   startTopic?(topic: string, position: TopicCursor, pending?: boolean): void;
   /** Resolves once the connection is closed (lets a shutdown wait for close frames to go). */
   readonly whenClosed?: Promise<void>;
+  /**
+   * Clock time of the client's last heartbeat that the runtime answered without the session
+   * (Cloudflare's WebSocket auto-response, see `lib/core/heartbeat.ts`); the idle sweep counts
+   * it as a sign of life. Absent where every heartbeat reaches the session.
+   */
+  lastPingAt?(): number | undefined;
+  /** Told when what a snapshot of the session holds changed (see {@link Session.changed}). */
+  sessionChanged?(session: Session): void;
   /** Ends the connection; `code` is one of the WebSocket close codes in `protocol.ts`. */
   close(code: number, reason: string): void;
 }

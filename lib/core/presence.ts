@@ -86,6 +86,15 @@ export class PresenceTracker {
   }
 
   /**
+   * Puts back a meta this node tracked before its object slept (Cloudflare hibernation), with
+   * its `phx_ref`: no diff goes out, since the clients never saw it leave.
+   */
+  restore(topic: string, ownerId: string, key: string, meta: PresenceMeta): void {
+    this.#owners(topic, key, true)!.set(ownerId, meta);
+    this.#stateCache.delete(topic);
+  }
+
+  /**
    * Replaces the owner's meta for `key`: one diff with the new meta (new `phx_ref`,
    * `phx_ref_prev` = old) in joins and the old meta in leaves. Returns the new ref.
    */

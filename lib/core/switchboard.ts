@@ -68,6 +68,12 @@ export interface SwitchboardOptions<C extends Partial<NodeOptions> = Partial<Nod
   clock?: Clock;
   /** The runtime's timers (default: plain `setInterval`; Deno's adapter unrefs them). */
   timers?: Timers;
+  /**
+   * The timers of the idle and token sweep (default `timers`). A Cloudflare node object that
+   * hibernates passes timers that run only while it is awake anyway (a pending interval would
+   * keep it in memory), and sweeps from an alarm where it must.
+   */
+  sweepTimers?: Timers;
   /** Where the library logs (default: warnings and errors to stderr). */
   log?: Logger;
 }
@@ -80,6 +86,11 @@ export interface OpenSession {
   identity: Identity;
   /** Decodes the client's frames (default v2). */
   serializer?: Serializer;
+  /**
+   * The session is rebuilt from a snapshot (`session_snapshot.ts`), not a new connection: not
+   * counted in `switchboard_connections_total`.
+   */
+  restored?: boolean;
 }
 
 /** A Switchboard node: the sessions of this process and the façade routes use. */
@@ -95,6 +106,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   readonly metrics = new Metrics();
   readonly clock: Clock;
   readonly timers: Timers;
+  readonly #sweepTimers: Timers;
   readonly log: Logger;
   readonly startedAt: number;
   readonly #sessions = new Set<Session>();
@@ -108,6 +120,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     this.#authenticate = options.authenticate;
     this.clock = options.clock ?? Date;
     this.timers = options.timers ?? plainTimers;
+    this.#sweepTimers = options.sweepTimers ?? this.timers;
     this.log = options.log ?? defaultLogger;
     this.startedAt = this.clock.now();
     this.router = new ChannelRouter(options.channels);
@@ -271,7 +284,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   }
 
   /** Opens a session for an admitted client. */
-  openSession({ connection, params, identity, serializer }: OpenSession): Session {
+  openSession({ connection, params, identity, serializer, restored }: OpenSession): Session {
     const { token: _token, vsn: _vsn, ...rest } = params;
     const connectParams = Object.keys(rest).length ? rest : _NO_PARAMS;
     const session = new Session({
@@ -283,7 +296,9 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       onClose: this.#forget,
     });
     this.#sessions.add(session);
-    this.metrics.inc("switchboard_connections_total", { transport: connection.transport });
+    if (!restored) {
+      this.metrics.inc("switchboard_connections_total", { transport: connection.transport });
+    }
     this.#startSweeper();
     return session;
   }
@@ -308,7 +323,10 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
         session.connection.close(CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
         session.close(EndReason.expired);
         expired++;
-      } else if (session.transport === "websocket" && session.lastSeen <= idleBefore) {
+      } else if (
+        session.transport === "websocket" && session.lastSeen <= idleBefore &&
+        !((session.connection.lastPingAt?.() ?? 0) > idleBefore)
+      ) {
         // SSE streams end with their TCP stream; long-poll sessions with their polls.
         session.connection.close(CloseCode.goingAway, "idle timeout: no heartbeat");
         session.close(EndReason.timeout);
@@ -357,7 +375,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   #startSweeper(): void {
     if (this.#stopSweeper !== undefined) return;
     const every = Math.max(250, Math.min(5_000, this.options.heartbeatTimeoutMs / 4));
-    this.#stopSweeper = this.timers.every(every, () => this.sweep());
+    this.#stopSweeper = this.#sweepTimers.every(every, () => this.sweep());
   }
 
   #registerMetrics(): void {

@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { plainTimers } from "../core/time.ts";
+import { plainTimers, type Timers } from "../core/time.ts";
 import type { UpgradeWebSocket } from "../transports/upgrade.ts";
 
 /** The server side of a Workers WebSocket: a web `WebSocket` plus `accept()`. */
@@ -79,3 +79,43 @@ export function bindingsEnv(bindings: object, keys: readonly string[]): Record<s
  * no unref, and a Durable Object's timers run only while it is in memory anyway.
  */
 export const cloudflareRuntime = { timers: plainTimers, upgrade: cloudflareUpgrade } as const;
+
+/**
+ * Timers that never keep a Durable Object in memory: a pending `setInterval` would stop it
+ * from hibernating. Nothing runs on its own; the object calls {@link AwakeTimers.tick} on each
+ * event it handles (and from an alarm where work must happen while it sleeps), which runs
+ * every task whose interval has passed.
+ *
+ * @example
+ * ```ts
+ * const sweepTimers = new AwakeTimers();
+ * const switchboard = createSwitchboard({ config, channels, sweepTimers });
+ * // on every event of the object:
+ * sweepTimers.tick();
+ * ```
+ */
+export class AwakeTimers implements Timers {
+  readonly #tasks = new Set<{ ms: number; fn: () => void; due: number }>();
+
+  every(ms: number, fn: () => void): () => void {
+    const task = { ms, fn, due: Date.now() + ms };
+    this.#tasks.add(task);
+    return () => this.#tasks.delete(task);
+  }
+
+  /** Runs the tasks that are due (all of them with `force`). */
+  tick(force = false, now = Date.now()): void {
+    for (const task of [...this.#tasks]) {
+      if (!force && now < task.due) continue;
+      task.due = now + task.ms;
+      task.fn();
+    }
+  }
+
+  /** When the next task is due, if there is one. */
+  get nextDue(): number | undefined {
+    let next: number | undefined;
+    for (const { due } of this.#tasks) if (!(next! <= due)) next = due;
+    return next;
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * What a Cloudflare node object keeps in its own SQLite storage (`ctx.storage.sql`), so that a
+ * wake after hibernation or eviction finds it: the node's name and how often it woke
+ * (`wakes`), each topic's recent messages (its last message and resume window, bounded), and
+ * the snapshots of sessions too large for their socket's attachment (see
+ * `cloudflare_hibernation.ts`). Writes are synchronous here and committed by the runtime at the
+ * end of the event, so nothing is awaited.
+ *
+ * @example
+ * ```ts
+ * const storage = new NodeStorage(ctx.storage.sql, { size: 1000, maxAgeMs: 3_600_000 });
+ * const wakes = storage.countWake();
+ * switchboard.hub.restore(storage.messages("node-1"));
+ * switchboard.hub.persistWith((b) => storage.keep(b));
+ * ```
+ * @module
+ */
+import { Broadcast } from "../core/broadcast.ts";
+import type { HistoryLimits } from "../resume/history.ts";
+
+/** The part of a Durable Object's `ctx.storage.sql` used here. */
+export interface SqlStorage {
+  exec(query: string, ...bindings: unknown[]): { toArray(): Record<string, unknown>[] };
+}
+
+/** Messages larger than this (payload JSON plus bytes) are not written: a topic's rows go. */
+export const MAX_STORED_MESSAGE_BYTES = 128 * 1024;
+/** Storage budget for messages when the history sets none. */
+const _DEFAULT_STORED_BYTES = 16 * 1024 * 1024;
+/** The byte budget is checked every this many writes (a sum over the table). */
+const _BUDGET_CHECK_EVERY = 64;
+
+/** The node object's storage: its name, its wakes, topic messages, spilled snapshots. */
+export class NodeStorage {
+  readonly #sql: SqlStorage;
+  readonly #limits: HistoryLimits;
+  #writes = 0;
+
+  constructor(sql: SqlStorage, limits: HistoryLimits) {
+    this.#sql = sql;
+    this.#limits = limits;
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS switchboard_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    );
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS switchboard_messages (topic TEXT NOT NULL, " +
+        "stream TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, event TEXT NOT NULL, " +
+        "payload TEXT NOT NULL, bin BLOB, bytes INTEGER NOT NULL, " +
+        "PRIMARY KEY (topic, stream, seq))",
+    );
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS switchboard_sessions (id TEXT PRIMARY KEY, " +
+        "snapshot TEXT NOT NULL)",
+    );
+  }
+
+  /** A stored value of the node (its name…), if any. */
+  meta(key: string): string | undefined {
+    const row = this.#sql.exec("SELECT value FROM switchboard_meta WHERE key = ?", key)
+      .toArray()[0];
+    return row === undefined ? undefined : String(row.value);
+  }
+
+  /** Stores a value of the node. */
+  setMeta(key: string, value: string): void {
+    this.#sql.exec(
+      "INSERT INTO switchboard_meta (key, value) VALUES (?, ?) " +
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      value,
+    );
+  }
+
+  /** How many times the node was rebuilt after hibernation or eviction. */
+  get wakes(): number {
+    return Number(this.meta("wakes") ?? 0);
+  }
+
+  /** Counts one more wake; returns the new count. */
+  countWake(): number {
+    const wakes = this.wakes + 1;
+    this.setMeta("wakes", String(wakes));
+    return wakes;
+  }
+
+  /**
+   * Writes a message this node numbered; keeps the topic's newest `size` messages of its stream
+   * (older ones, and those of the topic's former streams, go). A message too large to keep is
+   * not written and the topic's rows go, so a wake never finds an older one as the last.
+   */
+  keep(b: Broadcast): void {
+    const payload = JSON.stringify(b.payload);
+    const bytes = payload.length + (b.binary?.byteLength ?? 0) + b.topic.length + b.event.length;
+    if (bytes > MAX_STORED_MESSAGE_BYTES) {
+      this.#sql.exec("DELETE FROM switchboard_messages WHERE topic = ?", b.topic);
+      return;
+    }
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO switchboard_messages " +
+        "(topic, stream, seq, at, event, payload, bin, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      b.topic,
+      b.stream,
+      b.seq,
+      b.at,
+      b.event,
+      payload,
+      b.binary ? b.binary.slice().buffer : null,
+      bytes,
+    );
+    this.#sql.exec(
+      "DELETE FROM switchboard_messages WHERE topic = ? AND (stream <> ? OR seq <= ? OR at < ?)",
+      b.topic,
+      b.stream,
+      b.seq - this.#limits.size,
+      b.at - this.#limits.maxAgeMs,
+    );
+    if (++this.#writes % _BUDGET_CHECK_EVERY === 0) this.#keepBudget();
+  }
+
+  /** The stored messages, oldest first, as broadcasts of `nodeId` (dropping expired ones). */
+  messages(nodeId: string, now: number): Broadcast[] {
+    this.#sql.exec("DELETE FROM switchboard_messages WHERE at < ?", now - this.#limits.maxAgeMs);
+    const rows = this.#sql.exec(
+      "SELECT topic, stream, seq, at, event, payload, bin FROM switchboard_messages " +
+        "ORDER BY at, seq",
+    ).toArray();
+    return rows.map((row) =>
+      new Broadcast({
+        topic: String(row.topic),
+        event: String(row.event),
+        payload: JSON.parse(String(row.payload)),
+        binary: row.bin instanceof ArrayBuffer ? new Uint8Array(row.bin) : undefined,
+        origin: { nodeId },
+        stream: String(row.stream),
+        seq: Number(row.seq),
+        at: Number(row.at),
+      })
+    );
+  }
+
+  /** A session snapshot kept here because it outgrew its socket's attachment. */
+  spilled(id: string): string | undefined {
+    const row = this.#sql.exec("SELECT snapshot FROM switchboard_sessions WHERE id = ?", id)
+      .toArray()[0];
+    return row === undefined ? undefined : String(row.snapshot);
+  }
+
+  /** Keeps (or, with `undefined`, forgets) a session's snapshot. */
+  spill(id: string, snapshot: string | undefined): void {
+    if (snapshot === undefined) {
+      this.#sql.exec("DELETE FROM switchboard_sessions WHERE id = ?", id);
+      return;
+    }
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO switchboard_sessions (id, snapshot) VALUES (?, ?)",
+      id,
+      snapshot,
+    );
+  }
+
+  /** Forgets spilled snapshots of sockets that are gone (closed while nobody listened). */
+  keepSpilled(live: ReadonlySet<string>): void {
+    const rows = this.#sql.exec("SELECT id FROM switchboard_sessions").toArray();
+    for (const { id } of rows) {
+      if (!live.has(String(id))) this.spill(String(id), undefined);
+    }
+  }
+
+  /** Past the byte budget, the oldest messages of any topic go first. */
+  #keepBudget(): void {
+    const budget = this.#limits.maxBytes ?? _DEFAULT_STORED_BYTES;
+    const total = Number(
+      this.#sql.exec("SELECT COALESCE(SUM(bytes), 0) AS total FROM switchboard_messages")
+        .toArray()[0].total,
+    );
+    if (total <= budget) return;
+    // A tenth of the budget below it, so the next writes do not each evict again.
+    this.#sql.exec(
+      "DELETE FROM switchboard_messages WHERE rowid IN (SELECT rowid FROM (SELECT rowid, " +
+        "SUM(bytes) OVER (ORDER BY at, seq) AS running FROM switchboard_messages) " +
+        "WHERE running <= ?)",
+      total - budget * 0.9,
+    );
+  }
+}

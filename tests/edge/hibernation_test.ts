@@ -1,0 +1,167 @@
+/**
+ * Hibernation on workerd (`deno task dev:worker`, the pinned `wrangler dev`): the node object
+ * leaves memory while three official Phoenix clients sit idle on a record (presence) and a
+ * status topic, and comes back intact. workerd evicts an object whose sockets are all
+ * hibernatable after 10 s without events, so each sleep here is ~13 s of silence: the Phoenix
+ * clients get a heartbeat interval longer than the test (their heartbeats carry a new ref each
+ * time, so each would wake the object), while a raw socket sends the Switchboard client's fixed
+ * heartbeat every 2 s, which the runtime answers without waking it.
+ */
+import assert from "node:assert/strict";
+import { FIXED_PING, FIXED_PONG } from "../../lib/core/heartbeat.ts";
+import type { Channel, Socket } from "phoenix";
+import { connectSocket, disconnect, join, withPresence } from "../support/phoenix.ts";
+import { openRaw } from "../support/raw_ws.ts";
+import { openSse } from "../support/sse.ts";
+import { delay, waitFor } from "../support/wait.ts";
+import { startWorker } from "../support/worker.ts";
+
+const API_TOKEN = "hibernation-api-token";
+/** workerd evicts after 10 s without events; a little more, for a loaded machine. */
+const SILENCE_MS = 13_000;
+/** Longer than the whole test: no Phoenix heartbeat wakes the object. */
+const QUIET_HEARTBEAT = { heartbeatIntervalMs: 600_000 };
+
+async function health(url: string): Promise<{ wakes: number; sessions: number }> {
+  return await (await fetch(`${url}/healthz`)).json();
+}
+
+async function publish(url: string, topic: string, event: string, payload: unknown) {
+  const res = await fetch(`${url}/api/broadcast`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${API_TOKEN}` },
+    body: JSON.stringify({ topic, event, payload }),
+  });
+  await res.body?.cancel();
+  assert.equal(res.status, 202);
+}
+
+/** One idle user: a socket, its record channel with presence, its status channel. */
+interface Viewer {
+  socket: Socket;
+  record: Channel;
+  presence: ReturnType<typeof withPresence>;
+  statuses: unknown[];
+  /** Every presence_diff the record channel received: a wake must add none. */
+  diffs: { joins: Record<string, unknown>; leaves: Record<string, unknown> }[];
+}
+
+async function viewer(socketUrl: string, user: string): Promise<Viewer> {
+  const socket = await connectSocket(socketUrl, { user_id: user }, QUIET_HEARTBEAT);
+  const record = socket.channel("record:hib", { name: user });
+  const presence = withPresence(record);
+  const diffs: Viewer["diffs"] = [];
+  record.on("presence_diff", (d: Viewer["diffs"][number]) => diffs.push(d));
+  await join(record);
+  const status = socket.channel("status:hib");
+  const statuses: unknown[] = [];
+  status.on("status", (p: unknown) => statuses.push(p));
+  await join(status);
+  return { socket, record, presence, statuses, diffs };
+}
+
+/**
+ * Silence, while a raw socket sends the fixed heartbeat every 2 s and gets the runtime's
+ * answer each time; then `/healthz` (which wakes the object if it slept) must show a wake.
+ */
+async function sleepThrough(url: string, ping: Awaited<ReturnType<typeof openRaw>>) {
+  const before = (await health(url)).wakes;
+  const pongs = ping.log.filter((f) => f.raw === FIXED_PONG).length;
+  const rounds = Math.ceil(SILENCE_MS / 2_000);
+  for (let i = 0; i < rounds; i++) {
+    await delay(2_000);
+    ping.send(FIXED_PING);
+  }
+  await waitFor(
+    () => ping.log.filter((f) => f.raw === FIXED_PONG).length === pongs + rounds,
+    "every fixed heartbeat answered",
+  );
+  return { before, after: (await health(url)).wakes };
+}
+
+Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact", async (t) => {
+  const worker = await startWorker({ API_TOKEN, PRESENCE_LEAVE_GRACE_MS: "0" });
+  const viewers: Viewer[] = [];
+  try {
+    for (const user of ["ann", "bob", "cy"]) viewers.push(await viewer(worker.socketUrl, user));
+    await waitFor(
+      () => viewers.every((v) => v.presence.keys().join() === "ann×1,bob×1,cy×1"),
+      "everyone sees the three users",
+    );
+    await publish(worker.url, "status:hib", "status", { state: "operational" });
+    await waitFor(() => viewers.every((v) => v.statuses.length === 1), "the first status");
+    const refs = viewers[0].presence.presence.list((_k: string, p: { metas: unknown[] }) => p);
+    const diffsBefore = viewers.map((v) => v.diffs.length);
+    const ping = await openRaw(`${worker.socketUrl}/websocket?vsn=2.0.0&user_id=pinger`);
+
+    await t.step(
+      "the object sleeps despite the fixed heartbeat; /healthz counts the wake",
+      async () => {
+        const { before, after } = await sleepThrough(worker.url, ping);
+        assert.ok(after > before, `wakes grew (${before} -> ${after})`);
+        const metrics = await (await fetch(`${worker.url}/metrics`)).text();
+        assert.match(metrics, new RegExp(`switchboard_wakes_total ${after}\\b`));
+        // Four sockets were rebuilt from their attachments: the three viewers and the pinger.
+        assert.equal((await health(worker.url)).sessions, 4);
+      },
+    );
+
+    await t.step("after the wake: no presence flicker, a broadcast reaches all three", async () => {
+      assert.deepEqual(viewers.map((v) => v.diffs.length), diffsBefore, "no diff for a wake");
+      assert.deepEqual(
+        viewers[0].presence.presence.list((_k: string, p: { metas: unknown[] }) => p),
+        refs,
+        "the same metas, phx_refs included",
+      );
+      await publish(worker.url, "status:hib", "status", { state: "degraded" });
+      await waitFor(() => viewers.every((v) => v.statuses.length === 2), "the broadcast");
+      assert.deepEqual(viewers.map((v) => v.statuses[1]), Array(3).fill({ state: "degraded" }));
+    });
+
+    await t.step("a newcomer sees all three present", async () => {
+      const dee = await viewer(worker.socketUrl, "dee");
+      await waitFor(
+        () => dee.presence.keys().join() === "ann×1,bob×1,cy×1,dee×1",
+        "the newcomer sees everyone",
+      );
+      await disconnect(dee.socket);
+      await waitFor(
+        () => viewers.every((v) => v.presence.keys().join() === "ann×1,bob×1,cy×1"),
+        "dee's leave",
+      );
+    });
+
+    await t.step("a client that leaves while the object sleeps is seen leaving", async () => {
+      const before = (await health(worker.url)).wakes;
+      for (let i = 0; i < Math.ceil(SILENCE_MS / 2_000); i++) {
+        await delay(2_000);
+        ping.send(FIXED_PING);
+      }
+      // The close wakes the object (webSocketClose), which rebuilds, then lets cy go.
+      await disconnect(viewers[2].socket);
+      await waitFor(
+        () => viewers.slice(0, 2).every((v) => v.presence.keys().join() === "ann×1,bob×1"),
+        "cy's leave reaches ann and bob",
+      );
+      const after = (await health(worker.url)).wakes;
+      assert.ok(after > before, `the leave came while the object slept (${before} -> ${after})`);
+      assert.equal((await health(worker.url)).sessions, 3, "ann, bob and the pinger");
+    });
+    await t.step("a new SSE viewer gets the last status, kept across the sleep", async () => {
+      // Published two lives of the object ago: it came back from the object's storage. Last:
+      // an SSE stream keeps the object awake.
+      const sse = await openSse(`${worker.url}/events?topic=status:hib`);
+      const joined = await sse.next((e) => e.event === "joined");
+      assert.deepEqual((joined.json?.payload as { status: unknown }).status, {
+        state: "degraded",
+      });
+      await sse.close();
+    });
+    await ping.close();
+  } finally {
+    for (const v of viewers) {
+      if (v.socket.isConnected()) await disconnect(v.socket);
+    }
+    await worker.stop();
+  }
+});
