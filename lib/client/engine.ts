@@ -19,7 +19,8 @@
  * ```
  * @module
  */
-import { LongPoll, Presence, Socket } from "phoenix";
+import { LongPoll, Presence } from "phoenix";
+import { FixedHeartbeatSocket } from "./fixed_heartbeat.ts";
 import { type ConnectionState, type Feed, openFeed } from "./feed.ts";
 import { connectPhoenix, type PhoenixConnection, type SocketLike } from "./phoenix_helpers.ts";
 import {
@@ -179,7 +180,8 @@ export class Engine {
   }
 
   #socket(): PhoenixSocket {
-    this.#connection ??= connectPhoenix<PhoenixSocket>({ Socket, LongPoll }, {
+    // The fixed heartbeat: a Cloudflare node object answers it without waking.
+    this.#connection ??= connectPhoenix<PhoenixSocket>({ Socket: FixedHeartbeatSocket, LongPoll }, {
       endpoint: this.options.endpoint,
       params: this.options.params,
       longPollFallbackMs: this.options.longPollFallbackMs,

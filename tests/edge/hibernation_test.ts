@@ -4,14 +4,14 @@
  * status topic, and comes back intact. workerd evicts an object whose sockets are all
  * hibernatable after 10 s without events, so each sleep here is ~13 s of silence: the Phoenix
  * clients get a heartbeat interval longer than the test (their heartbeats carry a new ref each
- * time, so each would wake the object), while a raw socket sends the Switchboard client's fixed
- * heartbeat every 2 s, which the runtime answers without waking it.
+ * time, so each would wake the object), while a fourth socket, the Switchboard client's, sends
+ * its fixed heartbeat every 2 s, which the runtime answers without waking it.
  */
 import assert from "node:assert/strict";
-import { FIXED_PING, FIXED_PONG } from "../../lib/core/heartbeat.ts";
+import { FIXED_HEARTBEAT_REF } from "../../lib/core/heartbeat.ts";
+import { FixedHeartbeatSocket } from "../../lib/client/fixed_heartbeat.ts";
 import type { Channel, Socket } from "phoenix";
 import { connectSocket, disconnect, join, withPresence } from "../support/phoenix.ts";
-import { openRaw } from "../support/raw_ws.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
 import { startWorker } from "../support/worker.ts";
@@ -61,21 +61,36 @@ async function viewer(socketUrl: string, user: string): Promise<Viewer> {
 }
 
 /**
- * Silence, while a raw socket sends the fixed heartbeat every 2 s and gets the runtime's
- * answer each time; then `/healthz` (which wakes the object if it slept) must show a wake.
+ * The Switchboard client's socket: the official one with the fixed heartbeat, here every 2 s.
+ * Counts the heartbeat replies it gets and how often it opened (a heartbeat left unanswered
+ * makes it drop the connection and open another).
  */
-async function sleepThrough(url: string, ping: Awaited<ReturnType<typeof openRaw>>) {
+async function pinger(socketUrl: string) {
+  const socket = new FixedHeartbeatSocket(socketUrl, {
+    params: { user_id: "pinger" },
+    heartbeatIntervalMs: 2_000,
+  });
+  const counts = { pongs: 0, opens: 0 };
+  socket.onMessage((m: { ref: unknown; event: string }) => {
+    if (m.ref === FIXED_HEARTBEAT_REF && m.event === "phx_reply") counts.pongs++;
+  });
+  const opened = new Promise<void>((resolve) => socket.onOpen(() => resolve()));
+  socket.onOpen(() => counts.opens++);
+  socket.connect();
+  await opened;
+  return { socket, counts };
+}
+
+/**
+ * Silence but for the pinger's fixed heartbeats, which the runtime answers without waking the
+ * object; then `/healthz` (which wakes the object if it slept) must show a wake.
+ */
+async function sleepThrough(url: string, ping: Awaited<ReturnType<typeof pinger>>) {
   const before = (await health(url)).wakes;
-  const pongs = ping.log.filter((f) => f.raw === FIXED_PONG).length;
-  const rounds = Math.ceil(SILENCE_MS / 2_000);
-  for (let i = 0; i < rounds; i++) {
-    await delay(2_000);
-    ping.send(FIXED_PING);
-  }
-  await waitFor(
-    () => ping.log.filter((f) => f.raw === FIXED_PONG).length === pongs + rounds,
-    "every fixed heartbeat answered",
-  );
+  const pongs = ping.counts.pongs;
+  await delay(SILENCE_MS);
+  assert.ok(ping.counts.pongs >= pongs + 4, "fixed heartbeats were answered meanwhile");
+  assert.equal(ping.counts.opens, 1, "the pinger never had to reconnect");
   return { before, after: (await health(url)).wakes };
 }
 
@@ -92,7 +107,7 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
     await waitFor(() => viewers.every((v) => v.statuses.length === 1), "the first status");
     const refs = viewers[0].presence.presence.list((_k: string, p: { metas: unknown[] }) => p);
     const diffsBefore = viewers.map((v) => v.diffs.length);
-    const ping = await openRaw(`${worker.socketUrl}/websocket?vsn=2.0.0&user_id=pinger`);
+    const ping = await pinger(worker.socketUrl);
 
     await t.step(
       "the object sleeps despite the fixed heartbeat; /healthz counts the wake",
@@ -133,10 +148,7 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
 
     await t.step("a client that leaves while the object sleeps is seen leaving", async () => {
       const before = (await health(worker.url)).wakes;
-      for (let i = 0; i < Math.ceil(SILENCE_MS / 2_000); i++) {
-        await delay(2_000);
-        ping.send(FIXED_PING);
-      }
+      await delay(SILENCE_MS);
       // The close wakes the object (webSocketClose), which rebuilds, then lets cy go.
       await disconnect(viewers[2].socket);
       await waitFor(
@@ -157,7 +169,7 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
       });
       await sse.close();
     });
-    await ping.close();
+    await disconnect(ping.socket);
   } finally {
     for (const v of viewers) {
       if (v.socket.isConnected()) await disconnect(v.socket);
