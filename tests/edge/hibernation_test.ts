@@ -12,6 +12,7 @@ import { FIXED_HEARTBEAT_REF } from "../../lib/core/heartbeat.ts";
 import { FixedHeartbeatSocket } from "../../lib/client/fixed_heartbeat.ts";
 import type { Channel, Socket } from "phoenix";
 import { connectSocket, disconnect, join, withPresence } from "../support/phoenix.ts";
+import { openRaw } from "../support/raw_ws.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
 import { startWorker } from "../support/worker.ts";
@@ -70,7 +71,8 @@ async function pinger(socketUrl: string) {
     params: { user_id: "pinger" },
     heartbeatIntervalMs: 2_000,
   });
-  const counts = { pongs: 0, opens: 0 };
+  const counts = { pongs: 0, opens: 0, closes: [] as string[] };
+  socket.onClose((e: CloseEvent) => counts.closes.push(`${e.code} ${e.reason}`));
   socket.onMessage((m: { ref: unknown; event: string }) => {
     if (m.ref === FIXED_HEARTBEAT_REF && m.event === "phx_reply") counts.pongs++;
   });
@@ -174,6 +176,39 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
     for (const v of viewers) {
       if (v.socket.isConnected()) await disconnect(v.socket);
     }
+    await worker.stop();
+  }
+});
+
+Deno.test("hibernation: fixed heartbeats answered by the runtime count as life and as delivery proof", async () => {
+  // A short idle timeout and a small budget of unproven bytes: a client whose heartbeats never
+  // reach the session must still be neither swept as idle nor cut off as a slow reader.
+  const worker = await startWorker({
+    API_TOKEN,
+    HEARTBEAT_TIMEOUT_MS: "3000",
+    MAX_OUTBOUND_BYTES: String(64 * 1024),
+  });
+  const ping = await pinger(worker.socketUrl);
+  try {
+    const status = ping.socket.channel("status:flow");
+    const seen: unknown[] = [];
+    status.on("status", (p: unknown) => seen.push(p));
+    await join(status);
+    const silent = await openRaw(`${worker.socketUrl}/websocket?vsn=2.0.0&user_id=silent`);
+    const filler = "x".repeat(8 * 1024);
+    // 10 × 8 KiB over ~10 s: more than the budget, and past the idle timeout three times.
+    for (let n = 1; n <= 10; n++) {
+      await publish(worker.url, "status:flow", "status", { n, filler });
+      await delay(1_000);
+    }
+    await waitFor(() => seen.length === 10, "every status reaches the pinger");
+    assert.deepEqual(ping.counts.closes, [], "never cut off, never swept");
+    assert.equal(ping.counts.opens, 1);
+    assert.ok(ping.counts.pongs >= 5, "its heartbeats were answered");
+    // A client that sends nothing at all is still swept.
+    assert.equal((await silent.closed).code, 1001);
+  } finally {
+    await disconnect(ping.socket);
     await worker.stop();
   }
 });
