@@ -110,6 +110,15 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
     const refs = viewers[0].presence.presence.list((_k: string, p: { metas: unknown[] }) => p);
     const diffsBefore = viewers.map((v) => v.diffs.length);
     const ping = await pinger(worker.socketUrl);
+    // A session too large for its socket's 16 KiB attachment (100 topics, a presence on each):
+    // its snapshot goes to the object's storage instead.
+    const big = await connectSocket(worker.socketUrl, { user_id: "big" }, QUIET_HEARTBEAT);
+    const bigPatches: unknown[] = [];
+    for (let n = 0; n < 100; n++) {
+      const channel = big.channel(`record:spill-${n}`, { name: "B".repeat(80) });
+      channel.on("patch", (p: unknown) => bigPatches.push(p));
+      await join(channel);
+    }
 
     await t.step(
       "the object sleeps despite the fixed heartbeat; /healthz counts the wake",
@@ -118,8 +127,8 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
         assert.ok(after > before, `wakes grew (${before} -> ${after})`);
         const metrics = await (await fetch(`${worker.url}/metrics`)).text();
         assert.match(metrics, new RegExp(`switchboard_wakes_total ${after}\\b`));
-        // Four sockets were rebuilt from their attachments: the three viewers and the pinger.
-        assert.equal((await health(worker.url)).sessions, 4);
+        // Five sessions were rebuilt: the three viewers, the pinger and the large one.
+        assert.equal((await health(worker.url)).sessions, 5);
       },
     );
 
@@ -133,6 +142,11 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
       await publish(worker.url, "status:hib", "status", { state: "degraded" });
       await waitFor(() => viewers.every((v) => v.statuses.length === 2), "the broadcast");
       assert.deepEqual(viewers.map((v) => v.statuses[1]), Array(3).fill({ state: "degraded" }));
+      await publish(worker.url, "record:spill-99", "patch", { line: 99 });
+      await waitFor(() => bigPatches.length === 1, "the large session, from storage, gets it");
+      const presence = await (await fetch(`${worker.url}/api/presence/record:spill-0`)).json();
+      assert.deepEqual(Object.keys(presence.presences), ["big"]);
+      await disconnect(big);
     });
 
     await t.step("a newcomer sees all three present", async () => {
