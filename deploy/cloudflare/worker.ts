@@ -104,14 +104,15 @@ export class SwitchboardNode {
   }
 
   /** Every request the Worker routes to this node. */
-  fetch(request: Request): Response | Promise<Response> {
+  async fetch(request: Request): Promise<Response> {
     const node = this.#running(request.headers.get(_NODE_HEADER) ?? undefined);
     node.sweepTimers?.tick();
-    const response = node.fetch(request);
+    const response = await node.fetch(request);
+    // After the response: a WebSocket's session (and its token's expiry) exists only now.
     this.#arm();
     const path = new URL(request.url).pathname;
-    if (path !== "/healthz" || node.storage === undefined) return response;
-    return Promise.resolve(response).then((r) => _withWakes(r, node.storage!.wakes));
+    if (path !== "/healthz" || node.storage === undefined || !response.ok) return response;
+    return _withWakes(response, node.storage.wakes);
   }
 
   /** A frame from a hibernatable socket. */
