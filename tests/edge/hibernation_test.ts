@@ -9,6 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { FIXED_HEARTBEAT_REF } from "../../lib/core/heartbeat.ts";
+import { TOKEN_EXPIRED_REASON } from "../../lib/core/protocol.ts";
+import { nowSeconds, signToken } from "../../lib/auth.ts";
 import { FixedHeartbeatSocket } from "../../lib/client/fixed_heartbeat.ts";
 import type { Channel, Socket } from "phoenix";
 import { connectSocket, disconnect, join, withPresence } from "../support/phoenix.ts";
@@ -223,6 +225,26 @@ Deno.test("hibernation: fixed heartbeats answered by the runtime count as life a
     assert.equal((await silent.closed).code, 1001);
   } finally {
     await disconnect(ping.socket);
+    await worker.stop();
+  }
+});
+
+Deno.test("hibernation: a token that expires while nothing happens is closed by the alarm", async () => {
+  const secret = "hibernation-secret-0123456789";
+  const worker = await startWorker({ SOCKET_SECRET: secret, TOKEN_LEEWAY_SECONDS: "0" });
+  try {
+    const token = await signToken(secret, { sub: "ann", exp: nowSeconds() + 4 });
+    const ws = await openRaw(`${worker.socketUrl}/websocket?vsn=2.0.0&token=${token}`);
+    ws.push("1", "1", "status:expiry", "phx_join", {});
+    await ws.next((f) => f.event === "phx_reply");
+    // No frame, no request: only the alarm set for the token's expiry can close it.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      ws.closed,
+      new Promise((resolve) => timer = setTimeout(resolve, 20_000)),
+    ]).finally(() => clearTimeout(timer));
+    assert.deepEqual(closed, { code: 4001, reason: TOKEN_EXPIRED_REASON }, "closed in 20 s");
+  } finally {
     await worker.stop();
   }
 });
