@@ -23,12 +23,20 @@ interface _WorkersWebSocket extends WebSocket {
 type _WebSocketPairConstructor = new () => { 0: WebSocket; 1: _WorkersWebSocket };
 
 /**
- * Upgrades through a `WebSocketPair`: the server side is accepted at once (so it is already
- * open: Workers fire no `open` event after `accept()`), and the chosen subprotocol is echoed in
- * the 101 response (a browser that offered one, as the Phoenix `authToken` option does, fails
- * the handshake without it).
+ * A `WebSocketPair` and the 101 response that hands its client side over, echoing the chosen
+ * subprotocol (a browser that offered one, as the Phoenix `authToken` option does, fails the
+ * handshake without it). The caller accepts the server side, classic or hibernatable.
+ *
+ * @example
+ * ```ts
+ * const { server, response } = webSocketPair("phoenix");
+ * ctx.acceptWebSocket(server);
+ * return response;
+ * ```
  */
-export const cloudflareUpgrade: UpgradeWebSocket = (_request, { protocol }) => {
+export function webSocketPair(
+  protocol?: string,
+): { server: _WorkersWebSocket; response: Response } {
   const Pair = (globalThis as { WebSocketPair?: _WebSocketPairConstructor }).WebSocketPair;
   if (Pair === undefined) {
     throw new Error(
@@ -37,7 +45,21 @@ export const cloudflareUpgrade: UpgradeWebSocket = (_request, { protocol }) => {
     );
   }
   const pair = new Pair();
-  const server = pair[1];
+  const init = {
+    status: 101,
+    webSocket: pair[0],
+    headers: protocol ? { "sec-websocket-protocol": protocol } : undefined,
+  };
+  // `webSocket` is a Workers extension of ResponseInit.
+  return { server: pair[1], response: new Response(null, init as ResponseInit) };
+}
+
+/**
+ * Upgrades through a `WebSocketPair` ({@link webSocketPair}): the server side is accepted at
+ * once (so it is already open: Workers fire no `open` event after `accept()`).
+ */
+export const cloudflareUpgrade: UpgradeWebSocket = (_request, { protocol }) => {
+  const { server, response } = webSocketPair(protocol);
   server.accept();
   // When the client goes (close frame or dropped connection), workerd keeps the connection
   // open (CLOSE-WAIT, a file descriptor per socket) until this side closes too: measured, 2,000
@@ -47,17 +69,7 @@ export const cloudflareUpgrade: UpgradeWebSocket = (_request, { protocol }) => {
       server.close();
     } catch { /* already closed from this side */ }
   });
-  const init = {
-    status: 101,
-    webSocket: pair[0],
-    headers: protocol ? { "sec-websocket-protocol": protocol } : undefined,
-  };
-  // `webSocket` is a Workers extension of ResponseInit.
-  return {
-    socket: server,
-    response: new Response(null, init as ResponseInit),
-    openedAlready: true,
-  };
+  return { socket: server, response, openedAlready: true };
 };
 
 /**

@@ -28,6 +28,7 @@ import { CloseCode } from "../core/protocol.ts";
 import type { UpgradeWebSocket } from "../transports/upgrade.ts";
 import { WebSocketConnection } from "../transports/websocket.ts";
 import type { NodeStorage } from "./cloudflare_storage.ts";
+import { webSocketPair } from "./cloudflare.ts";
 
 /** The part of a Durable Object's state (`ctx`) used for hibernatable sockets. */
 export interface HibernationState {
@@ -48,9 +49,6 @@ interface _Attachment {
   /** The snapshot's JSON as UTF-8 (its exact size counts against the limit). */
   s?: Uint8Array;
 }
-
-/** `new WebSocketPair()`: index 0 goes to the client in the 101 response, 1 stays here. */
-type _Pair = new () => { 0: WebSocket; 1: WebSocket };
 
 /** What the runtime allows per attachment (16 KiB), less room for the attachment's own fields. */
 export const MAX_ATTACHMENT_BYTES = 16 * 1024 - 256;
@@ -113,21 +111,11 @@ export class HibernatingSockets {
    * and {@link close}. The chosen subprotocol is echoed in the 101 response.
    */
   readonly upgrade: UpgradeWebSocket = (_request, { protocol }) => {
-    const Pair = (globalThis as { WebSocketPair?: _Pair }).WebSocketPair;
-    if (Pair === undefined) {
-      throw new Error("WebSocketPair is missing: hibernatable sockets need Cloudflare Workers");
-    }
-    const pair = new Pair();
-    const server = pair[1];
+    const { server, response } = webSocketPair(protocol);
     this.#state.acceptWebSocket(server);
-    const init = {
-      status: 101,
-      webSocket: pair[0],
-      headers: protocol ? { "sec-websocket-protocol": protocol } : undefined,
-    };
     return {
       socket: server,
-      response: new Response(null, init as ResponseInit),
+      response,
       openedAlready: true,
       hibernation: {
         adopt: (connection) => this.#adopt(connection, crypto.randomUUID()),
