@@ -112,6 +112,11 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
     const refs = viewers[0].presence.presence.list((_k: string, p: { metas: unknown[] }) => p);
     const diffsBefore = viewers.map((v) => v.diffs.length);
     const ping = await pinger(worker.socketUrl);
+    // A resume position taken before the sleep, and a message after it, also before the sleep.
+    const first = viewers[0].socket.channel("status:resume", { cursor: "" });
+    const cursor = String((await join(first)).cursor);
+    await new Promise((resolve) => first.leave().receive("ok", resolve));
+    await publish(worker.url, "status:resume", "status", { n: 1 });
     // A session too large for its socket's 16 KiB attachment (100 topics, a presence on each):
     // its snapshot goes to the object's storage instead.
     const big = await connectSocket(worker.socketUrl, { user_id: "big" }, QUIET_HEARTBEAT);
@@ -149,6 +154,18 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
       const presence = await (await fetch(`${worker.url}/api/presence/record:spill-0`)).json();
       assert.deepEqual(Object.keys(presence.presences), ["big"]);
       await disconnect(big);
+    });
+
+    await t.step("a resume from before the sleep gets what it missed, no reset", async () => {
+      await publish(worker.url, "status:resume", "status", { n: 2 });
+      const again = viewers[0].socket.channel("status:resume", { cursor });
+      const got: unknown[] = [];
+      again.on("status", (p: { n: number }) => got.push(p.n));
+      again.on("reset", (p: unknown) => got.push({ reset: p }));
+      await join(again);
+      await waitFor(() => got.length >= 2, "the replay");
+      assert.deepEqual(got, [1, 2], "message 1 came from the object's storage");
+      await new Promise((resolve) => again.leave().receive("ok", resolve));
     });
 
     await t.step("a newcomer sees all three present", async () => {
