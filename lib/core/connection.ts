@@ -18,7 +18,6 @@
 import type { Broadcast } from "./broadcast.ts";
 import type { Message } from "./message.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
-import type { Session } from "./session.ts";
 
 /** The transports a session can come from. */
 export type TransportName = "websocket" | "longpoll" | "sse";
@@ -52,8 +51,8 @@ export interface Connection {
    * it as a sign of life. Absent where every heartbeat reaches the session.
    */
   lastPingAt?(): number | undefined;
-  /** Told when what a snapshot of the session holds changed (see {@link Session.changed}). */
-  sessionChanged?(session: Session): void;
+  /** Told when what a snapshot of its session holds changed (see `Session.changed`). */
+  sessionChanged?(): void;
   /** Ends the connection; `code` is one of the WebSocket close codes in `protocol.ts`. */
   close(code: number, reason: string): void;
 }

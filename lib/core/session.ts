@@ -114,7 +114,7 @@ export class Session implements ChannelOwner {
    * the transport is told, if it keeps one (Cloudflare's hibernatable sockets).
    */
   changed(): void {
-    if (!this.#closed) this.connection.sessionChanged?.(this);
+    if (!this.#closed) this.connection.sessionChanged?.();
   }
 
   /** Decodes one text frame and handles it; bad frames get an error frame, never a crash. */

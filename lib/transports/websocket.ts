@@ -125,8 +125,8 @@ export class WebSocketConnection implements Connection {
     return this.#lastPingAt?.();
   }
 
-  sessionChanged(session: Session): void {
-    this.onSessionChange?.(session);
+  sessionChanged(): void {
+    if (this.session) this.onSessionChange?.(this.session);
   }
 
   /** Binary frames need the v2 serializer. */
