@@ -44,7 +44,6 @@ export interface DurableObjectState extends HibernationState {
   readonly storage: {
     readonly sql: SqlStorage;
     setAlarm(at: number): Promise<void> | void;
-    deleteAlarm(): Promise<void> | void;
   };
   setWebSocketAutoResponse(pair?: unknown): void;
 }
