@@ -34,6 +34,7 @@ import type { PresenceState } from "./presence.ts";
 import { decideAccess } from "./access.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
 import { topicProblem } from "./topic.ts";
+import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
 
 /** What a channel server needs of the session that owns it. */
@@ -288,6 +289,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    */
   async handlePush(msg: Message): Promise<boolean> {
     const channel = this.definition;
+    // Crowd presence (crowd.ts): a page of the member list, for channels with presence.
+    if (msg.event === PRESENCE_PAGE_EVENT && this.#hasPresence()) {
+      const { status, response } = answerPageRequest(this.#node.presence, this.topic, msg.payload);
+      this.reply(msg, status, response);
+      return true;
+    }
     const handler = channel.events?.[msg.event];
     const bytes = msg.binary;
     let result: HandlerResult;
@@ -398,6 +405,11 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   deliver(b: Broadcast): void {
+    // A crowd's diffs are each node's own (crowd.ts): another node's would show every join.
+    if (
+      b.event === PhxEvent.presenceDiff && b.origin.nodeId !== this.#node.hub.nodeId &&
+      this.#node.presence.isCrowd(this.topic)
+    ) return;
     if (this.#held) this.#held.push(b);
     else this.#forward(b);
   }
@@ -474,8 +486,16 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       topic: this.topic,
       event: PhxEvent.presenceState,
       payload: {},
-      payloadJson: this.#node.presence.stateJson(this.topic),
+      payloadJson: this.#node.presence.stateJson(this.topic, this.#trackedKeys),
     });
+    // A crowd's joiner is told the count at once, not at the next change.
+    const occupancy = this.#node.presence.occupancy(this.topic);
+    if (occupancy) this.#send(ControlEvent.occupancy, { ...occupancy });
+  }
+
+  #hasPresence(): boolean {
+    const presence = this.definition.presence;
+    return presence === true || (typeof presence === "function" && presence(this));
   }
 
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {

@@ -13,6 +13,7 @@
 import type { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./presence_types.ts";
+import { CrowdPresence, type CrowdSettings, type Occupancy, type PresencePage } from "./crowd.ts";
 
 export type { PresenceMeta, PresenceState } from "./presence_types.ts";
 
@@ -26,6 +27,8 @@ export interface PresenceOptions {
    * new join, so clients never see the key gone (a tab handing its connection to another).
    */
   leaveGraceMs?: number;
+  /** The crowd settings of a topic's channel (none: the topic is never a crowd, see crowd.ts). */
+  crowdSettings?: (topic: string) => CrowdSettings | undefined;
 }
 
 interface _Diff {
@@ -56,9 +59,25 @@ export class PresenceTracker {
   #timer?: ReturnType<typeof setTimeout>;
   #refCounter = 0;
   readonly #refPrefix: string;
+  /** Crowd mode (crowd.ts): it reads the members through this tracker. */
+  readonly #crowd: CrowdPresence;
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
     this.#refPrefix = `${hub.nodeId}.${Date.now().toString(36)}.`;
+    this.#crowd = new CrowdPresence(
+      {
+        keys: (topic) => this.#keys(topic),
+        metasOf: (topic, key) => this.#metasOf(topic, key),
+        counts: (topic) => this.counts(topic),
+        list: (topic) => this.list(topic),
+      },
+      {
+        deliverLocal: (topic, event, payload) => hub.deliverLocal(topic, event, payload),
+        replicate: (topic) => hub.broker.replicatePresence(topic, this.#localList(topic)),
+        now: () => hub.clock.now(),
+      },
+      options.crowdSettings ?? (() => undefined),
+    );
     hub.broker.onPresence({
       state: (nodeId, topic, state, announce) => this.#setRemote(nodeId, topic, state, announce),
       nodeDown: (nodeId) => this.#dropNode(nodeId),
@@ -150,13 +169,50 @@ export class PresenceTracker {
    * pushes it, and re-encoding it per joiner would cost O(N²) in a join storm. A joiner gets
    * the changes since this snapshot in the window's diff, which it is subscribed to.
    */
-  stateJson(topic: string): string {
+  stateJson(topic: string, ownKeys?: Iterable<string>): string {
+    // A crowd's joiner gets the visible set and its own keys, not the whole list.
+    const crowd = this.#crowd.stateJson(topic, ownKeys);
+    if (crowd !== undefined) return crowd;
     let json = this.#stateCache.get(topic);
     if (json === undefined) {
       json = JSON.stringify(this.list(topic));
       this.#stateCache.set(topic, json);
     }
     return json;
+  }
+
+  /** True while `topic` is a crowd here (see crowd.ts). */
+  isCrowd(topic: string): boolean {
+    return this.#crowd.isCrowd(topic);
+  }
+
+  /** The count a crowd's joiner is told; undefined when the topic is not a crowd. */
+  occupancy(topic: string): Occupancy | undefined {
+    return this.#crowd.occupancy(topic);
+  }
+
+  /** One page of the topic's members in key order (see {@link CrowdPresence.pageOf}). */
+  page(topic: string, cursor: string | null, limit: number): PresencePage {
+    return this.#crowd.pageOf(topic, cursor, limit);
+  }
+
+  /** Metas (subscribers) and distinct keys (users) of a topic on every node. */
+  counts(topic: string): Occupancy {
+    let users = 0;
+    let subscribers = 0;
+    const seen = this.#remote.size ? new Set<string>() : undefined;
+    for (const key of this.#keys(topic)) {
+      users++;
+      seen?.add(key);
+    }
+    for (const owners of this.#topics.get(topic)?.values() ?? []) subscribers += owners.size;
+    for (const { metas } of this.#lingering.get(topic)?.values() ?? []) {
+      subscribers += metas.length;
+    }
+    for (const topics of this.#remote.values()) {
+      for (const { metas } of Object.values(topics.get(topic) ?? {})) subscribers += metas.length;
+    }
+    return { subscribers, users };
   }
 
   /** Topics with presences tracked on this node (held leaves included). */
@@ -172,8 +228,11 @@ export class PresenceTracker {
     this.#pending.clear();
     for (const [topic, diff] of pending) {
       this.#stateCache.delete(topic);
-      this.hub.broadcast(topic, "presence_diff", { ...diff });
-      this.hub.broker.replicatePresence(topic, this.#localList(topic));
+      // A crowd tells its clients what changed in the visible set, on each node by itself.
+      if (!this.#crowd.changed(topic, diff)) {
+        this.hub.broadcast(topic, "presence_diff", { ...diff });
+      }
+      this.#crowd.replicate(topic);
     }
   }
 
@@ -186,6 +245,35 @@ export class PresenceTracker {
       for (const key of [...keys.keys()]) this.#releaseLeave(topic, key);
     }
     this.flush();
+    this.#crowd.close();
+  }
+
+  /** Every key of a topic, once: this node's (earliest tracked first), then the others'. */
+  *#keys(topic: string): Generator<string> {
+    const local = this.#topics.get(topic);
+    const held = this.#lingering.get(topic);
+    if (local) yield* local.keys();
+    for (const key of held?.keys() ?? []) if (!local?.has(key)) yield key;
+    if (this.#remote.size === 0) return;
+    const seen = new Set<string>();
+    for (const topics of this.#remote.values()) {
+      for (const key of Object.keys(topics.get(topic) ?? {})) {
+        if (local?.has(key) || held?.has(key) || seen.has(key)) continue;
+        seen.add(key);
+        yield key;
+      }
+    }
+  }
+
+  /** A key's metas on every node (empty: not present). */
+  #metasOf(topic: string, key: string): PresenceMeta[] {
+    const metas = [...this.#lingering.get(topic)?.get(key)?.metas ?? []];
+    metas.push(...this.#topics.get(topic)?.get(key)?.values() ?? []);
+    for (const topics of this.#remote.values()) {
+      const entry = topics.get(topic)?.[key];
+      if (entry) metas.push(...entry.metas);
+    }
+    return metas;
   }
 
   #localList(topic: string): PresenceState {
@@ -236,8 +324,10 @@ export class PresenceTracker {
     if (Object.keys(state).length === 0) topics.delete(topic);
     else topics.set(topic, state);
     if (topics.size === 0) this.#remote.delete(nodeId);
-    if (!announce) return;
+    this.#crowd.invalidate(topic);
     const diff = _difference(before, state);
+    // The other node tells its own clients only once the topic is a crowd: this node tells its.
+    if (this.#crowd.changed(topic, diff) || !announce) return;
     if (Object.keys(diff.joins).length || Object.keys(diff.leaves).length) {
       this.hub.deliverLocal(topic, "presence_diff", { ...diff });
     }
@@ -250,6 +340,7 @@ export class PresenceTracker {
     this.#remote.delete(nodeId);
     for (const [topic, leaves] of topics) {
       this.#stateCache.delete(topic);
+      if (this.#crowd.changed(topic, { joins: emptyPresenceState(), leaves })) continue;
       this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
     }
   }
@@ -266,6 +357,7 @@ export class PresenceTracker {
   }
 
   #diff(topic: string): _Diff {
+    this.#crowd.invalidate(topic);
     let diff = this.#pending.get(topic);
     if (!diff) {
       this.#pending.set(

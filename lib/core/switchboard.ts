@@ -29,6 +29,7 @@ import { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { Identity, IdentityCheck, NodeServices } from "./node.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
+import { crowdSettingsOf } from "./crowd.ts";
 import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
@@ -105,6 +106,10 @@ export class Switchboard implements NodeServices {
     this.presence = new PresenceTracker(this.hub, {
       batchMs: this.config.presenceBatchMs,
       leaveGraceMs: this.config.presenceLeaveGraceMs,
+      crowdSettings: (topic) => {
+        const channel = this.router.match(topic)?.channel;
+        return channel && crowdSettingsOf(channel);
+      },
     });
     this.#registerMetrics();
   }
