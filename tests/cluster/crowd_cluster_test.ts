@@ -1,0 +1,71 @@
+/**
+ * Presence for crowds across two nodes through the real Redis (and the Upstash bridge): a join
+ * storm of raw Phoenix v2 members spread over both nodes; every member is told the cluster's
+ * count, pays kilobytes of presence, and pages through the cluster's whole member list (each
+ * member exactly once) from either node. Redis' own counters show what the bus carried.
+ *
+ * 5,000 members as on one node: about 15 s on a 2-core machine (two server processes, Redis,
+ * the bridge and the clients).
+ */
+import assert from "node:assert/strict";
+import { waitForCluster } from "../support/cluster.ts";
+import { joinCrowd, readAllPages } from "../support/crowd.ts";
+import { redisStats, startBridge, startRedis } from "../support/redis.ts";
+import { startServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
+
+const MEMBERS = 5_000;
+const KIB = 1024;
+
+Deno.test({
+  name: "a crowd across two nodes through Redis: the cluster's count and pages on every node",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using redis = await startRedis();
+    await using bridge = await startBridge({ redisUrl: redis.url, token: "crowd-token" });
+    const env = (id: string) => ({
+      UPSTASH_REDIS_REST_URL: bridge.url,
+      UPSTASH_REDIS_REST_TOKEN: "crowd-token",
+      NODE_ID: id,
+      PRESENCE_LEAVE_GRACE_MS: "0",
+    });
+    const nodes = await Promise.all(["c1", "c2"].map((id) => startServer(env(id))));
+    const topic = "record:crowd-cluster";
+    let crowd: Awaited<ReturnType<typeof joinCrowd>> | undefined;
+    try {
+      await waitForCluster(nodes);
+      const before = await redisStats(redis.url);
+      crowd = await joinCrowd({ socketUrls: nodes.map((n) => n.socketUrl), topic, count: MEMBERS });
+      const { members } = crowd;
+      await waitFor(
+        () => members.every((m) => m.users() >= MEMBERS),
+        `every member on both nodes told the cluster's count (${MEMBERS})`,
+        40_000,
+      );
+      const after = await redisStats(redis.url);
+      const perMember = members.reduce((sum, m) => sum + m.presenceBytes(), 0) / MEMBERS;
+      const busPerMember = (after.netOutputBytes - before.netOutputBytes) / MEMBERS;
+      const commands = after.totalCalls - before.totalCalls;
+      console.log(
+        `presence traffic ${(perMember / KIB).toFixed(1)} KiB per member; Redis wrote ` +
+          `${(busPerMember / KIB).toFixed(1)} KiB per member and ran ${commands} commands ` +
+          `for ${MEMBERS} joins`,
+      );
+      assert.ok(perMember <= 40 * KIB, `${(perMember / KIB).toFixed(1)} KiB per member`);
+      // A crowd's node replicates its state at most once a second, not a diff per join.
+      assert.ok(busPerMember <= 8 * KIB, `the bus carried ${busPerMember} bytes per member`);
+      assert.ok(commands < MEMBERS / 10, `${commands} Redis commands for ${MEMBERS} joins`);
+
+      // Member 0 is on c1, member 1 on c2: both page through the cluster's list.
+      for (const member of members.slice(0, 2)) {
+        const keys = await readAllPages(member, topic);
+        assert.equal(keys.length, MEMBERS, `pages read through ${member.key}'s node`);
+        assert.deepEqual([...keys].sort(), members.map((m) => m.key).sort());
+      }
+    } finally {
+      await crowd?.close();
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+  },
+});
