@@ -1,0 +1,129 @@
+/**
+ * Crowd presence in one node (lib/core/crowd.ts), with a small threshold: the visible set, the
+ * always-visible mark, the count, hysteresis, and pages that hold every member present
+ * throughout exactly once while others join and leave between pages.
+ */
+import assert from "node:assert/strict";
+import { defineChannel } from "../../lib/core/channel.ts";
+import { channelTest, type TestClient } from "../../lib/testing.ts";
+
+const crowdChannel = defineChannel({
+  topic: "crowd:*",
+  presence: true,
+  crowdThreshold: 10,
+  crowdVisible: 3,
+  crowdAlwaysVisible: (meta) => meta.editor === true,
+  join(ctx, params) {
+    ctx.track(ctx.userId, { editor: params.editor === true });
+  },
+});
+
+const env = { PRESENCE_LEAVE_GRACE_MS: "0" };
+
+async function joinAll(t: ReturnType<typeof channelTest>, keys: string[], topic: string) {
+  const clients = new Map<string, TestClient>();
+  for (const key of keys) {
+    const client = t.connect({ user_id: key });
+    assert.equal((await client.join(topic, { editor: key === "editor" })).status, "ok");
+    t.flushPresence();
+    clients.set(key, client);
+  }
+  return clients;
+}
+
+const keysOf = (state: object) => Object.keys(state).sort();
+
+Deno.test("above the threshold a joiner sees the visible set and itself, and the count", async () => {
+  await using t = channelTest({ channels: [crowdChannel], env });
+  const names = Array.from({ length: 11 }, (_, i) => `m${String(i).padStart(2, "0")}`);
+  const clients = await joinAll(t, names, "crowd:a");
+  // The 11th made a crowd: everyone's list becomes the first three present.
+  const first = clients.get("m00")!;
+  const states = first.events("crowd:a", "presence_state");
+  assert.deepEqual(keysOf(states.at(-1)!), ["m00", "m01", "m02"]);
+  assert.deepEqual(await first.nextEvent("crowd:a", "occupancy"), { subscribers: 11, users: 11 });
+
+  const late = t.connect({ user_id: "late" });
+  await late.join("crowd:a", {});
+  assert.deepEqual(keysOf(await late.nextEvent("crowd:a", "presence_state")), [
+    "late",
+    "m00",
+    "m01",
+    "m02",
+  ]);
+  // The joiner is told the count at once (as of the last change).
+  assert.ok(((await late.nextEvent("crowd:a", "occupancy")).users as number) >= 11);
+  const diffsBefore = first.events("crowd:a", "presence_diff").length;
+  t.flushPresence();
+  assert.equal(first.events("crowd:a", "presence_diff").length, diffsBefore, "no diff for late");
+
+  // An editor is always visible: her join is a diff to everyone.
+  const editor = t.connect({ user_id: "editor" });
+  await editor.join("crowd:a", { editor: true });
+  t.flushPresence();
+  const diff = first.events("crowd:a", "presence_diff").at(-1)!;
+  assert.deepEqual(keysOf(diff.joins as object), ["editor"]);
+
+  // A visible member leaves: the next one present takes the slot, in the same diff.
+  clients.get("m01")!.disconnect();
+  t.flushPresence();
+  const swap = first.events("crowd:a", "presence_diff").at(-1)!;
+  assert.deepEqual(keysOf(swap.leaves as object), ["m01"]);
+  assert.deepEqual(keysOf(swap.joins as object), ["m03"]);
+});
+
+Deno.test("a crowd is a room again below 80% of the threshold, with the full list", async () => {
+  await using t = channelTest({ channels: [crowdChannel], env });
+  const names = Array.from({ length: 11 }, (_, i) => `k${i}`);
+  const clients = await joinAll(t, names, "crowd:b");
+  const watcher = clients.get("k0")!;
+  const crowdStates = watcher.events("crowd:b", "presence_state").length;
+  // 10 and 9 are still a crowd (no flapping around the threshold); 7 is a room.
+  for (const key of ["k10", "k9"]) {
+    clients.get(key)!.disconnect();
+    t.flushPresence();
+  }
+  assert.equal(watcher.events("crowd:b", "presence_state").length, crowdStates);
+  for (const key of ["k8", "k7"]) {
+    clients.get(key)!.disconnect();
+    t.flushPresence();
+  }
+  const full = watcher.events("crowd:b", "presence_state").at(-1)!;
+  assert.deepEqual(keysOf(full), ["k0", "k1", "k2", "k3", "k4", "k5", "k6"]);
+  // A room again: every join is a diff to everyone.
+  await t.connect({ user_id: "k11" }).join("crowd:b", {});
+  t.flushPresence();
+  assert.deepEqual(keysOf(watcher.events("crowd:b", "presence_diff").at(-1)!.joins as object), [
+    "k11",
+  ]);
+});
+
+Deno.test("pages hold every member present throughout exactly once, despite churn", async () => {
+  await using t = channelTest({ channels: [crowdChannel], env });
+  const names = Array.from({ length: 40 }, (_, i) => `p${String(i).padStart(2, "0")}`);
+  const clients = await joinAll(t, names, "crowd:c");
+  const reader = clients.get("p00")!;
+  const seen: string[] = [];
+  const left = new Set<string>();
+  let cursor: string | null = null;
+  for (let page = 0; page < 50; page++) {
+    const reply = await reader.push("crowd:c", "presence_page", { cursor, limit: 4 });
+    assert.equal(reply.status, "ok");
+    const { members, next } = reply.response as { members: { key: string }[]; next: string };
+    seen.push(...members.map((m) => m.key));
+    // Between pages: one already read leaves, one not read yet leaves, two new ones join
+    // (one before the cursor, one after).
+    for (const key of [names[page], names[39 - page]]) {
+      if (key === "p00" || left.has(key)) continue;
+      clients.get(key)!.disconnect();
+      left.add(key);
+    }
+    await joinAll(t, [`a${page}`, `q${page}`], "crowd:c");
+    if (next === null) break;
+    cursor = next;
+  }
+  assert.equal(new Set(seen).size, seen.length, "no member twice");
+  const throughout = names.filter((k) => !left.has(k));
+  assert.deepEqual(throughout.filter((k) => !seen.includes(k)), []);
+  assert.deepEqual(seen, [...seen].sort(), "in key order");
+});
