@@ -29,7 +29,19 @@ import type {
   PushMapOf,
   TopicOf,
 } from "./typed.ts";
-import { type EngineMessage, feedKey, type Payload, type PresenceEntry } from "./wire.ts";
+import {
+  type EngineMessage,
+  feedKey,
+  type Payload,
+  type PresenceCount,
+  type PresenceEntry,
+} from "./wire.ts";
+import {
+  PRESENCE_PAGE_EVENT,
+  presenceCount,
+  type PresenceCounts,
+  type PresencePage,
+} from "./crowd.ts";
 
 /** A schema the client can validate an incoming payload with (a zod schema fits). */
 export interface PayloadSchema {
@@ -98,8 +110,20 @@ export interface PushOptions {
 export interface ChannelPresence {
   /** One entry per key (user), each with one meta per connection (browser). */
   list(): PresenceEntry[];
-  /** Called on each change with the entries and how many of this browser's tabs are here. */
-  onSync(callback: (entries: PresenceEntry[], info: { tabs: number }) => void): () => void;
+  /**
+   * Called on each change with the entries, how many of this browser's tabs are here, and the
+   * count (in a crowd, the entries are only its visible members).
+   */
+  onSync(
+    callback: (entries: PresenceEntry[], info: { tabs: number; count: PresenceCounts }) => void,
+  ): () => void;
+  /** Everyone on the topic: the server's count in a crowd (docs/crowds.md), else the list's. */
+  count(): PresenceCounts;
+  /**
+   * One page of everyone on the topic, in key order: `cursor` is the previous page's `next`
+   * (null for the first), `limit` 1 to 200 (default 50).
+   */
+  page(cursor?: string | null, limit?: number): Promise<PresencePage>;
 }
 
 /** A channel of one tab; typed by the app's channel definition when the client is. */
@@ -322,12 +346,15 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
   function channel(topic: string, params: Payload = {}): Channel {
     const cid = handle.nextId();
     const messageListeners = new Map<string, ReturnType<typeof _listeners<[Payload]>>>();
-    const presenceListeners = _listeners<[PresenceEntry[], { tabs: number }]>();
+    const presenceListeners = _listeners<
+      [PresenceEntry[], { tabs: number; count: PresenceCounts }]
+    >();
     const joinListeners = _listeners<[Payload]>();
     const closeListeners = _listeners<[string]>();
     const pending = new Map<number, Pending>();
     const definition = validators.find((c) => _matches(c.topic, topic));
     let entries: PresenceEntry[] = [];
+    let count: PresenceCount | undefined;
     let tabs = 1;
     let joinPromise: Promise<Payload> | undefined;
     let settleJoin: Pending | undefined;
@@ -372,7 +399,8 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
         } else if (msg.t === "presence") {
           entries = msg.entries;
           tabs = msg.tabs;
-          presenceListeners.call(entries, { tabs });
+          count = msg.count;
+          presenceListeners.call(entries, { tabs, count: presenceCount(entries, count) });
         } else if (msg.t === "closed") {
           impl.joining = false;
           closeListeners.call(msg.reason);
@@ -381,7 +409,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
     };
     subs.set(cid, impl);
 
-    return {
+    const api = {
       topic,
       join() {
         if (joinPromise && impl.joining) return joinPromise;
@@ -424,6 +452,10 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
       presence: {
         list: () => entries,
         onSync: (callback) => presenceListeners.add(callback),
+        count: () => presenceCount(entries, count),
+        page: (cursor = null, limit = 50) =>
+          api.push(PRESENCE_PAGE_EVENT as never, { cursor, limit } as never)
+            .then((response) => response as unknown as PresencePage),
       },
       onClose: (callback) => closeListeners.add(callback),
       leave() {
@@ -432,6 +464,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
         link.send({ t: "leave", from: tab, cid });
       },
     } as Channel;
+    return api;
   }
 
   function feed(topic: string, request: FeedRequest): SharedFeed {
