@@ -28,6 +28,7 @@
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./presence_types.ts";
 import { ControlEvent, PhxEvent, ReplyReason } from "./protocol.ts";
+import { emptyPresenceState, isEmptyDiff, type PresenceDiff } from "./presence_diff.ts";
 
 /** A channel's crowd settings (see `crowdThreshold` and friends in `channel.ts`). */
 export interface CrowdSettings {
@@ -70,10 +71,7 @@ export interface Occupancy {
 }
 
 /** A presence diff, as the tracker batches it. */
-export interface CrowdDiff {
-  joins: PresenceState;
-  leaves: PresenceState;
-}
+export type CrowdDiff = PresenceDiff;
 
 /** What the crowd logic reads of the tracker: the cluster's members of a topic. */
 export interface CrowdMembers {
@@ -247,7 +245,7 @@ export class CrowdPresence {
       return true;
     }
     const out = this.#refresh(topic, crowd, diff);
-    if (Object.keys(out.joins).length || Object.keys(out.leaves).length) {
+    if (!isEmptyDiff(out)) {
       this.output.deliverLocal(topic, PhxEvent.presenceDiff, { ...out });
     }
     this.#schedule(topic, crowd);
@@ -359,7 +357,7 @@ export class CrowdPresence {
     }
     for (const key of Object.keys(diff.joins)) this.#pinIfMarked(topic, crowd, key);
     this.#fill(topic, crowd);
-    const out: CrowdDiff = { joins: Object.create(null), leaves: Object.create(null) };
+    const out: CrowdDiff = { joins: emptyPresenceState(), leaves: emptyPresenceState() };
     for (const key of crowd.visible) {
       if (!before.has(key)) out.joins[key] = { metas: this.members.metasOf(topic, key) };
       else if (diff.joins[key]) out.joins[key] = diff.joins[key];
@@ -369,7 +367,7 @@ export class CrowdPresence {
         if (diff.leaves[key]) out.leaves[key] = diff.leaves[key];
       }
     }
-    if (Object.keys(out.joins).length || Object.keys(out.leaves).length) crowd.json = undefined;
+    if (!isEmptyDiff(out)) crowd.json = undefined;
     return out;
   }
 
@@ -393,7 +391,7 @@ export class CrowdPresence {
   }
 
   #visibleState(topic: string, crowd: _Crowd): PresenceState {
-    const state: PresenceState = Object.create(null);
+    const state = emptyPresenceState();
     for (const key of crowd.visible) state[key] = { metas: this.members.metasOf(topic, key) };
     return state;
   }

@@ -13,9 +13,24 @@
 import type { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./presence_types.ts";
+import {
+  differenceOf,
+  emptyPresenceState,
+  isEmptyDiff,
+  mergeDiff,
+  type PresenceDiff,
+} from "./presence_diff.ts";
+import {
+  bucketOf,
+  BucketSender,
+  bucketTopic,
+  CROWD_BUCKETS,
+  parseBucketTopic,
+} from "./crowd_buckets.ts";
 import { CrowdPresence, type CrowdSettings, type Occupancy, type PresencePage } from "./crowd.ts";
 
 export type { PresenceMeta, PresenceState } from "./presence_types.ts";
+export { emptyPresenceState } from "./presence_diff.ts";
 
 /** Options of {@link PresenceTracker}. */
 export interface PresenceOptions {
@@ -31,11 +46,6 @@ export interface PresenceOptions {
   crowdSettings?: (topic: string) => CrowdSettings | undefined;
 }
 
-interface _Diff {
-  joins: PresenceState;
-  leaves: PresenceState;
-}
-
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
 interface _Lingering {
   metas: PresenceMeta[];
@@ -46,11 +56,20 @@ interface _Lingering {
 export class PresenceTracker {
   /** topic → key → owner id → meta */
   readonly #topics = new Map<string, Map<string, Map<string, PresenceMeta>>>();
-  readonly #pending = new Map<string, _Diff>();
+  readonly #pending = new Map<string, PresenceDiff>();
   /** Encoded states, valid until the topic's next diff goes out or another node changes it. */
   readonly #stateCache = new Map<string, string>();
   /** Other nodes' presences, as their brokers report them: node → topic → state. */
   readonly #remote = new Map<string, Map<string, PresenceState>>();
+  /** Crowd topics whose state other nodes send in buckets (crowd_buckets.ts) → buckets held. */
+  readonly #bucketed = new Map<string, number>();
+  readonly #buckets = new BucketSender();
+  /**
+   * Other nodes' changes of crowd topics, applied with the next batch: a node entering a crowd
+   * sends its whole state emptied and its buckets, maybe in several envelopes; taken together,
+   * nothing seems to leave and come back.
+   */
+  readonly #remotePending = new Map<string, { diff: PresenceDiff; deliver: boolean }>();
   /**
    * topic → key → metas whose leave is held (see {@link PresenceOptions.leaveGraceMs}). They
    * are still listed and replicated: clients and other nodes were not told they left.
@@ -73,7 +92,7 @@ export class PresenceTracker {
       },
       {
         deliverLocal: (topic, event, payload) => hub.deliverLocal(topic, event, payload),
-        replicate: (topic) => hub.broker.replicatePresence(topic, this.#localList(topic)),
+        replicate: (topic) => this.#replicate(topic),
         now: () => hub.clock.now(),
       },
       options.crowdSettings ?? (() => undefined),
@@ -83,7 +102,7 @@ export class PresenceTracker {
       nodeDown: (nodeId) => this.#dropNode(nodeId),
       resync: () => {
         for (const topic of this.localTopics()) {
-          hub.broker.replicatePresence(topic, this.#localList(topic));
+          this.#replicate(topic, true);
         }
       },
     });
@@ -156,8 +175,8 @@ export class PresenceTracker {
   /** The full presence state of a topic on every node, as `presence_state` sends it. */
   list(topic: string): PresenceState {
     const state = this.#localList(topic);
-    for (const topics of this.#remote.values()) {
-      for (const [key, { metas }] of Object.entries(topics.get(topic) ?? {})) {
+    for (const remote of this.#remoteStates(topic)) {
+      for (const [key, { metas }] of Object.entries(remote)) {
         (state[key] ??= { metas: [] }).metas.push(...metas);
       }
     }
@@ -209,8 +228,8 @@ export class PresenceTracker {
     for (const { metas } of this.#lingering.get(topic)?.values() ?? []) {
       subscribers += metas.length;
     }
-    for (const topics of this.#remote.values()) {
-      for (const { metas } of Object.values(topics.get(topic) ?? {})) subscribers += metas.length;
+    for (const remote of this.#remoteStates(topic)) {
+      for (const { metas } of Object.values(remote)) subscribers += metas.length;
     }
     return { subscribers, users };
   }
@@ -234,6 +253,14 @@ export class PresenceTracker {
       }
       this.#crowd.replicate(topic);
     }
+    const remote = [...this.#remotePending];
+    this.#remotePending.clear();
+    for (const [topic, { diff, deliver }] of remote) {
+      if (this.#crowd.changed(topic, diff) || !deliver) continue;
+      if (!isEmptyDiff(diff)) {
+        this.hub.deliverLocal(topic, "presence_diff", { ...diff });
+      }
+    }
   }
 
   /**
@@ -256,8 +283,8 @@ export class PresenceTracker {
     for (const key of held?.keys() ?? []) if (!local?.has(key)) yield key;
     if (this.#remote.size === 0) return;
     const seen = new Set<string>();
-    for (const topics of this.#remote.values()) {
-      for (const key of Object.keys(topics.get(topic) ?? {})) {
+    for (const remote of this.#remoteStates(topic)) {
+      for (const key of Object.keys(remote)) {
         if (local?.has(key) || held?.has(key) || seen.has(key)) continue;
         seen.add(key);
         yield key;
@@ -269,11 +296,42 @@ export class PresenceTracker {
   #metasOf(topic: string, key: string): PresenceMeta[] {
     const metas = [...this.#lingering.get(topic)?.get(key)?.metas ?? []];
     metas.push(...this.#topics.get(topic)?.get(key)?.values() ?? []);
+    const bucket = this.#bucketed.has(topic) ? bucketTopic(topic, bucketOf(key)) : undefined;
     for (const topics of this.#remote.values()) {
-      const entry = topics.get(topic)?.[key];
+      const entry = topics.get(topic)?.[key] ?? (bucket && topics.get(bucket)?.[key]);
       if (entry) metas.push(...entry.metas);
     }
     return metas;
+  }
+
+  /** Each other node's state of a topic: whole, or in buckets while it is a crowd there. */
+  *#remoteStates(topic: string): Generator<PresenceState> {
+    const bucketed = this.#bucketed.has(topic);
+    for (const topics of this.#remote.values()) {
+      const whole = topics.get(topic);
+      if (whole) yield whole;
+      for (let b = 0; bucketed && b < CROWD_BUCKETS; b++) {
+        const part = topics.get(bucketTopic(topic, b));
+        if (part) yield part;
+      }
+    }
+  }
+
+  /**
+   * Sends this node's state of a topic to the others: whole for a room; for a crowd, the
+   * buckets that changed (crowd_buckets.ts). `all`: every bucket (a resync after an outage).
+   */
+  #replicate(topic: string, all = false): void {
+    const broker = this.hub.broker;
+    const local = this.#localList(topic);
+    if (!this.#crowd.isCrowd(topic)) {
+      for (const [name, state] of this.#buckets.clear(topic)) broker.replicatePresence(name, state);
+      return broker.replicatePresence(topic, local);
+    }
+    if (all) this.#buckets.clear(topic);
+    for (const [name, state] of this.#buckets.changed(topic, local)) {
+      broker.replicatePresence(name, state);
+    }
   }
 
   #localList(topic: string): PresenceState {
@@ -313,24 +371,49 @@ export class PresenceTracker {
   }
 
   /**
-   * Replaces another node's state of a topic. That node broadcasts the clients' diff itself,
-   * so nothing is sent here.
+   * Replaces another node's state of a topic (or of one bucket of a crowd topic). For a room
+   * that node broadcasts the clients' diff itself; for a crowd it does not, so this node tells
+   * its own clients (crowd.ts decides what they see).
    */
-  #setRemote(nodeId: string, topic: string, state: PresenceState, announce: boolean): void {
+  #setRemote(nodeId: string, name: string, state: PresenceState, announce: boolean): void {
+    const bucket = parseBucketTopic(name);
+    const topic = bucket?.topic ?? name;
     this.#stateCache.delete(topic);
     let topics = this.#remote.get(nodeId);
     if (!topics) this.#remote.set(nodeId, topics = new Map());
-    const before = topics.get(topic) ?? {};
-    if (Object.keys(state).length === 0) topics.delete(topic);
-    else topics.set(topic, state);
+    const before = topics.get(name);
+    const empty = Object.keys(state).length === 0;
+    if (empty) topics.delete(name);
+    else topics.set(name, state);
     if (topics.size === 0) this.#remote.delete(nodeId);
+    if (bucket) this.#countBucket(topic, (empty ? 0 : 1) - (before ? 1 : 0));
     this.#crowd.invalidate(topic);
-    const diff = _difference(before, state);
-    // The other node tells its own clients only once the topic is a crowd: this node tells its.
+    const diff = differenceOf(before ?? {}, state);
+    if (bucket || this.#crowd.isCrowd(topic)) return this.#queueRemote(topic, diff, true);
+    // A room: its node broadcast the diff (unless it resends its state); it may make a crowd.
     if (this.#crowd.changed(topic, diff) || !announce) return;
-    if (Object.keys(diff.joins).length || Object.keys(diff.leaves).length) {
+    if (!isEmptyDiff(diff)) {
       this.hub.deliverLocal(topic, "presence_diff", { ...diff });
     }
+  }
+
+  /** Adds another node's change of a crowd topic to the next batch (see #remotePending). */
+  #queueRemote(topic: string, diff: PresenceDiff, deliver: boolean): void {
+    let queued = this.#remotePending.get(topic);
+    if (!queued) {
+      queued = { diff: { joins: emptyPresenceState(), leaves: emptyPresenceState() }, deliver };
+      this.#remotePending.set(topic, queued);
+      this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
+    }
+    queued.deliver ||= deliver;
+    mergeDiff(queued.diff, diff);
+  }
+
+  /** Keeps {@link #bucketed} in step: `delta` buckets of `topic` more (or fewer) held. */
+  #countBucket(topic: string, delta: number): void {
+    const held = (this.#bucketed.get(topic) ?? 0) + delta;
+    if (held > 0) this.#bucketed.set(topic, held);
+    else this.#bucketed.delete(topic);
   }
 
   /** A node died without a goodbye: its presences leave, told to this node's clients only. */
@@ -338,8 +421,18 @@ export class PresenceTracker {
     const topics = this.#remote.get(nodeId);
     if (!topics) return;
     this.#remote.delete(nodeId);
-    for (const [topic, leaves] of topics) {
+    // A crowd's buckets leave as one diff of their topic.
+    const byTopic = new Map<string, PresenceState>();
+    for (const [name, state] of topics) {
+      const topic = parseBucketTopic(name)?.topic ?? name;
+      if (topic !== name) this.#countBucket(topic, -1);
+      let leaves = byTopic.get(topic);
+      if (!leaves) byTopic.set(topic, leaves = emptyPresenceState());
+      Object.assign(leaves, state);
+    }
+    for (const [topic, leaves] of byTopic) {
       this.#stateCache.delete(topic);
+      this.#crowd.invalidate(topic);
       if (this.#crowd.changed(topic, { joins: emptyPresenceState(), leaves })) continue;
       this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
     }
@@ -356,7 +449,7 @@ export class PresenceTracker {
     return owners;
   }
 
-  #diff(topic: string): _Diff {
+  #diff(topic: string): PresenceDiff {
     this.#crowd.invalidate(topic);
     let diff = this.#pending.get(topic);
     if (!diff) {
@@ -372,29 +465,4 @@ export class PresenceTracker {
   #nextRef(): string {
     return this.#refPrefix + (++this.#refCounter).toString(36);
   }
-}
-
-/**
- * A state keyed by presence keys, which are user strings (`constructor`, `__proto__`…): an
- * object without a prototype, so no key reads an inherited member or sets the prototype.
- * JSON sees an ordinary object.
- */
-export function emptyPresenceState(): PresenceState {
-  return Object.create(null);
-}
-
-/** The diff that turns `before` into `after`, comparing metas by `phx_ref`. */
-function _difference(before: PresenceState, after: PresenceState): _Diff {
-  const refs = (state: PresenceState) =>
-    new Set(Object.values(state).flatMap(({ metas }) => metas.map((m) => m.phx_ref)));
-  const [had, has] = [refs(before), refs(after)];
-  const pick = (state: PresenceState, keep: (ref: string) => boolean) => {
-    const out = emptyPresenceState();
-    for (const [key, { metas }] of Object.entries(state)) {
-      const kept = metas.filter((m) => keep(m.phx_ref));
-      if (kept.length) out[key] = { metas: kept };
-    }
-    return out;
-  };
-  return { joins: pick(after, (r) => !had.has(r)), leaves: pick(before, (r) => !has.has(r)) };
 }

@@ -10,8 +10,9 @@
 import assert from "node:assert/strict";
 import { waitForCluster } from "../support/cluster.ts";
 import { joinCrowd, readAllPages } from "../support/crowd.ts";
+import { connectSocket, disconnect, join, withPresence } from "../support/phoenix.ts";
 import { redisStats, startBridge, startRedis } from "../support/redis.ts";
-import { startServer } from "../support/server.ts";
+import { type ServerProcess, startServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 
 const MEMBERS = 5_000;
@@ -65,6 +66,67 @@ Deno.test({
       }
     } finally {
       await crowd?.close();
+      await Promise.all(nodes.map((n) => n.stop()));
+    }
+  },
+});
+
+Deno.test({
+  name: "across two nodes a room becomes a crowd and a room again, on both nodes",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await using redis = await startRedis();
+    await using bridge = await startBridge({ redisUrl: redis.url, token: "crowd-token" });
+    const nodes: ServerProcess[] = await Promise.all(["r1", "r2"].map((id) =>
+      startServer({
+        UPSTASH_REDIS_REST_URL: bridge.url,
+        UPSTASH_REDIS_REST_TOKEN: "crowd-token",
+        NODE_ID: id,
+        PRESENCE_LEAVE_GRACE_MS: "0",
+      })
+    ));
+    const topic = "record:crowd-switch";
+    const watchers: Awaited<ReturnType<typeof watch>>[] = [];
+    let crowd: Awaited<ReturnType<typeof joinCrowd>> | undefined;
+    async function watch(node: ServerProcess, key: string) {
+      const socket = await connectSocket(node.socketUrl, { user_id: key });
+      const channel = socket.channel(topic, { name: key });
+      const { keys } = withPresence(channel);
+      const users: number[] = [];
+      channel.on("occupancy", (p: { users: number }) => users.push(p.users));
+      await join(channel);
+      return { socket, keys, users };
+    }
+    try {
+      await waitForCluster(nodes);
+      watchers.push(await watch(nodes[0], "w1"), await watch(nodes[1], "w2"));
+      // 158 raw members and the two watchers: 160, a crowd (threshold 150) on both nodes.
+      crowd = await joinCrowd({ socketUrls: nodes.map((n) => n.socketUrl), topic, count: 158 });
+      await waitFor(
+        () => watchers.every((w) => w.users.at(-1) === 160 && w.keys().length <= 41),
+        "both watchers see a crowd of 160",
+        20_000,
+      );
+      // 41 leave (from both nodes): 119 is a room again, the full list on both nodes.
+      const leaving = crowd.members.splice(117);
+      await Promise.all(leaving.map((m) => m.socket.close()));
+      await waitFor(
+        () => watchers.every((w) => w.keys().length === 119),
+        "both watchers see all 119 again",
+        20_000,
+      );
+      // A room again: a join on one node reaches the other node's watcher as a diff.
+      const late = await watch(nodes[1], "late");
+      watchers.push(late);
+      await waitFor(
+        () => watchers[0].keys().includes("late×1") && watchers[0].keys().length === 120,
+        "a join on the other node",
+        10_000,
+      );
+    } finally {
+      await crowd?.close();
+      await Promise.all(watchers.map((w) => disconnect(w.socket)));
       await Promise.all(nodes.map((n) => n.stop()));
     }
   },
