@@ -1,10 +1,18 @@
 /**
  * Crowd presence in one node (lib/core/crowd.ts), with a small threshold: the visible set, the
  * always-visible mark, the count, hysteresis, and pages that hold every member present
- * throughout exactly once while others join and leave between pages.
+ * throughout exactly once while others join and leave between pages; the buckets a crowd's
+ * state crosses the bus in.
  */
 import assert from "node:assert/strict";
 import { defineChannel } from "../../lib/core/channel.ts";
+import {
+  bucketOf,
+  BucketSender,
+  bucketTopic,
+  CROWD_BUCKETS,
+  parseBucketTopic,
+} from "../../lib/core/crowd_buckets.ts";
 import { channelTest, type TestClient } from "../../lib/testing.ts";
 
 const crowdChannel = defineChannel({
@@ -126,4 +134,33 @@ Deno.test("pages hold every member present throughout exactly once, despite chur
   const throughout = names.filter((k) => !left.has(k));
   assert.deepEqual(throughout.filter((k) => !seen.includes(k)), []);
   assert.deepEqual(seen, [...seen].sort(), "in key order");
+});
+
+Deno.test("a crowd's state crosses the bus in buckets, only the ones that changed", () => {
+  const sender = new BucketSender();
+  const meta = (ref: string) => ({ metas: [{ phx_ref: ref }] });
+  const state: Record<string, { metas: { phx_ref: string }[] }> = {};
+  for (let i = 0; i < 500; i++) state[`u${i}`] = meta(`r${i}`);
+  const first = sender.changed("record:1", state);
+  // The whole state is emptied on the other nodes, and every bucket goes out once.
+  assert.equal(first[0][0], "record:1");
+  assert.deepEqual(Object.keys(first[0][1]), []);
+  assert.equal(first.length, 1 + CROWD_BUCKETS);
+  assert.equal(first.slice(1).reduce((n, [, s]) => n + Object.keys(s).length, 0), 500);
+  assert.deepEqual(sender.changed("record:1", state), [], "nothing changed, nothing sent");
+  // One join, one update: their buckets only.
+  state.newcomer = meta("n1");
+  state.u7 = meta("r7b");
+  const names = sender.changed("record:1", state).map(([name]) => name).sort();
+  const expected = [
+    ...new Set(["newcomer", "u7"].map((k) => bucketTopic("record:1", bucketOf(k)))),
+  ];
+  assert.deepEqual(names, expected.sort());
+  const bucket = parseBucketTopic(names[0]);
+  assert.equal(bucket?.topic, "record:1");
+  // A room again: every bucket sent is deleted.
+  const cleared = sender.clear("record:1");
+  assert.equal(cleared.length, CROWD_BUCKETS);
+  assert.ok(cleared.every(([, s]) => Object.keys(s).length === 0));
+  assert.deepEqual(sender.clear("record:1"), []);
 });
