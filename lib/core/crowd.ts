@@ -184,6 +184,9 @@ export function answerPageRequest(
   return { status: "ok", response: { ...presence.page(topic, request.cursor, request.limit) } };
 }
 
+/** Topics whose sorted keys are kept for paging. */
+const _SORTED_KEPT = 64;
+
 interface _Crowd {
   settings: CrowdSettings;
   /** Keys shown to every client, in the order they became visible. */
@@ -296,6 +299,8 @@ export class CrowdPresence {
     if (!sorted) {
       sorted = [...this.members.keys(topic)].sort(_compare);
       this.#sorted.set(topic, sorted);
+      // Kept until the topic changes; a few topics only (a pager need not be a member).
+      if (this.#sorted.size > _SORTED_KEPT) this.#sorted.delete(this.#sorted.keys().next().value!);
     }
     let at = cursor ? _firstAfter(sorted, cursor) : 0;
     const members: PresencePage["members"] = [];
