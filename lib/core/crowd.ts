@@ -26,7 +26,7 @@
  * @module
  */
 import type { Payload } from "./message.ts";
-import type { PresenceMeta, PresenceState } from "./presence_types.ts";
+import type { PresenceMeta, PresenceState } from "./broker.ts";
 import { ControlEvent, PhxEvent, ReplyReason } from "./protocol.ts";
 import { emptyPresenceState, isEmptyDiff, type PresenceDiff } from "./presence_diff.ts";
 

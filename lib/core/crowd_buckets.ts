@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import type { PresenceState } from "./presence_types.ts";
+import type { PresenceState } from "./broker.ts";
 import { emptyPresenceState } from "./presence_diff.ts";
 
 /** Buckets per crowd topic and node. */

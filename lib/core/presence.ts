@@ -12,7 +12,7 @@
  */
 import type { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
-import type { PresenceMeta, PresenceState } from "./presence_types.ts";
+import type { PresenceMeta, PresenceState } from "./broker.ts";
 import {
   differenceOf,
   emptyPresenceState,
@@ -29,7 +29,7 @@ import {
 } from "./crowd_buckets.ts";
 import { CrowdPresence, type CrowdSettings, type Occupancy, type PresencePage } from "./crowd.ts";
 
-export type { PresenceMeta, PresenceState } from "./presence_types.ts";
+export type { PresenceMeta, PresenceState } from "./broker.ts";
 export { emptyPresenceState } from "./presence_diff.ts";
 
 /** Options of {@link PresenceTracker}. */

@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-import type { PresenceState } from "./presence_types.ts";
+import type { PresenceState } from "./broker.ts";
 
 /** `presence_diff`'s payload: metas that joined and metas that left, by key. */
 export interface PresenceDiff {
