@@ -13,13 +13,14 @@
  * `deno run -A bench/scenarios/crowd.ts [--n=5000] [--spread=2500]`.
  * @module
  */
-import { redisStats, startBridge, startRedis } from "../../tests/support/redis.ts";
+import { redisStats } from "../../tests/support/redis.ts";
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { killChildren, registerChild } from "../lib/proc.ts";
+import { killChildren } from "../lib/proc.ts";
 import type { Row } from "../lib/report.ts";
 import { cpuTicks, otherLoad, rssKiB, type Summary } from "../lib/stats.ts";
 import { startTarget, type Target } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
+import { startRedisNodes } from "./redis_nodes.ts";
 
 /** What the scenario runs with. */
 export interface CrowdOptions {
@@ -86,27 +87,13 @@ async function _oneNode(options: CrowdOptions): Promise<CrowdRun> {
 
 async function _twoNodes(options: CrowdOptions): Promise<CrowdRun> {
   const token = "bench-crowd";
-  const cleanup: (() => Promise<unknown>)[] = [];
+  const cleanup: (() => Promise<void>)[] = [];
   try {
-    const redis = await startRedis();
-    cleanup.push(() => redis.stop());
-    const unregisterRedis = registerChild(() => void redis.kill());
-    cleanup.push(() => Promise.resolve(unregisterRedis()));
-    const bridge = await startBridge({ redisUrl: redis.url, token });
-    cleanup.push(() => bridge.stop());
-    const unregisterBridge = registerChild(() => void bridge.kill());
-    cleanup.push(() => Promise.resolve(unregisterBridge()));
-    const env = { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: token };
-    const nodes: Target[] = [];
-    for (const id of ["crowd-a", "crowd-b"]) {
-      const node = await startTarget("switchboard", { ...env, NODE_ID: id });
-      cleanup.push(() => node.stop());
-      nodes.push(node);
-    }
+    const { redisUrl, nodes } = await startRedisNodes(["crowd-a", "crowd-b"], token, cleanup);
     await _waitForBrokers(nodes);
-    const before = await redisStats(redis.url);
+    const before = await redisStats(redisUrl);
     const run = await _storm(nodes, options);
-    const after = await redisStats(redis.url);
+    const after = await redisStats(redisUrl);
     const commands = after.totalCalls - before.totalCalls;
     run.redis = {
       commands,
