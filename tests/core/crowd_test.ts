@@ -13,6 +13,7 @@ import {
   CROWD_BUCKETS,
   parseBucketTopic,
 } from "../../lib/core/crowd_buckets.ts";
+import { realtimeChannel } from "../../lib/mod.ts";
 import { channelTest, type TestClient } from "../../lib/testing.ts";
 
 const crowdChannel = defineChannel({
@@ -163,4 +164,28 @@ Deno.test("a crowd's state crosses the bus in buckets, only the ones that change
   assert.equal(cleared.length, CROWD_BUCKETS);
   assert.ok(cleared.every(([, s]) => Object.keys(s).length === 0));
   assert.deepEqual(sender.clear("record:1"), []);
+});
+
+Deno.test("realtime: a crowd's states and counts reach only clients that enabled presence", async () => {
+  await using t = channelTest({ channels: [realtimeChannel], env });
+  const join = (enabled: boolean, key?: string) => ({ config: { presence: { enabled, key } } });
+  const quiet = t.connect({ user_id: "quiet" });
+  await quiet.join("realtime:crowd", join(false));
+  const track = { type: "presence", event: "track", payload: { status: "on" } };
+  const members: TestClient[] = [];
+  for (let i = 0; i < 151; i++) {
+    const member = t.connect({ user_id: `r${i}` });
+    await member.join("realtime:crowd", join(true, `k${i}`));
+    assert.equal((await member.push("realtime:crowd", "presence", track)).status, "ok");
+    members.push(member);
+  }
+  t.flushPresence();
+  // The 151st key made a crowd: the members are told the count, the quiet client nothing.
+  assert.deepEqual(await members[0].nextEvent("realtime:crowd", "occupancy"), {
+    subscribers: 151,
+    users: 151,
+  });
+  for (const event of ["presence_state", "presence_diff", "occupancy"]) {
+    assert.deepEqual(quiet.events("realtime:crowd", event), [], event);
+  }
 });
