@@ -207,7 +207,7 @@ interface _Crowd {
 /** The crowd regime of a node's presence topics; the tracker calls it on every change. */
 export class CrowdPresence {
   readonly #crowds = new Map<string, _Crowd>();
-  /** topic → keys in order, for paging; dropped on every membership change. */
+  /** topic → keys in order, for paging: sorted once, then kept in step with every diff. */
   readonly #sorted = new Map<string, string[]>();
 
   constructor(
@@ -221,18 +221,13 @@ export class CrowdPresence {
     return this.#crowds.has(topic);
   }
 
-  /** Drops what was derived from the topic's members (call on every membership change). */
-  invalidate(topic: string): void {
-    this.#sorted.delete(topic);
-  }
-
   /**
    * The topic's members changed by `diff` (a local batch, or another node's new state): decides
    * the regime and, in crowd mode, tells the clients what they should see. Returns true when
    * the diff was handled here (the caller must not send it as it is).
    */
   changed(topic: string, diff: CrowdDiff): boolean {
-    this.invalidate(topic);
+    this.#keepSorted(topic, diff);
     const crowd = this.#crowds.get(topic);
     if (!crowd) {
       const settings = this.settingsOf(topic);
@@ -242,11 +237,7 @@ export class CrowdPresence {
       this.#enter(topic, settings, counts);
       return true;
     }
-    crowd.counts = this.members.counts(topic);
-    if (crowd.counts.users < Math.floor(crowd.settings.threshold * CROWD_EXIT_SHARE)) {
-      this.#leave(topic, crowd);
-      return true;
-    }
+    // Counting is O(members): it waits for the tick, once a second, and so does leaving.
     const out = this.#refresh(topic, crowd, diff);
     if (!isEmptyDiff(out)) {
       this.output.deliverLocal(topic, PhxEvent.presenceDiff, { ...out });
@@ -322,6 +313,21 @@ export class CrowdPresence {
       crowd.timer = undefined;
       if (crowd.replicateDue) this.output.replicate(topic);
       crowd.replicateDue = false;
+    }
+  }
+
+  /** Applies a diff to the topic's sorted keys, if it has them: O(log n) to find, no re-sort. */
+  #keepSorted(topic: string, diff: CrowdDiff): void {
+    const sorted = this.#sorted.get(topic);
+    if (!sorted) return;
+    for (const key of Object.keys(diff.leaves)) {
+      if (this.members.metasOf(topic, key).length) continue; // it has other metas still
+      const at = _firstAfter(sorted, key) - 1;
+      if (sorted[at] === key) sorted.splice(at, 1);
+    }
+    for (const key of Object.keys(diff.joins)) {
+      const at = _firstAfter(sorted, key);
+      if (sorted[at - 1] !== key) sorted.splice(at, 0, key);
     }
   }
 
@@ -417,6 +423,9 @@ export class CrowdPresence {
       this.output.replicate(topic);
     }
     crowd.counts = this.members.counts(topic);
+    if (crowd.counts.users < Math.floor(crowd.settings.threshold * CROWD_EXIT_SHARE)) {
+      return this.#leave(topic, crowd);
+    }
     const { sent, counts } = crowd;
     if (sent && sent.users === counts.users && sent.subscribers === counts.subscribers) return;
     crowd.sent = { ...counts };

@@ -387,7 +387,6 @@ export class PresenceTracker {
     else topics.set(name, state);
     if (topics.size === 0) this.#remote.delete(nodeId);
     if (bucket) this.#countBucket(topic, (empty ? 0 : 1) - (before ? 1 : 0));
-    this.#crowd.invalidate(topic);
     const diff = differenceOf(before ?? {}, state);
     if (bucket || this.#crowd.isCrowd(topic)) return this.#queueRemote(topic, diff, true);
     // A room: its node broadcast the diff (unless it resends its state); it may make a crowd.
@@ -432,7 +431,6 @@ export class PresenceTracker {
     }
     for (const [topic, leaves] of byTopic) {
       this.#stateCache.delete(topic);
-      this.#crowd.invalidate(topic);
       if (this.#crowd.changed(topic, { joins: emptyPresenceState(), leaves })) continue;
       this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
     }
@@ -450,7 +448,6 @@ export class PresenceTracker {
   }
 
   #diff(topic: string): PresenceDiff {
-    this.#crowd.invalidate(topic);
     let diff = this.#pending.get(topic);
     if (!diff) {
       this.#pending.set(

@@ -15,6 +15,7 @@ import {
 } from "../../lib/core/crowd_buckets.ts";
 import { realtimeChannel } from "../../lib/mod.ts";
 import { channelTest, type TestClient } from "../../lib/testing.ts";
+import { waitFor } from "../support/wait.ts";
 
 const crowdChannel = defineChannel({
   topic: "crowd:*",
@@ -87,16 +88,24 @@ Deno.test("a crowd is a room again below 80% of the threshold, with the full lis
   const clients = await joinAll(t, names, "crowd:b");
   const watcher = clients.get("k0")!;
   const crowdStates = watcher.events("crowd:b", "presence_state").length;
-  // 10 and 9 are still a crowd (no flapping around the threshold); 7 is a room.
-  for (const key of ["k10", "k9"]) {
+  const told = (users: number) => () =>
+    watcher.events("crowd:b", "occupancy").some((p) => p.users === users);
+  // 8 (of a threshold of 10) is still a crowd: no flapping around the threshold.
+  for (const key of ["k10", "k9", "k8"]) {
     clients.get(key)!.disconnect();
     t.flushPresence();
   }
+  // The count (and whether the crowd is over) is decided once a second.
+  await waitFor(told(8), "the count of 8", 5_000);
   assert.equal(watcher.events("crowd:b", "presence_state").length, crowdStates);
-  for (const key of ["k8", "k7"]) {
-    clients.get(key)!.disconnect();
-    t.flushPresence();
-  }
+  // 7 is below 80%: a room again, with the full list.
+  clients.get("k7")!.disconnect();
+  t.flushPresence();
+  await waitFor(
+    () => watcher.events("crowd:b", "presence_state").length > crowdStates,
+    "the full presence_state",
+    5_000,
+  );
   const full = watcher.events("crowd:b", "presence_state").at(-1)!;
   assert.deepEqual(keysOf(full), ["k0", "k1", "k2", "k3", "k4", "k5", "k6"]);
   // A room again: every join is a diff to everyone.
