@@ -21,6 +21,7 @@ import { cpuTicks, otherLoad, rssKiB, type Summary } from "../lib/stats.ts";
 import { startTarget, type Target } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
 import { startRedisNodes } from "./redis_nodes.ts";
+import { joinStorm } from "./storm.ts";
 
 /** What the scenario runs with. */
 export interface CrowdOptions {
@@ -151,18 +152,7 @@ async function _storm(nodes: Target[], options: CrowdOptions): Promise<CrowdRun>
     const pids = nodes.map((node) => node.pid);
     const others = otherLoad([...pids, gen.pid, Deno.pid]);
     const cpuBefore = pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
-    const joined = await gen.call<{ startAt: number; endAt: number }>(
-      "stormJoin",
-      { ratePerSec: n / (spreadMs / 1000) },
-      spreadMs + 30_000,
-    );
-    const r = await gen.call<{
-      complete: number;
-      completeMs: Summary;
-      presenceMsgs: Summary;
-      presenceBytes: Summary;
-      presenceBytesTotal: number;
-    }>("stormWait", { timeoutMs: 60_000, startAt: joined.startAt }, 90_000);
+    const { joined, r } = await joinStorm(gen, { n, spreadMs, timeoutMs: 60_000 });
     const cpuSeconds = (pids.reduce((sum, pid) => sum + cpuTicks(pid), 0) - cpuBefore) / 100;
     const run: CrowdRun = {
       nodes: nodes.length,
