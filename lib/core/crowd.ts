@@ -11,8 +11,9 @@
  *   client gets the full `presence_state`.
  *
  * Each node decides from the cluster's members (its own and the other nodes' replicated
- * states) and tells only its own clients: in crowd mode nothing per join crosses the bus, and a
- * node's state of a crowd topic is replicated at most once a second.
+ * states) and tells only its own clients: in crowd mode no diff crosses the bus, and a node's
+ * state of a crowd topic is replicated at most once a second, only the key-hash buckets that
+ * changed (crowd_buckets.ts).
  *
  * The full list is read page by page ({@link pageOf}): keys in code-unit order, the cursor being
  * the last key of the previous page, so a key present throughout is returned exactly once.
@@ -21,7 +22,7 @@
  * ```ts
  * import { CrowdPresence } from "./crowd.ts";
  * declare const crowd: CrowdPresence;
- * crowd.changed("record:1", { joins: {}, leaves: {} }); // true: crowd mode handled the diff
+ * crowd.changed("record:1", { joins: {}, leaves: {} }); // true while record:1 is a crowd
  * ```
  * @module
  */
@@ -290,7 +291,7 @@ export class CrowdPresence {
     if (!sorted) {
       sorted = [...this.members.keys(topic)].sort(_compare);
       this.#sorted.set(topic, sorted);
-      // Kept until the topic changes; a few topics only (a pager need not be a member).
+      // Kept in step with each change (see #keepSorted), for a few topics only.
       if (this.#sorted.size > _SORTED_KEPT) this.#sorted.delete(this.#sorted.keys().next().value!);
     }
     let at = cursor ? _firstAfter(sorted, cursor) : 0;
@@ -303,7 +304,9 @@ export class CrowdPresence {
     }
     const last = members.at(-1)?.key;
     const next = at < sorted.length && last !== undefined ? last : null;
-    return { members, next, ...this.members.counts(topic) };
+    // A crowd's count as of its last tick: counting a crowd on every page would be O(members).
+    const counts = this.#crowds.get(topic)?.counts ?? this.members.counts(topic);
+    return { members, next, ...counts };
   }
 
   /** Sends what is due now and stops the timers (the node is going away). */
