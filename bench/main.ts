@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { killChildren } from "./lib/proc.ts";
+import { killChildren } from "../scripts/support/process.ts";
 import { type Machine, machine, renderTable, type Row, withRatios } from "./lib/report.ts";
 import {
   ensureSocketIo,

@@ -3,7 +3,7 @@
  * to raw Deno and to Socket.IO, and the issue's goal with PASS/FAIL. Also the machine record.
  * @module
  */
-import { run } from "./proc.ts";
+import { run } from "../../scripts/support/process.ts";
 
 /** One row of the table (also stored in the JSON). */
 export interface Row {

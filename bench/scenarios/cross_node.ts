@@ -9,9 +9,9 @@
  * (never faked).
  * @module
  */
-import { redisStats, startBridge, startRedis } from "../../tests/support/redis.ts";
+import { redisStats, startBridge, startRedis } from "../../scripts/support/redis.ts";
 import { idleCommandsPerDay } from "../../lib/cluster/redis/broker.ts";
-import { registerChild, sleep } from "../lib/proc.ts";
+import { registerChild, sleep } from "../../scripts/support/process.ts";
 import { startTarget, type Subject, type Target } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
@@ -106,7 +106,7 @@ export async function runCrossNode(
   latency: LatencyOptions,
 ): Promise<CrossNodeResult> {
   const token = "bench-token";
-  const cleanup: (() => Promise<void>)[] = [];
+  const cleanup: (() => Promise<unknown>)[] = [];
   try {
     const redis = await startRedis();
     cleanup.push(() => redis.stop());

@@ -10,7 +10,7 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { cpuTicks, otherLoad } from "../lib/stats.ts";
 import type { Subject } from "../lib/targets.ts";
 import {

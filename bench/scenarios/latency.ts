@@ -7,7 +7,7 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { otherLoad, percentiles, type Summary } from "../lib/stats.ts";
 import type { Subject } from "../lib/targets.ts";
 import {

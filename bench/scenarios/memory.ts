@@ -6,7 +6,7 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { rssKiB } from "../lib/stats.ts";
 import { startTarget, type TargetName } from "../lib/targets.ts";
 import { describe, FANOUT_TOPIC, log, medianOf } from "./common.ts";

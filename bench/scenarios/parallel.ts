@@ -6,9 +6,8 @@
  * crosses the BroadcastChannel to the other worker's subscribers.
  * @module
  */
-import { freePort } from "../../tests/support/redis.ts";
-import { spawnServer } from "../lib/proc.ts";
-import { ROOT, type Subject } from "../lib/targets.ts";
+import { freePort, spawnListening } from "../../scripts/support/process.ts";
+import type { Subject } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
 import { type LatencyOptions, type LatencyResult, runLatency } from "./latency.ts";
@@ -28,24 +27,26 @@ export async function runParallel(
   fanout: FanoutOptions,
   latency: LatencyOptions,
 ): Promise<ParallelResult> {
-  const stops: (() => Promise<void>)[] = [];
+  const stops: (() => Promise<unknown>)[] = [];
   try {
     const subjects: Subject[] = [];
     for (const jobs of [1, 2]) {
       const port = freePort();
-      const server = await spawnServer(`parallel-${jobs}`, Deno.execPath(), [
-        "serve",
-        "--parallel",
-        "--allow-net",
-        "--allow-env",
-        "--port",
-        String(port),
-        "--host",
-        "127.0.0.1",
-        "serve_parallel.ts",
-      ], {
-        cwd: ROOT,
+      const server = await spawnListening({
+        name: `parallel-${jobs}`,
+        args: [
+          "serve",
+          "--parallel",
+          "--allow-net",
+          "--allow-env",
+          "--port",
+          String(port),
+          "--host",
+          "127.0.0.1",
+          "serve_parallel.ts",
+        ],
         env: { DENO_JOBS: String(jobs), LOG_LEVEL: "warn", API_TOKEN: "" },
+        stopGraceMs: 5_000,
       });
       stops.push(() => server.stop());
       subjects.push({

@@ -8,7 +8,7 @@
  * topic, pushes a state change and a patch, then leaves cleanly, closes, or just drops.
  * @module
  */
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { rssKiB } from "../lib/stats.ts";
 import { startTarget } from "../lib/targets.ts";
 import { describe, log, medianOf } from "./common.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { otherLoad, type Summary } from "../lib/stats.ts";
 import { startTarget, type TargetName } from "../lib/targets.ts";
 import { describe, log, mayRetry } from "./common.ts";

@@ -10,9 +10,8 @@
  * Skipped (never faked) when the pinned wrangler is not installed.
  * @module
  */
-import { registerChild, spawnServer } from "../lib/proc.ts";
+import { processTree, registerChild, spawnListening } from "../../scripts/support/process.ts";
 import { ROOT, startTarget, type Subject, type Target } from "../lib/targets.ts";
-import { processTree } from "../../tests/support/worker.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
 import { type LatencyOptions, type LatencyResult, runLatency } from "./latency.ts";
@@ -40,10 +39,11 @@ export async function runWorkers(
   } catch {
     return { skipped: "wrangler not installed (npm ci --prefix deploy/cloudflare)" };
   }
-  const running: { stop(): Promise<void> }[] = [];
+  const running: { stop(): Promise<unknown> }[] = [];
   try {
-    const worker = await spawnServer("worker", Deno.execPath(), ["task", "dev:worker"], {
-      cwd: ROOT,
+    const worker = await spawnListening({
+      name: "worker",
+      args: ["task", "dev:worker"],
       // One node, open API, whatever the shell has: like the Deno target's single node.
       env: {
         PORT: "0",
@@ -57,6 +57,7 @@ export async function runWorkers(
         WRANGLER_LOG: "warn",
       },
       timeoutMs: 90_000,
+      stopGraceMs: 5_000,
     });
     running.push(worker);
     const pids = processTree(worker.pid);
