@@ -32,7 +32,8 @@ async function localEdges(entry: string): Promise<[string, string][]> {
   }).output();
   assert.ok(out.success, `deno info ${entry}: ${new TextDecoder().decode(out.stderr)}`);
   const info = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: _Module[] };
-  const local = (s: string | undefined) => s?.startsWith(root.href) ? s.slice(root.href.length) : "";
+  const local = (s: string | undefined) =>
+    s?.startsWith(root.href) ? s.slice(root.href.length) : "";
   const edges: [string, string][] = [];
   for (const m of info.modules) {
     const from = local(m.specifier);
