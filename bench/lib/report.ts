@@ -127,3 +127,45 @@ export function renderTable(rows: Row[], subjectLabel = "Switchboard"): string {
     "|";
   return [fmt(header), rule, ...lines.map(fmt)].join("\n");
 }
+
+/** What a scenario adds to the report: its table rows (with their pass rules) and notes. */
+export interface Section {
+  rows: Row[];
+  /** Lines printed under the table (e.g. servers that closed subscribers). */
+  notes?: string[];
+}
+
+/** A count for the table's titles: `10,000`. */
+export function count(x: number): string {
+  return x.toLocaleString("en-US");
+}
+
+/**
+ * The cells of a row that show text instead of a value: `error` for a subject that failed, and
+ * `n/a` for Socket.IO when it is not installed (`sioOk` false).
+ */
+export function notesOf(
+  record: Record<string, { error?: string } | undefined> | undefined,
+  sioOk: boolean,
+): Record<string, string> {
+  const notes: Record<string, string> = {};
+  for (const [key, r] of Object.entries(record ?? {})) if (r?.error) notes[key] = "error";
+  if (!sioOk) notes.socketio = "n/a";
+  return notes;
+}
+
+/** One line per subject whose server closed subscribers while `scenario` measured. */
+export function closeNotes(
+  scenario: string,
+  record?: Record<string, { closeReasons?: Record<string, number> }>,
+): string[] {
+  const lines: string[] = [];
+  for (const [key, r] of Object.entries(record ?? {})) {
+    for (const [reason, n] of Object.entries(r.closeReasons ?? {})) {
+      lines.push(
+        `note: ${scenario}: the ${key} server closed ${n} subscribers ("${reason}"); replaced before the next round`,
+      );
+    }
+  }
+  return lines;
+}

@@ -9,6 +9,7 @@
 import { LoadGen } from "../lib/loadgen_client.ts";
 import { sleep } from "../../scripts/support/process.ts";
 import { otherLoad, percentiles, type Summary } from "../lib/stats.ts";
+import { closeNotes, count, notesOf, type Row, type Section, withRatios } from "../lib/report.ts";
 import type { Subject } from "../lib/targets.ts";
 import {
   connectSubscribers,
@@ -132,4 +133,30 @@ export async function runLatency(
     results[s.key].lost = lost.get(s.key);
   }
   return results;
+}
+
+/** Scenario 2's table: p50 and p99 publish→receive (goal: p99 at most 1.5x raw Deno). */
+export function latencyReport(
+  r: Record<string, LatencyResult>,
+  o: LatencyOptions,
+  sioOk: boolean,
+): Section {
+  const rows: Row[] = [];
+  for (const q of ["p50", "p99"] as const) {
+    const row = withRatios({
+      scenario: q === "p50" ? `2 latency ${count(o.n)} subs @${o.rate}/s` : "",
+      metric: `${q} publish→receive`,
+      unit: "ms",
+      values: {
+        switchboard: r.switchboard?.latencyMs?.[q],
+        raw: r.raw?.latencyMs?.[q],
+        socketio: r.socketio?.latencyMs?.[q],
+      },
+      notes: notesOf(r, sioOk),
+      goal: q === "p99" ? "<=1.5x raw" : undefined,
+    });
+    if (q === "p99" && row.vsRaw !== undefined) row.pass = row.vsRaw <= 1.5;
+    rows.push(row);
+  }
+  return { rows, notes: closeNotes("latency", r) };
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { freePort, spawnListening } from "../../scripts/support/process.ts";
+import { count, type Row, type Section } from "../lib/report.ts";
 import type { Subject } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
@@ -74,4 +75,33 @@ export async function runParallel(
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
   }
+}
+
+/**
+ * Scenario 8's table (information): throughput, server CPU per delivery and p99 latency with 1
+ * and with 2 `deno serve --parallel` workers.
+ */
+export function parallelReport(par: ParallelResult, fanout: FanoutOptions): Section {
+  const rows: Row[] = [];
+  const [one, two] = WORKERS;
+  const f = par.fanout ?? {};
+  const title = `8 all cores, fan-out ${count(fanout.n)}`;
+  const metrics: [string, string, (k: string) => number | undefined][] = [
+    ["throughput", "deliveries/s", (k) => f[k]?.deliveriesPerSec],
+    ["server CPU per delivery", "µs", (k) => f[k]?.cpuUsPerDelivery],
+    ["p99 publish→receive at 10 msg/s", "ms", (k) => par.latency?.[k]?.latencyMs?.p99],
+  ];
+  for (const [metric, unit, pick] of metrics) {
+    for (const [key, workers] of [[one, "1 worker"], [two, "2 workers"]]) {
+      rows.push({
+        scenario: metric === "throughput" && workers === "1 worker" ? title : "",
+        metric: `${metric}, ${workers}`,
+        unit,
+        values: { [key]: pick(key) },
+        notes: par.error ? { [key]: par.error } : undefined,
+        goal: "info",
+      });
+    }
+  }
+  return { rows };
 }
