@@ -169,3 +169,23 @@ export function closeNotes(
   }
   return lines;
 }
+
+/**
+ * One metric of the three targets, read from their results (a target that failed or did not
+ * run: undefined), in table order.
+ *
+ * @example
+ * ```ts
+ * const values = targetValues(results, (r) => r.deliveriesPerSec);
+ * ```
+ */
+export function targetValues<T>(
+  record: Record<string, T | undefined>,
+  read: (result: T) => number | undefined,
+): Record<string, number | undefined> {
+  const value = (key: string) => {
+    const result = record[key];
+    return result === undefined ? undefined : read(result);
+  };
+  return { switchboard: value("switchboard"), raw: value("raw"), socketio: value("socketio") };
+}

@@ -12,7 +12,15 @@
 import { LoadGen } from "../lib/loadgen_client.ts";
 import { sleep } from "../../scripts/support/process.ts";
 import { cpuTicks, otherLoad } from "../lib/stats.ts";
-import { closeNotes, count, notesOf, type Row, type Section, withRatios } from "../lib/report.ts";
+import {
+  closeNotes,
+  count,
+  notesOf,
+  type Row,
+  type Section,
+  targetValues,
+  withRatios,
+} from "../lib/report.ts";
 import type { Subject } from "../lib/targets.ts";
 import {
   connectSubscribers,
@@ -227,11 +235,7 @@ export function fanoutReport(
       scenario: `1 fan-out ${count(Number(size))} subs`,
       metric: "throughput",
       unit: "deliveries/s",
-      values: {
-        switchboard: r.switchboard?.deliveriesPerSec,
-        raw: r.raw?.deliveriesPerSec,
-        socketio: r.socketio?.deliveriesPerSec,
-      },
+      values: targetValues(r, (x) => x.deliveriesPerSec),
       notes: notesOf(r, sioOk),
       goal: ">=0.9x raw, > Socket.IO",
     });
@@ -243,11 +247,7 @@ export function fanoutReport(
       scenario: "",
       metric: "server CPU per delivery",
       unit: "µs",
-      values: {
-        switchboard: r.switchboard?.cpuUsPerDelivery,
-        raw: r.raw?.cpuUsPerDelivery,
-        socketio: r.socketio?.cpuUsPerDelivery,
-      },
+      values: targetValues(r, (x) => x.cpuUsPerDelivery),
       notes: notesOf(r, sioOk),
     }));
     notes.push(...closeNotes(`fan-out ${size}`, r));

@@ -9,7 +9,14 @@
 import { LoadGen } from "../lib/loadgen_client.ts";
 import { sleep } from "../../scripts/support/process.ts";
 import { otherLoad, percentiles, type Summary } from "../lib/stats.ts";
-import { closeNotes, count, notesOf, type Row, type Section, withRatios } from "../lib/report.ts";
+import {
+  closeNotes,
+  count,
+  notesOf,
+  type Section,
+  targetValues,
+  withRatios,
+} from "../lib/report.ts";
 import type { Subject } from "../lib/targets.ts";
 import {
   connectSubscribers,
@@ -141,22 +148,17 @@ export function latencyReport(
   o: LatencyOptions,
   sioOk: boolean,
 ): Section {
-  const rows: Row[] = [];
-  for (const q of ["p50", "p99"] as const) {
+  const rows = (["p50", "p99"] as const).map((q) => {
     const row = withRatios({
       scenario: q === "p50" ? `2 latency ${count(o.n)} subs @${o.rate}/s` : "",
       metric: `${q} publish→receive`,
       unit: "ms",
-      values: {
-        switchboard: r.switchboard?.latencyMs?.[q],
-        raw: r.raw?.latencyMs?.[q],
-        socketio: r.socketio?.latencyMs?.[q],
-      },
+      values: targetValues(r, (x) => x.latencyMs?.[q]),
       notes: notesOf(r, sioOk),
       goal: q === "p99" ? "<=1.5x raw" : undefined,
     });
     if (q === "p99" && row.vsRaw !== undefined) row.pass = row.vsRaw <= 1.5;
-    rows.push(row);
-  }
+    return row;
+  });
   return { rows, notes: closeNotes("latency", r) };
 }

@@ -8,7 +8,7 @@
 import { LoadGen } from "../lib/loadgen_client.ts";
 import { sleep } from "../../scripts/support/process.ts";
 import { rssKiB } from "../lib/stats.ts";
-import { count, notesOf, type Row, type Section, withRatios } from "../lib/report.ts";
+import { count, notesOf, type Row, type Section, targetValues, withRatios } from "../lib/report.ts";
 import { startTarget, type TargetName } from "../lib/targets.ts";
 import { describe, FANOUT_TOPIC, log, medianOf } from "./common.ts";
 
@@ -90,11 +90,7 @@ export function memoryReport(
       scenario: transport === "websocket" ? `3 memory, ${count(connections)} idle` : "",
       metric: transport === "websocket" ? "RSS per WebSocket" : "RSS per SSE stream",
       unit: "KiB",
-      values: {
-        switchboard: r.switchboard?.kibPerConnection,
-        raw: r.raw?.kibPerConnection,
-        socketio: r.socketio?.kibPerConnection,
-      },
+      values: targetValues(r, (x) => x.kibPerConnection),
       notes,
       goal: transport === "websocket" ? "<=1.2x raw" : "<=1.2x raw SSE",
     });

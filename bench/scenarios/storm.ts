@@ -12,7 +12,7 @@
 import { LoadGen } from "../lib/loadgen_client.ts";
 import { sleep } from "../../scripts/support/process.ts";
 import { otherLoad, type Summary } from "../lib/stats.ts";
-import { count, notesOf, type Section, withRatios } from "../lib/report.ts";
+import { count, notesOf, type Section, targetValues, withRatios } from "../lib/report.ts";
 import { startTarget, type TargetName } from "../lib/targets.ts";
 import { describe, log, mayRetry } from "./common.ts";
 
@@ -128,11 +128,7 @@ export function stormReport(
     scenario: `4 presence storm ${count(users)} users`,
     metric: "all lists complete",
     unit: "s",
-    values: {
-      switchboard: r.switchboard?.completeSeconds,
-      raw: r.raw?.completeSeconds,
-      socketio: r.socketio?.completeSeconds,
-    },
+    values: targetValues(r, (x) => x.completeSeconds),
     notes: notesOf(r, sioOk),
     goal: users >= 2_000 ? "< 5 s" : `< 5 s (goal is for 2,000)`,
   });
@@ -148,11 +144,7 @@ export function stormReport(
     scenario: "",
     metric: "presence msgs per client, mean",
     unit: "msgs",
-    values: {
-      switchboard: r.switchboard?.presenceMessages?.mean,
-      raw: r.raw?.presenceMessages?.mean,
-      socketio: r.socketio?.presenceMessages?.mean,
-    },
+    values: targetValues(r, (x) => x.presenceMessages?.mean),
     notes: notesOf(r, sioOk),
     goal: `far from N: <= ${count(users / 10)} (N/10)`,
   });

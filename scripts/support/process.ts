@@ -262,8 +262,8 @@ export async function spawnListening(options: SpawnOptions): Promise<ListeningPr
 }
 
 /**
- * Runs a command to completion (bounded by `timeoutMs`, default 120 s), returning its exit code
- * and output; -1 and the error when it could not run.
+ * Runs a command to completion (bounded by `timeoutMs`, default 120 s), returning its exit code,
+ * its output (stdout then stderr) and its stdout alone; -1 and the error when it could not run.
  *
  * @example
  * ```ts
@@ -274,7 +274,7 @@ export async function run(
   cmd: string,
   args: string[],
   options: { cwd?: string | URL; env?: Record<string, string>; timeoutMs?: number } = {},
-): Promise<{ code: number; output: string }> {
+): Promise<{ code: number; output: string; stdout: string }> {
   try {
     const out = await new Deno.Command(cmd, {
       args,
@@ -286,9 +286,10 @@ export async function run(
       signal: AbortSignal.timeout(options.timeoutMs ?? 120_000),
     }).output();
     const dec = new TextDecoder();
-    return { code: out.code, output: dec.decode(out.stdout) + dec.decode(out.stderr) };
+    const stdout = dec.decode(out.stdout);
+    return { code: out.code, output: stdout + dec.decode(out.stderr), stdout };
   } catch (err) {
-    return { code: -1, output: String(err) };
+    return { code: -1, output: String(err), stdout: "" };
   }
 }
 

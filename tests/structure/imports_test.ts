@@ -4,6 +4,7 @@
  * `scripts/support/`), and no module of `lib/` is over 500 lines (generated code aside).
  */
 import assert from "node:assert/strict";
+import { run } from "../../scripts/support/process.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -24,14 +25,9 @@ interface _Module {
 
 /** The local import edges (code and type) of `entry`'s module graph, from `deno info --json`. */
 async function localEdges(entry: string): Promise<[string, string][]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", entry],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, `deno info ${entry}: ${new TextDecoder().decode(out.stderr)}`);
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: _Module[] };
+  const out = await run(Deno.execPath(), ["info", "--json", entry], { cwd: root });
+  assert.equal(out.code, 0, `deno info ${entry}: ${out.output}`);
+  const info = JSON.parse(out.stdout) as { modules: _Module[] };
   const local = (s: string | undefined) =>
     s?.startsWith(root.href) ? s.slice(root.href.length) : "";
   const edges: [string, string][] = [];

@@ -3,7 +3,11 @@
  * @module
  */
 
-import { type ListeningProcess, spawnListening as spawn } from "../../scripts/support/process.ts";
+import {
+  type ListeningProcess,
+  run,
+  spawnListening as spawn,
+} from "../../scripts/support/process.ts";
 
 /** A running server process (see scripts/support/process.ts). */
 export type ServerProcess = ListeningProcess;
@@ -50,18 +54,12 @@ export function spawnListening(options: SpawnOptions): Promise<ServerProcess> {
 }
 
 /** Runs `main.ts` with `env` and returns how it ended (for start-up failures). */
-export async function runServerExpectingExit(
+export function runServerExpectingExit(
   env: Record<string, string>,
 ): Promise<{ code: number; output: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env", "main.ts"],
+  return run(Deno.execPath(), ["run", "--allow-net", "--allow-env", "main.ts"], {
     cwd: _root,
     env: { HOST: "127.0.0.1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-    signal: AbortSignal.timeout(20_000),
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, output: decode(out.stdout) + decode(out.stderr) };
+    timeoutMs: 20_000,
+  });
 }
