@@ -128,14 +128,21 @@ export function renderTable(rows: Row[], subjectLabel = "Switchboard"): string {
   return [fmt(header), rule, ...lines.map(fmt)].join("\n");
 }
 
-/** What a scenario adds to the report: its table rows (with their pass rules) and notes. */
+/**
+ * What a scenario adds to the report: its table rows (with their pass rules) and notes.
+ *
+ * @example
+ * ```ts
+ * const section: Section = { rows: [], notes: ["note: fan-out 500: …"] };
+ * ```
+ */
 export interface Section {
   rows: Row[];
   /** Lines printed under the table (e.g. servers that closed subscribers). */
   notes?: string[];
 }
 
-/** A count for the table's titles: `10,000`. */
+/** A count for the table's titles. @example `count(10000) // "10,000"` */
 export function count(x: number): string {
   return x.toLocaleString("en-US");
 }
@@ -143,6 +150,11 @@ export function count(x: number): string {
 /**
  * The cells of a row that show text instead of a value: `error` for a subject that failed, and
  * `n/a` for Socket.IO when it is not installed (`sioOk` false).
+ *
+ * @example
+ * ```ts
+ * notesOf({ raw: { error: "did not start" }, switchboard: {} }, false); // { raw: "error", socketio: "n/a" }
+ * ```
  */
 export function notesOf(
   record: Record<string, { error?: string } | undefined> | undefined,
@@ -154,7 +166,14 @@ export function notesOf(
   return notes;
 }
 
-/** One line per subject whose server closed subscribers while `scenario` measured. */
+/**
+ * One line per subject whose server closed subscribers while `scenario` measured.
+ *
+ * @example
+ * ```ts
+ * closeNotes("latency", { switchboard: { closeReasons: { "slow consumer": 3 } } });
+ * ```
+ */
 export function closeNotes(
   scenario: string,
   record?: Record<string, { closeReasons?: Record<string, number> }>,

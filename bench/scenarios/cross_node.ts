@@ -178,6 +178,11 @@ export async function runCrossNode(
 /**
  * Scenario 5's table (information, no pass rule: raw Deno is one process): fan-out and latency
  * from node A to node B, and what the cluster costs in Redis commands.
+ *
+ * @example
+ * ```ts
+ * const { rows, notes } = crossNodeReport(await runCrossNode(fanouts, latency), latency, true);
+ * ```
  */
 export function crossNodeReport(
   cross: CrossNodeResult,

@@ -223,6 +223,11 @@ function round2(x: number): number {
 /**
  * Scenario 1's table: per subscriber count, throughput (goal: at least 0.9x raw Deno and above
  * Socket.IO) and server CPU per delivery.
+ *
+ * @example
+ * ```ts
+ * const { rows } = fanoutReport({ 2000: { switchboard, raw } }, true);
+ * ```
  */
 export function fanoutReport(
   results: Record<string, Record<string, FanoutResult>>,

@@ -142,7 +142,12 @@ export async function runLatency(
   return results;
 }
 
-/** Scenario 2's table: p50 and p99 publish→receive (goal: p99 at most 1.5x raw Deno). */
+/** Scenario 2's table: p50 and p99 publish→receive (goal: p99 at most 1.5x raw Deno). *
+ * @example
+ * ```ts
+ * const { rows, notes } = latencyReport(results, { n: 2000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 }, true);
+ * ```
+ */
 export function latencyReport(
   r: Record<string, LatencyResult>,
   o: LatencyOptions,

@@ -75,7 +75,12 @@ export async function runMemory(
   }
 }
 
-/** Scenario 3's table: RSS per idle WebSocket and SSE stream (goal: at most 1.2x raw Deno). */
+/** Scenario 3's table: RSS per idle WebSocket and SSE stream (goal: at most 1.2x raw Deno). *
+ * @example
+ * ```ts
+ * const { rows } = memoryReport({ websocket, sse }, 5_000, true);
+ * ```
+ */
 export function memoryReport(
   results: Record<"websocket" | "sse", Record<string, MemoryResult>>,
   connections: number,

@@ -80,6 +80,11 @@ export async function runParallel(
 /**
  * Scenario 8's table (information): throughput, server CPU per delivery and p99 latency with 1
  * and with 2 `deno serve --parallel` workers.
+ *
+ * @example
+ * ```ts
+ * const { rows } = parallelReport(await runParallel(fanout, latency), fanout);
+ * ```
  */
 export function parallelReport(par: ParallelResult, fanout: FanoutOptions): Section {
   const rows: Row[] = [];

@@ -186,6 +186,11 @@ export async function runSoak(seconds: number, concurrency: number): Promise<Soa
 /**
  * Scenario 6's table: RSS back to baseline after the churn (< 8 MiB above), no steady growth
  * in its second half (< 4 MiB), and no session, topic or presence left behind.
+ *
+ * @example
+ * ```ts
+ * const { rows } = soakReport(await runSoak(120, 40));
+ * ```
  */
 export function soakReport(soak: SoakResult): Section {
   const title = `6 soak ${soak.seconds} s, ${count(soak.cycles)} client lives`;

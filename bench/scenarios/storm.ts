@@ -118,6 +118,11 @@ async function _stormOnce(
 /**
  * Scenario 4's table: when every presence list was complete (goal: under 5 s for 2,000 users)
  * and presence messages per client (goal: far from N, at most N/10).
+ *
+ * @example
+ * ```ts
+ * const { rows } = stormReport(results, 2_000, true);
+ * ```
  */
 export function stormReport(
   r: Record<string, StormResult>,

@@ -107,6 +107,11 @@ export async function runWorkers(
  * Scenario 7's table (information): per metric one row for the Worker on workerd and one for
  * Switchboard on Deno, each against raw Deno from the same rounds, and the workerd / Deno ratio
  * in the goal column.
+ *
+ * @example
+ * ```ts
+ * const { rows, notes } = workersReport(await runWorkers(fanouts, latency), latency);
+ * ```
  */
 export function workersReport(w: WorkersResult, latency: LatencyOptions): Section {
   if (w.skipped || w.error) {
