@@ -7,6 +7,7 @@ import {
   type ListeningProcess,
   run,
   spawnListening as spawn,
+  type SpawnOptions as SharedSpawnOptions,
 } from "../../scripts/support/process.ts";
 
 /** A running server process (see scripts/support/process.ts). */
@@ -35,22 +36,15 @@ export function startServer(
   });
 }
 
-/** What {@link spawnListening} starts. */
-export interface SpawnOptions {
-  /** Arguments of `deno` (run in the repository's root). */
-  args: string[];
-  env: Record<string, string>;
-  timeoutMs: number;
-  /** A command that runs deno (e.g. `prlimit --nofile=512 --`); none by default. */
-  wrapper?: string[];
-}
+/** What {@link spawnListening} starts: `deno` with `args` (see scripts/support/process.ts). */
+export type SpawnOptions = Omit<SharedSpawnOptions, "command" | "host">;
 
 /**
  * Spawns a `deno` process in the repository's root that prints `listening on
  * http://<host>:<port>` once it serves, waits for that line, and addresses it on 127.0.0.1.
  */
 export function spawnListening(options: SpawnOptions): Promise<ServerProcess> {
-  return spawn({ ...options, name: "server", host: "127.0.0.1" });
+  return spawn({ name: "server", ...options, host: "127.0.0.1" });
 }
 
 /** Runs `main.ts` with `env` and returns how it ended (for start-up failures). */
