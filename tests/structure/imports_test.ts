@@ -1,7 +1,7 @@
 /**
- * Two rules of the layout (DESIGN.md), checked on the real tree: the dev tools (`bench/`,
+ * A rule of the layout (DESIGN.md), checked on the real module graphs: the dev tools (`bench/`,
  * `scripts/`) import nothing from `tests/` (what they share with the tests lives in
- * `scripts/support/`), and no module of `lib/` is over 500 lines (generated code aside).
+ * `scripts/support/`). The 500-line rule for `lib/` is in layers_test.ts.
  */
 import assert from "node:assert/strict";
 import { run } from "../../scripts/support/process.ts";
@@ -61,17 +61,4 @@ Deno.test("bench/ and scripts/ import nothing from tests/", async () => {
     [],
     "the dev tools import test helpers: move what they share into scripts/support/",
   );
-});
-
-Deno.test("no module of lib/ is over 500 lines (lib/client/generated/ aside)", async () => {
-  const long: string[] = [];
-  let count = 0;
-  for await (const file of tsFiles(new URL("lib/", root))) {
-    if (file.startsWith("lib/client/generated/")) continue;
-    count++;
-    const lines = (await Deno.readTextFile(new URL(file, root))).split("\n").length - 1;
-    if (lines > 500) long.push(`${file}: ${lines} lines`);
-  }
-  assert.ok(count > 30, `only ${count} modules found`);
-  assert.deepEqual(long, [], "split these along their seams, one job per module");
 });
