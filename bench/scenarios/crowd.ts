@@ -13,10 +13,10 @@
  * `deno run -A bench/scenarios/crowd.ts [--n=5000] [--spread=2500]`.
  * @module
  */
-import { redisStats } from "../../tests/support/redis.ts";
+import { redisStats } from "../../scripts/support/redis.ts";
+import { killChildren } from "../../scripts/support/process.ts";
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { killChildren } from "../lib/proc.ts";
-import type { Row } from "../lib/report.ts";
+import { count, type Row, type Section } from "../lib/report.ts";
 import { cpuTicks, otherLoad, rssKiB, type Summary } from "../lib/stats.ts";
 import { startTarget, type Target } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
@@ -88,7 +88,7 @@ async function _oneNode(options: CrowdOptions): Promise<CrowdRun> {
 
 async function _twoNodes(options: CrowdOptions): Promise<CrowdRun> {
   const token = "bench-crowd";
-  const cleanup: (() => Promise<void>)[] = [];
+  const cleanup: (() => Promise<unknown>)[] = [];
   try {
     const { redisUrl, nodes } = await startRedisNodes(["crowd-a", "crowd-b"], token, cleanup);
     await _waitForBrokers(nodes);
@@ -179,10 +179,17 @@ async function _storm(nodes: Target[], options: CrowdOptions): Promise<CrowdRun>
   }
 }
 
-/** The table rows, with the scenario's pass rule: the issue's goals, on one node and on two. */
-export function crowdRows(result: CrowdResult): Row[] {
+/**
+ * The scenario's report section, with its pass rule: the issue's goals, on one node and on two.
+ *
+ * @example
+ * ```ts
+ * const { rows } = crowdReport(await runCrowd({ n: 5_000, spreadMs: 2_500 }));
+ * ```
+ */
+export function crowdReport(result: CrowdResult): Section {
   const { n } = result.options;
-  const label = `9 crowd ${n.toLocaleString("en-US")} members`;
+  const label = `9 crowd ${count(n)} members`;
   const runs = { switchboard: result.oneNode, [_TWO]: result.twoNodes };
   const values = (pick: (run: CrowdRun) => number | undefined) =>
     Object.fromEntries(Object.entries(runs).map(([key, run]) => [key, pick(run)]));
@@ -232,7 +239,7 @@ export function crowdRows(result: CrowdResult): Row[] {
     unit: "cmds",
     values: { [_TWO]: result.twoNodes.redis?.commandsPerJoin },
   };
-  return [bytes, settle, cpu, rss, redis];
+  return { rows: [bytes, settle, cpu, rss, redis] };
 }
 
 const _TWO = "switchboard_2node";
@@ -245,7 +252,7 @@ if (import.meta.main) {
     Deno.exit(130);
   });
   const result = await runCrowd({ n: arg("n", 5_000), spreadMs: arg("spread", 2_500) });
-  const rows = crowdRows(result);
+  const { rows } = crowdReport(result);
   for (const row of rows) {
     console.log(
       `${row.scenario.padEnd(22)} ${row.metric.padEnd(40)} ${

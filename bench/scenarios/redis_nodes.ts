@@ -5,14 +5,14 @@
  *
  * @example
  * ```ts
- * const cleanup: (() => Promise<void>)[] = [];
+ * const cleanup: (() => Promise<unknown>)[] = [];
  * const { redisUrl, nodes } = await startRedisNodes(["a", "b"], "token", cleanup);
  * for (const stop of cleanup.reverse()) await stop();
  * ```
  * @module
  */
-import { startBridge, startRedis } from "../../tests/support/redis.ts";
-import { registerChild } from "../lib/proc.ts";
+import { startBridge, startRedis } from "../../scripts/support/redis.ts";
+import { registerChild } from "../../scripts/support/process.ts";
 import { startTarget, type Target } from "../lib/targets.ts";
 
 /** Registers a kill for interruptions; returns a cleanup step that unregisters it. */
@@ -25,7 +25,7 @@ function registerAsync(kill: () => Promise<void>): () => Promise<void> {
 export async function startRedisNodes(
   ids: string[],
   token: string,
-  cleanup: (() => Promise<void>)[],
+  cleanup: (() => Promise<unknown>)[],
 ): Promise<{ redisUrl: string; nodes: Target[] }> {
   const redis = await startRedis();
   cleanup.push(() => redis.stop());
