@@ -274,11 +274,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   deliver(b: Broadcast): void {
-    // A crowd's diffs are each node's own (crowd.ts): another node's would show every join.
-    if (
-      b.event === PhxEvent.presenceDiff && b.origin.nodeId !== this.#node.hub.nodeId &&
-      this.#node.presence.isCrowd(this.topic)
-    ) return;
+    if (this.#crowdHandled(b)) return;
     if (this.#held) this.#held.push(b);
     else this.#forward(b);
   }
@@ -348,6 +344,26 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   /** Pushes the topic's `presence_state` (encoded once per batch window, see the tracker). */
   pushPresenceState(): void {
+    this.#pushState(true);
+  }
+
+  /**
+   * Crowd presence (crowd.ts): another node's diffs are dropped (each node tells its own
+   * clients), and the state a topic sends everyone on becoming a crowd becomes this client's
+   * own: the visible set and its own keys. True when `b` was handled here.
+   */
+  #crowdHandled(b: Broadcast): boolean {
+    const diff = b.event === PhxEvent.presenceDiff;
+    if (!diff && b.event !== PhxEvent.presenceState) return false;
+    if (!this.#node.presence.isCrowd(this.topic)) return false;
+    if (diff) return b.origin.nodeId !== this.#node.hub.nodeId;
+    if (!this.#trackedKeys?.size || !this.#hasPresence()) return false;
+    this.#pushState(false);
+    return true;
+  }
+
+  /** Pushes the topic's `presence_state` (and a crowd's count to a joiner, `withCount`). */
+  #pushState(withCount: boolean): void {
     if (this.#stopped) return;
     this.owner.send({
       joinRef: this.joinRef,
@@ -358,7 +374,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       payloadJson: this.#node.presence.stateJson(this.topic, this.#trackedKeys),
     });
     // A crowd's joiner is told the count at once, not at the next change.
-    const occupancy = this.#node.presence.occupancy(this.topic);
+    const occupancy = withCount && this.#node.presence.occupancy(this.topic);
     if (occupancy) this.#send(ControlEvent.occupancy, { ...occupancy });
   }
 

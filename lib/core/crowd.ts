@@ -375,12 +375,10 @@ export class CrowdPresence {
     for (const key of crowd.visible) {
       if (!before.has(key)) out.joins[key] = { metas: this.members.metasOf(topic, key) };
       else if (diff.joins[key]) out.joins[key] = diff.joins[key];
+      // Also for a key just made visible: its own clients hold it (with the metas that left).
+      if (diff.leaves[key]) out.leaves[key] = diff.leaves[key];
     }
-    for (const key of before) {
-      if (gone.has(key) || crowd.visible.has(key)) {
-        if (diff.leaves[key]) out.leaves[key] = diff.leaves[key];
-      }
-    }
+    for (const key of gone) if (diff.leaves[key]) out.leaves[key] = diff.leaves[key];
     if (!isEmptyDiff(out)) crowd.json = undefined;
     return out;
   }

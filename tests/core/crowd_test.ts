@@ -51,6 +51,9 @@ Deno.test("above the threshold a joiner sees the visible set and itself, and the
   const first = clients.get("m00")!;
   const states = first.events("crowd:a", "presence_state");
   assert.deepEqual(keysOf(states.at(-1)!), ["m00", "m01", "m02"]);
+  // Each client's list keeps its own key (m10 is not visible).
+  const m10 = clients.get("m10")!.events("crowd:a", "presence_state").at(-1)!;
+  assert.deepEqual(keysOf(m10), ["m00", "m01", "m02", "m10"]);
   assert.deepEqual(await first.nextEvent("crowd:a", "occupancy"), { subscribers: 11, users: 11 });
 
   const late = t.connect({ user_id: "late" });
