@@ -243,6 +243,18 @@ export class PresenceTracker {
     return { subscribers, users };
   }
 
+  /**
+   * After presences were put back with {@link restore} (a Cloudflare node object woke up): a
+   * topic that is a crowd becomes one again, and its clients here get its visible set as
+   * `presence_state` (the same metas and `phx_ref`s they hold, so Phoenix's Presence sees no
+   * join or leave; the set itself is chosen again and may differ from before the sleep).
+   */
+  resumeCrowds(): void {
+    for (const topic of this.localTopics()) {
+      this.#crowd.changed(topic, { joins: emptyPresenceState(), leaves: emptyPresenceState() });
+    }
+  }
+
   /** Topics with presences tracked on this node (held leaves included). */
   localTopics(): string[] {
     return [...new Set([...this.#topics.keys(), ...this.#lingering.keys()])];

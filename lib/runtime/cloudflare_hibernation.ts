@@ -147,7 +147,8 @@ export class HibernatingSockets {
 
   /**
    * Rebuilds the session of every socket the runtime still holds (after a wake): subscriptions
-   * and presences as they were, nothing sent. A socket whose snapshot cannot be read is closed
+   * and presences as they were, nothing sent (but a crowd's visible set, see
+   * `PresenceTracker.resumeCrowds`). A socket whose snapshot cannot be read is closed
    * (1012) so its client reconnects. Returns how many sessions came back.
    */
   restore(switchboard: Switchboard, settings: ConnectionSettings): number {
@@ -181,6 +182,7 @@ export class HibernatingSockets {
       }
     }
     this.#storage.keepSpilled(live);
+    switchboard.presence.resumeCrowds();
     return restored;
   }
 

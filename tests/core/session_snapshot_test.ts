@@ -9,6 +9,7 @@ import type { Connection } from "../../lib/core/connection.ts";
 import type { Message } from "../../lib/core/message.ts";
 import { restoreSession, snapshotSession } from "../../lib/core/session_snapshot.ts";
 import { channelTest } from "../../lib/testing.ts";
+import { defineChannel } from "../../lib/mod.ts";
 import { recordChannel } from "../../channels/record.ts";
 import { statusChannel } from "../../channels/status.ts";
 
@@ -17,7 +18,8 @@ class Recorder implements Connection {
   readonly transport = "websocket";
   readonly frames: { event: string; topic: string; payload: unknown }[] = [];
   sendMessage(msg: Message): void {
-    this.frames.push({ event: msg.event, topic: msg.topic, payload: msg.payload });
+    const payload = msg.payloadJson === undefined ? msg.payload : JSON.parse(msg.payloadJson);
+    this.frames.push({ event: msg.event, topic: msg.topic, payload });
   }
   sendBroadcast(b: Broadcast): void {
     this.frames.push({ event: b.event, topic: b.topic, payload: b.payload });
@@ -60,4 +62,40 @@ Deno.test("a session snapshot rebuilds joins and presences on a fresh node, sile
     () => restoreSession(after.switchboard, { connection, snapshot: { ...snapshot, v: 2 } }),
     /session snapshot v2/,
   );
+});
+
+Deno.test("after a wake a crowd is a crowd again; each client gets the visible set, same refs", async () => {
+  const room = defineChannel({
+    topic: "room:*",
+    presence: true,
+    crowdThreshold: 2,
+    crowdVisible: 1,
+    join(ctx) {
+      ctx.track(ctx.userId, { name: ctx.userId });
+    },
+  });
+  await using before = channelTest({ channels: [room] });
+  const users = ["ann", "bob", "cy"];
+  const clients = users.map((user) => before.connect({ user_id: user }));
+  for (const client of clients) assert.equal((await client.join("room:1")).status, "ok");
+  before.flushPresence();
+  assert.ok(before.switchboard.presence.isCrowd("room:1"));
+  const refs = before.presence("room:1");
+  const snapshots = clients.map((c) => JSON.parse(JSON.stringify(snapshotSession(c.session))));
+
+  await using after = channelTest({ channels: [room] });
+  const recorders = snapshots.map((snapshot) => {
+    const connection = new Recorder();
+    restoreSession(after.switchboard, { connection, snapshot });
+    return connection;
+  });
+  assert.equal(after.switchboard.presence.isCrowd("room:1"), false, "not yet");
+  after.switchboard.presence.resumeCrowds();
+  assert.ok(after.switchboard.presence.isCrowd("room:1"));
+  recorders.forEach((recorder, i) => {
+    assert.deepEqual(recorder.frames.map((f) => f.event), ["presence_state"]);
+    const state = recorder.frames[0].payload as Record<string, { metas: unknown[] }>;
+    assert.ok(users[i] in state, "its own key");
+    for (const [key, value] of Object.entries(state)) assert.deepEqual(value, refs[key]);
+  });
 });
