@@ -49,6 +49,9 @@ export class NodeStorage {
         "PRIMARY KEY (topic, stream, seq))",
     );
     sql.exec(
+      "CREATE INDEX IF NOT EXISTS switchboard_messages_at ON switchboard_messages (at, seq)",
+    );
+    sql.exec(
       "CREATE TABLE IF NOT EXISTS switchboard_sessions (id TEXT PRIMARY KEY, " +
         "snapshot TEXT NOT NULL)",
     );
@@ -85,7 +88,7 @@ export class NodeStorage {
 
   /**
    * Writes a message this node numbered; keeps the topic's newest `size` messages of its stream
-   * (older ones, and those of the topic's former streams, go). A message too large to keep is
+   * (a topic's former streams go with age or the byte budget). A message too large to keep is
    * not written and the topic's rows go, so a wake never finds an older one as the last.
    */
   keep(b: Broadcast): void {
@@ -107,19 +110,19 @@ export class NodeStorage {
       b.binary ? b.binary.slice().buffer : null,
       bytes,
     );
+    // A range of the primary key: usually the one message that just left the window.
     this.#sql.exec(
-      "DELETE FROM switchboard_messages WHERE topic = ? AND (stream <> ? OR seq <= ? OR at < ?)",
+      "DELETE FROM switchboard_messages WHERE topic = ? AND stream = ? AND seq <= ?",
       b.topic,
       b.stream,
       b.seq - this.#limits.size,
-      b.at - this.#limits.maxAgeMs,
     );
-    if (++this.#writes % _BUDGET_CHECK_EVERY === 0) this.#keepBudget();
+    if (++this.#writes % _BUDGET_CHECK_EVERY === 0) this.#keepBudget(b.at);
   }
 
   /** The stored messages, oldest first, as broadcasts of `nodeId` (dropping expired ones). */
   messages(nodeId: string, now: number): Broadcast[] {
-    this.#sql.exec("DELETE FROM switchboard_messages WHERE at < ?", now - this.#limits.maxAgeMs);
+    this.#dropAged(now);
     const rows = this.#sql.exec(
       "SELECT topic, stream, seq, at, event, payload, bin FROM switchboard_messages " +
         "ORDER BY at, seq",
@@ -166,8 +169,24 @@ export class NodeStorage {
     }
   }
 
-  /** Past the byte budget, the oldest messages of any topic go first. */
-  #keepBudget(): void {
+  /**
+   * Drops messages past the window's age, but never a topic's newest: it is the topic's last
+   * message, which a status page's late joiner gets however old it is (as in memory).
+   */
+  #dropAged(now: number): void {
+    this.#sql.exec(
+      "DELETE FROM switchboard_messages AS m WHERE at < ? AND at < " +
+        "(SELECT MAX(at) FROM switchboard_messages AS newer WHERE newer.topic = m.topic)",
+      now - this.#limits.maxAgeMs,
+    );
+  }
+
+  /**
+   * Drops messages past the window's age (of any topic and stream: a topic's former streams
+   * go this way), then, past the byte budget, the oldest messages of any topic.
+   */
+  #keepBudget(now: number): void {
+    this.#dropAged(now);
     const budget = this.#limits.maxBytes ?? _DEFAULT_STORED_BYTES;
     const total = Number(
       this.#sql.exec("SELECT COALESCE(SUM(bytes), 0) AS total FROM switchboard_messages")

@@ -265,3 +265,21 @@ Deno.test("hibernation: a token that expires while nothing happens is closed by 
     await worker.stop();
   }
 });
+
+Deno.test("hibernation: a topic's last message outlives its history window across a wake", async () => {
+  // A window of 2 messages and 1 s: by the wake every message is past it, the last one stays.
+  const worker = await startWorker({ API_TOKEN, HISTORY_SIZE: "2", HISTORY_MAX_AGE_MS: "1000" });
+  const ping = await pinger(worker.socketUrl);
+  try {
+    for (const v of [1, 2, 3]) await publish(worker.url, "status:old", "status", { v });
+    const { before, after } = await sleepThrough(worker.url, ping);
+    assert.ok(after > before, `wakes grew (${before} -> ${after})`);
+    const sse = await openSse(`${worker.url}/events?topic=status:old`);
+    const joined = await sse.next((e) => e.event === "joined");
+    assert.deepEqual((joined.json?.payload as { status: unknown }).status, { v: 3 });
+    await sse.close();
+  } finally {
+    await disconnect(ping.socket);
+    await worker.stop();
+  }
+});
