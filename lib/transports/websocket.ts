@@ -151,8 +151,13 @@ export class WebSocketConnection implements Connection {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     this.socket.send(frame);
     if (this.#unproven) {
-      if (this.#lastPingAt) this.#countPing();
-      if (this.#unproven.sent(frame.length) > this.maxBuffered) this.#cutOff();
+      let unproven = this.#unproven.sent(frame.length);
+      // Answered pings are looked at only once half the budget is unproven: a fan-out's sends
+      // cost nothing more.
+      if (unproven > this.maxBuffered / 2 && this.#lastPingAt && this.#countPing()) {
+        unproven = this.#unproven.sent(0);
+      }
+      if (unproven > this.maxBuffered) this.#cutOff();
       return;
     }
     // A client that stops reading makes the unsent bytes pile up here; past the limit it goes
@@ -163,18 +168,19 @@ export class WebSocketConnection implements Connection {
   }
 
   /**
-   * A ping the runtime answered since the last look proves delivery as a heartbeat reply does.
-   * Looked at once a second at most (a call into the runtime); the proof is then up to a second
-   * late, which counts a little more as delivered than the reply strictly proves.
+   * A ping the runtime answered since the last look proves delivery as a heartbeat reply does;
+   * true when it moved the proof. Looked at once a second at most (a call into the runtime), so
+   * the proof may be up to a second late: a little more counts as delivered than strictly is.
    */
-  #countPing(): void {
+  #countPing(): boolean {
     const now = Date.now();
-    if (now - this.#pingCheckedAt < 1_000) return;
+    if (now - this.#pingCheckedAt < 1_000) return false;
     this.#pingCheckedAt = now;
     const at = this.#lastPingAt!() ?? 0;
-    if (at <= this.#pingSeen) return;
+    if (at <= this.#pingSeen) return false;
     this.#pingSeen = at;
     this.#unproven!.heartbeatReplied();
+    return true;
   }
 
   #cutOff(): void {
