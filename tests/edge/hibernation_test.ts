@@ -101,6 +101,7 @@ async function sleepThrough(url: string, ping: Awaited<ReturnType<typeof pinger>
 Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact", async (t) => {
   const worker = await startWorker({ API_TOKEN, PRESENCE_LEAVE_GRACE_MS: "0" });
   const viewers: Viewer[] = [];
+  const others: Socket[] = [];
   try {
     for (const user of ["ann", "bob", "cy"]) viewers.push(await viewer(worker.socketUrl, user));
     await waitFor(
@@ -112,6 +113,7 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
     const refs = viewers[0].presence.presence.list((_k: string, p: { metas: unknown[] }) => p);
     const diffsBefore = viewers.map((v) => v.diffs.length);
     const ping = await pinger(worker.socketUrl);
+    others.push(ping.socket);
     // A resume position taken before the sleep, and a message after it, also before the sleep.
     const first = viewers[0].socket.channel("status:resume", { cursor: "" });
     const cursor = String((await join(first)).cursor);
@@ -120,6 +122,7 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
     // A session too large for its socket's 16 KiB attachment (100 topics, a presence on each):
     // its snapshot goes to the object's storage instead.
     const big = await connectSocket(worker.socketUrl, { user_id: "big" }, QUIET_HEARTBEAT);
+    others.push(big);
     const bigPatches: unknown[] = [];
     for (let n = 0; n < 100; n++) {
       const channel = big.channel(`record:spill-${n}`, { name: "B".repeat(80) });
@@ -204,10 +207,9 @@ Deno.test("hibernation: idle sockets let the node object sleep; it wakes intact"
       });
       await sse.close();
     });
-    await disconnect(ping.socket);
   } finally {
-    for (const v of viewers) {
-      if (v.socket.isConnected()) await disconnect(v.socket);
+    for (const socket of [...viewers.map((v) => v.socket), ...others]) {
+      if (socket.isConnected()) await disconnect(socket);
     }
     await worker.stop();
   }
