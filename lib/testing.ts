@@ -43,7 +43,7 @@ import type { Logger } from "./log.ts";
 export class FakeClock implements Clock {
   #now: number;
 
-  constructor(start = Date.UTC(2030, 0, 1)) {
+  constructor(start: number = Date.UTC(2030, 0, 1)) {
     this.#now = start;
   }
 

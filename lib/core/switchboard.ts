@@ -79,7 +79,7 @@ export class Switchboard implements NodeServices {
   readonly router: ChannelRouter;
   readonly hub: Hub;
   readonly presence: PresenceTracker;
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics = new Metrics();
   readonly clock: Clock;
   readonly timers: Timers;
   readonly log: Logger;
