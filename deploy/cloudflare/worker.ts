@@ -15,13 +15,14 @@ import { channels } from "../../channels/mod.ts";
 import {
   CONFIG_KEYS,
   ConfigError,
+  createApp,
   createLogger,
   createSwitchboard,
   loadConfig,
   warnDevDefaults,
-} from "../../lib/mod.ts";
-import { bindingsEnv, workersRuntime } from "../../lib/runtime/workers.ts";
-import { createApp } from "../../routes/app.ts";
+} from "@switchboard/switchboard";
+import { bindingsEnv, workersRuntime } from "@switchboard/switchboard/cloudflare";
+
 import { chooseNode, DEFAULT_NODE } from "./routing.ts";
 
 /** A Durable Object's id: `name` is set for ids made with `idFromName`. */
@@ -87,7 +88,7 @@ export class SwitchboardNode {
     const switchboard = createSwitchboard({ config, channels, timers: workersRuntime.timers, log });
     warnDevDefaults(config, log);
     log.info(`switchboard node ${nodeId} started (${switchboard.brokerState().kind} broker)`);
-    return createApp(switchboard, { upgrade: workersRuntime.upgrade });
+    return createApp(switchboard, { upgrade: workersRuntime.upgrade, pages: true });
   }
 }
 

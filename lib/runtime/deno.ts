@@ -117,3 +117,11 @@ export function exitGracefullyOnSignals(stop: () => Promise<void>, log: Logger):
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
 }
+
+// `deno run` entries serve with a connection cap: part of the Deno adapter's public face.
+export {
+  defaultMaxConnections,
+  type GuardedServeOptions,
+  type GuardedServer,
+  serveGuarded,
+} from "./deno_serve.ts";
