@@ -40,8 +40,10 @@ export {
   ok,
   Reply,
   type TokenRefresh,
+  type TopicPatternCheck,
   type TransportName,
 } from "./core/channel.ts";
+export { ChannelDefinitionError } from "./core/channel_checks.ts";
 export type { Payload } from "./core/message.ts";
 export type { PresenceMeta, PresenceState } from "./core/presence.ts";
 export type { Broadcast } from "./core/broadcast.ts";
