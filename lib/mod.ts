@@ -44,6 +44,8 @@ export {
   type TransportName,
 } from "./core/channel.ts";
 export { ChannelDefinitionError } from "./core/channel_checks.ts";
+export { InvalidPayloadError } from "./core/outbound.ts";
+export type { FieldError } from "./core/validation.ts";
 export type { Payload } from "./core/message.ts";
 export type { PresenceMeta, PresenceState } from "./core/presence.ts";
 export type { Broadcast } from "./core/broadcast.ts";

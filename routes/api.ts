@@ -17,6 +17,7 @@ import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
 import { readJsonBody } from "./body.ts";
 import { isRealtimeBatch, publishRealtimeBatch, realtimeApiRoutes } from "./realtime_api.ts";
 import { notModified } from "./etag.ts";
+import { refuseInvalidPayloads } from "./payload_check.ts";
 
 /** The body schema of one message; payloads nest at most `maxDepth` levels. */
 function _messageSchema(maxDepth: number) {
@@ -92,7 +93,15 @@ export function apiRoutes(switchboard: Switchboard): Hono {
         error: `invalid body: ${field}: no channel matches "${messages[index].topic}"`,
       }, 400);
     }
-    // All or nothing: a message too large for the cluster bus refuses the whole body.
+    // All or nothing: a payload its channel's `messages` schema refuses, or a message too large
+    // for the cluster bus, refuses the whole body.
+    const invalid = refuseInvalidPayloads(
+      c,
+      switchboard,
+      messages,
+      (i) => Array.isArray(parsed.data) ? `[${i}].` : "",
+    );
+    if (invalid) return invalid;
     const tooLarge = switchboard.refusalOf(messages);
     if (tooLarge) return c.json({ error: tooLarge }, 413);
     for (const m of messages) switchboard.publish(m.topic, m.event, m.payload);

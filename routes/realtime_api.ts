@@ -13,6 +13,7 @@ import { inScope } from "../lib/auth.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
+import { refuseInvalidPayloads } from "./payload_check.ts";
 import { SupabaseEvent } from "../lib/core/protocol.ts";
 import { REALTIME_PREFIX, realtimeTopic, userBroadcast } from "../lib/supabase/realtime.ts";
 import { type ApiCaller, apiCaller, unauthorized } from "./api_auth.ts";
@@ -74,9 +75,14 @@ export async function publishRealtimeBatch(
       error: `invalid body: messages[${index}].topic: no channel matches "${topic}"`,
     }, 400);
   }
-  for (const m of messages) {
-    switchboard.publish(m.topic, SupabaseEvent.broadcast, userBroadcast(m.event, m.payload));
-  }
+  const broadcasts = messages.map((m) => ({
+    topic: m.topic,
+    event: SupabaseEvent.broadcast,
+    payload: userBroadcast(m.event, m.payload),
+  }));
+  const invalid = refuseInvalidPayloads(c, switchboard, broadcasts, (i) => `messages[${i}].`);
+  if (invalid) return invalid;
+  for (const b of broadcasts) switchboard.publish(b.topic, b.event, b.payload);
   switchboard.metrics.inc("switchboard_api_messages_total", undefined, messages.length);
   return c.json({ accepted: messages.length }, 202);
 }
@@ -110,7 +116,11 @@ export function realtimeApiRoutes(switchboard: Switchboard): Hono {
     } else {
       const body = await readJsonBody(c.req.raw, max);
       if (!body.ok) return c.json({ error: body.error }, body.status);
-      switchboard.publish(topic, SupabaseEvent.broadcast, userBroadcast(event, body.value));
+      const payload = userBroadcast(event, body.value);
+      const message = { topic, event: SupabaseEvent.broadcast, payload };
+      const invalid = refuseInvalidPayloads(c, switchboard, [message], () => "");
+      if (invalid) return invalid;
+      switchboard.publish(topic, SupabaseEvent.broadcast, payload);
     }
     switchboard.metrics.inc("switchboard_api_messages_total");
     return c.json({ accepted: 1 }, 202);

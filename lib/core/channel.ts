@@ -196,8 +196,10 @@ export interface ChannelDefinition<Params = Payload> {
   terminate?(ctx: ChannelContext<Params>, reason: string): void;
   /**
    * The events this channel sends to clients (broadcasts, pushes) and their payload schemas.
-   * The server does not check them: they type the Switchboard client's `on` (`import type`)
-   * and let it validate what arrives (`validate` option of `connect` in lib/client).
+   * Enforced on the way out: a publish (API: 422 `invalid_payload`), `ctx.broadcast`,
+   * `ctx.push` or `switchboard.publish` whose JSON payload fails its event's schema is refused
+   * and nothing is sent (see `outbound.ts`). They also type the Switchboard client's `on`
+   * (`import type`) and let it validate what arrives (`validate` option of `connect`).
    */
   messages?: Record<string, z.ZodType<Payload>>;
   /**

@@ -34,6 +34,7 @@ import type { PresenceState } from "./presence.ts";
 import { decideAccess } from "./access.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
 import { topicProblem } from "./topic.ts";
+import { checkOutbound, InvalidPayloadError } from "./outbound.ts";
 import { fieldErrors } from "./validation.ts";
 
 /** What a channel server needs of the session that owns it. */
@@ -322,6 +323,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
         this.reply(msg, "error", { reason: ReplyReason.messageTooLarge, detail: err.message });
         return true;
       }
+      if (err instanceof InvalidPayloadError) {
+        // The handler sent what its channel's `messages` schema refuses: nothing went out.
+        const { errors, message: detail } = err;
+        this.reply(msg, "error", { reason: ReplyReason.invalidPayload, errors, detail });
+        return true;
+      }
       this.#node.log.error("a channel callback crashed", {
         topic: msg.topic,
         event: msg.event,
@@ -455,6 +462,9 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("push", event);
+    if (!(payload instanceof Uint8Array)) {
+      checkOutbound(this.definition, this.topic, event, payload);
+    }
     this.#send(event, payload, meta);
   }
 
@@ -481,12 +491,14 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcast", event);
     const body = _body(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcastFrom", event);
     const body = _body(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     const options = { exceptId: this.id, binary: body.binary };
     this.#node.hub.broadcast(this.topic, event, body.payload, options);
   }

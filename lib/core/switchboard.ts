@@ -32,6 +32,8 @@ import { type PresenceState, PresenceTracker } from "./presence.ts";
 import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
+import { checkOutbound, outboundProblems } from "./outbound.ts";
+import type { FieldError } from "./validation.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
 
 export type { Identity } from "./node.ts";
@@ -119,11 +121,15 @@ export class Switchboard implements NodeServices {
   /**
    * Broadcasts to every subscriber of `topic` on every node (the API's publish); with `binary`,
    * a binary broadcast whose JSON metadata is `payload`. Reserved and malformed event names
-   * throw (see `eventNameProblem`): validate input before calling.
+   * throw (see `eventNameProblem`), and so does a JSON payload that fails the channel's
+   * `messages` schema for `event` (`InvalidPayloadError`, nothing is sent): validate input
+   * before calling ({@link payloadProblems}).
    */
   publish(topic: string, event: string, payload: Payload, binary?: Uint8Array): Broadcast {
     const problem = eventNameProblem(event);
     if (problem !== undefined) throw new TypeError(`event ${JSON.stringify(event)} ${problem}`);
+    const channel = binary ? undefined : this.router.match(topic)?.channel;
+    if (channel) checkOutbound(channel, topic, event, payload);
     return this.hub.broadcast(topic, event, payload, binary ? { binary } : undefined);
   }
 
@@ -161,6 +167,15 @@ export class Switchboard implements NodeServices {
       }
     }
     return undefined;
+  }
+
+  /**
+   * The fields of `payload` that fail the `messages` schema of `event` in `topic`'s channel
+   * (`payload.<path>`), or undefined when it may be published: what {@link publish} refuses.
+   */
+  payloadProblems(topic: string, event: string, payload: Payload): FieldError[] | undefined {
+    const channel = this.router.match(topic)?.channel;
+    return channel ? outboundProblems(channel, event, payload) : undefined;
   }
 
   /** The topic's last message (not presence), from this node or the broker's shared copy. */
