@@ -10,7 +10,7 @@ import { type Context, Hono } from "hono";
 import { topicProblem } from "../lib/core/topic.ts";
 import { z } from "zod";
 import { bearerToken } from "../lib/auth.ts";
-import { eventNameProblem } from "../lib/core/protocol.ts";
+import { eventNameProblem, ReplyReason, unmatchedTopicError } from "../lib/core/protocol.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { describeErrors, nestsDeeperThan } from "../lib/core/validation.ts";
 import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
@@ -55,12 +55,14 @@ export function apiRoutes(switchboard: Switchboard): Hono {
     const problem = topicProblem(topic);
     if (problem) return c.json({ error: `invalid topic: ${problem}` }, 400);
     if (!switchboard.hasChannel(topic)) {
-      return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
+      return c.json({ error: unmatchedTopicError(topic), reason: ReplyReason.unmatchedTopic }, 404);
     }
     if (isApiToken(c)) return undefined;
     const token = bearerToken(c.req.header("authorization")) ?? c.req.query("token");
     const identity = await switchboard.identify(token);
-    if (!identity.ok) return c.json({ error: identity.error }, identity.status);
+    if (!identity.ok) {
+      return c.json({ error: identity.error, reason: identity.reason }, identity.status);
+    }
     const access = switchboard.authorize(identity.identity, topic);
     if (access.ok) return undefined;
     if (access.status === 401) c.header("www-authenticate", 'Bearer realm="switchboard"');

@@ -14,7 +14,7 @@ import type { Switchboard } from "../lib/core/switchboard.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
 import { refuseInvalidPayloads } from "./payload_check.ts";
-import { SupabaseEvent } from "../lib/core/protocol.ts";
+import { ReplyReason, SupabaseEvent, unmatchedTopicError } from "../lib/core/protocol.ts";
 import { REALTIME_PREFIX, realtimeTopic, userBroadcast } from "../lib/supabase/realtime.ts";
 import { type ApiCaller, apiCaller, unauthorized } from "./api_auth.ts";
 import { readBytesBody, readJsonBody } from "./body.ts";
@@ -104,7 +104,7 @@ export function realtimeApiRoutes(switchboard: Switchboard): Hono {
     const refused = await _refuse(c, switchboard, caller, [topic]);
     if (refused) return refused;
     if (!switchboard.hasChannel(topic)) {
-      return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
+      return c.json({ error: unmatchedTopicError(topic), reason: ReplyReason.unmatchedTopic }, 404);
     }
     const max = switchboard.config.maxApiBodyBytes;
     const binary = c.req.header("content-type")?.startsWith("application/octet-stream");

@@ -29,7 +29,16 @@ import { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { Identity, IdentityCheck, NodeServices } from "./node.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
-import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
+import {
+  CloseCode,
+  EndReason,
+  eventNameProblem,
+  RefusalReason,
+  type RefusalReasonName,
+  ReplyReason,
+  TOKEN_EXPIRED_REASON,
+  unmatchedTopicError,
+} from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
 import { checkOutbound, outboundProblems } from "./outbound.ts";
@@ -43,7 +52,16 @@ export type { Clock } from "./time.ts";
 /** The outcome of {@link Switchboard.admit}. */
 export type Admission =
   | { ok: true; identity: Identity }
-  | { ok: false; status: 401 | 403; error: string };
+  | { ok: false; status: 401 | 403; error: string; reason: RefusalReasonName };
+
+/** A token failure's kind (see lib/auth.ts) as the refusal word clients see. */
+const _TOKEN_REFUSALS: Readonly<Record<string, RefusalReasonName>> = {
+  expired: RefusalReason.tokenExpired,
+  bad_signature: RefusalReason.badSignature,
+  malformed: RefusalReason.tokenMalformed,
+  algorithm_not_allowed: RefusalReason.algorithmNotAllowed,
+  not_yet_valid: RefusalReason.tokenNotYetValid,
+};
 
 const _NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
@@ -144,8 +162,8 @@ export class Switchboard implements NodeServices {
       return {
         ok: false,
         status: 403,
-        reason: "unauthorized",
-        error: `unknown topic "${topic}": no channel matches it`,
+        reason: ReplyReason.unmatchedTopic,
+        error: unmatchedTopicError(topic),
       };
     }
     return decideAccess({ channel: match.channel, identity, topic });
@@ -227,13 +245,15 @@ export class Switchboard implements NodeServices {
     const allowed = this.config.allowedOrigins;
     if (origin !== null && allowed && !allowed.includes(origin)) {
       this.metrics.inc("switchboard_refused_total", { reason: "origin" });
-      return { ok: false, status: 403, error: `origin ${origin} is not allowed` };
+      const reason = RefusalReason.originNotAllowed;
+      return { ok: false, status: 403, error: `origin ${origin} is not allowed`, reason };
     }
     if (
       this.config.socketSecret !== undefined && !params.token && !this.router.hasPublicChannel
     ) {
       this.metrics.inc("switchboard_refused_total", { reason: "no_token" });
-      return { ok: false, status: 401, error: "missing token: connect with a signed token param" };
+      const error = "token missing: connect with a signed token param";
+      return { ok: false, status: 401, error, reason: RefusalReason.tokenMissing };
     }
     return this.identify(params.token, params.user_id);
   }
@@ -255,7 +275,8 @@ export class Switchboard implements NodeServices {
     }).then((result) => {
       if (!result.ok) {
         this.metrics.inc("switchboard_refused_total", { reason: result.reason });
-        return { ok: false, status: 403, error: `token refused: ${result.reason}` } as const;
+        const reason = _TOKEN_REFUSALS[result.reason] ?? RefusalReason.tokenMalformed;
+        return { ok: false, status: 403, error: result.problem, reason } as const;
       }
       const claims: TokenClaims = result.claims;
       return { ok: true, identity: { userId: claims.sub, claims } } as const;
@@ -265,7 +286,7 @@ export class Switchboard implements NodeServices {
   /** Verifies a token as {@link admit} does; undefined without `SOCKET_SECRET` (dev). */
   verifyIdentity(token: string): Promise<IdentityCheck> | undefined {
     if (this.config.socketSecret === undefined) return undefined;
-    if (token === "") return Promise.resolve({ ok: false, error: "token refused: empty" });
+    if (token === "") return Promise.resolve({ ok: false, error: "token malformed: empty" });
     return Promise.resolve(this.identify(token)).then((admission) =>
       admission.ok ? admission : { ok: false, error: admission.error }
     );
