@@ -24,6 +24,9 @@ import {
 } from "../lib/transports/websocket.ts";
 import { connectParams } from "./params.ts";
 
+/** The header of a refused socket's 101 response, naming the refusal. */
+export const REFUSAL_HEADER = "x-switchboard-refusal";
+
 /** Refused sockets held open at once, at most (each for `REFUSAL_LINGER_MS`). */
 const _MAX_LINGERING = 1_000;
 
@@ -61,6 +64,8 @@ export function websocketRoutes(switchboard: Switchboard, upgrade: UpgradeWebSoc
         serializerFor(params.vsn) ?? v2Serializer,
       );
       const refusal = { code: REFUSAL_CLOSE_CODES[reason], reason, error };
+      // For tools that see the handshake (curl -i, proxies' logs): the 101 says it is a refusal.
+      response.headers.set(REFUSAL_HEADER, reason);
       new RefusedWebSocket({ connection, refusal, onGone: () => lingering-- }).listen(
         openedAlready,
       );
