@@ -13,6 +13,7 @@
 import type { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./presence_types.ts";
+import { plainTimers, type Timers } from "./time.ts";
 
 export type { PresenceMeta, PresenceState } from "./presence_types.ts";
 
@@ -26,6 +27,8 @@ export interface PresenceOptions {
    * new join, so clients never see the key gone (a tab handing its connection to another).
    */
   leaveGraceMs?: number;
+  /** Schedules batches and leave graces (default: plain timers; tests pass a fake clock). */
+  timers?: Timers;
 }
 
 interface _Diff {
@@ -36,7 +39,7 @@ interface _Diff {
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
 interface _Lingering {
   metas: PresenceMeta[];
-  timer: ReturnType<typeof setTimeout>;
+  cancel: () => void;
 }
 
 /** The node's presence: who is on each topic here and on the other nodes, and their diffs. */
@@ -53,12 +56,15 @@ export class PresenceTracker {
    * are still listed and replicated: clients and other nodes were not told they left.
    */
   readonly #lingering = new Map<string, Map<string, _Lingering>>();
-  #timer?: ReturnType<typeof setTimeout>;
+  /** Cancels the pending batch's flush. */
+  #cancelFlush?: () => void;
+  readonly #timers: Timers;
   #refCounter = 0;
   readonly #refPrefix: string;
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
     this.#refPrefix = `${hub.nodeId}.${Date.now().toString(36)}.`;
+    this.#timers = options.timers ?? plainTimers;
     hub.broker.onPresence({
       state: (nodeId, topic, state, announce) => this.#setRemote(nodeId, topic, state, announce),
       nodeDown: (nodeId) => this.#dropNode(nodeId),
@@ -166,8 +172,8 @@ export class PresenceTracker {
 
   /** Sends every pending diff now (held leaves stay held until their grace ends). */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelFlush?.();
+    this.#cancelFlush = undefined;
     const pending = [...this.#pending];
     this.#pending.clear();
     for (const [topic, diff] of pending) {
@@ -209,8 +215,8 @@ export class PresenceTracker {
       held.metas.push(meta);
       return;
     }
-    const timer = setTimeout(() => this.#releaseLeave(topic, key), graceMs);
-    keys.set(key, { metas: [meta], timer });
+    const cancel = this.#timers.after(graceMs, () => this.#releaseLeave(topic, key));
+    keys.set(key, { metas: [meta], cancel });
   }
 
   /** Moves the held leave of `key` (if any) into the topic's pending diff. */
@@ -218,7 +224,7 @@ export class PresenceTracker {
     const keys = this.#lingering.get(topic);
     const held = keys?.get(key);
     if (!keys || !held) return;
-    clearTimeout(held.timer);
+    held.cancel();
     keys.delete(key);
     if (keys.size === 0) this.#lingering.delete(topic);
     (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(...held.metas);
@@ -272,7 +278,7 @@ export class PresenceTracker {
         topic,
         diff = { joins: emptyPresenceState(), leaves: emptyPresenceState() },
       );
-      this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
+      this.#cancelFlush ??= this.#timers.after(this.options.batchMs, () => this.flush());
     }
     return diff;
   }

@@ -125,6 +125,7 @@ export class Switchboard implements NodeServices {
     this.presence = new PresenceTracker(this.hub, {
       batchMs: this.config.presenceBatchMs,
       leaveGraceMs: this.config.presenceLeaveGraceMs,
+      timers: this.timers,
     });
     this.#registerMetrics();
   }
