@@ -59,10 +59,15 @@ export function websocketRoutes(switchboard: Switchboard, upgrade: UpgradeWebSoc
     const refuse = (status: 401 | 403, reason: RefusalReasonName, error: string) => {
       // Bounded: past the cap, a refusal is a plain HTTP error again.
       if (lingering >= _MAX_LINGERING) return c.json({ error, reason }, status);
+      let accepted;
+      try {
+        accepted = accept(serializerFor(params.vsn) ?? v2Serializer);
+      } catch {
+        // A handshake the runtime cannot complete (a malformed upgrade): the HTTP answer says it.
+        return c.json({ error, reason }, status);
+      }
+      const { connection, response, openedAlready } = accepted;
       lingering++;
-      const { connection, response, openedAlready } = accept(
-        serializerFor(params.vsn) ?? v2Serializer,
-      );
       const refusal = { code: REFUSAL_CLOSE_CODES[reason], reason, error };
       // For tools that see the handshake (curl -i, proxies' logs): the 101 says it is a refusal.
       response.headers.set(REFUSAL_HEADER, reason);
