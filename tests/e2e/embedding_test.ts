@@ -11,7 +11,7 @@ import { LongPoll } from "phoenix";
 import { z } from "zod";
 import { createApp, createSwitchboard, defineChannel, event } from "@switchboard/switchboard";
 import { denoRuntime } from "@switchboard/switchboard/deno";
-import { connectSocket, disconnect, join, push } from "../support/phoenix.ts";
+import { connectSocket, disconnect, join, push, withPresence } from "../support/phoenix.ts";
 import { openSse } from "../support/sse.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -115,7 +115,9 @@ Deno.test("embedded at /rt in a host Hono app: the host keeps its routes, every 
       const channel = bob.channel("room:poll");
       const shouts: unknown[] = [];
       channel.on("shout", (p: unknown) => shouts.push(p));
+      const seen = withPresence(channel);
       assert.deepEqual(await join(channel), { welcome: "poll" });
+      await waitFor(() => seen.keys().includes("bob×1"), "bob's own presence over long-poll");
       assert.deepEqual(await push(channel, "shout", { body: "polled" }), {
         status: "ok",
         response: {},
