@@ -15,6 +15,7 @@ import {
   unsupportedVsnError,
 } from "../lib/core/protocol.ts";
 import { RefusedWebSocket } from "../lib/transports/websocket_refusal.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import type { UpgradeWebSocket } from "../lib/transports/upgrade.ts";
 import {
@@ -31,7 +32,7 @@ export const REFUSAL_HEADER = "x-switchboard-refusal";
 const _MAX_LINGERING = 1_000;
 
 /** The WebSocket transport's routes; `upgrade` is the runtime's (see `lib/runtime/`). */
-export function websocketRoutes(switchboard: Switchboard, upgrade: UpgradeWebSocket): Hono {
+export function websocketRoutes(switchboard: Switchboard<Config>, upgrade: UpgradeWebSocket): Hono {
   const app = new Hono();
   /** Refused sockets waiting for their close (see {@link RefusedWebSocket}). */
   let lingering = 0;

@@ -21,8 +21,7 @@ import {
   loadConfig,
   warnDevDefaults,
 } from "@switchboard/switchboard";
-import { bindingsEnv, workersRuntime } from "@switchboard/switchboard/cloudflare";
-
+import { bindingsEnv, cloudflareRuntime } from "@switchboard/switchboard/cloudflare";
 import { chooseNode, DEFAULT_NODE } from "./routing.ts";
 
 /** A Durable Object's id: `name` is set for ids made with `idFromName`. */
@@ -85,10 +84,15 @@ export class SwitchboardNode {
       return { fetch: () => Response.json({ error }, { status: 500 }) };
     }
     const log = createLogger(config.logLevel);
-    const switchboard = createSwitchboard({ config, channels, timers: workersRuntime.timers, log });
+    const switchboard = createSwitchboard({
+      config,
+      channels,
+      timers: cloudflareRuntime.timers,
+      log,
+    });
     warnDevDefaults(config, log);
     log.info(`switchboard node ${nodeId} started (${switchboard.brokerState().kind} broker)`);
-    return createApp(switchboard, { upgrade: workersRuntime.upgrade, pages: true });
+    return createApp(switchboard, { upgrade: cloudflareRuntime.upgrade, pages: true });
   }
 }
 

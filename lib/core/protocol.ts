@@ -88,6 +88,8 @@ export const CloseCode = {
   originNotAllowed: 4007,
   /** Refused at connect: the `vsn` param names a protocol version this server does not speak. */
   unsupportedVsn: 4008,
+  /** Refused at connect by an injected authenticate hook, for a reason of its own. */
+  tokenRefused: 4009,
 } as const;
 
 /**
@@ -106,6 +108,7 @@ export const RefusalReason = {
   tokenMissing: "token_missing",
   originNotAllowed: "origin_not_allowed",
   unsupportedVsn: "unsupported_vsn",
+  tokenRefused: "token_refused",
 } as const;
 
 /** One of {@link RefusalReason}'s values. */
@@ -121,6 +124,7 @@ export const REFUSAL_CLOSE_CODES: Readonly<Record<RefusalReasonName, number>> = 
   token_missing: CloseCode.tokenMissing,
   origin_not_allowed: CloseCode.originNotAllowed,
   unsupported_vsn: CloseCode.unsupportedVsn,
+  token_refused: CloseCode.tokenRefused,
 };
 
 /**
