@@ -33,6 +33,7 @@ import type { ChannelDefinition } from "./core/channel.ts";
 import type { Connection, TransportName } from "./core/connection.ts";
 import type { Message, Payload } from "./core/message.ts";
 import type { Identity } from "./core/session_services.ts";
+import type { TokenClaims } from "./core/identity.ts";
 import type { PresenceState } from "./core/presence.ts";
 import { PhxEvent } from "./core/protocol.ts";
 import type { Session } from "./core/session.ts";
@@ -146,6 +147,14 @@ export interface ChannelTestOptions {
   broker?: Broker;
 }
 
+/** Options of {@link ChannelTest.connect}. */
+export interface TestConnectOptions {
+  /** The transport the session says it uses (default `websocket`). */
+  transport?: TransportName;
+  /** A verified token's claims for the client (see {@link ChannelTest.connect}). */
+  claims?: TokenClaims;
+}
+
 /** A reply as the client receives it. */
 export interface TestReply {
   status: string;
@@ -168,8 +177,12 @@ export interface ChannelTest extends AsyncDisposable {
   readonly clock: FakeClock;
   /** Log lines written by the library during the test (`"error: a channel callback crashed"`). */
   readonly logs: string[];
-  /** Connects a client with connect params (the identity is `user_id`, as in dev mode). */
-  connect(params?: Record<string, string>, options?: { transport?: TransportName }): TestClient;
+  /**
+   * Connects a client with connect params (the identity is `user_id`, as in dev mode). With
+   * `claims`, the client holds them as a verified token's (`sub` is its user, `exp` ends its
+   * session once the test's clock passes it, plus `TOKEN_LEEWAY_SECONDS`).
+   */
+  connect(params?: Record<string, string>, options?: TestConnectOptions): TestClient;
   /** Publishes as the HTTP API does. */
   publish(topic: string, event: string, payload: Payload): void;
   /** The topic's presence on this node, as `presence_state` sends it. */
@@ -208,8 +221,9 @@ export function channelTest(options: ChannelTestOptions): ChannelTest {
     switchboard,
     clock,
     logs,
-    connect(params = {}, { transport = "websocket" } = {}) {
-      const identity: Identity = { userId: params.user_id ?? `anon-${clients.length + 1}` };
+    connect(params = {}, { transport = "websocket", claims } = {}) {
+      const userId = claims?.sub ?? params.user_id ?? `anon-${clients.length + 1}`;
+      const identity: Identity = claims ? { userId, claims } : { userId };
       const client = new TestClient({ switchboard, params, identity, transport, timeoutMs });
       clients.push(client);
       return client;

@@ -58,3 +58,18 @@ Deno.test("the sweep: a connection silent past the heartbeat timeout is closed o
   t.clock.advance(6_000); // past HEARTBEAT_TIMEOUT_MS (60 s), at the next sweep
   assert.deepEqual(ann.closedWith, { code: 1001, reason: "idle timeout: no heartbeat" });
 });
+
+Deno.test("the sweep: a session whose token expired is closed with 4001 on the test's clock", async () => {
+  await using t = channelTest({ channels: [room] });
+  const exp = Math.floor(t.clock.now() / 1000) + 60;
+  // An SSE session: never closed as idle, so only the expiry can end it.
+  const ann = t.connect({}, { transport: "sse", claims: { sub: "ann", exp } });
+  await ann.join("room:1");
+  t.clock.advance(60_000 + 29_000); // exp, within TOKEN_LEEWAY_SECONDS (30 s)
+  assert.equal(ann.closedWith, undefined);
+  t.clock.advance(6_000); // past the leeway, at the next sweep
+  assert.deepEqual(ann.closedWith, {
+    code: 4001,
+    reason: "token expired: reconnect with a fresh token",
+  });
+});
