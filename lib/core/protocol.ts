@@ -154,9 +154,6 @@ export function unsupportedVsnError(vsn: string | undefined): string {
   }: use 2.0.0 (or omit it for 1.0.0)`;
 }
 
-/** The longest close reason a WebSocket close frame carries, in UTF-8 bytes (RFC 6455 §5.5). */
-export const MAX_CLOSE_REASON_BYTES = 123;
-
 /** The close reason sent with {@link CloseCode.tokenExpired}. */
 export const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";
 
