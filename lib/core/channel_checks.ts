@@ -30,6 +30,9 @@ export class ChannelDefinitionError extends TypeError {
 export type OptionKind =
   | "topic"
   | "access"
+  | "boolean"
+  | "number"
+  | "object"
   | "function"
   | "boolean-or-function"
   | "grace"
@@ -122,6 +125,18 @@ function _optionProblems(name: string, kind: OptionKind, value: unknown): string
       return value === "public" || value === "token"
         ? []
         : [`access: use "public" or "token", not ${_describe(value)}`];
+    case "boolean":
+      return typeof value === "boolean"
+        ? []
+        : [`${name} must be true or false, not ${_describe(value)}`];
+    case "number":
+      return typeof value === "number" && Number.isFinite(value)
+        ? []
+        : [`${name} must be a finite number, not ${_describe(value)}`];
+    case "object":
+      return typeof value === "object" && value !== null && !Array.isArray(value)
+        ? []
+        : [`${name} must be an object, not ${_describe(value)}`];
     case "function":
       return typeof value === "function"
         ? []
