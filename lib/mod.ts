@@ -48,6 +48,7 @@ export { InvalidPayloadError } from "./core/outbound.ts";
 export type { FieldError } from "./core/validation.ts";
 export type { Payload } from "./core/message.ts";
 export type { PresenceMeta, PresenceState } from "./core/presence.ts";
+export type { Occupancy, PresencePage } from "./core/crowd.ts";
 export type { Broadcast } from "./core/broadcast.ts";
 export {
   CloseCode,

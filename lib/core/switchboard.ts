@@ -29,6 +29,7 @@ import type { Authenticate } from "./identity.ts";
 import type { Identity, IdentityCheck, SessionServices } from "./session_services.ts";
 import { type NodeOptions, nodeOptions } from "./options.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
+import { crowdSettingsOf } from "./crowd.ts";
 import {
   CloseCode,
   EndReason,
@@ -142,6 +143,10 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       batchMs: this.options.presenceBatchMs,
       leaveGraceMs: this.options.presenceLeaveGraceMs,
       timers: this.timers,
+      crowdSettings: (topic) => {
+        const channel = this.router.match(topic)?.channel;
+        return channel && crowdSettingsOf(channel);
+      },
     });
     this.#registerMetrics();
   }
