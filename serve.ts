@@ -12,14 +12,14 @@ import { channels } from "./channels/mod.ts";
 import {
   CONFIG_KEYS,
   ConfigError,
+  createApp,
   createLogger,
   createSwitchboard,
   loadConfig,
   plainTimers,
   warnDevDefaults,
-} from "./lib/mod.ts";
-import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
-import { createApp } from "./routes/app.ts";
+} from "@switchboard/switchboard";
+import { denoRuntime, readEnv } from "@switchboard/switchboard/deno";
 
 function _configure() {
   try {
@@ -35,6 +35,6 @@ const config = _configure();
 const log = createLogger(config.logLevel);
 const switchboard = createSwitchboard({ config, channels, timers: plainTimers, log });
 warnDevDefaults(config, log);
-const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
 
 export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;

@@ -6,7 +6,7 @@
  */
 import { topicProblem } from "../lib/core/topic.ts";
 import { Hono } from "hono";
-import { CloseCode, EndReason, ReplyReason } from "../lib/core/protocol.ts";
+import { CloseCode, EndReason, ReplyReason, unmatchedTopicError } from "../lib/core/protocol.ts";
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { type Cursor, CursorError, parseCursor, unusableCursor } from "../lib/resume/cursor.ts";
@@ -43,7 +43,10 @@ export function sseRoutes(switchboard: Switchboard<Config>): Hono {
     }
     const unknown = topics.find((t) => !switchboard.hasChannel(t));
     if (unknown !== undefined) {
-      return c.json({ error: `unknown topic "${unknown}": no channel matches it` }, 404);
+      return c.json(
+        { error: unmatchedTopicError(unknown), reason: ReplyReason.unmatchedTopic },
+        404,
+      );
     }
     // EventSource sends Last-Event-ID when it reconnects; `cursor` serves clients that poll
     // first (GET /api/topics/:topic gives one) or cannot set headers.
@@ -65,7 +68,9 @@ export function sseRoutes(switchboard: Switchboard<Config>): Hono {
     search.delete("cursor");
     const params = connectParams(search);
     const admission = await switchboard.admit(params, c.req.header("origin") ?? null);
-    if (!admission.ok) return c.json({ error: admission.error }, admission.status);
+    if (!admission.ok) {
+      return c.json({ error: admission.error, reason: admission.reason }, admission.status);
+    }
     // Every topic's access before the stream opens: no token where one is needed is 401.
     for (const topic of topics) {
       const access = switchboard.authorize(admission.identity, topic);

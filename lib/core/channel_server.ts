@@ -33,6 +33,7 @@ import type { Message, Payload } from "./message.ts";
 import type { Identity, SessionServices } from "./session_services.ts";
 import type { PresenceState } from "./presence.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
+import { checkOutbound, InvalidPayloadError } from "./outbound.ts";
 import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
 
@@ -198,6 +199,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
         this.reply(msg, "error", { reason: ReplyReason.messageTooLarge, detail: err.message });
         return true;
       }
+      if (err instanceof InvalidPayloadError) {
+        // The handler sent what its channel's `messages` schema refuses: nothing went out.
+        const { errors, message: detail } = err;
+        this.reply(msg, "error", { reason: ReplyReason.invalidPayload, errors, detail });
+        return true;
+      }
       this.#node.log.error("a channel callback crashed", {
         topic: msg.topic,
         event: msg.event,
@@ -332,6 +339,9 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("push", event);
+    if (!(payload instanceof Uint8Array)) {
+      checkOutbound(this.definition, this.topic, event, payload);
+    }
     this.#send(event, payload, meta);
   }
 
@@ -386,12 +396,14 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcast", event);
     const body = _body(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcastFrom", event);
     const body = _body(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     const options = { exceptId: this.id, binary: body.binary };
     this.#node.hub.broadcast(this.topic, event, body.payload, options);
   }
