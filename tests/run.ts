@@ -7,36 +7,7 @@
  * @module
  */
 import { ensureWrangler } from "../scripts/wrangler.ts";
-
-/** A suite that starts the Worker on workerd imports this helper. */
-const _WORKER_HELPER = /from "[./]*\/support\/worker\.ts"/;
-/** Files read when looking for such suites; tests/ holds a few hundred. */
-const _MAX_FILES = 5000;
-
-/** The .ts files under the paths `deno test` is given (flags and their values are skipped). */
-async function testFiles(paths: string[]): Promise<string[]> {
-  const found: string[] = [];
-  const queue = [...paths];
-  while (queue.length > 0 && found.length < _MAX_FILES) {
-    const path = queue.shift()!;
-    const info = await Deno.stat(path).catch(() => undefined);
-    if (info?.isFile && path.endsWith(".ts")) found.push(path);
-    if (!info?.isDirectory) continue;
-    for await (const entry of Deno.readDir(path)) {
-      if (entry.name === "node_modules" || entry.name.startsWith(".")) continue;
-      queue.push(`${path.replace(/\/$/, "")}/${entry.name}`);
-    }
-  }
-  return found;
-}
-
-/** Whether any suite among `paths` starts the Worker (and so needs the pinned wrangler). */
-async function needsWrangler(paths: string[]): Promise<boolean> {
-  for (const file of await testFiles(paths)) {
-    if (_WORKER_HELPER.test(await Deno.readTextFile(file))) return true;
-  }
-  return false;
-}
+import { needsWrangler } from "./support/suites.ts";
 
 const args = Deno.args.length ? Deno.args : ["tests/"];
 const paths = args.filter((a) => !a.startsWith("-"));
