@@ -11,7 +11,8 @@
  */
 import { CONFIG_KEYS } from "../lib/config.ts";
 import { buildWorker } from "./build_worker.ts";
-import { CLOUDFLARE_DIR, ensureWrangler, WRANGLER } from "./wrangler.ts";
+import { freePort } from "./support/process.ts";
+import { CLOUDFLARE_DIR, ensureWrangler, WRANGLER } from "./support/wrangler.ts";
 
 /** Variables the Worker reads besides the server's own. */
 const _WORKER_KEYS = ["SWITCHBOARD_NODES"];
@@ -39,14 +40,6 @@ export function bindingsFromEnv(get: (key: string) => string | undefined): strin
     if (value !== undefined) lines.push(_dotenvLine(key, value));
   }
   return lines.join("\n") + "\n";
-}
-
-/** A port that is free on `host` right now. */
-function _freePort(host: string): number {
-  const listener = Deno.listen({ hostname: host, port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 function _isAnyAddress(host: string): boolean {
@@ -78,7 +71,7 @@ if (import.meta.main) {
   }
   // wrangler has no way to report a port it picked when its log level hides "Ready on", so
   // PORT=0 is resolved here (a port the kernel just handed out; wrangler binds it right away).
-  const listenPort = port === "0" ? String(_freePort(host)) : port;
+  const listenPort = port === "0" ? String(freePort(host)) : port;
   // Per run: the bundle (wrangler reloads when it changes, so runs must not share one), the
   // bindings (a private file, not the command line: ps shows arguments), the local state.
   const dir = await Deno.makeTempDir({ prefix: "switchboard-worker-" });

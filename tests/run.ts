@@ -6,7 +6,7 @@
  * `deno task dev:worker` does.
  * @module
  */
-import { ensureWrangler } from "../scripts/wrangler.ts";
+import { ensureWrangler } from "../scripts/support/wrangler.ts";
 import { needsWrangler } from "./support/suites.ts";
 
 const args = Deno.args.length ? Deno.args : ["tests/"];

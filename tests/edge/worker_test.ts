@@ -13,7 +13,7 @@ import { connectSocket, disconnect, join, push, withPresence } from "../support/
 import { isReply, openRaw, replyOf } from "../support/raw_ws.ts";
 import { openSse } from "../support/sse.ts";
 import { waitFor } from "../support/wait.ts";
-import { WRANGLER } from "../../scripts/wrangler.ts";
+import { WRANGLER } from "../../scripts/support/wrangler.ts";
 import { halfClosedSockets, processTree, startWorker } from "../support/worker.ts";
 
 const SECRET = "worker-secret-0123456789";

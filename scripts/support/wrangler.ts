@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { ensureWrangler, WRANGLER } from "./scripts/wrangler.ts";
+ * import { ensureWrangler, WRANGLER } from "./scripts/support/wrangler.ts";
  * await ensureWrangler({ who: "dev:worker" });
  * new Deno.Command(WRANGLER, { args: ["--version"] });
  * ```
@@ -13,7 +13,7 @@
  */
 
 /** The folder of the Worker's npm project (wrangler.toml, package.json, node_modules). */
-export const CLOUDFLARE_DIR: URL = new URL("../deploy/cloudflare/", import.meta.url);
+export const CLOUDFLARE_DIR: URL = new URL("../../deploy/cloudflare/", import.meta.url);
 
 /** The pinned wrangler's executable. */
 export const WRANGLER: string = new URL("node_modules/.bin/wrangler", CLOUDFLARE_DIR).pathname;
