@@ -4,8 +4,8 @@
  * `deno serve serve.ts` needs no environment-variable trick. On the request path it uses web
  * APIs and `Deno.upgradeWebSocket` only; timers are plain (`deno serve` and Deploy own the
  * process's lifetime, so nothing needs unref'ing). Run it with `deno task serve`; on Deno
- * Deploy, make this file the entrypoint and set `UPSTASH_REDIS_REST_URL`/`_TOKEN` (README,
- * "Deploy to Deno Deploy").
+ * Deploy, make this file the entrypoint and set `UPSTASH_REDIS_REST_URL`/`_TOKEN` (docs/deployment.md,
+ * "Deno Deploy").
  * @module
  */
 import { channels } from "./channels/mod.ts";

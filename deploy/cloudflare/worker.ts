@@ -8,7 +8,7 @@
  * serves which request is {@link chooseNode}'s decision.
  *
  * Run it locally on workerd with `deno task dev:worker`; deploy with `wrangler deploy`
- * (README, "Deploy to Cloudflare Workers").
+ * (docs/deployment.md, "Cloudflare Workers").
  * @module
  */
 import { channels } from "../../channels/mod.ts";

@@ -13,6 +13,7 @@ import { connectSocket, disconnect, join, push, withPresence } from "../support/
 import { isReply, openRaw, replyOf } from "../support/raw_ws.ts";
 import { openSse } from "../support/sse.ts";
 import { waitFor } from "../support/wait.ts";
+import { WRANGLER } from "../../scripts/support/wrangler.ts";
 import { halfClosedSockets, processTree, startWorker } from "../support/worker.ts";
 
 const SECRET = "worker-secret-0123456789";
@@ -468,7 +469,7 @@ Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
         }).output();
         assert.ok(build.success, new TextDecoder().decode(build.stderr));
         const dry = await new Deno.Command(
-          new URL("deploy/cloudflare/node_modules/.bin/wrangler", _root).pathname,
+          WRANGLER,
           {
             args: ["deploy", "--dry-run", "--outdir", out],
             cwd: new URL("deploy/cloudflare/", _root),
