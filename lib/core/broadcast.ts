@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import type { DeltaLink } from "./delta.ts";
 import type { Payload } from "./message.ts";
 
 /** Where a broadcast came from: the node, and (for broadcast-from) the instance to skip. */
@@ -48,6 +49,11 @@ export class Broadcast {
   readonly stream: string;
   readonly seq: number;
   readonly at: number;
+  /**
+   * Its link to the topic's previous message, for subscribers that take deltas (set by the hub
+   * before delivery, dropped after it: see `delta.ts`).
+   */
+  delta?: DeltaLink;
   /** Format name → encoding; a broadcast rarely meets more than two formats. */
   #encodings?: Map<string, string | Uint8Array>;
 
@@ -76,5 +82,8 @@ export class Broadcast {
    */
   releaseEncodings(): void {
     this.#encodings = undefined;
+    // Deltas are for live delivery only (a replay sends full payloads), and the link holds the
+    // previous message's text, which a message kept in history must not keep alive.
+    this.delta = undefined;
   }
 }

@@ -176,6 +176,11 @@ export interface ChannelDefinition<Params = Payload> {
    * the leave of a key's last meta on a node waits for the key to be tracked again (0: never).
    */
   presenceLeaveGraceMs?: number;
+  /**
+   * Whether subscribers that ask for Fossil deltas (`delta: "fossil"`) get them (default true;
+   * `false`: always full payloads, e.g. for payloads that never resemble the previous one).
+   */
+  deltas?: boolean;
   /** Validates join params (failures refuse the join with an error naming the field). */
   joinParams?: z.ZodType<Params>;
   /** Authorize and set up; return an error reply to refuse. */

@@ -28,6 +28,7 @@ import {
   TopicHistory,
 } from "../resume/history.ts";
 import type { Payload } from "./message.ts";
+import { chainDelta, type PayloadText } from "./delta.ts";
 
 /** Anything that receives the broadcasts of a topic: a channel instance, in practice. */
 export interface Subscriber {
@@ -72,6 +73,8 @@ interface _Topic {
   seq: number;
   /** The stream this node numbers the topic's messages in (see {@link Hub.broadcast}). */
   stream: string;
+  /** The last numbered JSON message, the base of the next one's delta (`delta.ts`). */
+  deltaBase?: PayloadText;
 }
 
 /** A message kept for replay, in the node-wide arrival order the byte budget evicts in. */
@@ -202,6 +205,7 @@ export class Hub {
     if (entry) entry.seq = seq;
     const b = new Broadcast({ topic, event, payload, binary, origin, stream, seq, at });
     this.#keep(b, entry);
+    if (entry) entry.deltaBase = chainDelta(entry.deltaBase, b); // delta hook
     this.#deliver(b);
     return b;
   }
@@ -311,6 +315,8 @@ export class Hub {
     }
     const b = _fromMessage(msg);
     this.#keep(b);
+    const entry = b.seq > 0 ? this.#topics.get(b.topic) : undefined;
+    if (entry) entry.deltaBase = chainDelta(entry.deltaBase, b); // delta hook
     if (gap) this.#lost(msg.topic);
     this.#deliver(b);
   }

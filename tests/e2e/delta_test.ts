@@ -1,0 +1,277 @@
+/**
+ * Fossil deltas end to end, against the real server process: 100 one-component updates of a
+ * ~10 KB status go to SSE and WebSocket subscribers with and without `delta=fossil`; the deltas
+ * are applied with npm `fossil-delta` and must give back every payload's exact JSON, in at
+ * least 5× fewer bytes. Resumes and resets start with a full payload; an official Phoenix
+ * client that did not ask sees ordinary broadcasts; a channel can turn deltas off.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { applyStringDelta } from "fossil-delta";
+import { statusUpdates } from "../../bench/lib/status_workload.ts";
+import { defineChannel } from "../../lib/core/channel.ts";
+import { serveInProcess } from "../support/in_process.ts";
+import { connectSocket, disconnect, join } from "../support/phoenix.ts";
+import { openRaw, type RawFrame, type RawSocket, replyOf } from "../support/raw_ws.ts";
+import { startServer } from "../support/server.ts";
+import { openSse, type SseEvent, type SseStream } from "../support/sse.ts";
+import { waitFor } from "../support/wait.ts";
+
+const _utf8 = new TextEncoder();
+
+/** Publishes `payloads` one after the other as event `status` on `topic`. */
+async function publishAll(url: string, topic: string, payloads: Record<string, unknown>[]) {
+  for (const payload of payloads) {
+    const res = await fetch(`${url}/api/broadcast`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ topic, event: "status", payload }),
+    });
+    await res.body?.cancel();
+    assert.equal(res.status, 202);
+  }
+}
+
+/**
+ * A subscriber's view of one topic: the exact JSON text of each payload, rebuilt from full
+ * messages (cut out of the frame's text, not re-encoded) and deltas (applied to the previous).
+ */
+class Decoded {
+  texts: string[] = [];
+  kinds: ("full" | "delta")[] = [];
+  bytes = 0;
+
+  full(text: string, wireBytes: number): void {
+    this.texts.push(text);
+    this.kinds.push("full");
+    this.bytes += wireBytes;
+  }
+
+  delta(delta: string, wireBytes: number): void {
+    const base = this.texts.at(-1);
+    assert.ok(base !== undefined, "a delta arrived before any full payload");
+    this.texts.push(applyStringDelta(base, delta));
+    this.kinds.push("delta");
+    this.bytes += wireBytes;
+  }
+}
+
+/** The SSE event's bytes as the server wrote them (`id:`, `event:`, one `data:` line). */
+function sseBytes(e: SseEvent): number {
+  const id = e.id === undefined ? "" : `id: ${e.id}\n`;
+  return _utf8.encode(`${id}event: ${e.event}\ndata: ${e.data}\n\n`).byteLength;
+}
+
+/** Reads SSE `status` events from `stream` (from its `from`-th event on) into a {@link Decoded}. */
+function decodeSse(stream: SseStream, topic: string, from = 0): Decoded {
+  const out = new Decoded();
+  const prefix = `{"topic":${JSON.stringify(topic)},"payload":`;
+  for (const e of stream.events.slice(from)) {
+    if (e.event !== "status") continue;
+    const data = e.json as { delta?: string };
+    if (typeof data.delta === "string") out.delta(data.delta, sseBytes(e));
+    else {
+      assert.ok(e.data.startsWith(prefix), `unexpected SSE data ${e.data.slice(0, 80)}`);
+      out.full(e.data.slice(prefix.length, -1), sseBytes(e));
+    }
+  }
+  return out;
+}
+
+/** Reads the WebSocket frames of `topic` into a {@link Decoded}. */
+function decodeWs(frames: RawFrame[], topic: string): Decoded {
+  const out = new Decoded();
+  const prefix = `[null,null,${JSON.stringify(topic)},"status",`;
+  for (const f of frames) {
+    if (f.topic !== topic || typeof f.raw !== "string") continue;
+    const bytes = _utf8.encode(f.raw).byteLength;
+    if (f.event === "phx_delta") {
+      const p = f.payload as { event: string; delta: string };
+      assert.equal(p.event, "status");
+      out.delta(p.delta, bytes);
+    } else if (f.event === "status") {
+      assert.ok(f.raw.startsWith(prefix));
+      out.full(f.raw.slice(prefix.length, -1), bytes);
+    }
+  }
+  return out;
+}
+
+async function joinRaw(
+  socketUrl: string,
+  topic: string,
+  payload: Record<string, unknown>,
+): Promise<{ ws: RawSocket; response: Record<string, unknown> }> {
+  const ws = await openRaw(`${socketUrl}/websocket?vsn=2.0.0`);
+  ws.push("1", "1", topic, "phx_join", payload);
+  const reply = replyOf(await ws.next((f) => f.ref === "1" && f.event === "phx_reply"));
+  assert.equal(reply.status, "ok", JSON.stringify(reply.response));
+  return { ws, response: reply.response };
+}
+
+const _countOf = (d: Decoded, kind: "full" | "delta") => d.kinds.filter((k) => k === kind).length;
+
+Deno.test("deltas: 100 one-component updates over SSE and WebSocket, with and without", async (t) => {
+  const server = await startServer();
+  const topic = "status:delta-e2e";
+  const updates = statusUpdates(104);
+  const expected = updates.map((u) => JSON.stringify(u));
+  const sseDelta = await openSse(`${server.url}/events?topic=${topic}&delta=fossil`);
+  const sseFull = await openSse(`${server.url}/events?topic=${topic}`);
+  const wsDelta = await joinRaw(server.socketUrl, topic, { delta: "fossil", cursor: "" });
+  const wsFull = await joinRaw(server.socketUrl, topic, {});
+  const phoenix = await connectSocket(server.socketUrl);
+  const phoenixEvents: string[] = [];
+  const phoenixPayloads: unknown[] = [];
+  phoenix.onMessage((m: { topic: string; event: string }) => {
+    if (m.topic === topic) phoenixEvents.push(m.event);
+  });
+  const channel = phoenix.channel(topic, {});
+  channel.on("status", (p: unknown) => phoenixPayloads.push(p));
+  try {
+    await join(channel);
+    await sseDelta.next((e) => e.event === "joined");
+    await sseFull.next((e) => e.event === "joined");
+
+    await t.step("every delta decodes to the exact payload, in >= 5x fewer bytes", async () => {
+      await publishAll(server.url, topic, updates.slice(0, 100));
+      const statuses = (s: SseStream) => s.events.filter((e) => e.event === "status").length;
+      await waitFor(() => statuses(sseDelta) === 100 && statuses(sseFull) === 100, "SSE events");
+      const wsCount = (ws: RawSocket) => ws.log.filter((f) => f.topic === topic).length;
+      // Join reply plus 100 messages each.
+      await waitFor(() => wsCount(wsDelta.ws) === 101 && wsCount(wsFull.ws) === 101, "frames");
+
+      for (
+        const [name, withDeltas, without] of [
+          ["SSE", decodeSse(sseDelta, topic), decodeSse(sseFull, topic)],
+          ["WebSocket", decodeWs(wsDelta.ws.log, topic), decodeWs(wsFull.ws.log, topic)],
+        ] as const
+      ) {
+        assert.deepEqual(withDeltas.texts, expected.slice(0, 100), `${name}: decoded payloads`);
+        assert.deepEqual(without.texts, expected.slice(0, 100), `${name}: full payloads`);
+        // The first message after the join is full; every later one is a delta.
+        assert.equal(withDeltas.kinds[0], "full");
+        assert.equal(_countOf(withDeltas, "delta"), 99, `${name}: deltas`);
+        assert.equal(_countOf(without, "delta"), 0);
+        const ratio = without.bytes / withDeltas.bytes;
+        assert.ok(ratio >= 5, `${name}: only ${ratio.toFixed(1)}x fewer bytes`);
+        console.log(
+          `${name}: ${without.bytes} bytes full, ${withDeltas.bytes} with deltas (${
+            ratio.toFixed(1)
+          }x fewer)`,
+        );
+      }
+    });
+
+    await t.step(
+      "an official Phoenix client that did not ask sees ordinary broadcasts",
+      async () => {
+        await waitFor(() => phoenixPayloads.length === 100, "phoenix client messages");
+        assert.deepEqual(phoenixPayloads.map((p) => JSON.stringify(p)), expected.slice(0, 100));
+        assert.ok(
+          !phoenixEvents.includes("phx_delta"),
+          "a phx_delta reached a client that did not ask",
+        );
+      },
+    );
+
+    await t.step("an SSE resume (Last-Event-ID) starts with a full payload", async () => {
+      const lastId = sseDelta.events.at(-1)!.lastEventId;
+      await sseDelta.close();
+      await publishAll(server.url, topic, updates.slice(100, 103));
+      const resumed = await openSse(`${server.url}/events?topic=${topic}&delta=fossil`, {
+        "last-event-id": lastId,
+      });
+      try {
+        await resumed.next((e) => e.event === "status" && e.id !== undefined);
+        await waitFor(
+          () => resumed.events.filter((e) => e.event === "status").length === 3,
+          "replay",
+        );
+        await publishAll(server.url, topic, updates.slice(103, 104));
+        await waitFor(
+          () => resumed.events.filter((e) => e.event === "status").length === 4,
+          "live",
+        );
+        const decoded = decodeSse(resumed, topic);
+        // Replayed: full payloads; the live one after them: a delta against the last replayed.
+        assert.deepEqual(decoded.kinds, ["full", "full", "full", "delta"]);
+        assert.deepEqual(decoded.texts, expected.slice(100, 104));
+      } finally {
+        await resumed.close();
+      }
+    });
+
+    await t.step("a WebSocket resume from a cursor starts with a full payload", async () => {
+      const cursor = wsDelta.response.cursor as string;
+      const again = await joinRaw(server.socketUrl, topic, { delta: "fossil", cursor });
+      try {
+        await waitFor(() => again.ws.log.filter((f) => f.topic === topic).length === 105, "replay");
+        const decoded = decodeWs(again.ws.log, topic);
+        assert.equal(decoded.kinds[0], "full");
+        assert.deepEqual(decoded.texts, expected);
+      } finally {
+        await again.ws.close();
+      }
+    });
+
+    await t.step("after a reset (an unusable Last-Event-ID) the next message is full", async () => {
+      const reset = await openSse(`${server.url}/events?topic=${topic}&delta=fossil`, {
+        "last-event-id": "not-a-cursor",
+      });
+      try {
+        const first = await reset.next((e) => e.event === "reset");
+        assert.equal(first.json?.payload.reason, "cursor_unusable");
+        const from = reset.events.length;
+        await publishAll(server.url, topic, updates.slice(0, 2));
+        await waitFor(
+          () => reset.events.filter((e) => e.event === "status").length === 2,
+          "events",
+        );
+        const decoded = decodeSse(reset, topic, from);
+        assert.deepEqual(decoded.kinds, ["full", "delta"]);
+        assert.deepEqual(decoded.texts, expected.slice(0, 2));
+      } finally {
+        await reset.close();
+      }
+    });
+  } finally {
+    await sseDelta.close();
+    await sseFull.close();
+    await wsDelta.ws.close();
+    await wsFull.ws.close();
+    await disconnect(phoenix);
+    await server.stop();
+  }
+});
+
+Deno.test("deltas: a channel can turn them off; a wrong delta param is refused", async () => {
+  const channels = [
+    defineChannel({ topic: "plain:*", access: "public", deltas: false }),
+    defineChannel({ topic: "status:*", access: "public" }),
+  ];
+  await using app = serveInProcess({ channels });
+  const updates = statusUpdates(5);
+  const sse = await openSse(`${app.url}/events?topic=plain:a&delta=fossil`);
+  const { ws } = await joinRaw(app.socketUrl, "plain:a", { delta: "fossil" });
+  try {
+    await sse.next((e) => e.event === "joined");
+    for (const payload of updates) app.switchboard.hub.broadcast("plain:a", "status", payload);
+    await waitFor(() => sse.events.filter((e) => e.event === "status").length === 5, "SSE events");
+    await waitFor(() => ws.log.filter((f) => f.event === "status").length === 5, "frames");
+    assert.deepEqual(decodeSse(sse, "plain:a").kinds, ["full", "full", "full", "full", "full"]);
+    assert.ok(!ws.log.some((f) => f.event === "phx_delta"));
+
+    const bad = await fetch(`${app.url}/events?topic=status:a&delta=gzip`);
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error, /delta must be "fossil"/);
+    ws.push("2", "2", "status:b", "phx_join", { delta: "vcdiff" });
+    const refused = replyOf(await ws.next((f) => f.ref === "2" && f.event === "phx_reply"));
+    assert.equal(refused.status, "error");
+    assert.equal(refused.response.reason, "invalid_params");
+    assert.match(String(refused.response.detail), /delta must be "fossil"/);
+  } finally {
+    await sse.close();
+    await ws.close();
+  }
+});
