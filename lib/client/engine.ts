@@ -20,6 +20,7 @@
  * @module
  */
 import { LongPoll, Presence, Socket } from "phoenix";
+import { DELTA_EVENT, DELTA_FORMAT, DeltaDecoder } from "./delta.ts";
 import { type ConnectionState, type Feed, openFeed } from "./feed.ts";
 import { connectPhoenix, type PhoenixConnection, type SocketLike } from "./phoenix_helpers.ts";
 import {
@@ -106,6 +107,8 @@ export class Engine {
   readonly #subs = new Map<string, SubTarget>();
   readonly #tabs = new Set<string>();
   #closed = false;
+  /** The channels' delta bases, when the engine asks for deltas. */
+  readonly #deltas?: DeltaDecoder;
 
   constructor(
     readonly options: EngineOptions,
@@ -113,6 +116,7 @@ export class Engine {
     resume?: ResumeState,
   ) {
     this.resume = resume ?? new ResumeState();
+    if (options.deltas) this.#deltas = new DeltaDecoder();
   }
 
   /** The tabs the engine has heard from and not seen leave. */
@@ -198,13 +202,7 @@ export class Engine {
     let entry = this.#topics.get(topic);
     if (entry && JSON.stringify(entry.params) !== JSON.stringify(params)) {
       // New params for a joined topic: the last join wins, as in Phoenix, for every tab.
-      entry.params = params;
-      entry.joined = undefined;
-      entry.channel.leave();
-      const subs = entry.subs;
-      this.#topics.delete(topic);
-      entry = this.#openTopic(topic, params);
-      for (const [k, sub] of subs) entry.subs.set(k, sub);
+      entry = this.#reopen(entry, params);
     }
     entry ??= this.#openTopic(topic, params);
     entry.subs.set(key, { tab, cid });
@@ -214,6 +212,18 @@ export class Engine {
       this.#out({ t: "joined", to: [tab], cid, ...entry.joined });
       if (entry.hasPresence) this.#sendPresence(entry);
     }
+  }
+
+  /** Leaves the topic's channel and joins it again (resuming) with `params`, for the same tabs. */
+  #reopen(entry: TopicEntry, params: Payload): TopicEntry {
+    this.#topics.delete(entry.topic);
+    entry.joined = undefined;
+    entry.channel.leave();
+    for (const { timer } of entry.departing.values()) clearTimeout(timer);
+    this.#deltas?.forget(entry.topic);
+    const fresh = this.#openTopic(entry.topic, params);
+    for (const [k, sub] of entry.subs) fresh.subs.set(k, sub);
+    return fresh;
   }
 
   #openTopic(topic: string, params: Payload): TopicEntry {
@@ -235,10 +245,15 @@ export class Engine {
       const resumable = known && JSON.stringify(known.params) === JSON.stringify(entry.params);
       entry.skip = resumable ? new Map(known.log) : new Map();
       entry.resumed = Boolean(resumable);
-      return { ...entry.params, cursor: resumable ? known.cursor : "" };
+      const params = { ...entry.params, cursor: resumable ? known.cursor : "" };
+      return this.#deltas ? { ...params, delta: DELTA_FORMAT } : params;
     });
     channel.onMessage = (event, payload) => {
-      if (!_INTERNAL.test(event) && this.#topics.get(topic) === entry) {
+      if (this.#topics.get(topic) !== entry) return payload;
+      if (event === DELTA_EVENT) this.#delta(entry, payload);
+      else if (!_INTERNAL.test(event)) {
+        // Replayed ones too (skipped below): the server counts them as the client's latest.
+        this.#deltas?.full(topic, event, payload);
         this.#message(entry, event, payload);
       }
       return payload;
@@ -296,6 +311,20 @@ export class Engine {
       }
       this.#out({ t: "forget", to: [], topic: entry.topic });
     }
+  }
+
+  /**
+   * A delta: the rebuilt message goes on like any other. One that cannot be applied makes the
+   * engine join again from its cursor: the server replays what came since in full, and what
+   * was delivered already is skipped.
+   */
+  #delta(entry: TopicEntry, frame: Payload): void {
+    const { event, delta } = frame;
+    const payload = this.#deltas && typeof event === "string" && typeof delta === "string"
+      ? this.#deltas.apply(entry.topic, event, delta)
+      : undefined;
+    if (payload) this.#message(entry, event as string, payload);
+    else this.#reopen(entry, entry.params);
   }
 
   #message(entry: TopicEntry, event: string, payload: Payload): void {
@@ -380,6 +409,7 @@ export class Engine {
       created.feed = openFeed({
         url: `${this.options.eventsUrl}${sep}topic=${encodeURIComponent(topic)}${extra}`,
         events,
+        deltas: this.options.deltas,
         cursor: this.resume.feeds.get(key),
         onEvent: (e) => {
           if (this.#feeds.get(key) !== created) return;
@@ -433,6 +463,7 @@ export class Engine {
       }
       this.#topics.delete(sub.topic);
       for (const { timer } of entry.departing.values()) clearTimeout(timer);
+      this.#deltas?.forget(sub.topic);
       entry.channel.leave();
       // Left on purpose: a later join starts live, not from this join's cursor.
       this.#out({ t: "forget", to: [], topic: sub.topic });
