@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel (or 1-8, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | deltas (or 1-9, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -29,6 +29,15 @@ import { runStorm, type StormResult } from "./scenarios/storm.ts";
 import { runSoak, type SoakResult } from "./scenarios/soak.ts";
 import { runWorkers, WORKER, type WorkersResult } from "./scenarios/workers.ts";
 import { type ParallelResult, runParallel, WORKERS } from "./scenarios/parallel.ts";
+import {
+  DELTAS_FULL,
+  DELTAS_QUICK,
+  type DeltasOptions,
+  type DeltasResult,
+  deltasRows,
+  describeDeltas,
+  runDeltas,
+} from "./scenarios/deltas.ts";
 
 const SCENARIOS = [
   "fanout",
@@ -39,6 +48,7 @@ const SCENARIOS = [
   "soak",
   "workers",
   "parallel",
+  "deltas",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -58,6 +68,8 @@ interface Config {
   workers: { fanout: FanoutOptions[]; latency: LatencyOptions };
   /** `deno serve --parallel` with 1 and 2 workers, same rounds. */
   parallel: { fanout: FanoutOptions; latency: LatencyOptions };
+  /** Fossil deltas against full payloads on a status page (scenarios/deltas.ts). */
+  deltas: DeltasOptions;
 }
 
 const _fanout = (n: number, batch: number, perRound: number, rounds: number): FanoutOptions => ({
@@ -89,6 +101,7 @@ const FULL: Config = {
     fanout: _fanout(2_000, 10, 150, 3),
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
+  deltas: DELTAS_FULL,
 };
 
 const QUICK: Config = {
@@ -112,6 +125,7 @@ const QUICK: Config = {
     fanout: _fanout(500, 10, 200, 2),
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
+  deltas: DELTAS_QUICK,
 };
 
 function parseArgs(args: string[]) {
@@ -125,7 +139,9 @@ function parseArgs(args: string[]) {
       scenarios = arg.slice(11).split(",").map((name) => {
         const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
         if (!SCENARIOS.includes(s as Scenario)) {
-          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-8`);
+          throw new Error(
+            `unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-${SCENARIOS.length}`,
+          );
         }
         return s as Scenario;
       });
@@ -153,6 +169,7 @@ interface Results {
   soak?: SoakResult;
   workers?: WorkersResult;
   parallel?: ParallelResult;
+  deltas?: DeltasResult;
 }
 
 async function main() {
@@ -230,6 +247,11 @@ async function main() {
     results.parallel = await runParallel(config.parallel.fanout, config.parallel.latency);
   }
 
+  if (scenarios.includes("deltas")) {
+    log("Fossil deltas: a status page's SSE viewers with and without deltas, same server");
+    results.deltas = await runDeltas(config.deltas);
+  }
+
   const rows = buildRows(results, config, sio.ok);
   const finished = new Date();
   const table = renderTable(rows);
@@ -242,6 +264,7 @@ async function main() {
   if (results.crossNode?.skipped) {
     console.log(`\ncross-node: skipped: ${results.crossNode.skipped}`);
   }
+  if (results.deltas) console.log(`\n${describeDeltas(results.deltas)}`);
   const notes = closeNotes(results);
   if (notes.length) console.log(`\n${notes.join("\n")}`);
   const report = {
@@ -522,6 +545,7 @@ function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
       }
     }
   }
+  if (results.deltas) rows.push(...deltasRows(results.deltas));
   const soak = results.soak;
   if (soak) {
     const title = `6 soak ${soak.seconds} s, ${n(soak.cycles)} client lives`;
