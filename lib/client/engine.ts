@@ -119,6 +119,13 @@ export class Engine {
     if (options.deltas) this.#deltas = new DeltaDecoder();
   }
 
+  /** Deltas applied so far, on channels and open feeds (docs/deltas.md). */
+  get deltasApplied(): number {
+    let n = this.#deltas?.applied ?? 0;
+    for (const entry of this.#feeds.values()) n += entry.feed.deltasApplied;
+    return n;
+  }
+
   /** The tabs the engine has heard from and not seen leave. */
   get tabs(): ReadonlySet<string> {
     return this.#tabs;

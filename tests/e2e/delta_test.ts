@@ -9,6 +9,9 @@
 import assert from "node:assert/strict";
 import { applyStringDelta } from "fossil-delta";
 import { statusUpdates } from "../../bench/lib/status_workload.ts";
+import { Engine } from "../../lib/client/engine.ts";
+import { openFeed } from "../../lib/client/feed.ts";
+import type { EngineMessage } from "../../lib/client/wire.ts";
 import { defineChannel } from "../../lib/core/channel.ts";
 import { serveInProcess } from "../support/in_process.ts";
 import { connectSocket, disconnect, join } from "../support/phoenix.ts";
@@ -273,5 +276,104 @@ Deno.test("deltas: a channel can turn them off; a wrong delta param is refused",
   } finally {
     await sse.close();
     await ws.close();
+  }
+});
+
+Deno.test("deltas in our client: channels and feeds rebuild every payload; a bad delta is asked again", async (t) => {
+  const server = await startServer();
+  const updates = statusUpdates(30);
+  const expected = updates.map((u) => JSON.stringify(u));
+  try {
+    await t.step("a channel over WebSocket and a feed over SSE, through the engine", async () => {
+      const topic = "status:client-deltas";
+      const got = { channel: [] as string[], feed: [] as string[], feedDeltas: 0 };
+      let joined = false;
+      let feedLive = false;
+      const engine = new Engine({
+        endpoint: `${server.url.replace("http", "ws")}/socket`,
+        eventsUrl: `${server.url}/events`,
+        pollUrl: `${server.url}/api/topics/`,
+        params: {},
+        longPollFallbackMs: 2500,
+        presenceLeaveGraceMs: 0,
+        deltas: true,
+      }, (msg: EngineMessage) => {
+        if (msg.t === "joined") joined = msg.status === "ok";
+        // The stream answers once its topic is joined: live means subscribed.
+        if (msg.t === "feedState" && msg.state.kind === "live") feedLive = true;
+        if (msg.t === "msg" && msg.event === "status") {
+          got.channel.push(JSON.stringify(msg.payload));
+        }
+        if (msg.t === "feedEvent" && msg.event === "status") {
+          got.feed.push(JSON.stringify(msg.payload));
+          if (msg.delta) got.feedDeltas++;
+        }
+      });
+      try {
+        engine.handle({ t: "join", from: "t1", cid: 1, topic, params: {} });
+        const events = ["joined", "status"];
+        engine.handle({ t: "feed", from: "t1", cid: 2, topic, events, poll: false });
+        await waitFor(() => joined, "the channel's join");
+        await waitFor(() => feedLive, "the feed's stream");
+        await publishAll(server.url, topic, updates);
+        await waitFor(() => got.channel.length === 30 && got.feed.length === 30, "30 of each");
+        assert.deepEqual(got.channel, expected);
+        assert.deepEqual(got.feed, expected);
+        // The first of each is full; the 29 after it are deltas, on both.
+        assert.equal(got.feedDeltas, 29);
+        assert.equal(engine.deltasApplied, 58);
+      } finally {
+        engine.close();
+      }
+    });
+
+    await t.step(
+      "a delta that does not apply makes the feed resume with full payloads",
+      async () => {
+        const topic = "status:client-corrupt";
+        // The real EventSource, with one delta damaged on its way (as a broken proxy might).
+        let damaged = 0;
+        let opened = 0;
+        class DamagingEventSource extends EventSource {
+          constructor(url: string | URL) {
+            super(url);
+            opened++;
+          }
+          // deno-lint-ignore no-explicit-any
+          override addEventListener(type: string, listener: any): void {
+            super.addEventListener(type, (m: MessageEvent<string>) => {
+              if (type === "status" && m.data.includes('"delta"') && damaged++ === 9) {
+                const bad = m.data.replace(/;"}$/, 'X;"}'); // the checksum no longer matches
+                listener(new MessageEvent(type, { data: bad, lastEventId: m.lastEventId }));
+              } else listener(m);
+            });
+          }
+        }
+        const payloads: string[] = [];
+        let live = false;
+        const feed = openFeed({
+          url: `${server.url}/events?topic=${topic}`,
+          events: ["joined", "status"],
+          deltas: true,
+          EventSource: DamagingEventSource as typeof EventSource,
+          onEvent: (e) => {
+            if (e.event === "joined") live = true;
+            else payloads.push(JSON.stringify(e.payload));
+          },
+        });
+        try {
+          await waitFor(() => live, "the feed's join");
+          await publishAll(server.url, topic, updates);
+          await waitFor(() => payloads.length === 30, "30 payloads", 10_000);
+          assert.ok(damaged > 9, "no delta was damaged");
+          assert.equal(opened, 2, "the stream was not reopened after the bad delta");
+          assert.deepEqual(payloads, expected, "every payload once, in order");
+        } finally {
+          feed.close();
+        }
+      },
+    );
+  } finally {
+    await server.stop();
   }
 });
