@@ -10,7 +10,6 @@
  * ```
  * @module
  */
-import type { DeltaLink } from "./delta.ts";
 import type { Payload } from "./message.ts";
 
 /** Where a broadcast came from: the node, and (for broadcast-from) the instance to skip. */
@@ -37,6 +36,14 @@ export interface BroadcastInit {
   at?: number;
 }
 
+/** A broadcast's Fossil delta against its topic's previous message (made by `delta.ts`). */
+export interface BroadcastDelta {
+  /** The message the delta applies to. */
+  readonly base: { readonly message: Broadcast };
+  /** The delta as a JSON string literal, or null when the full payload is to be sent. */
+  readonly deltaJson: string | null;
+}
+
 const _NO_ORIGIN: Origin = Object.freeze({ nodeId: "" });
 
 /** A message to every subscriber of a topic, with memoized encodings. */
@@ -53,7 +60,7 @@ export class Broadcast {
    * Its link to the topic's previous message, for subscribers that take deltas (set by the hub
    * before delivery, dropped after it: see `delta.ts`).
    */
-  delta?: DeltaLink;
+  delta?: BroadcastDelta;
   /** Format name → encoding; a broadcast rarely meets more than two formats. */
   #encodings?: Map<string, string | Uint8Array>;
 

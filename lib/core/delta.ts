@@ -22,7 +22,7 @@
  * @module
  */
 import { createStringDelta } from "fossil-delta";
-import type { Broadcast } from "./broadcast.ts";
+import type { Broadcast, BroadcastDelta } from "./broadcast.ts";
 import type { Payload } from "./message.ts";
 import { PhxEvent } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
@@ -49,7 +49,7 @@ export class PayloadText {
 }
 
 /** A message and the one before it on its topic: the delta between them, made at most once. */
-export class DeltaLink {
+export class DeltaLink implements BroadcastDelta {
   /** undefined: not made yet; null: the full payload is to be sent. */
   #json?: string | null;
 

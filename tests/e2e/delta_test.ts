@@ -14,6 +14,7 @@ import { openFeed } from "../../lib/client/feed.ts";
 import type { EngineMessage } from "../../lib/client/wire.ts";
 import { defineChannel } from "../../lib/core/channel.ts";
 import { serveInProcess } from "../support/in_process.ts";
+import { LongPoll } from "phoenix";
 import { connectSocket, disconnect, join } from "../support/phoenix.ts";
 import { openRaw, type RawFrame, type RawSocket, replyOf } from "../support/raw_ws.ts";
 import { startServer } from "../support/server.ts";
@@ -177,6 +178,24 @@ Deno.test("deltas: 100 one-component updates over SSE and WebSocket, with and wi
         );
       },
     );
+
+    await t.step("an official Phoenix client that asks gets phx_delta over long-poll", async () => {
+      const poller = await connectSocket(server.socketUrl, {}, { transport: LongPoll });
+      const pollTopic = "status:delta-longpoll";
+      const decoded = new Decoded();
+      const asked = poller.channel(pollTopic, { delta: "fossil" });
+      asked.on("status", (p: unknown) => decoded.full(JSON.stringify(p), 0));
+      asked.on("phx_delta", (p: { event: string; delta: string }) => decoded.delta(p.delta, 0));
+      try {
+        await join(asked);
+        await publishAll(server.url, pollTopic, updates.slice(0, 10));
+        await waitFor(() => decoded.texts.length === 10, "ten messages over long-poll");
+        assert.deepEqual(decoded.texts, expected.slice(0, 10));
+        assert.equal(_countOf(decoded, "delta"), 9);
+      } finally {
+        await disconnect(poller);
+      }
+    });
 
     await t.step("an SSE resume (Last-Event-ID) starts with a full payload", async () => {
       const lastId = sseDelta.events.at(-1)!.lastEventId;
