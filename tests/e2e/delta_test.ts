@@ -298,6 +298,52 @@ Deno.test("deltas: a channel can turn them off; a wrong delta param is refused",
   }
 });
 
+Deno.test("deltas: a gap (broadcast-from) or a push to the client sends the next one in full", async () => {
+  const channels = [
+    defineChannel({
+      topic: "room:*",
+      access: "public",
+      // "set": a broadcast-from of the payload; anything else: pushed back to the sender.
+      handleIn(ctx, event, payload) {
+        if (event === "set") ctx.broadcastFrom("status", payload);
+        else ctx.push("note", payload);
+        return {};
+      },
+    }),
+  ];
+  await using app = serveInProcess({ channels });
+  const topic = "room:1";
+  const u = statusUpdates(5);
+  const a = await joinRaw(app.socketUrl, topic, { delta: "fossil" });
+  const b = await joinRaw(app.socketUrl, topic, { delta: "fossil" });
+  const statuses = (ws: RawSocket) =>
+    ws.log.filter((f) => f.topic === topic && (f.event === "status" || f.event === "phx_delta"))
+      .length;
+  try {
+    app.switchboard.hub.broadcast(topic, "status", u[0]);
+    app.switchboard.hub.broadcast(topic, "status", u[1]);
+    a.ws.push("1", "2", topic, "set", u[2]); // to everyone but a
+    await waitFor(() => statuses(b.ws) === 3, "b's third status");
+    app.switchboard.hub.broadcast(topic, "status", u[3]);
+    b.ws.push("1", "3", topic, "note", { text: "for b only" });
+    await b.ws.next((f) => f.event === "note");
+    app.switchboard.hub.broadcast(topic, "status", u[4]);
+    await waitFor(() => statuses(a.ws) === 4 && statuses(b.ws) === 5, "every status");
+    const da = decodeWs(a.ws.log, topic);
+    const db = decodeWs(b.ws.log, topic);
+    // a missed u2 (its own broadcast-from): u3 comes in full.
+    assert.deepEqual(da.kinds, ["full", "delta", "full", "delta"]);
+    // b was pushed a note after u3: u4 comes in full.
+    assert.deepEqual(db.kinds, ["full", "delta", "delta", "delta", "full"]);
+    const json = u.map((x) => JSON.stringify(x));
+    assert.deepEqual(da.texts, [json[0], json[1], json[3], json[4]]);
+    assert.deepEqual(db.texts, json);
+  } finally {
+    await a.ws.close();
+    await b.ws.close();
+  }
+});
+
 Deno.test("deltas in our client: channels and feeds rebuild every payload; a bad delta is asked again", async (t) => {
   const server = await startServer();
   const updates = statusUpdates(30);
