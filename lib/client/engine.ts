@@ -256,7 +256,9 @@ export class Engine {
       return this.#deltas ? { ...params, delta: DELTA_FORMAT } : params;
     });
     channel.onMessage = (event, payload) => {
-      if (this.#topics.get(topic) !== entry) return payload;
+      // Before its join reply, a message is the previous instance's, still on its way (after
+      // a rejoin on this socket): the new instance replays it from the cursor.
+      if (this.#topics.get(topic) !== entry || !entry.joined) return payload;
       if (event === DELTA_EVENT) this.#delta(entry, payload);
       else if (!_INTERNAL.test(event)) {
         // Replayed ones too (skipped below): the server counts them as the client's latest.

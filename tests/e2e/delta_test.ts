@@ -392,6 +392,53 @@ Deno.test("deltas in our client: channels and feeds rebuild every payload; a bad
       }
     });
 
+    await t.step("a delta that does not apply makes a channel rejoin from its cursor", async () => {
+      const topic = "status:client-rejoin";
+      // The real WebSocket, with one phx_delta damaged on its way; phoenix reads the global.
+      let damaged = 0;
+      const RealWebSocket = globalThis.WebSocket;
+      class DamagingWebSocket extends RealWebSocket {
+        override set onmessage(handler: ((e: MessageEvent) => void) | null) {
+          super.onmessage = (e: MessageEvent) => {
+            const text = typeof e.data === "string" ? e.data : "";
+            if (handler && text.includes('"phx_delta"') && damaged++ === 9) {
+              handler(new MessageEvent("message", { data: text.replace(/;"}]$/, 'X;"}]') }));
+            } else handler?.(e);
+          };
+        }
+        override get onmessage(): ((e: MessageEvent) => void) | null {
+          return super.onmessage;
+        }
+      }
+      const payloads: string[] = [];
+      let joins = 0;
+      globalThis.WebSocket = DamagingWebSocket;
+      const engine = new Engine({
+        endpoint: `${server.url.replace("http", "ws")}/socket`,
+        eventsUrl: `${server.url}/events`,
+        pollUrl: `${server.url}/api/topics/`,
+        params: {},
+        longPollFallbackMs: 2500,
+        presenceLeaveGraceMs: 0,
+        deltas: true,
+      }, (msg: EngineMessage) => {
+        if (msg.t === "joined" && msg.status === "ok") joins++;
+        if (msg.t === "msg" && msg.event === "status") payloads.push(JSON.stringify(msg.payload));
+      });
+      try {
+        engine.handle({ t: "join", from: "t1", cid: 1, topic, params: {} });
+        await waitFor(() => joins === 1, "the join");
+        await publishAll(server.url, topic, updates);
+        await waitFor(() => payloads.length === 30, "30 payloads", 10_000);
+        assert.ok(damaged > 9, "no delta was damaged");
+        assert.equal(joins, 2, "the channel did not join again after the bad delta");
+        assert.deepEqual(payloads, expected, "every payload once, in order");
+      } finally {
+        engine.close();
+        globalThis.WebSocket = RealWebSocket;
+      }
+    });
+
     await t.step(
       "a delta that does not apply makes the feed resume with full payloads",
       async () => {
