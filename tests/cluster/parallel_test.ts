@@ -50,7 +50,7 @@ async function workers(url: string) {
   };
 }
 
-Deno.test("deno task start:parallel: two workers act as one node", async (t) => {
+Deno.test("deno task start:parallel: two isolates act as one server", async (t) => {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: await taskArgs(),

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { applyStringDelta, createStringDelta } from "fossil-delta";
-import { MemoryBroker } from "../../lib/cluster/broker.ts";
+import { MemoryBroker } from "../../lib/core/broker_memory.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { DeltaReceiver, fossilDeltaJson } from "../../lib/core/delta.ts";
 import { Hub } from "../../lib/core/hub.ts";
