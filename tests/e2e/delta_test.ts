@@ -7,7 +7,6 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { applyStringDelta } from "fossil-delta";
 import { statusUpdates } from "../../bench/lib/status_workload.ts";
 import { Engine } from "../../lib/client/engine.ts";
 import { openFeed } from "../../lib/client/feed.ts";
@@ -16,104 +15,11 @@ import { defineChannel } from "../../lib/core/channel.ts";
 import { serveInProcess } from "../support/in_process.ts";
 import { LongPoll } from "phoenix";
 import { connectSocket, disconnect, join } from "../support/phoenix.ts";
-import { openRaw, type RawFrame, type RawSocket, replyOf } from "../support/raw_ws.ts";
+import { countOf, Decoded, decodeSse, decodeWs, joinRaw, publishAll } from "../support/deltas.ts";
+import { type RawSocket, replyOf } from "../support/raw_ws.ts";
 import { startServer } from "../support/server.ts";
-import { openSse, type SseEvent, type SseStream } from "../support/sse.ts";
+import { openSse, type SseStream } from "../support/sse.ts";
 import { waitFor } from "../support/wait.ts";
-
-const _utf8 = new TextEncoder();
-
-/** Publishes `payloads` one after the other as event `status` on `topic`. */
-async function publishAll(url: string, topic: string, payloads: Record<string, unknown>[]) {
-  for (const payload of payloads) {
-    const res = await fetch(`${url}/api/broadcast`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ topic, event: "status", payload }),
-    });
-    await res.body?.cancel();
-    assert.equal(res.status, 202);
-  }
-}
-
-/**
- * A subscriber's view of one topic: the exact JSON text of each payload, rebuilt from full
- * messages (cut out of the frame's text, not re-encoded) and deltas (applied to the previous).
- */
-class Decoded {
-  texts: string[] = [];
-  kinds: ("full" | "delta")[] = [];
-  bytes = 0;
-
-  full(text: string, wireBytes: number): void {
-    this.texts.push(text);
-    this.kinds.push("full");
-    this.bytes += wireBytes;
-  }
-
-  delta(delta: string, wireBytes: number): void {
-    const base = this.texts.at(-1);
-    assert.ok(base !== undefined, "a delta arrived before any full payload");
-    this.texts.push(applyStringDelta(base, delta));
-    this.kinds.push("delta");
-    this.bytes += wireBytes;
-  }
-}
-
-/** The SSE event's bytes as the server wrote them (`id:`, `event:`, one `data:` line). */
-function sseBytes(e: SseEvent): number {
-  const id = e.id === undefined ? "" : `id: ${e.id}\n`;
-  return _utf8.encode(`${id}event: ${e.event}\ndata: ${e.data}\n\n`).byteLength;
-}
-
-/** Reads SSE `status` events from `stream` (from its `from`-th event on) into a {@link Decoded}. */
-function decodeSse(stream: SseStream, topic: string, from = 0): Decoded {
-  const out = new Decoded();
-  const prefix = `{"topic":${JSON.stringify(topic)},"payload":`;
-  for (const e of stream.events.slice(from)) {
-    if (e.event !== "status") continue;
-    const data = e.json as { delta?: string };
-    if (typeof data.delta === "string") out.delta(data.delta, sseBytes(e));
-    else {
-      assert.ok(e.data.startsWith(prefix), `unexpected SSE data ${e.data.slice(0, 80)}`);
-      out.full(e.data.slice(prefix.length, -1), sseBytes(e));
-    }
-  }
-  return out;
-}
-
-/** Reads the WebSocket frames of `topic` into a {@link Decoded}. */
-function decodeWs(frames: RawFrame[], topic: string): Decoded {
-  const out = new Decoded();
-  const prefix = `[null,null,${JSON.stringify(topic)},"status",`;
-  for (const f of frames) {
-    if (f.topic !== topic || typeof f.raw !== "string") continue;
-    const bytes = _utf8.encode(f.raw).byteLength;
-    if (f.event === "phx_delta") {
-      const p = f.payload as { event: string; delta: string };
-      assert.equal(p.event, "status");
-      out.delta(p.delta, bytes);
-    } else if (f.event === "status") {
-      assert.ok(f.raw.startsWith(prefix));
-      out.full(f.raw.slice(prefix.length, -1), bytes);
-    }
-  }
-  return out;
-}
-
-async function joinRaw(
-  socketUrl: string,
-  topic: string,
-  payload: Record<string, unknown>,
-): Promise<{ ws: RawSocket; response: Record<string, unknown> }> {
-  const ws = await openRaw(`${socketUrl}/websocket?vsn=2.0.0`);
-  ws.push("1", "1", topic, "phx_join", payload);
-  const reply = replyOf(await ws.next((f) => f.ref === "1" && f.event === "phx_reply"));
-  assert.equal(reply.status, "ok", JSON.stringify(reply.response));
-  return { ws, response: reply.response };
-}
-
-const _countOf = (d: Decoded, kind: "full" | "delta") => d.kinds.filter((k) => k === kind).length;
 
 Deno.test("deltas: 100 one-component updates over SSE and WebSocket, with and without", async (t) => {
   const server = await startServer();
@@ -155,8 +61,8 @@ Deno.test("deltas: 100 one-component updates over SSE and WebSocket, with and wi
         assert.deepEqual(without.texts, expected.slice(0, 100), `${name}: full payloads`);
         // The first message after the join is full; every later one is a delta.
         assert.equal(withDeltas.kinds[0], "full");
-        assert.equal(_countOf(withDeltas, "delta"), 99, `${name}: deltas`);
-        assert.equal(_countOf(without, "delta"), 0);
+        assert.equal(countOf(withDeltas, "delta"), 99, `${name}: deltas`);
+        assert.equal(countOf(without, "delta"), 0);
         const ratio = without.bytes / withDeltas.bytes;
         assert.ok(ratio >= 5, `${name}: only ${ratio.toFixed(1)}x fewer bytes`);
         console.log(
@@ -191,7 +97,7 @@ Deno.test("deltas: 100 one-component updates over SSE and WebSocket, with and wi
         await publishAll(server.url, pollTopic, updates.slice(0, 10));
         await waitFor(() => decoded.texts.length === 10, "ten messages over long-poll");
         assert.deepEqual(decoded.texts, expected.slice(0, 10));
-        assert.equal(_countOf(decoded, "delta"), 9);
+        assert.equal(countOf(decoded, "delta"), 9);
       } finally {
         await disconnect(poller);
       }
