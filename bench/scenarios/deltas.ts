@@ -15,8 +15,8 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import type { Row } from "../lib/report.ts";
-import { sleep } from "../lib/proc.ts";
+import type { Row, Section } from "../lib/report.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { cpuTicks, otherLoad } from "../lib/stats.ts";
 import { statusUpdates } from "../lib/status_workload.ts";
 import { startTarget, type Target } from "../lib/targets.ts";
@@ -225,13 +225,13 @@ export async function runDeltas(o: DeltasOptions): Promise<DeltasResult> {
   return result;
 }
 
-/** The scenario's rows of the bench table (Switchboard column only; the pass rule above). */
-export function deltasRows(r: DeltasResult): Row[] {
+/** The scenario's section of the bench table (Switchboard column only; the pass rule above). */
+export function deltasReport(r: DeltasResult): Section {
   const title = `9 deltas, ${r.viewers.toLocaleString("en-US")} SSE viewers, ${
     Math.round(r.payloadBytes / 1024)
   } KB status`;
   const notes = r.error ? { switchboard: r.error } : undefined;
-  return [
+  const rows: Row[] = [
     {
       scenario: title,
       metric: "bytes/delivery, full / delta",
@@ -255,6 +255,8 @@ export function deltasRows(r: DeltasResult): Row[] {
       pass: r.cpuRatio === undefined ? undefined : r.cpuRatio <= MAX_CPU_RATIO,
     },
   ];
+  // The summary (with the pass rule's verdict) goes under the table.
+  return { rows, notes: [describeDeltas(r)] };
 }
 
 /** The result as table lines. */
