@@ -35,7 +35,7 @@ export interface DeltasOptions {
 
 /** The full run's options (the workload) and a smoke run's. */
 export const DELTAS_FULL: DeltasOptions = { n: 2_000, perRound: 20, rounds: 3, timeoutMs: 60_000 };
-export const DELTAS_QUICK: DeltasOptions = { n: 300, perRound: 10, rounds: 2, timeoutMs: 30_000 };
+export const DELTAS_QUICK: DeltasOptions = { n: 500, perRound: 40, rounds: 2, timeoutMs: 30_000 };
 
 /** The goal: at least this many times fewer bytes with deltas… */
 export const MIN_BYTES_RATIO = 5;
