@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | deltas (or 1-9, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd | deltas (or 1-10, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -39,6 +39,7 @@ import { runStorm, stormReport, type StormResult } from "./scenarios/storm.ts";
 import { runSoak, soakReport, type SoakResult } from "./scenarios/soak.ts";
 import { runWorkers, workersReport, type WorkersResult } from "./scenarios/workers.ts";
 import { parallelReport, type ParallelResult, runParallel } from "./scenarios/parallel.ts";
+import { type CrowdOptions, crowdReport, type CrowdResult, runCrowd } from "./scenarios/crowd.ts";
 import {
   DELTAS_FULL,
   DELTAS_QUICK,
@@ -57,6 +58,7 @@ const SCENARIOS = [
   "soak",
   "workers",
   "parallel",
+  "crowd",
   "deltas",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
@@ -77,6 +79,8 @@ interface Config {
   workers: { fanout: FanoutOptions[]; latency: LatencyOptions };
   /** `deno serve --parallel` with 1 and 2 workers, same rounds. */
   parallel: { fanout: FanoutOptions; latency: LatencyOptions };
+  /** Crowd presence: a join storm on one node and on two (bench/scenarios/crowd.ts). */
+  crowd: CrowdOptions;
   /** Fossil deltas against full payloads on a status page (scenarios/deltas.ts). */
   deltas: DeltasOptions;
 }
@@ -110,6 +114,7 @@ const FULL: Config = {
     fanout: _fanout(2_000, 10, 150, 3),
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
+  crowd: { n: 5_000, spreadMs: 2_500 },
   deltas: DELTAS_FULL,
 };
 
@@ -134,6 +139,7 @@ const QUICK: Config = {
     fanout: _fanout(500, 10, 200, 2),
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
+  crowd: { n: 1_000, spreadMs: 1_000 },
   deltas: DELTAS_QUICK,
 };
 
@@ -146,7 +152,7 @@ function parseArgs(args: string[]) {
     else if (arg.startsWith("--out=")) out = arg.slice(6);
     else if (arg.startsWith("--scenario=")) {
       scenarios = arg.slice(11).split(",").map((name) => {
-        const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
+        const s = /^\d+$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
         if (!SCENARIOS.includes(s as Scenario)) {
           throw new Error(
             `unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-${SCENARIOS.length}`,
@@ -156,7 +162,7 @@ function parseArgs(args: string[]) {
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,deltas] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd,deltas] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -178,6 +184,7 @@ interface Results {
   soak?: SoakResult;
   workers?: WorkersResult;
   parallel?: ParallelResult;
+  crowd?: CrowdResult;
   deltas?: DeltasResult;
 }
 
@@ -256,6 +263,7 @@ async function main() {
     results.parallel = await runParallel(config.parallel.fanout, config.parallel.latency);
   }
 
+  if (scenarios.includes("crowd")) results.crowd = await runCrowd(config.crowd);
   if (scenarios.includes("deltas")) {
     log("Fossil deltas: a status page's SSE viewers with and without deltas, same server");
     results.deltas = await runDeltas(config.deltas);
@@ -329,6 +337,7 @@ function buildReport(results: Results, config: Config, sioOk: boolean): Required
   if (results.workers) sections.push(workersReport(results.workers, config.workers.latency));
   if (results.parallel) sections.push(parallelReport(results.parallel, config.parallel.fanout));
   if (results.soak) sections.push(soakReport(results.soak));
+  if (results.crowd) sections.push(crowdReport(results.crowd));
   if (results.deltas) sections.push(deltasReport(results.deltas));
   return {
     rows: sections.flatMap((s) => s.rows),

@@ -1,5 +1,5 @@
 /**
- * Scenario 9, Fossil deltas on a status page: `n` SSE viewers of a 20-component, ~10 KB status
+ * Scenario 10, Fossil deltas on a status page: `n` SSE viewers of a 20-component, ~10 KB status
  * (bench/lib/status_workload.ts), one component changing per update. Two groups of `n` viewers
  * on one Switchboard server, in the same run: one plain (`/events?topic=…`), one asking for
  * deltas (`&delta=fossil`), each on its own topic and load generator. Rounds alternate between
@@ -227,7 +227,7 @@ export async function runDeltas(o: DeltasOptions): Promise<DeltasResult> {
 
 /** The scenario's section of the bench table (Switchboard column only; the pass rule above). */
 export function deltasReport(r: DeltasResult): Section {
-  const title = `9 deltas, ${r.viewers.toLocaleString("en-US")} SSE viewers, ${
+  const title = `10 deltas, ${r.viewers.toLocaleString("en-US")} SSE viewers, ${
     Math.round(r.payloadBytes / 1024)
   } KB status`;
   const notes = r.error ? { switchboard: r.error } : undefined;

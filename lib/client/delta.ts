@@ -26,10 +26,10 @@ export const DELTA_FORMAT = "fossil";
 export const DELTA_EVENT = "phx_delta";
 
 /**
- * Events that are not part of a topic's chain: presence (the server leaves it out) and the
- * join reply (SSE `joined`). `reset` starts the chain over.
+ * Events that are not part of a topic's chain: presence and occupancy counts (the server leaves
+ * them out) and the join reply (SSE `joined`). `reset` starts the chain over.
  */
-const _OUTSIDE = /^(phx_|presence_state$|presence_diff$|joined$)/;
+const _OUTSIDE = /^(phx_|presence_state$|presence_diff$|occupancy$|joined$)/;
 
 /** Per topic, the payload the next delta applies to. */
 export class DeltaDecoder {
@@ -65,6 +65,14 @@ export class DeltaDecoder {
     this.#bases.set(topic, { event, json });
     this.applied++;
     return payload as Payload;
+  }
+
+  /** A `phx_delta` frame's payload `{event, delta}` rebuilt, or undefined (see {@link apply}). */
+  applyFrame(topic: string, frame: Payload): { event: string; payload: Payload } | undefined {
+    const { event, delta } = frame;
+    if (typeof event !== "string" || typeof delta !== "string") return undefined;
+    const payload = this.apply(topic, event, delta);
+    return payload && { event, payload };
   }
 
   /** Forgets a topic (left, or its stream starts over). */

@@ -23,12 +23,14 @@ import { LongPoll, Presence, Socket } from "phoenix";
 import { DELTA_EVENT, DELTA_FORMAT, DeltaDecoder } from "./delta.ts";
 import { type ConnectionState, type Feed, openFeed } from "./feed.ts";
 import { connectPhoenix, type PhoenixConnection, type SocketLike } from "./phoenix_helpers.ts";
+import { readOccupancy } from "./crowd.ts";
 import {
   type EngineMessage,
   type EngineOptions,
   feedKey,
   fingerprint,
   type Payload,
+  type PresenceCount,
   type PresenceEntry,
   ResumeState,
   type TabMessage,
@@ -41,6 +43,7 @@ interface PhoenixChannel {
   join(): PhoenixPush;
   leave(): PhoenixPush;
   push(event: string, payload: Payload, timeout?: number): PhoenixPush;
+  on(event: string, callback: (payload: Payload) => void): number;
   onClose(callback: () => void): void;
   onMessage: (event: string, payload: Payload, ref: unknown, joinRef: unknown) => Payload;
 }
@@ -76,6 +79,8 @@ interface TopicEntry {
   /** Keys gone from presence, still shown until their grace ends: key → entry and timer. */
   departing: Map<string, { entry: PresenceEntry; timer: ReturnType<typeof setTimeout> }>;
   hasPresence: boolean;
+  /** The last `occupancy` since the last `presence_state`: the topic is a crowd. */
+  count?: PresenceCount;
 }
 
 interface FeedEntry {
@@ -94,7 +99,7 @@ const _MAX_RECENT = 100;
 const _subKey = (tab: string, cid: number) => `${tab}/${cid}`;
 
 /** Events the engine handles itself instead of passing them on as channel messages. */
-const _INTERNAL = /^(phx_|chan_reply_|presence_state$|presence_diff$)/;
+const _INTERNAL = /^(phx_|chan_reply_|presence_state$|presence_diff$|occupancy$)/;
 
 /** A browser's one connection, shared by its tabs (the module comment above says how). */
 export class Engine {
@@ -259,14 +264,23 @@ export class Engine {
       // Before its join reply, a message is the previous instance's, still on its way (after
       // a rejoin on this socket): the new instance replays it from the cursor.
       if (this.#topics.get(topic) !== entry || !entry.joined) return payload;
-      if (event === DELTA_EVENT) this.#delta(entry, payload);
-      else if (!_INTERNAL.test(event)) {
+      if (event === DELTA_EVENT) {
+        // One that cannot be applied: join again from the cursor (the server replays in full,
+        // and what was delivered already is skipped).
+        const rebuilt = this.#deltas?.applyFrame(topic, payload);
+        if (rebuilt) this.#message(entry, rebuilt.event, rebuilt.payload);
+        else this.#reopen(entry, entry.params);
+      } else if (!_INTERNAL.test(event)) {
         // Replayed ones too (skipped below): the server counts them as the client's latest.
         this.#deltas?.full(topic, event, payload);
         this.#message(entry, event, payload);
-      }
+      } else if (event === "occupancy") this.#occupancy(entry, payload);
       return payload;
     };
+    // Bound before Presence's own: a full state ends a crowd before the list is synced.
+    channel.on("presence_state", () => {
+      entry.count = undefined;
+    });
     const presence = new Presence(channel) as PhoenixPresence;
     presence.onSync(() => {
       if (this.#topics.get(topic) !== entry) return;
@@ -320,20 +334,6 @@ export class Engine {
       }
       this.#out({ t: "forget", to: [], topic: entry.topic });
     }
-  }
-
-  /**
-   * A delta: the rebuilt message goes on like any other. One that cannot be applied makes the
-   * engine join again from its cursor: the server replays what came since in full, and what
-   * was delivered already is skipped.
-   */
-  #delta(entry: TopicEntry, frame: Payload): void {
-    const { event, delta } = frame;
-    const payload = this.#deltas && typeof event === "string" && typeof delta === "string"
-      ? this.#deltas.apply(entry.topic, event, delta)
-      : undefined;
-    if (payload) this.#message(entry, event as string, payload);
-    else this.#reopen(entry, entry.params);
   }
 
   #message(entry: TopicEntry, event: string, payload: Payload): void {
@@ -394,7 +394,16 @@ export class Engine {
   #sendPresence(entry: TopicEntry): void {
     const shown = [...entry.presence, ...[...entry.departing.values()].map((d) => d.entry)];
     const to = this.#tabsOn(entry.subs);
-    this.#out({ t: "presence", to, topic: entry.topic, entries: shown, tabs: to.length });
+    const { topic, count } = entry;
+    this.#out({ t: "presence", to, topic, entries: shown, tabs: to.length, count });
+  }
+
+  /** A crowd's count (docs/crowds.md): the tabs get it with the visible list. */
+  #occupancy(entry: TopicEntry, payload: Payload): void {
+    const count = readOccupancy(payload);
+    if (!count) return;
+    entry.count = count;
+    if (entry.hasPresence) this.#sendPresence(entry);
   }
 
   #feed(msg: Extract<TabMessage, { t: "feed" }>): void {

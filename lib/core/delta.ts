@@ -24,7 +24,7 @@
 import { createStringDelta } from "fossil-delta";
 import type { Broadcast, BroadcastDelta } from "./broadcast.ts";
 import type { Payload } from "./message.ts";
-import { PhxEvent } from "./protocol.ts";
+import { ControlEvent, PhxEvent } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 
 /** The only delta format: the value of the `delta` join param and SSE query param. */
@@ -47,6 +47,9 @@ export class PayloadText {
     return this.#json ??= JSON.stringify(this.message.payload);
   }
 }
+
+/** Unnumbered events the client keeps out of a topic's chain (docs/deltas.md). */
+const _OUTSIDE_CHAIN = new Set<string>([PhxEvent.presenceDiff, ControlEvent.occupancy]);
 
 /** A message and the one before it on its topic: the delta between them, made at most once. */
 export class DeltaLink implements BroadcastDelta {
@@ -108,8 +111,9 @@ export class DeltaReceiver {
    */
   take(b: Broadcast): string | undefined {
     if (b.seq === 0) {
-      // The client leaves presence events out of the chain; anything else unnumbered breaks it.
-      if (b.event !== PhxEvent.presenceDiff) this.forget();
+      // The client leaves presence and occupancy out of the chain; anything else unnumbered
+      // breaks it.
+      if (!_OUTSIDE_CHAIN.has(b.event)) this.forget();
       return undefined;
     }
     const base = b.delta?.base.message;

@@ -21,8 +21,8 @@ function viewer(hub: Hub, topic: string, id: string) {
     id,
     deliver(b: Broadcast) {
       const delta = receiver.take(b);
-      // Presence is outside the chain, on the client too.
-      if (b.event === "presence_diff") return;
+      // Presence and occupancy are outside the chain, on the client too.
+      if (b.event === "presence_diff" || b.event === "occupancy") return;
       if (b.delta) deltas.push(b.delta);
       if (delta === undefined) got.push({ kind: "full", text: JSON.stringify(b.payload) });
       else {
@@ -57,8 +57,9 @@ Deno.test("a subscriber whose last message is not the base gets the full payload
   // Skipped by broadcast-from: a gap for a.
   hub.broadcast("status:x", "status", updates[2], { exceptId: "a" });
   hub.broadcast("status:x", "status", updates[3]);
-  // Presence passes by without breaking the chain.
+  // Presence and a crowd's occupancy count pass by without breaking the chain.
   hub.deliverLocal("status:x", "presence_diff", { joins: {}, leaves: {} });
+  hub.deliverLocal("status:x", "occupancy", { subscribers: 1, users: 1 });
   hub.broadcast("status:x", "status", updates[4]);
   // Another event in between: the next status has no base of its event.
   hub.broadcast("status:x", "incident", { title: "EU API errors" });
@@ -71,7 +72,7 @@ Deno.test("a subscriber whose last message is not the base gets the full payload
     "full", // first
     "delta",
     "full", // after the gap
-    "delta", // presence_diff did not count
+    "delta", // presence_diff and occupancy did not count
     "full", // incident (a delta against a status would not be smaller)
     "full", // another event's base
     "full", // after forget
