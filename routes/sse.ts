@@ -1,9 +1,11 @@
 /**
- * `GET /events?topic=T[&topic=T2…]`: Server-Sent Events. Each message on a topic is one event
- * `event: E` / `data: {"topic": T, "payload": P}` with an `id:` cursor over all the stream's
- * topics; the join reply comes first as `event: joined`.
+ * `GET /events?topic=T[&topic=T2…][&delta=fossil]`: Server-Sent Events. Each message on a topic
+ * is one event `event: E` / `data: {"topic": T, "payload": P}` with an `id:` cursor over all the
+ * stream's topics; the join reply comes first as `event: joined`. With `delta=fossil`, messages
+ * after the first may come as `data: {"topic": T, "delta": D}` (docs/deltas.md).
  * @module
  */
+import { DELTA_FORMAT } from "../lib/core/delta.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { Hono } from "hono";
 import { CloseCode, EndReason, ReplyReason, unmatchedTopicError } from "../lib/core/protocol.ts";
@@ -64,8 +66,17 @@ export function sseRoutes(switchboard: Switchboard<Config>): Hono {
         topics.map((t) => [t, unusableCursor(ReplyReason.cursorUnusable)]),
       );
     }
+    // Asked of every topic's join (which refuses any other value); not a connect param.
+    const delta = search.get("delta");
+    if (delta !== null && delta !== DELTA_FORMAT) {
+      return c.json(
+        { error: `delta must be "${DELTA_FORMAT}" (or left out for full payloads)` },
+        400,
+      );
+    }
     search.delete("topic");
     search.delete("cursor");
+    search.delete("delta");
     const params = connectParams(search);
     const admission = await switchboard.admit(params, c.req.header("origin") ?? null);
     if (!admission.ok) {
@@ -85,7 +96,8 @@ export function sseRoutes(switchboard: Switchboard<Config>): Hono {
     connection.retry(jitteredRetryMs());
     const session = switchboard.openSession({ connection, params, identity: admission.identity });
     for (const [i, topic] of topics.entries()) {
-      const result = await session.join(topic, { ...params }, String(i + 1), resume.get(topic));
+      const payload = delta === null ? { ...params } : { ...params, delta };
+      const result = await session.join(topic, payload, String(i + 1), resume.get(topic));
       if (result.status === "error") {
         session.close(EndReason.refused);
         connection.close(CloseCode.policyViolation, "join refused");

@@ -187,6 +187,11 @@ export interface ChannelDefinition<Params = Payload> {
   crowdVisible?: number;
   /** Keys with a meta this marks stay visible in a crowd (say, the editors of a record). */
   crowdAlwaysVisible?(meta: Payload): boolean;
+  /**
+   * Whether subscribers that ask for Fossil deltas (`delta: "fossil"`) get them (default true;
+   * `false`: always full payloads, e.g. for payloads that never resemble the previous one).
+   */
+  deltas?: boolean;
   /** Validates join params (failures refuse the join with an error naming the field). */
   joinParams?: z.ZodType<Params>;
   /** Authorize and set up; return an error reply to refuse. */

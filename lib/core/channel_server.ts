@@ -20,6 +20,7 @@ import { MessageTooLargeError } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
+import { DeltaReceiver } from "./delta.ts";
 import {
   type ChannelContext,
   type ChannelDefinition,
@@ -74,6 +75,8 @@ export interface ChannelServerInit {
   subtopic: string;
   joinRef: string | null;
   params: unknown;
+  /** The client asked for deltas, the channel allows them and the transport carries them. */
+  deltas?: boolean;
 }
 
 let _serverCounter = 0;
@@ -98,6 +101,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   #held?: Broadcast[];
   /** The join reply: a reset's state unless the channel has `resetState`. */
   #joinState: Payload = {};
+  /** What the client received last, when it takes deltas (`delta.ts`). */
+  readonly #delta?: DeltaReceiver;
 
   constructor(init: ChannelServerInit) {
     this.owner = init.owner;
@@ -106,6 +111,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.subtopic = init.subtopic;
     this.joinRef = init.joinRef;
     this.params = init.params;
+    if (init.deltas) this.#delta = new DeltaReceiver();
   }
 
   get #node(): SessionServices {
@@ -317,10 +323,15 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   #forward(b: Broadcast): void {
     const intercept = this.definition.handleOut?.[b.event];
+    const connection = this.owner.connection;
     if (!intercept) {
-      if (b.binary !== undefined && !this.owner.connection.binary) return this.#skipBinary();
-      return this.owner.connection.sendBroadcast(b);
+      if (b.binary !== undefined && !connection.binary) return this.#skipBinary();
+      const delta = this.#delta?.take(b);
+      if (delta === undefined) return connection.sendBroadcast(b);
+      return connection.sendDelta!(b, delta);
     }
+    // A payload made for this client alone: the next message cannot be a delta against it.
+    this.#delta?.forget();
     const payload = intercept(this, b.payload);
     if (payload === null) return;
     this.owner.send({
@@ -333,6 +344,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   #skipBinary(): void {
+    this.#delta?.forget();
     const transport = this.owner.connection.transport;
     this.#node.metrics.inc("switchboard_binary_skipped_total", { transport });
   }
@@ -348,6 +360,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   /** Pushes to this client without the check: the library's own control events use it. */
   #send(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     if (this.#stopped) return;
+    // The client counts a push (or a reset) as the topic's latest payload: no delta against it.
+    this.#delta?.forget();
     const body = _body(payload, meta);
     this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, ...body });
   }
