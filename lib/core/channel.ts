@@ -240,6 +240,7 @@ export const CHANNEL_OPTION_KINDS: Readonly<Record<keyof ChannelDefinition, Opti
   crowdThreshold: "number",
   crowdVisible: "number",
   crowdAlwaysVisible: "function",
+  deltas: "boolean",
   joinParams: "schema",
   join: "function",
   events: "events",
