@@ -3,31 +3,33 @@ import { z } from "zod";
 import { defineChannel, event } from "@switchboard/switchboard";
 import { channelTest } from "@switchboard/switchboard/testing";
 
-const room = defineChannel({
+/** `room:<id>`: who is in the room; a shout reaches everyone in it. */
+export const roomChannel = defineChannel({
   topic: "room:*",
-  join: (ctx) => {
-    ctx.track(ctx.userId, { online: true });
-    return { welcome: ctx.subtopic };
-  },
+  presence: true,
+  joinParams: z.object({ name: z.string().min(1).max(80) }),
+  join: (ctx, { name }) => ctx.track(ctx.userId, { name }),
   events: {
-    shout: event(
-      z.object({ body: z.string().max(500) }),
-      (ctx, msg) => ctx.broadcast("shout", msg),
-    ),
+    shout: event(z.object({ text: z.string().max(500) }), (ctx, shout) => {
+      ctx.broadcast("shout", shout);
+      return {};
+    }),
   },
+  messages: { shout: z.object({ text: z.string() }) },
 });
 
-Deno.test("a shout reaches the room; a leave shows once the grace has passed", async () => {
-  await using t = channelTest({ channels: [room] });
+Deno.test("a shout reaches the room; a leave shows after the grace", async () => {
+  await using t = channelTest({ channels: [roomChannel] });
   const ann = t.connect({ user_id: "ann" });
   const bob = t.connect({ user_id: "bob" });
-  assert.deepEqual(await ann.join("room:lobby"), { status: "ok", response: { welcome: "lobby" } });
-  await bob.join("room:lobby");
-  ann.send("room:lobby", "shout", { body: "hi" }); // no reply: the handler returns nothing
-  assert.deepEqual(await bob.nextEvent("room:lobby", "shout"), { body: "hi" });
+  await ann.join("room:1", { name: "Ann" });
+  await bob.join("room:1", { name: "Bob" });
+  const reply = await bob.push("room:1", "shout", { text: "hi" });
+  assert.deepEqual(reply, { status: "ok", response: {} });
+  assert.deepEqual(await ann.nextEvent("room:1", "shout"), { text: "hi" });
 
   bob.disconnect();
-  assert.deepEqual(Object.keys(t.presence("room:lobby")).sort(), ["ann", "bob"]); // held 2 s
-  t.clock.advance(2_000); // the test's clock: fires the leave grace, no real waiting
-  assert.deepEqual(Object.keys(t.presence("room:lobby")), ["ann"]);
+  assert.ok("bob" in t.presence("room:1")); // held for the leave grace (2 s by default)
+  t.clock.advance(2_000); // the fake clock fires what falls due
+  assert.deepEqual(Object.keys(t.presence("room:1")), ["ann"]);
 });
