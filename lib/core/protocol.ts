@@ -4,7 +4,7 @@
  * here, so transports and channels never spell a literal twice.
  *
  * Words marked **Phoenix** are fixed by the official client (or its server) and must not change;
- * the others are Switchboard's own, documented in the README and stable across versions.
+ * the others are Switchboard's own, documented in docs/protocol.md and stable across versions.
  *
  * @example
  * ```ts
