@@ -8,29 +8,32 @@
  * serves which request is {@link chooseNode}'s decision.
  *
  * Run it locally on workerd with `deno task dev:worker`; deploy with `wrangler deploy`
- * (README, "Deploy to Cloudflare Workers").
+ * (docs/deployment.md, "Cloudflare Workers").
  * @module
  */
 import { channels } from "../../channels/mod.ts";
 import {
+  type Config,
   CONFIG_KEYS,
   ConfigError,
+  createApp,
   createLogger,
   createSwitchboard,
   loadConfig,
+  type Switchboard,
   warnDevDefaults,
-} from "../../lib/mod.ts";
-import { AwakeTimers, bindingsEnv, cloudflareRuntime } from "../../lib/runtime/cloudflare.ts";
+} from "@switchboard/switchboard";
 import {
+  AwakeTimers,
+  bindingsEnv,
+  cloudflareRuntime,
+  FIXED_PING,
+  FIXED_PONG,
   HibernatingSockets,
   type HibernationState,
-} from "../../lib/runtime/cloudflare_hibernation.ts";
-import { NodeStorage, type SqlStorage } from "../../lib/runtime/cloudflare_storage.ts";
-import { FIXED_PING, FIXED_PONG } from "../../lib/core/heartbeat.ts";
-import type { Switchboard } from "../../lib/core/switchboard.ts";
-import type { Config } from "../../lib/config.ts";
-import { DEFAULT_HISTORY } from "../../lib/resume/history.ts";
-import { createApp } from "../../routes/app.ts";
+  NodeStorage,
+  type SqlStorage,
+} from "@switchboard/switchboard/cloudflare";
 import { chooseNode, DEFAULT_NODE } from "./routing.ts";
 
 /** A Durable Object's id: `name` is set for ids made with `idFromName`. */
@@ -177,7 +180,7 @@ export class SwitchboardNode {
     let storage;
     try {
       const sql = this.#state.storage.sql;
-      const named = new NodeStorage(sql, DEFAULT_HISTORY);
+      const named = new NodeStorage(sql);
       const stored = named.meta("node");
       const nodeId = this.#state.id.name ?? stored ?? forwardedName ??
         DEFAULT_NODE;
@@ -223,7 +226,7 @@ export class SwitchboardNode {
       `switchboard node ${config.nodeId} started (${switchboard.brokerState().kind} broker, ` +
         `wake ${storage.wakes}, ${restored} sessions rebuilt)`,
     );
-    const app = createApp(switchboard, { upgrade: sockets.upgrade });
+    const app = createApp(switchboard, { upgrade: sockets.upgrade, pages: true });
     return {
       fetch: (request) => app.fetch(request),
       switchboard,

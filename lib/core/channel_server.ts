@@ -20,11 +20,11 @@ import { MessageTooLargeError } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
+import { DeltaReceiver } from "./delta.ts";
 import {
   type ChannelContext,
   type ChannelDefinition,
   type HandlerResult,
-  Reply,
   type TokenRefresh,
 } from "./channel.ts";
 import type { Connection, TransportName } from "./connection.ts";
@@ -32,7 +32,11 @@ import type { Subscriber } from "./hub.ts";
 import type { Message, Payload } from "./message.ts";
 import type { Identity, SessionServices } from "./session_services.ts";
 import type { PresenceMeta, PresenceState } from "./presence.ts";
-import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
+import { ControlEvent, EndReason, PhxEvent, ReplyReason } from "./protocol.ts";
+import { checkEventName, messageBody, toReply } from "./channel_output.ts";
+
+export { toReply } from "./channel_output.ts";
+import { checkOutbound, InvalidPayloadError } from "./outbound.ts";
 import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
 
@@ -51,22 +55,6 @@ export interface ChannelOwner {
   changed?(): void;
 }
 
-/** Turns what a callback returned into a reply (nothing: no reply). */
-export function toReply(result: HandlerResult): Reply | undefined {
-  if (result === undefined || result === null) return undefined;
-  if (result instanceof Reply) return result;
-  return new Reply("ok", result);
-}
-
-/** A payload as message fields: bytes become a binary message with `meta` as its JSON part. */
-function _body(
-  payload: Payload | Uint8Array,
-  meta: Payload = {},
-): { payload: Payload; binary?: Uint8Array } {
-  if (!(payload instanceof Uint8Array)) return { payload };
-  return { payload: meta, binary: payload };
-}
-
 /** The fields of a {@link ChannelServer}. */
 export interface ChannelServerInit {
   owner: ChannelOwner;
@@ -75,6 +63,8 @@ export interface ChannelServerInit {
   subtopic: string;
   joinRef: string | null;
   params: unknown;
+  /** The client asked for deltas, the channel allows them and the transport carries them. */
+  deltas?: boolean;
 }
 
 let _serverCounter = 0;
@@ -99,6 +89,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   #held?: Broadcast[];
   /** The join reply: a reset's state unless the channel has `resetState`. */
   #joinState: Payload = {};
+  /** What the client received last, when it takes deltas (`delta.ts`). */
+  readonly #delta?: DeltaReceiver;
 
   constructor(init: ChannelServerInit) {
     this.owner = init.owner;
@@ -107,6 +99,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.subtopic = init.subtopic;
     this.joinRef = init.joinRef;
     this.params = init.params;
+    if (init.deltas) this.#delta = new DeltaReceiver();
   }
 
   get #node(): SessionServices {
@@ -137,22 +130,23 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     return this.#stopped;
   }
 
-  /** The presence keys this instance tracks now (a session snapshot reads them). */
-  get trackedKeys(): readonly string[] {
-    return [...this.#trackedKeys ?? []];
+  /** What a session snapshot keeps of this instance (`session_snapshot.ts`). */
+  snapshot(): { presences: [string, PresenceMeta][]; deltas: boolean } {
+    const presences: [string, PresenceMeta][] = [];
+    for (const key of this.#trackedKeys ?? []) {
+      const meta = this.#node.presence.get(this.topic, this.id, key);
+      if (meta) presences.push([key, meta]);
+    }
+    return { presences, deltas: this.#delta !== undefined };
   }
 
-  /**
-   * Rebuilds an instance from a snapshot after its node object woke up
-   * (`session_snapshot.ts`): subscribes again and takes back its presences with their
-   * `phx_ref`s, without a join, a reply or a diff: the client never saw it go.
-   */
+  /** Back after a wake (`session_snapshot.ts`): subscribed, presences as they were, silently. */
   restore(presences: readonly (readonly [string, PresenceMeta])[]): void {
     this.#node.hub.add(this.topic, this);
     this.#active = true;
+    this.#trackedKeys = new Set(presences.map(([key]) => key));
     for (const [key, meta] of presences) {
       this.#node.presence.restore(this.topic, this.id, key, meta);
-      (this.#trackedKeys ??= new Set()).add(key);
     }
   }
 
@@ -217,6 +211,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     } catch (err) {
       if (err instanceof MessageTooLargeError) {
         this.reply(msg, "error", { reason: ReplyReason.messageTooLarge, detail: err.message });
+        return true;
+      }
+      if (err instanceof InvalidPayloadError) {
+        // The handler sent what its channel's `messages` schema refuses: nothing went out.
+        const { errors, message: detail } = err;
+        this.reply(msg, "error", { reason: ReplyReason.invalidPayload, errors, detail });
         return true;
       }
       this.#node.log.error("a channel callback crashed", {
@@ -331,10 +331,15 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   #forward(b: Broadcast): void {
     const intercept = this.definition.handleOut?.[b.event];
+    const connection = this.owner.connection;
     if (!intercept) {
-      if (b.binary !== undefined && !this.owner.connection.binary) return this.#skipBinary();
-      return this.owner.connection.sendBroadcast(b);
+      if (b.binary !== undefined && !connection.binary) return this.#skipBinary();
+      const delta = this.#delta?.take(b);
+      if (delta === undefined) return connection.sendBroadcast(b);
+      return connection.sendDelta!(b, delta);
     }
+    // A payload made for this client alone: the next message cannot be a delta against it.
+    this.#delta?.forget();
     const payload = intercept(this, b.payload);
     if (payload === null) return;
     this.owner.send({
@@ -347,19 +352,25 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   #skipBinary(): void {
+    this.#delta?.forget();
     const transport = this.owner.connection.transport;
     this.#node.metrics.inc("switchboard_binary_skipped_total", { transport });
   }
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("push", event);
+    checkEventName("push", event);
+    if (!(payload instanceof Uint8Array)) {
+      checkOutbound(this.definition, this.topic, event, payload);
+    }
     this.#send(event, payload, meta);
   }
 
   /** Pushes to this client without the check: the library's own control events use it. */
   #send(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     if (this.#stopped) return;
-    const body = _body(payload, meta);
+    // The client counts a push (or a reset) as the topic's latest payload: no delta against it.
+    this.#delta?.forget();
+    const body = messageBody(payload, meta);
     this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, ...body });
   }
 
@@ -405,14 +416,16 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("broadcast", event);
-    const body = _body(payload, meta);
+    checkEventName("broadcast", event);
+    const body = messageBody(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("broadcastFrom", event);
-    const body = _body(payload, meta);
+    checkEventName("broadcastFrom", event);
+    const body = messageBody(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     const options = { exceptId: this.id, binary: body.binary };
     this.#node.hub.broadcast(this.topic, event, body.payload, options);
   }
@@ -482,17 +495,5 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     }
     this.#trackedKeys = undefined;
     this.#node.hub.remove(this.topic, this);
-  }
-}
-
-/**
- * Channels may not send the protocol's reserved events (a forged `reset` or `presence_diff`)
- * or names that break a transport's framing (CR/LF in an SSE `event:` line). A violation is a
- * bug in the channel: it throws, and the callback's crash handling takes over.
- */
-function _checkEvent(method: string, event: string): void {
-  const problem = eventNameProblem(event);
-  if (problem !== undefined) {
-    throw new TypeError(`ctx.${method}: event ${JSON.stringify(event)} ${problem}`);
   }
 }

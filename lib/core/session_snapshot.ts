@@ -35,6 +35,8 @@ export interface TopicSnapshot {
   params: unknown;
   /** The presences this join tracks: key and meta (with its `phx_ref`). */
   presences: [string, PresenceMeta][];
+  /** The client takes deltas (its first message after the wake is a full one). */
+  deltas?: boolean;
 }
 
 /** Everything a session is rebuilt from; see the module documentation. */
@@ -51,17 +53,19 @@ export interface SessionSnapshot {
 
 /** A session as a {@link SessionSnapshot}. */
 export function snapshotSession(session: Session): SessionSnapshot {
-  const { presence } = session.node;
   const topics: TopicSnapshot[] = [];
   for (const topic of session.topics) {
     const server = session.channel(topic);
     if (!server || server.stopped) continue;
-    const presences: [string, PresenceMeta][] = [];
-    for (const key of server.trackedKeys) {
-      const meta = presence.get(topic, server.id, key);
-      if (meta) presences.push([key, meta]);
-    }
-    topics.push({ topic, joinRef: server.joinRef, params: server.params, presences });
+    const { presences, deltas } = server.snapshot();
+    const joined: TopicSnapshot = {
+      topic,
+      joinRef: server.joinRef,
+      params: server.params,
+      presences,
+    };
+    if (deltas) joined.deltas = true;
+    topics.push(joined);
   }
   return {
     v: 1,
@@ -119,6 +123,7 @@ export function restoreSession(
       subtopic: match.subtopic,
       joinRef: joined.joinRef,
       params: joined.params,
+      deltas: joined.deltas,
     });
     server.restore(joined.presences);
     session.restoreChannel(server);

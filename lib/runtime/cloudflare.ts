@@ -12,65 +12,17 @@
  * @module
  */
 import { plainTimers, type Timers } from "../core/time.ts";
-import type { UpgradeWebSocket } from "../transports/upgrade.ts";
+import { cloudflareUpgrade } from "./cloudflare_upgrade.ts";
 
-/** The server side of a Workers WebSocket: a web `WebSocket` plus `accept()`. */
-interface _WorkersWebSocket extends WebSocket {
-  accept(): void;
-}
-
-/** `new WebSocketPair()`: index 0 goes to the client in the 101 response, 1 stays here. */
-type _WebSocketPairConstructor = new () => { 0: WebSocket; 1: _WorkersWebSocket };
-
-/**
- * A `WebSocketPair` and the 101 response that hands its client side over, echoing the chosen
- * subprotocol (a browser that offered one, as the Phoenix `authToken` option does, fails the
- * handshake without it). The caller accepts the server side, classic or hibernatable.
- *
- * @example
- * ```ts
- * const { server, response } = webSocketPair("phoenix");
- * ctx.acceptWebSocket(server);
- * return response;
- * ```
- */
-export function webSocketPair(
-  protocol?: string,
-): { server: _WorkersWebSocket; response: Response } {
-  const Pair = (globalThis as { WebSocketPair?: _WebSocketPairConstructor }).WebSocketPair;
-  if (Pair === undefined) {
-    throw new Error(
-      "WebSocketPair is missing: the Workers adapter runs only on Cloudflare Workers (workerd); " +
-        "on Deno use lib/runtime/deno.ts",
-    );
-  }
-  const pair = new Pair();
-  const init = {
-    status: 101,
-    webSocket: pair[0],
-    headers: protocol ? { "sec-websocket-protocol": protocol } : undefined,
-  };
-  // `webSocket` is a Workers extension of ResponseInit.
-  return { server: pair[1], response: new Response(null, init as ResponseInit) };
-}
-
-/**
- * Upgrades through a `WebSocketPair` ({@link webSocketPair}): the server side is accepted at
- * once (so it is already open: Workers fire no `open` event after `accept()`).
- */
-export const cloudflareUpgrade: UpgradeWebSocket = (_request, { protocol }) => {
-  const { server, response } = webSocketPair(protocol);
-  server.accept();
-  // When the client goes (close frame or dropped connection), workerd keeps the connection
-  // open (CLOSE-WAIT, a file descriptor per socket) until this side closes too: measured, 2,000
-  // dead sockets held after a fan-out's clients disconnected. Close it at once.
-  server.addEventListener("close", () => {
-    try {
-      server.close();
-    } catch { /* already closed from this side */ }
-  });
-  return { socket: server, response, openedAlready: true };
-};
+// What a hibernating node object needs besides (docs/hibernation.md), for the Worker entry.
+export {
+  type ConnectionSettings,
+  HibernatingSockets,
+  type HibernationState,
+} from "./cloudflare_hibernation.ts";
+export { NodeStorage, type SqlStorage } from "./cloudflare_storage.ts";
+export { FIXED_PING, FIXED_PONG } from "../core/heartbeat.ts";
+export { cloudflareUpgrade, webSocketPair } from "./cloudflare_upgrade.ts";
 
 /**
  * The string bindings among `keys` (a Worker's `env` also holds objects: Durable Object
@@ -107,19 +59,23 @@ export const cloudflareRuntime = { timers: plainTimers, upgrade: cloudflareUpgra
  * ```
  */
 export class AwakeTimers implements Timers {
-  readonly #tasks = new Set<{ ms: number; fn: () => void; due: number }>();
+  readonly #tasks = new Set<{ ms: number; fn: () => void; due: number; once: boolean }>();
 
   every(ms: number, fn: () => void): () => void {
-    const task = { ms, fn, due: Date.now() + ms };
-    this.#tasks.add(task);
-    return () => this.#tasks.delete(task);
+    return this.#add({ ms, fn, due: Date.now() + ms, once: false });
+  }
+
+  /** Runs `fn` at the first tick `ms` or more from now. */
+  after(ms: number, fn: () => void): () => void {
+    return this.#add({ ms, fn, due: Date.now() + ms, once: true });
   }
 
   /** Runs the tasks that are due (all of them with `force`). */
   tick(force = false, now = Date.now()): void {
     for (const task of [...this.#tasks]) {
       if (!force && now < task.due) continue;
-      task.due = now + task.ms;
+      if (task.once) this.#tasks.delete(task);
+      else task.due = now + task.ms;
       task.fn();
     }
   }
@@ -129,5 +85,10 @@ export class AwakeTimers implements Timers {
     let next: number | undefined;
     for (const { due } of this.#tasks) if (!(next! <= due)) next = due;
     return next;
+  }
+
+  #add(task: { ms: number; fn: () => void; due: number; once: boolean }): () => void {
+    this.#tasks.add(task);
+    return () => this.#tasks.delete(task);
   }
 }

@@ -28,7 +28,7 @@ import { CloseCode } from "../core/protocol.ts";
 import type { UpgradeWebSocket } from "../transports/upgrade.ts";
 import { WebSocketConnection } from "../transports/websocket.ts";
 import type { NodeStorage } from "./cloudflare_storage.ts";
-import { webSocketPair } from "./cloudflare.ts";
+import { cloudflareUpgrade, webSocketPair } from "./cloudflare_upgrade.ts";
 
 /** The part of a Durable Object's state (`ctx`) used for hibernatable sockets. */
 export interface HibernationState {
@@ -108,9 +108,12 @@ export class HibernatingSockets {
   /**
    * Upgrades through a `WebSocketPair` whose server side the runtime holds
    * (`ctx.acceptWebSocket`): it is open at once, and its events come through {@link message}
-   * and {@link close}. The chosen subprotocol is echoed in the 101 response.
+   * and {@link close}. The chosen subprotocol is echoed in the 101 response. With
+   * `hibernatable: false` the classic accept instead.
    */
-  readonly upgrade: UpgradeWebSocket = (_request, { protocol }) => {
+  readonly upgrade: UpgradeWebSocket = (request, { protocol, hibernatable = true }) => {
+    // A refused socket lingers a moment and closes: classic, its listeners do the work.
+    if (!hibernatable) return cloudflareUpgrade(request, { protocol });
     const { server, response } = webSocketPair(protocol);
     this.#state.acceptWebSocket(server);
     return {

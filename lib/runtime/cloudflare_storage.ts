@@ -16,7 +16,7 @@
  * @module
  */
 import { Broadcast } from "../core/broadcast.ts";
-import type { HistoryLimits } from "../resume/history.ts";
+import { DEFAULT_HISTORY, type HistoryLimits } from "../resume/history.ts";
 
 /** The part of a Durable Object's `ctx.storage.sql` used here. */
 export interface SqlStorage {
@@ -36,7 +36,8 @@ export class NodeStorage {
   readonly #limits: HistoryLimits;
   #writes = 0;
 
-  constructor(sql: SqlStorage, limits: HistoryLimits) {
+  /** `limits`: the node's history limits (`HISTORY_*`); default {@link DEFAULT_HISTORY}. */
+  constructor(sql: SqlStorage, limits: HistoryLimits = DEFAULT_HISTORY) {
     this.#sql = sql;
     this.#limits = limits;
     sql.exec(

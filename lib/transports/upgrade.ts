@@ -40,5 +40,12 @@ export interface UpgradedWebSocket {
 /** Upgrades a request; `protocol` is the subprotocol to answer with, when one is chosen. */
 export type UpgradeWebSocket = (
   request: Request,
-  options: { protocol?: string },
+  options: {
+    protocol?: string;
+    /**
+     * False for a socket that must not hibernate (a refused one, which lingers and closes: its
+     * events come through listeners). Runtimes without hibernation ignore it.
+     */
+    hibernatable?: boolean;
+  },
 ) => UpgradedWebSocket;
