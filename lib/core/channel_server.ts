@@ -19,6 +19,7 @@ import { MessageTooLargeError } from "../cluster/broker.ts";
 import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
 import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
+import { PacedReplay } from "./replay_pacing.ts";
 import {
   type ChannelContext,
   type ChannelDefinition,
@@ -224,7 +225,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   #trackedKeys?: Set<string>;
   #stopped = false;
   /** Live broadcasts held back while a replay (or a reset) is running. */
-  #held?: Broadcast[];
+  #held?: PacedReplay;
   /** The join reply: a reset's state unless the channel has `resetState`. */
   #joinState: Payload = {};
 
@@ -361,13 +362,18 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   async #replay(resume: TopicCursor, state: Payload): Promise<void> {
-    const held: Broadcast[] = [];
-    this.#held = held;
+    // Issue 21: the replay is paced by the connection's drain (replay_pacing.ts).
+    const replay = new PacedReplay(this.owner.connection, this.#node.config.maxOutboundBytes);
+    this.#held = replay;
     const hub = this.#node.hub;
     const seen = new Map(resume.streams);
-    const restart = (reason: string) => {
-      this.owner.connection.startTopic?.(this.topic, hub.head(this.topic));
-      this.#send(ControlEvent.reset, { reason, state });
+    const restart = (reason: string, fresh?: Payload) => {
+      const head = hub.head(this.topic);
+      this.owner.connection.startTopic?.(this.topic, head);
+      this.#send(ControlEvent.reset, { reason, state: fresh ?? state });
+      // A fresh state (read now) has the held messages up to the head in it already; the join
+      // reply's state is older than all of them.
+      if (fresh) { for (const [stream, seq] of head.streams) seen.set(stream, seq); }
     };
     try {
       // A position the client sent but the server cannot read: nothing to look up.
@@ -377,9 +383,18 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       if (this.#stopped) return;
       if (complete) {
         this.owner.connection.startTopic?.(this.topic, judgedCursor(resume, heads));
-        for (const b of messages) {
+        const outcome = await replay.send(messages, (b) => {
           seen.set(b.stream, b.seq);
           this.#forward(b);
+        }, () => this.#stopped);
+        if (outcome === "stopped") return;
+        if (outcome === "overflow") {
+          // Too far behind for the budget: the current state instead of the rest.
+          const fresh = await this.definition.resetState?.(this);
+          if (this.#stopped) return;
+          this.#node.metrics.inc("switchboard_resume_resets_total");
+          this.#node.metrics.inc("switchboard_refused_total", { reason: "replay_too_far_behind" });
+          restart(ReplyReason.tooFarBehind, fresh);
         }
       } else {
         this.#node.metrics.inc("switchboard_resume_resets_total");
@@ -387,18 +402,19 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       }
     } catch (err) {
       this.#node.log.error("a replay failed", { topic: this.topic, error: describeError(err) });
-      restart(ReplyReason.historyUnavailable);
+      if (!this.#stopped) restart(ReplyReason.historyUnavailable);
     } finally {
       this.#held = undefined;
     }
-    for (const b of held) {
+    if (this.#stopped) return;
+    for (const b of replay.held) {
       if (b.seq > 0 && (seen.get(b.stream) ?? 0) >= b.seq) continue;
       this.#forward(b);
     }
   }
 
   deliver(b: Broadcast): void {
-    if (this.#held) this.#held.push(b);
+    if (this.#held) this.#held.hold(b);
     else this.#forward(b);
   }
 
@@ -409,11 +425,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    */
   lost(): void {
     if (this.#stopped || this.#held) return;
-    const held: Broadcast[] = [];
+    // Held without a budget: a reset is small and its state read is short.
+    const held = new PacedReplay(this.owner.connection, Infinity);
     this.#held = held;
     const finish = () => {
       this.#held = undefined;
-      for (const b of held) this.#forward(b);
+      for (const b of held.held) this.#forward(b);
     };
     (async () => {
       const state = this.definition.resetState

@@ -43,6 +43,8 @@ export class LongPollConnection implements Connection {
   lastPoll: number;
   closed = false;
   #waiter?: () => void;
+  /** Replays waiting for the client to poll what is queued (see {@link backlog}). */
+  #drainWaiters: (() => void)[] = [];
 
   constructor(init: LongPollConnectionInit) {
     this.token = init.token;
@@ -54,7 +56,25 @@ export class LongPollConnection implements Connection {
   /** Takes everything queued. */
   drain(): string[] {
     this.#queued = 0;
-    return this.queue.splice(0);
+    const frames = this.queue.splice(0);
+    this.#wakeDrain();
+    return frames;
+  }
+
+  /** Characters queued for the next poll (0 once closed). */
+  backlog(): number {
+    return this.closed ? 0 : this.#queued;
+  }
+
+  drained(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #wakeDrain(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   sendMessage(msg: Message): void {
@@ -68,6 +88,7 @@ export class LongPollConnection implements Connection {
   close(_code: number, _reason: string): void {
     this.closed = true;
     this.#wake();
+    this.#wakeDrain();
   }
 
   /** Resolves when there is something to send, the connection closes, the poll is aborted, or after `ms`. */
@@ -98,6 +119,7 @@ export class LongPollConnection implements Connection {
     if (this.#queued > this.maxQueued) {
       this.queue.length = 0;
       this.closed = true;
+      this.#wakeDrain();
       this.session?.close(EndReason.slowConsumer);
     }
     // Answer on the next microtask, so frames written together go out in one response.
@@ -157,7 +179,7 @@ export class LongPollSessions {
   /** Ends a connection's session and forgets its token. */
   end(connection: LongPollConnection, reason: string): void {
     this.#sessions.delete(connection.token);
-    connection.closed = true;
+    connection.close(0, reason);
     connection.session?.close(reason);
     if (this.#sessions.size === 0) {
       this.#stopSweeper?.();

@@ -77,6 +77,8 @@ export class SseConnection implements Connection {
   #held: (Uint8Array | _HeldId)[] = [];
   #heldBytes = 0;
   readonly #closeTimeoutMs: number;
+  /** Replays waiting for the client to read (see {@link backlog}). */
+  #drainWaiters: (() => void)[] = [];
   /** Called once when the stream ends: the client is gone or too slow, or the server closed it. */
   onEnd: (reason: SseEnd) => void = () => {};
 
@@ -89,8 +91,11 @@ export class SseConnection implements Connection {
       start: (controller) => {
         this.#controller = controller;
       },
+      // The response took a chunk and wants more: a paced replay may write again.
+      pull: () => this.#wakeDrain(),
       cancel: () => {
         this.#open = false;
+        this.#wakeDrain();
         this.onEnd(EndReason.disconnect);
       },
     }, { highWaterMark: init.maxBuffered, size: (chunk) => chunk.byteLength });
@@ -105,6 +110,22 @@ export class SseConnection implements Connection {
     // decides must not let the other topics' messages pile up without end.
     this.#heldBytes += bytes.byteLength;
     if (this.#heldBytes > this.#maxBuffered) this.#dropSlowConsumer();
+  }
+
+  /** Bytes queued or held that the client has not read (0 once the stream ended). */
+  backlog(): number {
+    return this.#open ? this.#unread() + this.#heldBytes : 0;
+  }
+
+  drained(): Promise<void> {
+    if (!this.#open) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #wakeDrain(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /** Tells EventSource how long to wait before it reconnects. */
@@ -176,6 +197,7 @@ export class SseConnection implements Connection {
     this.#pending.clear();
     this.#release();
     this.#open = false;
+    this.#wakeDrain();
     // A reader that stopped reading would keep the response, and its connection, open for
     // good: what it has not read within the close timeout is dropped with the connection.
     if (this.#unread() === 0) this.#end();
@@ -220,6 +242,7 @@ export class SseConnection implements Connection {
     const held = this.#held;
     this.#held = [];
     this.#heldBytes = 0;
+    this.#wakeDrain();
     for (const item of held) {
       if (!this.#open) return;
       this.#enqueue(
@@ -239,6 +262,7 @@ export class SseConnection implements Connection {
   #dropSlowConsumer(): void {
     this.#open = false;
     this.#held = [];
+    this.#wakeDrain();
     this.#controller.error(new Error("slow consumer"));
     this.onEnd(EndReason.slowConsumer);
   }
