@@ -8,7 +8,12 @@
  */
 import { channels } from "./channels/mod.ts";
 import { createLogger, createSwitchboard, warnDevDefaults } from "./lib/mod.ts";
-import { configFromEnvOrExit, denoRuntime, exitGracefullyOnSignals } from "./lib/runtime/deno.ts";
+import {
+  configFromEnvOrExit,
+  denoRuntime,
+  exitGracefullyOnSignals,
+  guardProcess,
+} from "./lib/runtime/deno.ts";
 import { defaultMaxConnections, serveGuarded } from "./lib/runtime/deno_serve.ts";
 import { createApp } from "./routes/app.ts";
 
@@ -25,6 +30,8 @@ export const switchboard = createSwitchboard({
 export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
 
 warnDevDefaults(config, log);
+// Issue 21: what escapes every handler is logged and counted, not fatal.
+guardProcess(switchboard);
 
 if (import.meta.main) {
   const derived = defaultMaxConnections();

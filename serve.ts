@@ -18,7 +18,7 @@ import {
   plainTimers,
   warnDevDefaults,
 } from "./lib/mod.ts";
-import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
+import { denoRuntime, guardProcess, readEnv } from "./lib/runtime/deno.ts";
 import { createApp } from "./routes/app.ts";
 
 function _configure() {
@@ -35,6 +35,8 @@ const config = _configure();
 const log = createLogger(config.logLevel);
 const switchboard = createSwitchboard({ config, channels, timers: plainTimers, log });
 warnDevDefaults(config, log);
+// Issue 21: what escapes every handler is logged and counted, not fatal.
+guardProcess(switchboard);
 const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
 
 export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;

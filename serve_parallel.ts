@@ -12,7 +12,12 @@
  */
 import { channels } from "./channels/mod.ts";
 import { createLogger, createSwitchboard } from "./lib/mod.ts";
-import { configFromEnvOrExit, denoRuntime, exitGracefullyOnSignals } from "./lib/runtime/deno.ts";
+import {
+  configFromEnvOrExit,
+  denoRuntime,
+  exitGracefullyOnSignals,
+  guardProcess,
+} from "./lib/runtime/deno.ts";
 import { createApp } from "./routes/app.ts";
 import { mergeWorkerMetrics, WorkerGroup } from "./lib/cluster/workers.ts";
 
@@ -36,6 +41,8 @@ const switchboard = createSwitchboard({
   workersChannel: `${_WORKERS_CHANNEL}:${config.redisPrefix}`,
 });
 const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+// Issue 21: what escapes every handler is logged and counted, not fatal to the worker.
+guardProcess(switchboard);
 
 // The workers know each other: they stop together, and the operations endpoints answer for all.
 const group = new WorkerGroup({

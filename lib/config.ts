@@ -57,6 +57,14 @@ const _schema = z.object({
   PUSH_RATE_PER_SEC: _positiveInt.default(50),
   PUSH_BURST: _positiveInt.default(100),
   MAX_OUTBOUND_BYTES: _positiveInt.default(2 * 1024 * 1024),
+  MAX_PRESENCE_META_BYTES: _positiveInt.default(32 * 1024),
+  MAX_PRESENCES_PER_USER: _positiveInt.default(200),
+  MAX_PRESENCE_BYTES_PER_USER: _positiveInt.default(2 * 1024 * 1024),
+  MAX_TOPICS_PER_USER: _positiveInt.default(1000),
+  MAX_LONGPOLL_SESSIONS: _positiveInt.optional(),
+  MAX_LONGPOLL_SESSIONS_PER_ADDRESS: _positiveInt.default(50),
+  LONGPOLL_FIRST_POLL_MS: _positiveInt.default(5_000),
+  API_AUTH_FAILURES_PER_MINUTE: _positiveInt.default(30),
 });
 
 /** The validated server configuration. */
@@ -117,6 +125,34 @@ export interface Config {
   pushRate: { perSecond: number; burst: number };
   /** A client whose unsent outbound data passes this is disconnected as a slow consumer. */
   maxOutboundBytes: number;
+  /** Bounds of presence and subscriptions (docs/limits.md). */
+  limits: UserLimits;
+  /** Long-poll admission (docs/limits.md). */
+  longpoll: LongPollLimits;
+  /** Failed API authentications per client address per minute before 429. */
+  apiAuthFailuresPerMinute: number;
+}
+
+/** Per-meta and per-user bounds (`MAX_PRESENCE_META_BYTES`, `MAX_*_PER_USER`). */
+export interface UserLimits {
+  /** Largest presence meta (JSON bytes, about). */
+  presenceMetaBytes: number;
+  /** Presence metas one user may have tracked on this node, over all topics and sockets. */
+  presencesPerUser: number;
+  /** Their bytes together. */
+  presenceBytesPerUser: number;
+  /** Topics one user may have joined on this node, over all sockets. */
+  topicsPerUser: number;
+}
+
+/** Long-poll sessions hold no TCP connection between polls: their own, smaller budget. */
+export interface LongPollLimits {
+  /** Sessions on the node; unset: a quarter of the connection cap (see docs/limits.md). */
+  maxSessions?: number;
+  /** Sessions per client address. */
+  maxSessionsPerAddress: number;
+  /** A session that has not polled again within this long after it was created ends. */
+  firstPollMs: number;
 }
 
 /** Thrown by {@link loadConfig}; the message lists every bad variable and what to do. */
@@ -181,6 +217,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxTopicsPerSession: e.MAX_TOPICS_PER_SESSION,
     pushRate: { perSecond: e.PUSH_RATE_PER_SEC, burst: e.PUSH_BURST },
     maxOutboundBytes: e.MAX_OUTBOUND_BYTES,
+    limits: {
+      presenceMetaBytes: e.MAX_PRESENCE_META_BYTES,
+      presencesPerUser: e.MAX_PRESENCES_PER_USER,
+      presenceBytesPerUser: e.MAX_PRESENCE_BYTES_PER_USER,
+      topicsPerUser: e.MAX_TOPICS_PER_USER,
+    },
+    longpoll: {
+      maxSessions: e.MAX_LONGPOLL_SESSIONS,
+      maxSessionsPerAddress: e.MAX_LONGPOLL_SESSIONS_PER_ADDRESS,
+      firstPollMs: e.LONGPOLL_FIRST_POLL_MS,
+    },
+    apiAuthFailuresPerMinute: e.API_AUTH_FAILURES_PER_MINUTE,
   };
 }
 

@@ -13,6 +13,9 @@ import { inScope } from "../lib/auth.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
+import { payloadProblem } from "../lib/core/limits.ts";
+import type { Payload } from "../lib/core/message.ts";
+import { MessageTooLargeError } from "../lib/cluster/broker.ts";
 import { SupabaseEvent } from "../lib/core/protocol.ts";
 import { REALTIME_PREFIX, realtimeTopic, userBroadcast } from "../lib/supabase/realtime.ts";
 import { type ApiCaller, apiCaller, unauthorized } from "./api_auth.ts";
@@ -74,9 +77,15 @@ export async function publishRealtimeBatch(
       error: `invalid body: messages[${index}].topic: no channel matches "${topic}"`,
     }, 400);
   }
-  for (const m of messages) {
-    switchboard.publish(m.topic, SupabaseEvent.broadcast, userBroadcast(m.event, m.payload));
-  }
+  const out = messages.map((m) => ({
+    topic: m.topic,
+    event: SupabaseEvent.broadcast,
+    payload: userBroadcast(m.event, m.payload),
+  }));
+  // All or nothing (issue 21): every message is checked before any is published.
+  const invalid = _refusePayloads(c, switchboard, out);
+  if (invalid) return invalid;
+  for (const m of out) switchboard.publish(m.topic, m.event, m.payload);
   switchboard.metrics.inc("switchboard_api_messages_total", undefined, messages.length);
   return c.json({ accepted: messages.length }, 202);
 }
@@ -106,16 +115,49 @@ export function realtimeApiRoutes(switchboard: Switchboard): Hono {
       const body = await readBytesBody(c.req.raw, max);
       if (!body.ok) return c.json({ error: body.error }, body.status);
       const meta = { type: SupabaseEvent.broadcast, event };
-      switchboard.publish(topic, SupabaseEvent.broadcast, meta, body.value);
+      try {
+        switchboard.publish(topic, SupabaseEvent.broadcast, meta, body.value);
+      } catch (err) {
+        if (!(err instanceof MessageTooLargeError)) throw err;
+        switchboard.metrics.inc("switchboard_refused_total", { reason: "message_too_large" });
+        return c.json({ error: err.message }, 413);
+      }
     } else {
       const body = await readJsonBody(c.req.raw, max);
       if (!body.ok) return c.json({ error: body.error }, body.status);
-      switchboard.publish(topic, SupabaseEvent.broadcast, userBroadcast(event, body.value));
+      const payload = userBroadcast(event, body.value);
+      const message = { topic, event: SupabaseEvent.broadcast, payload };
+      const invalid = _refusePayloads(c, switchboard, [message]);
+      if (invalid) return invalid;
+      switchboard.publish(topic, SupabaseEvent.broadcast, payload);
     }
     switchboard.metrics.inc("switchboard_api_messages_total");
     return c.json({ accepted: 1 }, 202);
   });
   return app;
+}
+
+/**
+ * A response refusing the batch when a payload nests past `MAX_PAYLOAD_DEPTH` (400) or a
+ * message is too large for the cluster bus (413); undefined when all may go out.
+ */
+function _refusePayloads(
+  c: Context,
+  switchboard: Switchboard,
+  messages: { topic: string; event: string; payload: Payload }[],
+): Response | undefined {
+  const maxDepth = switchboard.config.maxPayloadDepth;
+  for (const [i, m] of messages.entries()) {
+    const problem = payloadProblem(m.payload, { maxDepth });
+    if (problem === undefined) continue;
+    switchboard.metrics.inc("switchboard_refused_total", { reason: "invalid_payload" });
+    const where = messages.length > 1 ? `messages[${i}].payload` : "payload";
+    return c.json({ error: `invalid body: ${where} ${problem}` }, 400);
+  }
+  const tooLarge = switchboard.refusalOf(messages);
+  if (tooLarge === undefined) return undefined;
+  switchboard.metrics.inc("switchboard_refused_total", { reason: "message_too_large" });
+  return c.json({ error: tooLarge }, 413);
 }
 
 /**

@@ -36,6 +36,7 @@ import { decideAccess } from "./access.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
 import { topicProblem } from "./topic.ts";
 import { fieldErrors } from "./validation.ts";
+import { LimitError, measureJson, payloadProblem } from "./limits.ts";
 
 /** What a channel server needs of the session that owns it. */
 export interface ChannelOwner {
@@ -128,6 +129,17 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
     }
   }
   request.beforeJoin?.();
+  // Issue 21: topics per user over all its sockets (user_quotas.ts).
+  const quotaUser = _quotaUser(owner);
+  if (quotaUser !== undefined) {
+    try {
+      node.quotas!.joinTopic(quotaUser);
+    } catch (err) {
+      if (!(err instanceof LimitError)) throw err;
+      node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+      return { status: "error", response: { reason: err.reason, detail: err.message } };
+    }
+  }
   const { channel, subtopic } = match;
   let params: unknown = payload;
   if (channel.joinParams) {
@@ -147,6 +159,7 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
     subtopic,
     joinRef,
     params,
+    quotaUser,
   });
   let result: HandlerResult;
   try {
@@ -156,6 +169,11 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
       throw new TypeError("join must return an object, not bytes");
     }
   } catch (err) {
+    if (err instanceof LimitError) {
+      server.stop(EndReason.refused);
+      node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+      return { status: "error", response: { reason: err.reason, detail: err.message } };
+    }
     node.log.error("a channel's join crashed", { topic, error: describeError(err) });
     server.stop(EndReason.crash);
     return { status: "error", response: { reason: ReplyReason.joinCrashed } };
@@ -204,6 +222,8 @@ export interface ChannelServerInit {
   subtopic: string;
   joinRef: string | null;
   params: unknown;
+  /** The user whose topic count this instance holds (see `user_quotas.ts`), if any. */
+  quotaUser?: string;
 }
 
 let _serverCounter = 0;
@@ -228,6 +248,10 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   #held?: PacedReplay;
   /** The join reply: a reset's state unless the channel has `resetState`. */
   #joinState: Payload = {};
+  /** The user whose per-user quotas this instance counts against (issue 21). */
+  readonly #quotaUser?: string;
+  /** Presence keys whose meta holds room in the user's quota. */
+  #reserved?: Set<string>;
 
   constructor(init: ChannelServerInit) {
     this.owner = init.owner;
@@ -236,6 +260,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.subtopic = init.subtopic;
     this.joinRef = init.joinRef;
     this.params = init.params;
+    this.#quotaUser = init.quotaUser;
   }
 
   get #node(): NodeServices {
@@ -321,6 +346,11 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     } catch (err) {
       if (err instanceof MessageTooLargeError) {
         this.reply(msg, "error", { reason: ReplyReason.messageTooLarge, detail: err.message });
+        return true;
+      }
+      if (err instanceof LimitError) {
+        this.#node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+        this.reply(msg, "error", { reason: err.reason, detail: err.message });
         return true;
       }
       this.#node.log.error("a channel callback crashed", {
@@ -472,6 +502,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("push", event);
+    this.#checkPayload(payload, meta);
     this.#send(event, payload, meta);
   }
 
@@ -497,12 +528,14 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcast", event);
+    this.#checkPayload(payload, meta);
     const body = _body(payload, meta);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcastFrom", event);
+    this.#checkPayload(payload, meta);
     const body = _body(payload, meta);
     const options = { exceptId: this.id, binary: body.binary };
     this.#node.hub.broadcast(this.topic, event, body.payload, options);
@@ -516,8 +549,45 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.end(EndReason.closed, PhxEvent.close, {});
   }
 
+  /**
+   * A payload from channel code nests at most `MAX_PAYLOAD_DEPTH` levels: deeper, encoding it
+   * would overflow the stack where no handler catches it (issue 21).
+   */
+  #checkPayload(payload: Payload | Uint8Array, meta?: Payload): void {
+    const maxDepth = this.#node.config.maxPayloadDepth;
+    const problem = payloadProblem(payload, { maxDepth }) ?? payloadProblem(meta, { maxDepth });
+    if (problem) throw new LimitError(ReplyReason.invalidPayload, `payload ${problem}`);
+  }
+
+  /**
+   * A meta within `MAX_PAYLOAD_DEPTH` and `MAX_PRESENCE_META_BYTES`, and room for it in the
+   * user's quota (taken here); throws {@link LimitError} otherwise.
+   */
+  #reserveMeta(key: string, meta: Payload): void {
+    const { maxPayloadDepth: maxDepth, limits } = this.#node.config;
+    const measured = measureJson(meta, { depth: maxDepth, bytes: limits.presenceMetaBytes });
+    if (measured.depth > maxDepth) {
+      throw new LimitError(
+        ReplyReason.invalidPayload,
+        `presence meta nests deeper than ${maxDepth} levels (MAX_PAYLOAD_DEPTH)`,
+      );
+    }
+    const quotas = this.#node.quotas;
+    if (!quotas) return;
+    // Anonymous owners share no user id: only the meta's own size applies to them.
+    if (this.#quotaUser === undefined) return quotas.checkMetaBytes(measured.bytes);
+    quotas.reservePresence(this.#quotaUser, `${this.id} ${key}`, measured.bytes);
+    (this.#reserved ??= new Set()).add(key);
+  }
+
+  #releaseMeta(key: string): void {
+    if (this.#quotaUser === undefined || !this.#reserved?.delete(key)) return;
+    this.#node.quotas?.releasePresence(this.#quotaUser, `${this.id} ${key}`);
+  }
+
   track(key: string, meta: Payload): void {
     if (this.#stopped) return;
+    this.#reserveMeta(key, meta);
     if (!this.#active) {
       (this.#deferredTracks ??= []).push([key, meta]);
       return;
@@ -527,12 +597,14 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   updatePresence(key: string, meta: Payload): void {
+    this.#reserveMeta(key, meta);
     this.#node.presence.update(this.topic, this.id, key, meta);
   }
 
   untrack(key: string): void {
     this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     this.#trackedKeys?.delete(key);
+    this.#releaseMeta(key);
   }
 
   presenceOf(key: string): Payload | undefined {
@@ -569,8 +641,16 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     }
     this.#trackedKeys = undefined;
+    for (const key of this.#reserved ?? []) this.#releaseMeta(key);
+    if (this.#quotaUser !== undefined) this.#node.quotas?.leaveTopic(this.#quotaUser);
     this.#node.hub.remove(this.topic, this);
   }
+}
+
+/** The user whose quotas a join counts against: none for anonymous or quota-less nodes. */
+function _quotaUser(owner: ChannelOwner): string | undefined {
+  if (!owner.node.quotas || owner.identity.anonymous) return undefined;
+  return owner.identity.userId;
 }
 
 /**

@@ -14,6 +14,7 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import type { UserQuotas } from "./user_quotas.ts";
 import type { ChannelRouter } from "./channel.ts";
 import type { Hub } from "./hub.ts";
 import type { PresenceTracker } from "./presence.ts";
@@ -40,4 +41,6 @@ export interface NodeServices {
   readonly router: ChannelRouter;
   readonly hub: Hub;
   readonly presence: PresenceTracker;
+  /** Per-user bounds (issue 21); absent: none apply. */
+  readonly quotas?: UserQuotas;
 }

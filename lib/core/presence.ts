@@ -11,6 +11,7 @@
  * @module
  */
 import type { Hub } from "./hub.ts";
+import { sendPresenceDiff } from "./presence_flush.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./presence_types.ts";
 
@@ -26,6 +27,11 @@ export interface PresenceOptions {
    * new join, so clients never see the key gone (a tab handing its connection to another).
    */
   leaveGraceMs?: number;
+  /**
+   * Told of a failure contained in a flush (a diff, or one key of it, that could not go out;
+   * a replication that threw): logged and counted by the node, never thrown from the timer.
+   */
+  onError?: (err: unknown, context: { topic: string; key?: string; step: string }) => void;
 }
 
 interface _Diff {
@@ -170,10 +176,19 @@ export class PresenceTracker {
     this.#timer = undefined;
     const pending = [...this.#pending];
     this.#pending.clear();
+    const onError = this.options.onError ??
+      ((err, at) => console.error("presence flush failed", at, err));
     for (const [topic, diff] of pending) {
       this.#stateCache.delete(topic);
-      this.hub.broadcast(topic, "presence_diff", { ...diff });
-      this.hub.broker.replicatePresence(topic, this.#localList(topic));
+      // One topic's failure stays with it (issue 21: it used to end the process).
+      sendPresenceDiff(this.hub, topic, diff, (err, key) => {
+        onError(err, { topic, key, step: "diff" });
+      });
+      try {
+        this.hub.broker.replicatePresence(topic, this.#localList(topic));
+      } catch (err) {
+        onError(err, { topic, step: "replicate" });
+      }
     }
   }
 

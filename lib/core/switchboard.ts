@@ -19,13 +19,14 @@ import { type AccessDecision, decideAccess } from "./access.ts";
 import type { BrokerState } from "../cluster/broker.ts";
 import { type Broker, MemoryBroker, MessageTooLargeError } from "../cluster/broker.ts";
 import type { Config } from "../config.ts";
-import { defaultLogger, type Logger } from "../log.ts";
+import { defaultLogger, describeError, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { formatCursor } from "../resume/cursor.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
 import type { Connection } from "./connection.ts";
 import { Hub } from "./hub.ts";
+import { UserQuotas } from "./user_quotas.ts";
 import type { Payload } from "./message.ts";
 import type { Identity, IdentityCheck, NodeServices } from "./node.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
@@ -80,6 +81,8 @@ export class Switchboard implements NodeServices {
   readonly hub: Hub;
   readonly presence: PresenceTracker;
   readonly metrics = new Metrics();
+  /** Per-user bounds over all of a user's sockets (`user_quotas.ts`). */
+  readonly quotas: UserQuotas;
   readonly clock: Clock;
   readonly timers: Timers;
   readonly log: Logger;
@@ -102,14 +105,25 @@ export class Switchboard implements NodeServices {
       clock: this.clock,
       log: this.log,
     });
+    this.quotas = new UserQuotas(this.config.limits);
     this.presence = new PresenceTracker(this.hub, {
       batchMs: this.config.presenceBatchMs,
       leaveGraceMs: this.config.presenceLeaveGraceMs,
+      onError: (err, at) => this.containedError(`presence ${at.step}`, err, at),
     });
     this.#registerMetrics();
   }
 
   // ---- The façade: what routes, pages and embedders use. ----
+
+  /**
+   * Logs and counts (`switchboard_contained_errors_total{where}`) a failure that was kept to
+   * its key, topic or session instead of ending the process.
+   */
+  containedError(where: string, err: unknown, context: Record<string, unknown> = {}): void {
+    this.metrics.inc("switchboard_contained_errors_total", { where });
+    this.log.error(`${where} failed; contained`, { ...context, error: describeError(err) });
+  }
 
   /** True when a channel serves `topic`. */
   hasChannel(topic: string): boolean {

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { startServer } from "../support/server.ts";
 import { followSse, type SseEvent } from "../support/sse.ts";
-import { metricValue } from "../support/metrics.ts";
+import { metricValue, uncaughtErrors } from "../support/metrics.ts";
+import { joinRealtime, nested, pushTrack } from "../support/presence_attack.ts";
 
 /** 600 × 20 KB in 15 batches of 40, as the issue's reproduction published them. */
 export async function publishBurst(url: string, topic: string, total = 600, batch = 40) {
@@ -70,7 +71,60 @@ Deno.test("a viewer cut during a burst catches up (SSE, one node)", async (t) =>
       });
     }
     await t.step("nothing escaped to the process' last line of defence", async () => {
-      assert.equal(await metricValue(server.url, "switchboard_uncaught_errors_total"), 0);
+      assert.equal(await uncaughtErrors(server.url), 0);
+    });
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("no client input kills or poisons a node (one node)", async (t) => {
+  const server = await startServer();
+  try {
+    await t.step(
+      "a presence meta nested 30,000 deep is refused; the topic still works",
+      async () => {
+        const topic = "realtime:deep";
+        const mallory = await joinRealtime(server.socketUrl, topic, "mallory");
+        const reply = await pushTrack(mallory, topic, "2", { deep: nested(30_000) });
+        assert.equal(reply.status, "error");
+        assert.equal(reply.response.reason, "invalid_payload");
+        // Newcomers still get the topic's presence, and the API still lists it.
+        const ann = await joinRealtime(server.socketUrl, topic, "ann");
+        await ann.next((f) => f.event === "presence_state");
+        const res = await fetch(`${server.url}/api/presence/${topic}`);
+        assert.equal(res.status, 200, await res.text());
+        await Promise.all([mallory.close(), ann.close()]);
+      },
+    );
+
+    await t.step("a 62 KB presence meta is refused with its limit named", async () => {
+      const topic = "realtime:big";
+      const raw = await joinRealtime(server.socketUrl, topic, "bob");
+      const reply = await pushTrack(raw, topic, "2", { pad: "x".repeat(62_000) });
+      assert.equal(reply.status, "error");
+      assert.equal(reply.response.reason, "presence_meta_too_large");
+      assert.match(String(reply.response.detail), /MAX_PRESENCE_META_BYTES/);
+      assert.equal((await pushTrack(raw, topic, "3", { name: "Bob" })).status, "ok");
+      await raw.close();
+    });
+
+    await t.step("realtime REST: a payload nested 8,000 deep is 400, the topic reads", async () => {
+      const deep = "[".repeat(8_000) + "]".repeat(8_000);
+      const res = await fetch(`${server.url}/api/broadcast/deep-rest/events/x`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: `{"v":${deep}}`,
+      });
+      assert.equal(res.status, 400, await res.text());
+      const read = await fetch(`${server.url}/api/topics/realtime:deep-rest`);
+      assert.equal(read.status, 200, await read.text());
+    });
+
+    await t.step("the node served it all: nothing escaped, refusals counted", async () => {
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+      assert.equal(await uncaughtErrors(server.url), 0);
+      assert.ok(await metricValue(server.url, "switchboard_refused_total", "invalid_payload") >= 2);
     });
   } finally {
     await server.stop();

@@ -29,3 +29,14 @@ export async function metricValue(
   }
   return sum;
 }
+
+/**
+ * `switchboard_uncaught_errors_total` (the process' last line of defence); fails when the
+ * server does not report it at all, so a test asserting 0 cannot pass by its absence.
+ */
+export async function uncaughtErrors(url: string, headers: HeadersInit = {}): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { headers })).text();
+  const line = text.split("\n").find((l) => l.startsWith("switchboard_uncaught_errors_total"));
+  if (line === undefined) throw new Error("/metrics has no switchboard_uncaught_errors_total");
+  return metricValue(url, "switchboard_uncaught_errors_total", undefined, headers);
+}

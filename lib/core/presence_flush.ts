@@ -1,0 +1,66 @@
+/**
+ * Sends one topic's batched `presence_diff` without letting it break the node: a diff too
+ * large for the cluster bus goes out split per key, a key too large alone reaches this node's
+ * clients only, and any other failure stays with its topic (reported, never thrown out of the
+ * flush timer, where it would be an uncaught exception that ends the process).
+ *
+ * @example
+ * ```ts
+ * import type { Hub } from "./hub.ts";
+ * declare const hub: Hub;
+ * sendPresenceDiff(hub, "room:1", { joins: {}, leaves: {} }, (err, key) => console.error(key, err));
+ * ```
+ * @module
+ */
+import { MessageTooLargeError } from "../cluster/broker.ts";
+import type { Hub } from "./hub.ts";
+import type { PresenceState } from "./presence_types.ts";
+import { PhxEvent } from "./protocol.ts";
+
+/** The joins and leaves of one topic in one batch window. */
+export interface PresenceDiff {
+  joins: PresenceState;
+  leaves: PresenceState;
+}
+
+/** Reports a contained failure: of the whole diff, or of one key's part of it. */
+export type PresenceFailure = (err: unknown, key?: string) => void;
+
+/** Broadcasts `diff` on `topic`, split per key when the whole is too large for the bus. */
+export function sendPresenceDiff(
+  hub: Hub,
+  topic: string,
+  diff: PresenceDiff,
+  failed: PresenceFailure,
+): void {
+  try {
+    hub.broadcast(topic, PhxEvent.presenceDiff, { ...diff });
+    return;
+  } catch (err) {
+    if (!(err instanceof MessageTooLargeError)) return failed(err);
+  }
+  // Each key's joins and leaves stay together: a handover (leave and re-join) is one diff.
+  const keys = new Set([...Object.keys(diff.joins), ...Object.keys(diff.leaves)]);
+  for (const key of keys) {
+    const part: PresenceDiff = { joins: _only(diff.joins, key), leaves: _only(diff.leaves, key) };
+    try {
+      hub.broadcast(topic, PhxEvent.presenceDiff, { ...part });
+    } catch (err) {
+      failed(err, key);
+      // Too large for the bus even alone: this node's clients still see it.
+      if (err instanceof MessageTooLargeError) {
+        try {
+          hub.deliverLocal(topic, PhxEvent.presenceDiff, { ...part });
+        } catch (local) {
+          failed(local, key);
+        }
+      }
+    }
+  }
+}
+
+function _only(state: PresenceState, key: string): PresenceState {
+  const out: PresenceState = Object.create(null);
+  if (state[key]) out[key] = state[key];
+  return out;
+}
