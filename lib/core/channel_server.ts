@@ -304,7 +304,19 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     const tracks = this.#deferredTracks ?? [];
     this.#deferredTracks = undefined;
     this.#active = true;
-    for (const [key, meta] of tracks) this.track(key, meta);
+    for (const [key, meta] of tracks) {
+      try {
+        this.track(key, meta);
+      } catch (err) {
+        // Checked when `join` tracked it; a topic that filled up since refuses it here.
+        if (!(err instanceof LimitError)) throw err;
+        this.#node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+        this.#node.log.warn("a presence tracked in join was refused", {
+          topic: this.topic,
+          detail: err.message,
+        });
+      }
+    }
   }
 
   /**
@@ -592,7 +604,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       (this.#deferredTracks ??= []).push([key, meta]);
       return;
     }
-    this.#node.presence.track(this.topic, this.id, key, meta);
+    try {
+      this.#node.presence.track(this.topic, this.id, key, meta);
+    } catch (err) {
+      this.#releaseMeta(key);
+      throw err;
+    }
     (this.#trackedKeys ??= new Set()).add(key);
   }
 

@@ -12,6 +12,7 @@
  */
 import type { Hub } from "./hub.ts";
 import { sendPresenceDiff } from "./presence_flush.ts";
+import { LimitError } from "./limits.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./presence_types.ts";
 
@@ -60,6 +61,9 @@ export class PresenceTracker {
    */
   readonly #lingering = new Map<string, Map<string, _Lingering>>();
   #timer?: ReturnType<typeof setTimeout>;
+  /** Issue 21: bytes of this node's metas per topic, and of each meta (see #claim). */
+  readonly #topicBytes = new Map<string, number>();
+  readonly #metaBytes = new WeakMap<PresenceMeta, number>();
   #refCounter = 0;
   readonly #refPrefix: string;
 
@@ -83,6 +87,12 @@ export class PresenceTracker {
       throw new Error(`"${key}" is already tracked on ${topic} by this channel; use update`);
     }
     const entry = { ...meta, phx_ref: this.#nextRef() } as PresenceMeta;
+    try {
+      this.#claim(topic, entry);
+    } catch (err) {
+      if (owners.size === 0) this.#forgetKey(topic, key);
+      throw err;
+    }
     owners.set(ownerId, entry);
     const diff = this.#diff(topic);
     (diff.joins[key] ??= { metas: [] }).metas.push(entry);
@@ -105,6 +115,7 @@ export class PresenceTracker {
       phx_ref: this.#nextRef(),
       phx_ref_prev: old.phx_ref,
     } as PresenceMeta;
+    this.#claim(topic, entry, old);
     owners.set(ownerId, entry);
     const diff = this.#diff(topic);
     (diff.joins[key] ??= { metas: [] }).metas.push(entry);
@@ -132,7 +143,44 @@ export class PresenceTracker {
     const graceMs = options.leaveGraceMs ?? this.options.leaveGraceMs ?? 0;
     // Only the last meta's leave shows as the key going away; other leaves go out at once.
     if (owners.size === 0 && graceMs > 0) this.#holdLeave(topic, key, old, graceMs);
-    else (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(old);
+    else {
+      this.#unclaim(topic, old);
+      (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(old);
+    }
+  }
+
+  /**
+   * Counts `meta` in its topic's bytes on this node, replacing `old`. A topic's presence is
+   * replicated as one envelope: past the bus line (less a margin for the envelope) it could
+   * not reach the other nodes, so the track is refused here, per key, with a clear error.
+   */
+  #claim(topic: string, meta: PresenceMeta, old?: PresenceMeta): void {
+    const bytes = new TextEncoder().encode(JSON.stringify(meta)).byteLength + 64;
+    const before = this.#topicBytes.get(topic) ?? 0;
+    const total = before + bytes - (old ? this.#metaBytes.get(old) ?? 0 : 0);
+    const line = this.hub.broker.maxMessageBytes;
+    const limit = line === undefined ? Infinity : Math.floor(line * 0.9);
+    if (total > limit && total > before) {
+      throw new LimitError(
+        "presence_topic_full",
+        `the presences on ${topic} would take ${total} bytes on this node; the cluster bus ` +
+          `carries at most ${limit}: keep metas small`,
+      );
+    }
+    this.#metaBytes.set(meta, bytes);
+    this.#topicBytes.set(topic, total);
+  }
+
+  #unclaim(topic: string, meta: PresenceMeta): void {
+    const left = (this.#topicBytes.get(topic) ?? 0) - (this.#metaBytes.get(meta) ?? 0);
+    if (left <= 0) this.#topicBytes.delete(topic);
+    else this.#topicBytes.set(topic, left);
+  }
+
+  #forgetKey(topic: string, key: string): void {
+    const keys = this.#topics.get(topic);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#topics.delete(topic);
   }
 
   /** The current meta of one owner for `key`, if tracked. */
@@ -236,6 +284,7 @@ export class PresenceTracker {
     clearTimeout(held.timer);
     keys.delete(key);
     if (keys.size === 0) this.#lingering.delete(topic);
+    for (const meta of held.metas) this.#unclaim(topic, meta);
     (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(...held.metas);
   }
 
