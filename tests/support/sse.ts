@@ -171,10 +171,16 @@ export interface SseFollow {
  */
 export async function followSse(
   url: string,
-  options: { done: (events: SseEvent[]) => boolean; maxConnects: number; pauseMs?: number },
+  options: {
+    done: (events: SseEvent[]) => boolean;
+    maxConnects: number;
+    pauseMs?: number;
+    /** Where to resume from on the first connection (an id an earlier stream ended at). */
+    lastEventId?: string;
+  },
 ): Promise<SseFollow> {
   const follow: SseFollow = { events: [], connects: 0, empty: 0 };
-  let lastEventId = "";
+  let lastEventId = options.lastEventId ?? "";
   while (follow.connects < options.maxConnects && !options.done(follow.events)) {
     follow.connects++;
     const headers: Record<string, string> = lastEventId ? { "last-event-id": lastEventId } : {};
