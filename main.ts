@@ -49,7 +49,8 @@ if (import.meta.main) {
     hostname: config.host,
     handler: app.fetch,
     maxConnections,
-    openConnections: () => switchboard.sessionCount,
+    // WebSockets and SSE responses until their socket is done; long-polls have their own budget.
+    openConnections: () => switchboard.connectedCount,
     log,
     // Printed at every log level: scripts and tests read the port from this line.
     onListen: ({ hostname, port }) =>

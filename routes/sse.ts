@@ -98,6 +98,8 @@ export function sseRoutes(switchboard: Switchboard): Hono {
       if (reason !== EndReason.closed) session.close(reason);
     };
     live.add(connection);
+    // Counted against MAX_CONNECTIONS until its socket is done with it, not its session.
+    switchboard.sseResponses.hold(connection.finished);
     startTicker();
     return new Response(connection.stream, {
       headers: {

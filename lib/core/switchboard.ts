@@ -27,6 +27,7 @@ import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
 import type { Connection } from "./connection.ts";
 import { Hub } from "./hub.ts";
 import { UserQuotas } from "./user_quotas.ts";
+import { AddressBudget, HeldConnections } from "./admission.ts";
 import type { Payload } from "./message.ts";
 import type { Identity, IdentityCheck, NodeServices } from "./node.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
@@ -88,7 +89,16 @@ export class Switchboard implements NodeServices {
   readonly log: Logger;
   readonly startedAt: number;
   readonly #sessions = new Set<Session>();
-  readonly #forget = (session: Session) => this.#unregister(session);
+  readonly #forget = (session: Session) => {
+    if (this.#sessions.has(session) && session.transport === "websocket") this.#websockets--;
+    this.#unregister(session);
+  };
+  /** Open WebSocket sessions (issue 21: see {@link connectedCount}). */
+  #websockets = 0;
+  /** SSE responses, counted until their socket is done with them (`admission.ts`). */
+  readonly sseResponses = new HeldConnections();
+  /** Long-poll sessions: their own budget, per client address too (`admission.ts`). */
+  readonly longPolls: AddressBudget;
   #stopSweeper?: () => void;
 
   constructor(options: SwitchboardOptions) {
@@ -106,6 +116,14 @@ export class Switchboard implements NodeServices {
       log: this.log,
     });
     this.quotas = new UserQuotas(this.config.limits);
+    const { maxSessions, maxSessionsPerAddress } = this.config.longpoll;
+    const cap = this.config.maxConnections;
+    this.longPolls = new AddressBudget({
+      // A quarter of the connection cap by default: long-polls cannot crowd out the rest.
+      total: maxSessions ?? (cap ? Math.max(1, Math.floor(cap / 4)) : 2_500),
+      perAddress: maxSessionsPerAddress,
+      what: "long-poll sessions",
+    });
     this.presence = new PresenceTracker(this.hub, {
       batchMs: this.config.presenceBatchMs,
       leaveGraceMs: this.config.presenceLeaveGraceMs,
@@ -202,6 +220,16 @@ export class Switchboard implements NodeServices {
     return this.#sessions.size;
   }
 
+  /**
+   * Connections that hold a socket beyond a request and count against `MAX_CONNECTIONS`:
+   * WebSocket sessions and SSE responses not done yet. Long-poll sessions hold no socket
+   * between polls: their held polls count as requests in flight, the sessions against
+   * {@link longPolls}.
+   */
+  get connectedCount(): number {
+    return this.#websockets + this.sseResponses.size;
+  }
+
   // ---- Sessions: what transports use. ----
 
   /**
@@ -283,6 +311,7 @@ export class Switchboard implements NodeServices {
       onClose: this.#forget,
     });
     this.#sessions.add(session);
+    if (connection.transport === "websocket") this.#websockets++;
     this.metrics.inc("switchboard_connections_total", { transport: connection.transport });
     this.#startSweeper();
     return session;
@@ -361,6 +390,14 @@ export class Switchboard implements NodeServices {
   }
 
   #registerMetrics(): void {
+    this.metrics.gauge(
+      "switchboard_admission",
+      "long-poll sessions (own budget) and SSE responses held until their socket is done",
+      () => [[{ kind: "longpoll_sessions" }, this.longPolls.size], [
+        { kind: "sse_responses" },
+        this.sseResponses.size,
+      ]],
+    );
     this.metrics.gauge("switchboard_connections", "open sessions by transport", () => {
       const counts: Record<string, number> = { websocket: 0, longpoll: 0, sse: 0 };
       for (const s of this.#sessions) counts[s.transport]++;

@@ -41,6 +41,10 @@ export class LongPollConnection implements Connection {
   #queued = 0;
   session?: Session;
   lastPoll: number;
+  /** Polls made with this session's token (the one that created it does not count). */
+  polls = 0;
+  /** Called once when the session ends (gives back its place in the long-poll budget). */
+  onEnd?: () => void;
   closed = false;
   #waiter?: () => void;
   /** Replays waiting for the client to poll what is queued (see {@link backlog}). */
@@ -137,6 +141,11 @@ export class LongPollConnection implements Connection {
 export interface LongPollSessionsInit {
   /** A session with no poll for this long ends. */
   timeoutMs: number;
+  /**
+   * A session never polled with its token within this long after it was created ends (a
+   * client that opens sessions and never uses them costs the node little for little time).
+   */
+  firstPollMs?: number;
   timers: Timers;
   clock: Clock;
 }
@@ -165,7 +174,7 @@ export class LongPollSessions {
     });
     this.#sessions.set(connection.token, connection);
     this.#stopSweeper ??= this.#init.timers.every(
-      Math.min(5_000, this.#init.timeoutMs / 3),
+      Math.min(5_000, this.#init.timeoutMs / 3, (this.#init.firstPollMs ?? Infinity) / 2),
       () => this.sweep(),
     );
     return connection;
@@ -174,12 +183,14 @@ export class LongPollSessions {
   /** Marks a poll now (the client is still there). */
   touch(connection: LongPollConnection): void {
     connection.lastPoll = this.#init.clock.now();
+    connection.polls++;
   }
 
   /** Ends a connection's session and forgets its token. */
   end(connection: LongPollConnection, reason: string): void {
-    this.#sessions.delete(connection.token);
+    if (!this.#sessions.delete(connection.token)) return;
     connection.close(0, reason);
+    connection.onEnd?.();
     connection.session?.close(reason);
     if (this.#sessions.size === 0) {
       this.#stopSweeper?.();
@@ -189,11 +200,13 @@ export class LongPollSessions {
 
   /** Ends abandoned sessions (no poll for a while): their channels stop, presences leave. */
   sweep(): void {
-    const deadline = this.#init.clock.now() - this.#init.timeoutMs;
-    for (const connection of this.#sessions.values()) {
-      if (connection.closed || (!connection.waiting && connection.lastPoll < deadline)) {
-        this.end(connection, EndReason.timeout);
-      }
+    const now = this.#init.clock.now();
+    const deadline = now - this.#init.timeoutMs;
+    const unusedBefore = now - (this.#init.firstPollMs ?? this.#init.timeoutMs);
+    for (const connection of [...this.#sessions.values()]) {
+      const idle = !connection.waiting && connection.lastPoll < deadline;
+      const unused = connection.polls === 0 && connection.lastPoll < unusedBefore;
+      if (connection.closed || idle || unused) this.end(connection, EndReason.timeout);
     }
   }
 }

@@ -43,6 +43,11 @@ export interface SseConnectionInit {
   clock?: Clock;
   /** How long a closed stream may take to be read to its end before it is cut. */
   closeTimeoutMs?: number;
+  /**
+   * How long a stream cut as a slow consumer may take to be read to its end (what was queued
+   * before the cut, at most `maxBuffered`); past it, it is dropped (default 60 s).
+   */
+  lingerMs?: number;
 }
 
 /**
@@ -79,6 +84,16 @@ export class SseConnection implements Connection {
   readonly #closeTimeoutMs: number;
   /** Replays waiting for the client to read (see {@link backlog}). */
   #drainWaiters: (() => void)[] = [];
+  readonly #lingerMs: number;
+  /** Ended by the server: the response closes once its queue is read (see {@link finished}). */
+  #ending = false;
+  #lingerTimer?: ReturnType<typeof setTimeout>;
+  #finish!: () => void;
+  /**
+   * Resolves when the response is done with its socket: read to its end, the client gone, or
+   * dropped unread past the linger time. Until then it counts as a connection (issue 21).
+   */
+  readonly finished: Promise<void> = new Promise((resolve) => this.#finish = resolve);
   /** Called once when the stream ends: the client is gone or too slow, or the server closed it. */
   onEnd: (reason: SseEnd) => void = () => {};
 
@@ -87,16 +102,23 @@ export class SseConnection implements Connection {
     this.#maxBuffered = init.maxBuffered;
     this.#clock = init.clock ?? Date;
     this.#closeTimeoutMs = init.closeTimeoutMs ?? 5_000;
+    this.#lingerMs = init.lingerMs ?? 60_000;
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
       },
-      // The response took a chunk and wants more: a paced replay may write again.
-      pull: () => this.#wakeDrain(),
+      // The response took a chunk and wants more: a paced replay may write again, and an
+      // ending stream whose queue was read to its end closes.
+      pull: () => {
+        this.#wakeDrain();
+        if (this.#ending && this.#unread() === 0) this.#end();
+      },
       cancel: () => {
+        const wasOpen = this.#open;
         this.#open = false;
         this.#wakeDrain();
-        this.onEnd(EndReason.disconnect);
+        this.#done();
+        if (wasOpen) this.onEnd(EndReason.disconnect);
       },
     }, { highWaterMark: init.maxBuffered, size: (chunk) => chunk.byteLength });
   }
@@ -198,10 +220,7 @@ export class SseConnection implements Connection {
     this.#release();
     this.#open = false;
     this.#wakeDrain();
-    // A reader that stopped reading would keep the response, and its connection, open for
-    // good: what it has not read within the close timeout is dropped with the connection.
-    if (this.#unread() === 0) this.#end();
-    else setTimeout(() => this.#unread() === 0 ? this.#end() : this.#cut(), this.#closeTimeoutMs);
+    this.#linger(this.#closeTimeoutMs);
     this.onEnd(EndReason.closed);
   }
 
@@ -210,16 +229,35 @@ export class SseConnection implements Connection {
     return this.#maxBuffered - (this.#controller.desiredSize ?? this.#maxBuffered);
   }
 
+  /**
+   * Ends the response once what is queued was read (pull closes it), or drops it unread after
+   * `ms`. Deno cannot close the socket of a response whose reader stopped reading: dropping
+   * frees the queue here, the socket stays until the client goes (docs/limits.md).
+   */
+  #linger(ms: number): void {
+    this.#ending = true;
+    if (this.#unread() === 0) return this.#end();
+    this.#lingerTimer = setTimeout(() => this.#cut(), ms);
+  }
+
   #end(): void {
     try {
       this.#controller.close();
     } catch { /* already closed by the client */ }
+    this.#done();
   }
 
   #cut(): void {
     try {
-      this.#controller.error(new Error("closed stream not read within the close timeout"));
+      this.#controller.error(new Error("stream not read to its end in time"));
     } catch { /* already closed by the client */ }
+    this.#done();
+  }
+
+  #done(): void {
+    this.#ending = false;
+    clearTimeout(this.#lingerTimer);
+    this.#finish();
   }
 
   #writeId(): void {
@@ -259,11 +297,17 @@ export class SseConnection implements Connection {
     if ((this.#controller.desiredSize ?? 0) < 0) this.#dropSlowConsumer();
   }
 
+  /**
+   * Past the limit the session ends; the response ends too, for real: once the reader has
+   * read what was queued (whole events, so EventSource resumes from the last id it saw), or
+   * when it goes, or dropped after the linger time. It counts as a connection until then.
+   */
   #dropSlowConsumer(): void {
     this.#open = false;
     this.#held = [];
+    this.#heldBytes = 0;
     this.#wakeDrain();
-    this.#controller.error(new Error("slow consumer"));
+    this.#linger(this.#lingerMs);
     this.onEnd(EndReason.slowConsumer);
   }
 
