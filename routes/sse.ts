@@ -5,7 +5,7 @@
  * @module
  */
 import { topicProblem } from "../lib/core/topic.ts";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { CloseCode, EndReason, ReplyReason } from "../lib/core/protocol.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { type Cursor, CursorError, parseCursor, unusableCursor } from "../lib/resume/cursor.ts";
@@ -14,6 +14,15 @@ import { connectParams } from "./params.ts";
 
 /** More topics than this on one stream is refused. */
 const _MAX_TOPICS = 32;
+
+/**
+ * Settles when the response is delivered or its connection closed: Deno's
+ * `ServeHandlerInfo.completed` (Hono's env on Deno); undefined where the runtime has none.
+ */
+function responseDone(c: Context): Promise<unknown> | undefined {
+  const completed = (c.env as { completed?: unknown } | undefined)?.completed;
+  return completed instanceof Promise ? completed.catch(() => {}) : undefined;
+}
 
 /** The SSE transport's routes. */
 export function sseRoutes(switchboard: Switchboard): Hono {
@@ -98,8 +107,9 @@ export function sseRoutes(switchboard: Switchboard): Hono {
       if (reason !== EndReason.closed) session.close(reason);
     };
     live.add(connection);
-    // Counted against MAX_CONNECTIONS until its socket is done with it, not its session.
-    switchboard.sseResponses.hold(connection.finished);
+    // Counted against MAX_CONNECTIONS until its socket is done with it, not its session:
+    // a stream cut while its reader stopped reading keeps its socket (issue 21).
+    switchboard.sseResponses.hold(responseDone(c) ?? connection.finished);
     startTicker();
     return new Response(connection.stream, {
       headers: {

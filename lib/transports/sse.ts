@@ -43,11 +43,6 @@ export interface SseConnectionInit {
   clock?: Clock;
   /** How long a closed stream may take to be read to its end before it is cut. */
   closeTimeoutMs?: number;
-  /**
-   * How long a stream cut as a slow consumer may take to be read to its end (what was queued
-   * before the cut, at most `maxBuffered`); past it, it is dropped (default 60 s).
-   */
-  lingerMs?: number;
 }
 
 /**
@@ -84,14 +79,14 @@ export class SseConnection implements Connection {
   readonly #closeTimeoutMs: number;
   /** Replays waiting for the client to read (see {@link backlog}). */
   #drainWaiters: (() => void)[] = [];
-  readonly #lingerMs: number;
   /** Ended by the server: the response closes once its queue is read (see {@link finished}). */
   #ending = false;
   #lingerTimer?: ReturnType<typeof setTimeout>;
   #finish!: () => void;
   /**
-   * Resolves when the response is done with its socket: read to its end, the client gone, or
-   * dropped unread past the linger time. Until then it counts as a connection (issue 21).
+   * Resolves when the stream is done: read to its end, the client gone, or dropped unread.
+   * Where the runtime cannot say when the response's socket is done (Deno's
+   * `info.completed` can), it counts as a connection until then (issue 21).
    */
   readonly finished: Promise<void> = new Promise((resolve) => this.#finish = resolve);
   /** Called once when the stream ends: the client is gone or too slow, or the server closed it. */
@@ -102,7 +97,6 @@ export class SseConnection implements Connection {
     this.#maxBuffered = init.maxBuffered;
     this.#clock = init.clock ?? Date;
     this.#closeTimeoutMs = init.closeTimeoutMs ?? 5_000;
-    this.#lingerMs = init.lingerMs ?? 60_000;
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
@@ -231,8 +225,7 @@ export class SseConnection implements Connection {
 
   /**
    * Ends the response once what is queued was read (pull closes it), or drops it unread after
-   * `ms`. Deno cannot close the socket of a response whose reader stopped reading: dropping
-   * frees the queue here, the socket stays until the client goes (docs/limits.md).
+   * `ms`: a reader that stopped reading would keep it, and its connection, open for good.
    */
   #linger(ms: number): void {
     this.#ending = true;
@@ -298,16 +291,18 @@ export class SseConnection implements Connection {
   }
 
   /**
-   * Past the limit the session ends; the response ends too, for real: once the reader has
-   * read what was queued (whole events, so EventSource resumes from the last id it saw), or
-   * when it goes, or dropped after the linger time. It counts as a connection until then.
+   * Past the limit the session ends and the stream is dropped; EventSource resumes from its
+   * Last-Event-ID. Its response counts as a connection until its socket is done with it
+   * (`routes/sse.ts`).
    */
   #dropSlowConsumer(): void {
     this.#open = false;
     this.#held = [];
     this.#heldBytes = 0;
     this.#wakeDrain();
-    this.#linger(this.#lingerMs);
+    // Errored at once, not left to be read: Deno then drops the connection when it can (not
+    // while its socket is full; see docs/limits.md), and the queue is freed now.
+    this.#cut();
     this.onEnd(EndReason.slowConsumer);
   }
 
