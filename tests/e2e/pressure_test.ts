@@ -3,6 +3,7 @@
  * burst, on SSE (EventSource-like readers, one slow, one at full speed) and on WebSocket.
  */
 import assert from "node:assert/strict";
+import { openRaw } from "../support/raw_ws.ts";
 import { startServer } from "../support/server.ts";
 import { followSse } from "../support/sse.ts";
 import { checkConverged, publishBurst, sawLast } from "../support/burst.ts";
@@ -82,6 +83,65 @@ Deno.test("no client input kills or poisons a node (one node)", async (t) => {
       assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
       assert.equal(await uncaughtErrors(server.url), 0);
       assert.ok(await metricValue(server.url, "switchboard_refused_total", "invalid_payload") >= 2);
+    });
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("a resume after a burst converges (WebSocket, long-poll)", async (t) => {
+  const server = await startServer();
+  /** The topic's cursor now, then a burst: resuming from it replays ~12 MB. */
+  const missBurst = async (topic: string) => {
+    const res = await fetch(`${server.url}/api/topics/${topic}`);
+    const { cursor } = await res.json();
+    await publishBurst(server.url, topic);
+    return cursor as string;
+  };
+  /** Status numbers and resets as frames (`[joinRef, ref, topic, event, payload]`) carry them. */
+  const asEvents = (frames: unknown[][]) =>
+    frames.filter((f) => f[3] === "status" || f[3] === "reset").map((f) => ({
+      event: f[3] as string,
+      data: "",
+      lastEventId: "",
+      json: { topic: f[2] as string, payload: f[4] as Record<string, unknown> },
+    }));
+  try {
+    await t.step("WebSocket: a join with the cursor from before the burst", async () => {
+      const topic = "status:ws-burst";
+      const cursor = await missBurst(topic);
+      const raw = await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0`);
+      raw.push("1", "1", topic, "phx_join", { cursor });
+      await raw.next(
+        (f) =>
+          (f.event === "status" && (f.payload as { n: number }).n === 600) || f.event === "reset",
+        30_000,
+      );
+      const { last } = checkConverged(asEvents(raw.log.map((f) => f.json as unknown[])));
+      assert.equal(last, 600);
+      await raw.close();
+    });
+
+    await t.step("long-poll: a join with the cursor, paced by the polls", async () => {
+      const topic = "status:lp-burst";
+      const cursor = await missBurst(topic);
+      const endpoint = `${server.url}/socket/longpoll?vsn=2.0.0`;
+      const { token } = await (await fetch(endpoint)).json();
+      const post = await fetch(`${endpoint}&token=${token}`, {
+        method: "POST",
+        body: JSON.stringify(["1", "1", topic, "phx_join", { cursor }]),
+      });
+      assert.equal((await post.json()).status, 200);
+      const frames: unknown[][] = [];
+      let polls = 0;
+      while (!sawLast(600)(asEvents(frames)) && polls < 200) {
+        polls++;
+        const answer = await (await fetch(`${endpoint}&token=${token}`)).json();
+        assert.ok([200, 204].includes(answer.status), `poll ${polls}: ${JSON.stringify(answer)}`);
+        for (const m of answer.messages ?? []) frames.push(JSON.parse(m));
+      }
+      assert.equal(checkConverged(asEvents(frames)).last, 600);
+      assert.ok(polls > 1, "the replay came in several polls");
     });
   } finally {
     await server.stop();
