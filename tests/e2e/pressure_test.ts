@@ -3,7 +3,8 @@
  * burst, on SSE (EventSource-like readers, one slow, one at full speed) and on WebSocket.
  */
 import assert from "node:assert/strict";
-import { openRaw } from "../support/raw_ws.ts";
+import { openRaw, type RawSocket, replyOf } from "../support/raw_ws.ts";
+import { waitFor } from "../support/wait.ts";
 import { startServer } from "../support/server.ts";
 import { followSse } from "../support/sse.ts";
 import { checkConverged, publishBurst, sawLast } from "../support/burst.ts";
@@ -144,6 +145,96 @@ Deno.test("a resume after a burst converges (WebSocket, long-poll)", async (t) =
       assert.ok(polls > 1, "the replay came in several polls");
     });
   } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("one user's presences and topics are bounded over all its sockets", async (t) => {
+  const server = await startServer({
+    MAX_TOPICS_PER_USER: "30",
+    MAX_PRESENCES_PER_USER: "20",
+    MAX_PRESENCE_BYTES_PER_USER: "200000",
+  });
+  const sockets: RawSocket[] = [];
+  const join = async (user: string, topic: string, ref: string) => {
+    const raw = sockets.at(-1)!;
+    raw.push(ref, ref, topic, "phx_join", { config: { presence: { key: user, enabled: true } } });
+    return replyOf(await raw.next((f) => f.ref === ref && f.event === "phx_reply"));
+  };
+  const track = async (topic: string, ref: string, meta: unknown) => {
+    const raw = sockets.at(-1)!;
+    raw.push(ref, `t${ref}`, topic, "presence", {
+      type: "presence",
+      event: "track",
+      payload: meta,
+    });
+    return replyOf(await raw.next((f) => f.ref === `t${ref}` && f.event === "phx_reply"));
+  };
+  try {
+    await t.step("5 sockets × 8 topics: 30 joins, then too_many_topics_for_user", async () => {
+      const reasons: string[] = [];
+      for (let s = 0; s < 5; s++) {
+        sockets.push(await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0&user_id=eve`));
+        for (let i = 0; i < 8; i++) {
+          const reply = await join("eve", `realtime:eve-${s}-${i}`, String(i + 1));
+          reasons.push(reply.status === "ok" ? "ok" : String(reply.response.reason));
+        }
+      }
+      assert.deepEqual(reasons, [
+        ...Array(30).fill("ok"),
+        ...Array(10).fill("too_many_topics_for_user"),
+      ]);
+    });
+
+    await t.step("20 presences, then too_many_presences; other users unaffected", async () => {
+      const statuses: string[] = [];
+      // The last socket's 8 joins were refused: track on the first four sockets' topics.
+      for (let s = 0; s < 4; s++) {
+        const raw = sockets[s];
+        for (let i = 0; i < 6; i++) {
+          const topic = `realtime:eve-${s}-${i}`;
+          raw.push(String(i + 1), `p${i}`, topic, "presence", {
+            type: "presence",
+            event: "track",
+            payload: { s, i },
+          });
+          const reply = replyOf(await raw.next((f) => f.ref === `p${i}` && f.topic === topic));
+          statuses.push(reply.status === "ok" ? "ok" : String(reply.response.reason));
+        }
+      }
+      assert.deepEqual(statuses, [...Array(20).fill("ok"), ...Array(4).fill("too_many_presences")]);
+      sockets.push(await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0&user_id=ann`));
+      assert.equal((await join("ann", "realtime:eve-0-0", "1")).status, "ok");
+      assert.equal((await track("realtime:eve-0-0", "1", { name: "Ann" })).status, "ok");
+    });
+
+    await t.step("bytes per user: 30 KB metas fit six times in 200,000", async () => {
+      sockets.push(await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0&user_id=zed`));
+      const statuses: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const topic = `realtime:zed-${i}`;
+        assert.equal((await join("zed", topic, String(i + 1))).status, "ok");
+        const reply = await track(topic, String(i + 1), { pad: "z".repeat(30_000) });
+        statuses.push(reply.status === "ok" ? "ok" : String(reply.response.reason));
+      }
+      assert.deepEqual(statuses, [...Array(6).fill("ok"), ...Array(2).fill("too_many_presences")]);
+    });
+
+    await t.step("closing the sockets gives the room back", async () => {
+      for (const raw of sockets.splice(0, 5)) await raw.close();
+      await waitFor(async () => {
+        sockets.unshift(await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0&user_id=eve`));
+        const raw = sockets[0];
+        raw.push("1", "1", "realtime:eve-again", "phx_join", {});
+        const reply = replyOf(await raw.next((f) => f.ref === "1" && f.event === "phx_reply"));
+        if (reply.status !== "ok") await sockets.shift()!.close();
+        return reply.status === "ok";
+      }, "eve may join again");
+      assert.ok(await metricValue(server.url, "switchboard_refused_total", "too_many") >= 16);
+      assert.equal(await uncaughtErrors(server.url), 0);
+    });
+  } finally {
+    await Promise.all(sockets.map((s) => s.close()));
     await server.stop();
   }
 });
