@@ -83,6 +83,31 @@ Deno.test("pressure across two nodes through Redis", async (t) => {
       });
     }
 
+    await t.step(
+      "realtime REST past the bus line: 413, and a batch is all or nothing",
+      async () => {
+        const big = { pad: "b".repeat(600_000) };
+        const one = await fetch(`${a.url}/api/broadcast/big/events/x`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(big),
+        });
+        assert.equal(one.status, 413, await one.text());
+        const batch = await fetch(`${a.url}/api/broadcast`, {
+          method: "POST",
+          body: JSON.stringify({
+            messages: [
+              { topic: "batch", event: "x", payload: { n: 1 } },
+              { topic: "batch", event: "x", payload: big },
+            ],
+          }),
+        });
+        assert.equal(batch.status, 413, await batch.text());
+        const read = await (await fetch(`${a.url}/api/topics/realtime:batch`)).json();
+        assert.equal(read.payload, null, "the small message was not published either");
+      },
+    );
+
     const topic = "realtime:crowd";
     const observer = await joinRealtime(b.socketUrl, topic, "observer");
     sockets.push(observer);
