@@ -93,6 +93,8 @@ export interface HubOptions {
   clock?: Clock;
   /** Where subscriber failures are reported (default: {@link defaultLogger}). */
   log?: Logger;
+  /** Told of a subscriber's failure in a fan-out (default: logged); the others still get it. */
+  onError?: (err: unknown) => void;
 }
 
 /** The node's topic registry and history: local delivery at once, the broker for the rest. */
@@ -133,7 +135,8 @@ export class Hub {
     this.#limits = options.history ?? DEFAULT_HISTORY;
     this.#maxBytes = this.#limits.maxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const log = options.log ?? defaultLogger;
-    this.#onError = (err) => log.error("a subscriber failed", { error: describeError(err) });
+    this.#onError = options.onError ??
+      ((err) => log.error("a subscriber failed", { error: describeError(err) }));
     const { broker, nodeId } = options;
     // Six characters, so the suffixes of forgotten topics' streams never make another run's id.
     const run = Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, "0");

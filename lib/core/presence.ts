@@ -69,12 +69,16 @@ export class PresenceTracker {
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
     this.#refPrefix = `${hub.nodeId}.${Date.now().toString(36)}.`;
+    // The broker calls these from its own loops: a failure stays with its topic (issue 21).
     hub.broker.onPresence({
-      state: (nodeId, topic, state, announce) => this.#setRemote(nodeId, topic, state, announce),
-      nodeDown: (nodeId) => this.#dropNode(nodeId),
+      state: (nodeId, topic, state, announce) =>
+        this.#guard("remote state", topic, () => this.#setRemote(nodeId, topic, state, announce)),
+      nodeDown: (nodeId) => this.#guard("node down", "", () => this.#dropNode(nodeId)),
       resync: () => {
         for (const topic of this.localTopics()) {
-          hub.broker.replicatePresence(topic, this.#localList(topic));
+          this.#guard("resync", topic, () => {
+            hub.broker.replicatePresence(topic, this.#localList(topic));
+          });
         }
       },
     });
@@ -224,19 +228,15 @@ export class PresenceTracker {
     this.#timer = undefined;
     const pending = [...this.#pending];
     this.#pending.clear();
-    const onError = this.options.onError ??
-      ((err, at) => console.error("presence flush failed", at, err));
     for (const [topic, diff] of pending) {
       this.#stateCache.delete(topic);
       // One topic's failure stays with it (issue 21: it used to end the process).
       sendPresenceDiff(this.hub, topic, diff, (err, key) => {
-        onError(err, { topic, key, step: "diff" });
+        this.#reportError(err, { topic, key, step: "diff" });
       });
-      try {
+      this.#guard("replicate", topic, () => {
         this.hub.broker.replicatePresence(topic, this.#localList(topic));
-      } catch (err) {
-        onError(err, { topic, step: "replicate" });
-      }
+      });
     }
   }
 
@@ -249,6 +249,21 @@ export class PresenceTracker {
       for (const key of [...keys.keys()]) this.#releaseLeave(topic, key);
     }
     this.flush();
+  }
+
+  /** Runs `fn`; a failure is reported with its step and topic instead of thrown. */
+  #guard(step: string, topic: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#reportError(err, { topic, step });
+    }
+  }
+
+  #reportError(err: unknown, at: { topic: string; key?: string; step: string }): void {
+    const onError = this.options.onError ??
+      ((e, where) => console.error("presence failed", where, e));
+    onError(err, at);
   }
 
   #localList(topic: string): PresenceState {

@@ -114,6 +114,7 @@ export class Switchboard implements NodeServices {
       history: this.config.history,
       clock: this.clock,
       log: this.log,
+      onError: (err) => this.containedError("fan-out", err),
     });
     this.quotas = new UserQuotas(this.config.limits);
     const { maxSessions, maxSessionsPerAddress } = this.config.longpoll;
