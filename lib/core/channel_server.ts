@@ -36,7 +36,8 @@ import { decideAccess } from "./access.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
 import { topicProblem } from "./topic.ts";
 import { fieldErrors } from "./validation.ts";
-import { LimitError, measureJson, payloadProblem } from "./limits.ts";
+import { assertPayload, LimitError } from "./limits.ts";
+import { InstanceQuota, takeTopic } from "./instance_quota.ts";
 
 /** What a channel server needs of the session that owns it. */
 export interface ChannelOwner {
@@ -129,16 +130,14 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
     }
   }
   request.beforeJoin?.();
-  // Issue 21: topics per user over all its sockets (user_quotas.ts).
-  const quotaUser = _quotaUser(owner);
-  if (quotaUser !== undefined) {
-    try {
-      node.quotas!.joinTopic(quotaUser);
-    } catch (err) {
-      if (!(err instanceof LimitError)) throw err;
-      node.metrics.inc("switchboard_refused_total", { reason: err.reason });
-      return { status: "error", response: { reason: err.reason, detail: err.message } };
-    }
+  // Issue 21: topics per user over all its sockets (instance_quota.ts).
+  let quotaUser: string | undefined;
+  try {
+    quotaUser = takeTopic(node.quotas, owner.identity);
+  } catch (err) {
+    if (!(err instanceof LimitError)) throw err;
+    node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+    return { status: "error", response: { reason: err.reason, detail: err.message } };
   }
   const { channel, subtopic } = match;
   let params: unknown = payload;
@@ -248,10 +247,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   #held?: PacedReplay;
   /** The join reply: a reset's state unless the channel has `resetState`. */
   #joinState: Payload = {};
-  /** The user whose per-user quotas this instance counts against (issue 21). */
-  readonly #quotaUser?: string;
-  /** Presence keys whose meta holds room in the user's quota. */
-  #reserved?: Set<string>;
+  /** This instance's share of its user's bounds (issue 21). */
+  readonly #quota: InstanceQuota;
 
   constructor(init: ChannelServerInit) {
     this.owner = init.owner;
@@ -260,7 +257,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.subtopic = init.subtopic;
     this.joinRef = init.joinRef;
     this.params = init.params;
-    this.#quotaUser = init.quotaUser;
+    this.#quota = new InstanceQuota({
+      quotas: init.owner.node.quotas,
+      userId: init.quotaUser,
+      slot: this.id,
+      maxDepth: init.owner.node.config.maxPayloadDepth,
+    });
   }
 
   get #node(): NodeServices {
@@ -514,7 +516,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("push", event);
-    this.#checkPayload(payload, meta);
+    assertPayload([payload, meta], this.#node.config.maxPayloadDepth);
     this.#send(event, payload, meta);
   }
 
@@ -540,14 +542,14 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcast", event);
-    this.#checkPayload(payload, meta);
+    assertPayload([payload, meta], this.#node.config.maxPayloadDepth);
     const body = _body(payload, meta);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcastFrom", event);
-    this.#checkPayload(payload, meta);
+    assertPayload([payload, meta], this.#node.config.maxPayloadDepth);
     const body = _body(payload, meta);
     const options = { exceptId: this.id, binary: body.binary };
     this.#node.hub.broadcast(this.topic, event, body.payload, options);
@@ -561,45 +563,9 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.end(EndReason.closed, PhxEvent.close, {});
   }
 
-  /**
-   * A payload from channel code nests at most `MAX_PAYLOAD_DEPTH` levels: deeper, encoding it
-   * would overflow the stack where no handler catches it (issue 21).
-   */
-  #checkPayload(payload: Payload | Uint8Array, meta?: Payload): void {
-    const maxDepth = this.#node.config.maxPayloadDepth;
-    const problem = payloadProblem(payload, { maxDepth }) ?? payloadProblem(meta, { maxDepth });
-    if (problem) throw new LimitError(ReplyReason.invalidPayload, `payload ${problem}`);
-  }
-
-  /**
-   * A meta within `MAX_PAYLOAD_DEPTH` and `MAX_PRESENCE_META_BYTES`, and room for it in the
-   * user's quota (taken here); throws {@link LimitError} otherwise.
-   */
-  #reserveMeta(key: string, meta: Payload): void {
-    const { maxPayloadDepth: maxDepth, limits } = this.#node.config;
-    const measured = measureJson(meta, { depth: maxDepth, bytes: limits.presenceMetaBytes });
-    if (measured.depth > maxDepth) {
-      throw new LimitError(
-        ReplyReason.invalidPayload,
-        `presence meta nests deeper than ${maxDepth} levels (MAX_PAYLOAD_DEPTH)`,
-      );
-    }
-    const quotas = this.#node.quotas;
-    if (!quotas) return;
-    // Anonymous owners share no user id: only the meta's own size applies to them.
-    if (this.#quotaUser === undefined) return quotas.checkMetaBytes(measured.bytes);
-    quotas.reservePresence(this.#quotaUser, `${this.id} ${key}`, measured.bytes);
-    (this.#reserved ??= new Set()).add(key);
-  }
-
-  #releaseMeta(key: string): void {
-    if (this.#quotaUser === undefined || !this.#reserved?.delete(key)) return;
-    this.#node.quotas?.releasePresence(this.#quotaUser, `${this.id} ${key}`);
-  }
-
   track(key: string, meta: Payload): void {
     if (this.#stopped) return;
-    this.#reserveMeta(key, meta);
+    this.#quota.reserveMeta(key, meta);
     if (!this.#active) {
       (this.#deferredTracks ??= []).push([key, meta]);
       return;
@@ -607,21 +573,21 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     try {
       this.#node.presence.track(this.topic, this.id, key, meta);
     } catch (err) {
-      this.#releaseMeta(key);
+      this.#quota.releaseMeta(key);
       throw err;
     }
     (this.#trackedKeys ??= new Set()).add(key);
   }
 
   updatePresence(key: string, meta: Payload): void {
-    this.#reserveMeta(key, meta);
+    this.#quota.reserveMeta(key, meta);
     this.#node.presence.update(this.topic, this.id, key, meta);
   }
 
   untrack(key: string): void {
     this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     this.#trackedKeys?.delete(key);
-    this.#releaseMeta(key);
+    this.#quota.releaseMeta(key);
   }
 
   presenceOf(key: string): Payload | undefined {
@@ -658,16 +624,9 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     }
     this.#trackedKeys = undefined;
-    for (const key of this.#reserved ?? []) this.#releaseMeta(key);
-    if (this.#quotaUser !== undefined) this.#node.quotas?.leaveTopic(this.#quotaUser);
+    this.#quota.release();
     this.#node.hub.remove(this.topic, this);
   }
-}
-
-/** The user whose quotas a join counts against: none for anonymous or quota-less nodes. */
-function _quotaUser(owner: ChannelOwner): string | undefined {
-  if (!owner.node.quotas || owner.identity.anonymous) return undefined;
-  return owner.identity.userId;
 }
 
 /**

@@ -84,6 +84,17 @@ export function payloadProblem(value: unknown, limits: PayloadLimits): string | 
 }
 
 /**
+ * Throws {@link LimitError} (`invalid_payload`) when one of `payloads` nests deeper than
+ * `maxDepth`: what channel code hands `ctx.push`/`broadcast` is checked like client input.
+ */
+export function assertPayload(payloads: unknown[], maxDepth: number): void {
+  for (const payload of payloads) {
+    const problem = payloadProblem(payload, { maxDepth });
+    if (problem) throw new LimitError("invalid_payload", `payload ${problem}`);
+  }
+}
+
+/**
  * A client's input refused by a bound: the push gets an error reply with `reason` and the
  * message as `detail`; nothing else happens. Counted in `switchboard_refused_total{reason}`.
  */
