@@ -76,7 +76,8 @@ export class HeldConnections {
   /** Counts one until `gone` settles. */
   hold(gone: Promise<unknown>): void {
     this.#held++;
-    gone.finally(() => this.#held--);
+    const release = () => void this.#held--;
+    gone.then(release, release);
   }
 
   /** How many are held now. */

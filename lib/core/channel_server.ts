@@ -580,8 +580,16 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   updatePresence(key: string, meta: Payload): void {
+    const old = this.#node.presence.get(this.topic, this.id, key);
     this.#quota.reserveMeta(key, meta);
-    this.#node.presence.update(this.topic, this.id, key, meta);
+    try {
+      this.#node.presence.update(this.topic, this.id, key, meta);
+    } catch (err) {
+      // Refused (the topic is full, or not tracked): the old meta keeps its room.
+      if (old) this.#quota.reserveMeta(key, old);
+      else this.#quota.releaseMeta(key);
+      throw err;
+    }
   }
 
   untrack(key: string): void {

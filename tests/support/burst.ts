@@ -11,7 +11,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { SseEvent } from "./sse.ts";
+import { followSse, openSse, type SseEvent } from "./sse.ts";
+import { waitFor } from "./wait.ts";
 
 /** 600 × 20 KB in 15 batches of 40, as the issue's reproduction published them. */
 export async function publishBurst(url: string, topic: string, total = 600, batch = 40) {
@@ -56,3 +57,48 @@ export const sawLast = (total: number) => (events: SseEvent[]) =>
     (e.event === "reset" &&
       (e.json!.payload.state as { status: { n: number } | null }).status?.n === total)
   );
+
+/** Where {@link resumeAfterBurst} reads and publishes, and how fast its viewer reads. */
+export interface ResumeAfterBurst {
+  /** The node the viewer reads from. */
+  viewerUrl: string;
+  /** The node the burst is published on (the same, or another node of the cluster). */
+  publisherUrl: string;
+  topic: string;
+  /** Pause after each chunk read (0: full speed). */
+  pauseMs: number;
+}
+
+/**
+ * A viewer reads the start of a burst, loses its connection, and comes back with its
+ * Last-Event-ID once the burst is over and the viewer's node holds all of it (~11 MB to
+ * replay, past MAX_OUTBOUND_BYTES), reconnecting as EventSource does. Asserts it ends with
+ * every message in order (or a reset then the current state) and no empty resume.
+ */
+export async function resumeAfterBurst(options: ResumeAfterBurst): Promise<void> {
+  const { viewerUrl, publisherUrl, topic, pauseMs } = options;
+  const url = `${viewerUrl}/events?topic=${topic}`;
+  const first = await openSse(url);
+  await first.next((e) => e.event === "joined");
+  const publishing = publishBurst(publisherUrl, topic);
+  await first.next((e) => e.event === "status" && e.json!.payload.n === 20, 15_000);
+  await first.close();
+  await publishing;
+  await waitFor(
+    async () => {
+      const body = await (await fetch(`${viewerUrl}/api/topics/${topic}`)).json();
+      return body.payload?.n === 600;
+    },
+    "the viewer's node holds the whole burst",
+    15_000,
+  );
+  const follow = await followSse(url, {
+    done: sawLast(600),
+    maxConnects: 10,
+    pauseMs,
+    lastEventId: first.events.at(-1)!.lastEventId,
+  });
+  const { last } = checkConverged([...first.events, ...follow.events]);
+  assert.equal(last, 600, `ended at ${last} of 600 after ${follow.connects} connects`);
+  assert.equal(follow.empty, 0, `${follow.empty} of ${follow.connects} resumes were empty`);
+}
