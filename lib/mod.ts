@@ -62,7 +62,7 @@ export { REALTIME_PREFIX, realtimeChannel } from "./supabase/realtime.ts";
 
 // Running a node.
 export { type Admission, Switchboard, type SwitchboardOptions } from "./core/switchboard.ts";
-export type { Identity } from "./core/node.ts";
+export type { Identity } from "./core/session_services.ts";
 export { createSwitchboard, type NodeSetup, warnDevDefaults } from "./server.ts";
 export { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "./config.ts";
 export { createLogger, type Logger, type LogLevel } from "./log.ts";
@@ -70,5 +70,6 @@ export { type Clock, plainTimers, type Timers } from "./core/time.ts";
 export type { UpgradedWebSocket, UpgradeWebSocket } from "./transports/upgrade.ts";
 
 // Brokers: how nodes act as one.
-export { type Broker, type BrokerState, MemoryBroker } from "./cluster/broker.ts";
+export type { Broker, BrokerState } from "./core/broker.ts";
+export { MemoryBroker } from "./core/broker_memory.ts";
 export { RedisBroker, type RedisBrokerOptions } from "./cluster/redis/broker.ts";

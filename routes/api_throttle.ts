@@ -7,6 +7,7 @@
  * ```ts
  * import { Hono } from "hono";
  * import type { Switchboard } from "../lib/core/switchboard.ts";
+import type { Config } from "../lib/config.ts";
  * declare const switchboard: Switchboard;
  * new Hono().use("/api/*", apiAuthThrottle(switchboard));
  * ```
@@ -15,10 +16,11 @@
 import type { MiddlewareHandler } from "hono";
 import { FailureThrottle } from "../lib/core/failure_throttle.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
+import type { Config } from "../lib/config.ts";
 import { clientAddress } from "./client_address.ts";
 
 /** A middleware counting the 401s of `/api/*` per address and refusing past the limit. */
-export function apiAuthThrottle(switchboard: Switchboard): MiddlewareHandler {
+export function apiAuthThrottle(switchboard: Switchboard<Config>): MiddlewareHandler {
   const throttle = new FailureThrottle({
     perMinute: switchboard.config.apiAuthFailuresPerMinute,
     clock: switchboard.clock,

@@ -10,12 +10,13 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { inScope } from "../lib/auth.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
 import { payloadProblem } from "../lib/core/limits.ts";
 import type { Payload } from "../lib/core/message.ts";
-import { MessageTooLargeError } from "../lib/cluster/broker.ts";
+import { MessageTooLargeError } from "../lib/core/broker.ts";
 import { SupabaseEvent } from "../lib/core/protocol.ts";
 import { REALTIME_PREFIX, realtimeTopic, userBroadcast } from "../lib/supabase/realtime.ts";
 import { type ApiCaller, apiCaller, unauthorized } from "./api_auth.ts";
@@ -49,7 +50,7 @@ export function isRealtimeBatch(body: unknown): body is { messages: unknown } {
 /** What {@link publishRealtimeBatch} needs. */
 export interface RealtimeBatch {
   c: Context;
-  switchboard: Switchboard;
+  switchboard: Switchboard<Config>;
   caller: ApiCaller;
   body: { messages: unknown };
 }
@@ -91,7 +92,7 @@ export async function publishRealtimeBatch(
 }
 
 /** `POST /api/broadcast/:topic/events/:event`, realtime-js's `httpSend()`. */
-export function realtimeApiRoutes(switchboard: Switchboard): Hono {
+export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   app.post("/api/broadcast/:topic/events/:event", async (c) => {
     const caller = apiCaller(c.req.raw.headers, switchboard.config.apiToken);
@@ -143,7 +144,7 @@ export function realtimeApiRoutes(switchboard: Switchboard): Hono {
  */
 function _refusePayloads(
   c: Context,
-  switchboard: Switchboard,
+  switchboard: Switchboard<Config>,
   messages: { topic: string; event: string; payload: Payload }[],
 ): Response | undefined {
   const maxDepth = switchboard.config.maxPayloadDepth;
@@ -166,7 +167,7 @@ function _refusePayloads(
  */
 async function _refuse(
   c: Context,
-  switchboard: Switchboard,
+  switchboard: Switchboard<Config>,
   caller: ApiCaller,
   topics: string[],
 ): Promise<Response | undefined> {

@@ -7,6 +7,7 @@
 import { topicProblem } from "../lib/core/topic.ts";
 import { type Context, Hono } from "hono";
 import { CloseCode, EndReason, ReplyReason } from "../lib/core/protocol.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { type Cursor, CursorError, parseCursor, unusableCursor } from "../lib/resume/cursor.ts";
 import { jitteredRetryMs, SseConnection } from "../lib/transports/sse.ts";
@@ -25,7 +26,7 @@ function responseDone(c: Context): Promise<unknown> | undefined {
 }
 
 /** The SSE transport's routes. */
-export function sseRoutes(switchboard: Switchboard): Hono {
+export function sseRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   const live = new Set<SseConnection>();
   let stopTicker: (() => void) | undefined;

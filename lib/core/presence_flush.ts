@@ -12,9 +12,8 @@
  * ```
  * @module
  */
-import { MessageTooLargeError } from "../cluster/broker.ts";
+import { MessageTooLargeError, type PresenceState } from "./broker.ts";
 import type { Hub } from "./hub.ts";
-import type { PresenceState } from "./presence_types.ts";
 import { PhxEvent } from "./protocol.ts";
 
 /** The joins and leaves of one topic in one batch window. */
