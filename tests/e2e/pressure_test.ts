@@ -151,6 +151,39 @@ Deno.test("a resume after a burst converges (WebSocket, long-poll)", async (t) =
       assert.equal(checkConverged(asEvents(frames)).last, 600);
       assert.ok(polls > 1, "the replay came in several polls");
     });
+
+    await t.step("long-poll: too far behind, a reset with the current state", async () => {
+      const topic = "status:lp-behind";
+      const cursor = await missBurst(topic);
+      const endpoint = `${server.url}/socket/longpoll?vsn=2.0.0`;
+      const { token } = await (await fetch(endpoint)).json();
+      const poll = async () => {
+        const answer = await (await fetch(`${endpoint}&token=${token}`)).json();
+        assert.ok([200, 204].includes(answer.status), JSON.stringify(answer).slice(0, 300));
+        return (answer.messages ?? []).map((m: string) => JSON.parse(m)) as unknown[][];
+      };
+      const post = await fetch(`${endpoint}&token=${token}`, {
+        method: "POST",
+        body: JSON.stringify(["1", "1", topic, "phx_join", { cursor }]),
+      });
+      assert.equal((await post.json()).status, 200);
+      // One poll takes the join reply and the replay's first part; the replay then waits for
+      // the next poll, and a second burst (120 × 20 KB, past MAX_OUTBOUND_BYTES) piles up
+      // meanwhile. (A larger one would go on piling up after the reset: a slow consumer.)
+      const frames = await poll();
+      await publishBurst(server.url, topic, { total: 120, from: 601 });
+      for (let polls = 0; polls < 50 && !sawLast(720)(asEvents(frames)); polls++) {
+        frames.push(...await poll());
+      }
+      const { last, resets } = checkConverged(asEvents(frames));
+      assert.equal(last, 720);
+      assert.equal(resets, 1);
+      const reset = frames.find((f) => f[3] === "reset")!;
+      assert.equal((reset[4] as { reason: string }).reason, "too_far_behind");
+      assert.ok(
+        await metricValue(server.url, "switchboard_refused_total", "replay_too_far_behind") >= 1,
+      );
+    });
   } finally {
     await server.stop();
   }

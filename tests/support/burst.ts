@@ -14,11 +14,19 @@ import assert from "node:assert/strict";
 import { followSse, openSse, type SseEvent } from "./sse.ts";
 import { waitFor } from "./wait.ts";
 
-/** 600 × 20 KB in 15 batches of 40, as the issue's reproduction published them. */
-export async function publishBurst(url: string, topic: string, total = 600, batch = 40) {
+/**
+ * 600 × 20 KB in 15 batches of 40, as the issue's reproduction published them (`from`: the
+ * first number, for a second burst on the same topic).
+ */
+export async function publishBurst(
+  url: string,
+  topic: string,
+  { total = 600, batch = 40, from = 1 } = {},
+) {
   const pad = "x".repeat(20_000);
-  for (let first = 1; first <= total; first += batch) {
-    const body = Array.from({ length: Math.min(batch, total - first + 1) }, (_, i) => ({
+  const last = from + total - 1;
+  for (let first = from; first <= last; first += batch) {
+    const body = Array.from({ length: Math.min(batch, last - first + 1) }, (_, i) => ({
       topic,
       event: "status",
       payload: { n: first + i, pad },
