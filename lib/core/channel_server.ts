@@ -487,8 +487,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
 /**
  * Channels may not send the protocol's reserved events (a forged `reset` or `presence_diff`)
- * or names that break a transport's framing (CR/LF in an SSE `event:` line). A violation is a
- * bug in the channel: it throws, and the callback's crash handling takes over.
+ * or names that break a transport's framing (CR/LF in an SSE `event:` line): a bug, the crash
+ * handling takes over. A payload past MAX_PAYLOAD_DEPTH is refused ({@link LimitError}).
  */
 function _checkEvent(method: string, event: string, payloads: unknown[], maxDepth: number): void {
   const problem = eventNameProblem(event);

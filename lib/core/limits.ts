@@ -12,6 +12,8 @@
  * @module
  */
 
+import { ReplyReason } from "./protocol.ts";
+
 /** The size of a value as JSON, measured without making it. */
 export interface JsonMeasure {
   /** Nesting of arrays and objects (a flat object is 1, a scalar 0). */
@@ -90,7 +92,7 @@ export function payloadProblem(value: unknown, limits: PayloadLimits): string | 
 export function assertPayload(payloads: unknown[], maxDepth: number): void {
   for (const payload of payloads) {
     const problem = payloadProblem(payload, { maxDepth });
-    if (problem) throw new LimitError("invalid_payload", `payload ${problem}`);
+    if (problem) throw new LimitError(ReplyReason.invalidPayload, `payload ${problem}`);
   }
 }
 

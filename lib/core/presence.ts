@@ -13,6 +13,7 @@
 import type { Hub } from "./hub.ts";
 import { sendPresenceDiff } from "./presence_flush.ts";
 import { LimitError } from "./limits.ts";
+import { QuotaReason } from "./user_quotas.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
 
@@ -166,7 +167,7 @@ export class PresenceTracker {
     const limit = line === undefined ? Infinity : Math.floor(line * 0.9);
     if (total > limit && total > before) {
       throw new LimitError(
-        "presence_topic_full",
+        QuotaReason.presenceTopicFull,
         `the presences on ${topic} would take ${total} bytes on this node; the cluster bus ` +
           `carries at most ${limit}: keep metas small`,
       );

@@ -33,6 +33,8 @@ export const QuotaReason = {
   presenceMetaTooLarge: "presence_meta_too_large",
   tooManyPresences: "too_many_presences",
   tooManyTopicsForUser: "too_many_topics_for_user",
+  /** A topic's presences on this node would not fit the cluster bus (`presence.ts`). */
+  presenceTopicFull: "presence_topic_full",
 } as const;
 
 interface _UserPresence {
