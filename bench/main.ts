@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel (or 1-8, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd (or 1-9, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -39,6 +39,7 @@ import { runStorm, stormReport, type StormResult } from "./scenarios/storm.ts";
 import { runSoak, soakReport, type SoakResult } from "./scenarios/soak.ts";
 import { runWorkers, workersReport, type WorkersResult } from "./scenarios/workers.ts";
 import { parallelReport, type ParallelResult, runParallel } from "./scenarios/parallel.ts";
+import { type CrowdOptions, crowdReport, type CrowdResult, runCrowd } from "./scenarios/crowd.ts";
 
 const SCENARIOS = [
   "fanout",
@@ -49,6 +50,7 @@ const SCENARIOS = [
   "soak",
   "workers",
   "parallel",
+  "crowd",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -68,6 +70,8 @@ interface Config {
   workers: { fanout: FanoutOptions[]; latency: LatencyOptions };
   /** `deno serve --parallel` with 1 and 2 workers, same rounds. */
   parallel: { fanout: FanoutOptions; latency: LatencyOptions };
+  /** Crowd presence: a join storm on one node and on two (bench/scenarios/crowd.ts). */
+  crowd: CrowdOptions;
 }
 
 const _fanout = (n: number, batch: number, perRound: number, rounds: number): FanoutOptions => ({
@@ -99,6 +103,7 @@ const FULL: Config = {
     fanout: _fanout(2_000, 10, 150, 3),
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
+  crowd: { n: 5_000, spreadMs: 2_500 },
 };
 
 const QUICK: Config = {
@@ -122,6 +127,7 @@ const QUICK: Config = {
     fanout: _fanout(500, 10, 200, 2),
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
+  crowd: { n: 1_000, spreadMs: 1_000 },
 };
 
 function parseArgs(args: string[]) {
@@ -135,13 +141,13 @@ function parseArgs(args: string[]) {
       scenarios = arg.slice(11).split(",").map((name) => {
         const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
         if (!SCENARIOS.includes(s as Scenario)) {
-          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-8`);
+          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-9`);
         }
         return s as Scenario;
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -163,6 +169,7 @@ interface Results {
   soak?: SoakResult;
   workers?: WorkersResult;
   parallel?: ParallelResult;
+  crowd?: CrowdResult;
 }
 
 async function main() {
@@ -240,6 +247,8 @@ async function main() {
     results.parallel = await runParallel(config.parallel.fanout, config.parallel.latency);
   }
 
+  if (scenarios.includes("crowd")) results.crowd = await runCrowd(config.crowd);
+
   const { rows, notes } = buildReport(results, config, sio.ok);
   const finished = new Date();
   const table = renderTable(rows);
@@ -308,6 +317,7 @@ function buildReport(results: Results, config: Config, sioOk: boolean): Required
   if (results.workers) sections.push(workersReport(results.workers, config.workers.latency));
   if (results.parallel) sections.push(parallelReport(results.parallel, config.parallel.fanout));
   if (results.soak) sections.push(soakReport(results.soak));
+  if (results.crowd) sections.push(crowdReport(results.crowd));
   return {
     rows: sections.flatMap((s) => s.rows),
     notes: sections.flatMap((s) => s.notes ?? []),

@@ -18,9 +18,8 @@ import type { TokenClaims } from "./identity.ts";
 import { describeError } from "../log.ts";
 import { MessageTooLargeError } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
-import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
-import { PacedReplay } from "./replay_pacing.ts";
+import { PacedReplay, type ReplayHost, replayMissed } from "./replay_pacing.ts";
 import {
   type ChannelContext,
   type ChannelDefinition,
@@ -34,6 +33,7 @@ import type { Message, Payload } from "./message.ts";
 import type { Identity, SessionServices } from "./session_services.ts";
 import type { PresenceState } from "./presence.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
+import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
 import { assertPayload, LimitError } from "./limits.ts";
 import { InstanceQuota } from "./instance_quota.ts";
@@ -155,7 +155,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    */
   activate(resume?: TopicCursor, state: Payload = {}): void {
     this.#joinState = state;
-    if (resume) this.#replay(resume, state);
+    if (resume) replayMissed(this.#replayHost(), resume, state);
     this.#node.hub.add(this.topic, this);
     const tracks = this.#deferredTracks ?? [];
     this.#deferredTracks = undefined;
@@ -179,6 +179,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    */
   async handlePush(msg: Message): Promise<boolean> {
     const channel = this.definition;
+    // Crowd presence (crowd.ts): a page of the member list, for channels with presence.
+    if (msg.event === PRESENCE_PAGE_EVENT && this.#hasPresence()) {
+      const { status, response } = answerPageRequest(this.#node.presence, this.topic, msg.payload);
+      this.reply(msg, status, response);
+      return true;
+    }
     const handler = channel.events?.[msg.event];
     const bytes = msg.binary;
     let result: HandlerResult;
@@ -256,59 +262,25 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.owner.send({ joinRef: jr, ref: jr, topic: this.topic, event, payload });
   }
 
-  async #replay(resume: TopicCursor, state: Payload): Promise<void> {
-    // Issue 21: the replay is paced by the connection's drain (replay_pacing.ts).
-    const replay = new PacedReplay(this.owner.connection, this.#node.options.maxOutboundBytes);
-    this.#held = replay;
-    const hub = this.#node.hub;
-    const seen = new Map(resume.streams);
-    const restart = (reason: string, fresh?: Payload) => {
-      const head = hub.head(this.topic);
-      this.owner.connection.startTopic?.(this.topic, head);
-      this.#send(ControlEvent.reset, { reason, state: fresh ?? state });
-      // A fresh state (read now) has the held messages up to the head in it already; the join
-      // reply's state is older than all of them.
-      if (fresh) { for (const [stream, seq] of head.streams) seen.set(stream, seq); }
+  /** What a resume's replay needs of this instance (`replay_pacing.ts`). */
+  #replayHost(): ReplayHost {
+    return {
+      topic: this.topic,
+      connection: this.owner.connection,
+      hub: this.#node.hub,
+      budget: this.#node.options.maxOutboundBytes,
+      metrics: this.#node.metrics,
+      log: this.#node.log,
+      stopped: () => this.#stopped,
+      forward: (b) => this.#forward(b),
+      reset: (reason, state) => this.#send(ControlEvent.reset, { reason, state }),
+      freshState: this.definition.resetState && (() => this.definition.resetState!(this)),
+      hold: (replay) => this.#held = replay,
     };
-    try {
-      // A position the client sent but the server cannot read: nothing to look up.
-      const { messages, complete, heads } = resume.resetReason === undefined
-        ? await hub.replay(this.topic, resume)
-        : { messages: [], complete: false, heads: new Map() };
-      if (this.#stopped) return;
-      if (complete) {
-        this.owner.connection.startTopic?.(this.topic, judgedCursor(resume, heads));
-        const outcome = await replay.send(messages, (b) => {
-          seen.set(b.stream, b.seq);
-          this.#forward(b);
-        }, () => this.#stopped);
-        if (outcome === "stopped") return;
-        if (outcome === "overflow") {
-          // Too far behind for the budget: the current state instead of the rest.
-          const fresh = await this.definition.resetState?.(this);
-          if (this.#stopped) return;
-          this.#node.metrics.inc("switchboard_resume_resets_total");
-          this.#node.metrics.inc("switchboard_refused_total", { reason: "replay_too_far_behind" });
-          restart(ReplyReason.tooFarBehind, fresh);
-        }
-      } else {
-        this.#node.metrics.inc("switchboard_resume_resets_total");
-        restart(resume.resetReason ?? ReplyReason.historyWindowExceeded);
-      }
-    } catch (err) {
-      this.#node.log.error("a replay failed", { topic: this.topic, error: describeError(err) });
-      if (!this.#stopped) restart(ReplyReason.historyUnavailable);
-    } finally {
-      this.#held = undefined;
-    }
-    if (this.#stopped) return;
-    for (const b of replay.held) {
-      if (b.seq > 0 && (seen.get(b.stream) ?? 0) >= b.seq) continue;
-      this.#forward(b);
-    }
   }
 
   deliver(b: Broadcast): void {
+    if (this.#crowdHandled(b)) return;
     if (this.#held) this.#held.hold(b);
     else this.#forward(b);
   }
@@ -379,6 +351,26 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   /** Pushes the topic's `presence_state` (encoded once per batch window, see the tracker). */
   pushPresenceState(): void {
+    this.#pushState(true);
+  }
+
+  /**
+   * Crowd presence (crowd.ts): another node's diffs are dropped (each node tells its own
+   * clients), and the state a topic sends everyone on becoming a crowd becomes this client's
+   * own: the visible set and its own keys. True when `b` was handled here.
+   */
+  #crowdHandled(b: Broadcast): boolean {
+    const diff = b.event === PhxEvent.presenceDiff;
+    if (!diff && b.event !== PhxEvent.presenceState) return false;
+    if (!this.#node.presence.isCrowd(this.topic)) return false;
+    if (diff) return b.origin.nodeId !== this.#node.hub.nodeId;
+    if (!this.#trackedKeys?.size || !this.#hasPresence()) return false;
+    this.#pushState(false);
+    return true;
+  }
+
+  /** Pushes the topic's `presence_state` (and a crowd's count to a joiner, `withCount`). */
+  #pushState(withCount: boolean): void {
     if (this.#stopped) return;
     this.owner.send({
       joinRef: this.joinRef,
@@ -386,8 +378,16 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       topic: this.topic,
       event: PhxEvent.presenceState,
       payload: {},
-      payloadJson: this.#node.presence.stateJson(this.topic),
+      payloadJson: this.#node.presence.stateJson(this.topic, this.#trackedKeys),
     });
+    // A crowd's joiner is told the count at once, not at the next change.
+    const occupancy = withCount && this.#node.presence.occupancy(this.topic);
+    if (occupancy) this.#send(ControlEvent.occupancy, { ...occupancy });
+  }
+
+  #hasPresence(): boolean {
+    const presence = this.definition.presence;
+    return presence === true || (typeof presence === "function" && presence(this));
   }
 
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {

@@ -11,13 +11,33 @@
  * @module
  */
 import type { Hub } from "./hub.ts";
-import { sendPresenceDiff } from "./presence_flush.ts";
-import { LimitError } from "./limits.ts";
-import { QuotaReason } from "./user_quotas.ts";
+import {
+  guarded,
+  type PresenceErrorHandler,
+  reportPresenceError,
+  sendPresenceDiff,
+} from "./presence_flush.ts";
+import { PresenceBytes } from "./presence_bytes.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
+import {
+  differenceOf,
+  emptyPresenceState,
+  isEmptyDiff,
+  mergeDiff,
+  type PresenceDiff,
+} from "./presence_diff.ts";
+import {
+  bucketOf,
+  BucketSender,
+  bucketTopic,
+  CROWD_BUCKETS,
+  parseBucketTopic,
+} from "./crowd_buckets.ts";
+import { CrowdPresence, type CrowdSettings, type Occupancy, type PresencePage } from "./crowd.ts";
 
 export type { PresenceMeta, PresenceState } from "./broker.ts";
+export { emptyPresenceState } from "./presence_diff.ts";
 
 /** Options of {@link PresenceTracker}. */
 export interface PresenceOptions {
@@ -29,16 +49,10 @@ export interface PresenceOptions {
    * new join, so clients never see the key gone (a tab handing its connection to another).
    */
   leaveGraceMs?: number;
-  /**
-   * Told of a failure contained in a flush (a diff, or one key of it, that could not go out;
-   * a replication that threw): logged and counted by the node, never thrown from the timer.
-   */
-  onError?: (err: unknown, context: { topic: string; key?: string; step: string }) => void;
-}
-
-interface _Diff {
-  joins: PresenceState;
-  leaves: PresenceState;
+  /** The crowd settings of a topic's channel (none: the topic is never a crowd, see crowd.ts). */
+  crowdSettings?: (topic: string) => CrowdSettings | undefined;
+  /** Told of a failure contained in a flush or a broker callback (`presence_flush.ts`). */
+  onError?: PresenceErrorHandler;
 }
 
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
@@ -51,25 +65,49 @@ interface _Lingering {
 export class PresenceTracker {
   /** topic → key → owner id → meta */
   readonly #topics = new Map<string, Map<string, Map<string, PresenceMeta>>>();
-  readonly #pending = new Map<string, _Diff>();
+  readonly #pending = new Map<string, PresenceDiff>();
   /** Encoded states, valid until the topic's next diff goes out or another node changes it. */
   readonly #stateCache = new Map<string, string>();
   /** Other nodes' presences, as their brokers report them: node → topic → state. */
   readonly #remote = new Map<string, Map<string, PresenceState>>();
+  /** Crowd topics whose state other nodes send in buckets (crowd_buckets.ts) → buckets held. */
+  readonly #bucketed = new Map<string, number>();
+  readonly #buckets = new BucketSender();
+  /**
+   * Other nodes' changes of crowd topics, applied with the next batch: a node entering a crowd
+   * sends its whole state emptied and its buckets, maybe in several envelopes; taken together,
+   * nothing seems to leave and come back.
+   */
+  readonly #remotePending = new Map<string, { diff: PresenceDiff; deliver: boolean }>();
   /**
    * topic → key → metas whose leave is held (see {@link PresenceOptions.leaveGraceMs}). They
    * are still listed and replicated: clients and other nodes were not told they left.
    */
   readonly #lingering = new Map<string, Map<string, _Lingering>>();
   #timer?: ReturnType<typeof setTimeout>;
-  /** Issue 21: bytes of this node's metas per topic, and of each meta (see #claim). */
-  readonly #topicBytes = new Map<string, number>();
-  readonly #metaBytes = new WeakMap<PresenceMeta, number>();
+  /** Issue 21: the bytes of this node's metas per topic, within the bus line. */
+  readonly #bytes = new PresenceBytes(() => this.hub.broker.maxMessageBytes);
   #refCounter = 0;
   readonly #refPrefix: string;
+  /** Crowd mode (crowd.ts): it reads the members through this tracker. */
+  readonly #crowd: CrowdPresence;
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
     this.#refPrefix = `${hub.nodeId}.${Date.now().toString(36)}.`;
+    this.#crowd = new CrowdPresence(
+      {
+        keys: (topic) => this.#keys(topic),
+        metasOf: (topic, key) => this.#metasOf(topic, key),
+        counts: (topic) => this.counts(topic),
+        list: (topic) => this.list(topic),
+      },
+      {
+        deliverLocal: (topic, event, payload) => hub.deliverLocal(topic, event, payload),
+        replicate: (topic) => this.#replicate(topic),
+        now: () => hub.clock.now(),
+      },
+      options.crowdSettings ?? (() => undefined),
+    );
     // The broker calls these from its own loops: a failure stays with its topic (issue 21).
     hub.broker.onPresence({
       state: (nodeId, topic, state, announce) =>
@@ -77,9 +115,7 @@ export class PresenceTracker {
       nodeDown: (nodeId) => this.#guard("node down", "", () => this.#dropNode(nodeId)),
       resync: () => {
         for (const topic of this.localTopics()) {
-          this.#guard("resync", topic, () => {
-            hub.broker.replicatePresence(topic, this.#localList(topic));
-          });
+          this.#guard("resync", topic, () => this.#replicate(topic, true));
         }
       },
     });
@@ -87,18 +123,12 @@ export class PresenceTracker {
 
   /** Tracks `key` on `topic` for one owner (a channel instance); returns the new `phx_ref`. */
   track(topic: string, ownerId: string, key: string, meta: Payload): string {
-    const owners = this.#owners(topic, key, true)!;
-    if (owners.has(ownerId)) {
+    if (this.#owners(topic, key, false)?.has(ownerId)) {
       throw new Error(`"${key}" is already tracked on ${topic} by this channel; use update`);
     }
     const entry = { ...meta, phx_ref: this.#nextRef() } as PresenceMeta;
-    try {
-      this.#claim(topic, entry);
-    } catch (err) {
-      if (owners.size === 0) this.#forgetKey(topic, key);
-      throw err;
-    }
-    owners.set(ownerId, entry);
+    this.#bytes.claim(topic, entry); // issue 21: refused here, before anything changes
+    this.#owners(topic, key, true)!.set(ownerId, entry);
     const diff = this.#diff(topic);
     (diff.joins[key] ??= { metas: [] }).metas.push(entry);
     // Back within the grace: the held leave rides with this join, which clients apply first.
@@ -120,7 +150,7 @@ export class PresenceTracker {
       phx_ref: this.#nextRef(),
       phx_ref_prev: old.phx_ref,
     } as PresenceMeta;
-    this.#claim(topic, entry, old);
+    this.#bytes.claim(topic, entry, old);
     owners.set(ownerId, entry);
     const diff = this.#diff(topic);
     (diff.joins[key] ??= { metas: [] }).metas.push(entry);
@@ -149,43 +179,9 @@ export class PresenceTracker {
     // Only the last meta's leave shows as the key going away; other leaves go out at once.
     if (owners.size === 0 && graceMs > 0) this.#holdLeave(topic, key, old, graceMs);
     else {
-      this.#unclaim(topic, old);
+      this.#bytes.unclaim(topic, old);
       (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(old);
     }
-  }
-
-  /**
-   * Counts `meta` in its topic's bytes on this node, replacing `old`. A topic's presence is
-   * replicated as one envelope: past the bus line (less a margin for the envelope) it could
-   * not reach the other nodes, so the track is refused here, per key, with a clear error.
-   */
-  #claim(topic: string, meta: PresenceMeta, old?: PresenceMeta): void {
-    const bytes = new TextEncoder().encode(JSON.stringify(meta)).byteLength + 64;
-    const before = this.#topicBytes.get(topic) ?? 0;
-    const total = before + bytes - (old ? this.#metaBytes.get(old) ?? 0 : 0);
-    const line = this.hub.broker.maxMessageBytes;
-    const limit = line === undefined ? Infinity : Math.floor(line * 0.9);
-    if (total > limit && total > before) {
-      throw new LimitError(
-        QuotaReason.presenceTopicFull,
-        `the presences on ${topic} would take ${total} bytes on this node; the cluster bus ` +
-          `carries at most ${limit}: keep metas small`,
-      );
-    }
-    this.#metaBytes.set(meta, bytes);
-    this.#topicBytes.set(topic, total);
-  }
-
-  #unclaim(topic: string, meta: PresenceMeta): void {
-    const left = (this.#topicBytes.get(topic) ?? 0) - (this.#metaBytes.get(meta) ?? 0);
-    if (left <= 0) this.#topicBytes.delete(topic);
-    else this.#topicBytes.set(topic, left);
-  }
-
-  #forgetKey(topic: string, key: string): void {
-    const keys = this.#topics.get(topic);
-    keys?.delete(key);
-    if (keys?.size === 0) this.#topics.delete(topic);
   }
 
   /** The current meta of one owner for `key`, if tracked. */
@@ -196,8 +192,8 @@ export class PresenceTracker {
   /** The full presence state of a topic on every node, as `presence_state` sends it. */
   list(topic: string): PresenceState {
     const state = this.#localList(topic);
-    for (const topics of this.#remote.values()) {
-      for (const [key, { metas }] of Object.entries(topics.get(topic) ?? {})) {
+    for (const remote of this.#remoteStates(topic)) {
+      for (const [key, { metas }] of Object.entries(remote)) {
         (state[key] ??= { metas: [] }).metas.push(...metas);
       }
     }
@@ -209,13 +205,50 @@ export class PresenceTracker {
    * pushes it, and re-encoding it per joiner would cost O(N²) in a join storm. A joiner gets
    * the changes since this snapshot in the window's diff, which it is subscribed to.
    */
-  stateJson(topic: string): string {
+  stateJson(topic: string, ownKeys?: Iterable<string>): string {
+    // A crowd's joiner gets the visible set and its own keys, not the whole list.
+    const crowd = this.#crowd.stateJson(topic, ownKeys);
+    if (crowd !== undefined) return crowd;
     let json = this.#stateCache.get(topic);
     if (json === undefined) {
       json = JSON.stringify(this.list(topic));
       this.#stateCache.set(topic, json);
     }
     return json;
+  }
+
+  /** True while `topic` is a crowd here (see crowd.ts). */
+  isCrowd(topic: string): boolean {
+    return this.#crowd.isCrowd(topic);
+  }
+
+  /** The count a crowd's joiner is told; undefined when the topic is not a crowd. */
+  occupancy(topic: string): Occupancy | undefined {
+    return this.#crowd.occupancy(topic);
+  }
+
+  /** One page of the topic's members in key order (see {@link CrowdPresence.pageOf}). */
+  page(topic: string, cursor: string | null, limit: number): PresencePage {
+    return this.#crowd.pageOf(topic, cursor, limit);
+  }
+
+  /** Metas (subscribers) and distinct keys (users) of a topic on every node. */
+  counts(topic: string): Occupancy {
+    let users = 0;
+    let subscribers = 0;
+    const seen = this.#remote.size ? new Set<string>() : undefined;
+    for (const key of this.#keys(topic)) {
+      users++;
+      seen?.add(key);
+    }
+    for (const owners of this.#topics.get(topic)?.values() ?? []) subscribers += owners.size;
+    for (const { metas } of this.#lingering.get(topic)?.values() ?? []) {
+      subscribers += metas.length;
+    }
+    for (const remote of this.#remoteStates(topic)) {
+      for (const { metas } of Object.values(remote)) subscribers += metas.length;
+    }
+    return { subscribers, users };
   }
 
   /** Topics with presences tracked on this node (held leaves included). */
@@ -232,11 +265,21 @@ export class PresenceTracker {
     for (const [topic, diff] of pending) {
       this.#stateCache.delete(topic);
       // One topic's failure stays with it (issue 21: it used to end the process).
-      sendPresenceDiff(this.hub, topic, diff, (err, key) => {
-        this.#reportError(err, { topic, key, step: "diff" });
+      this.#guard("diff", topic, () => {
+        // A crowd tells its clients what changed in the visible set, on each node by itself.
+        if (this.#crowd.changed(topic, diff)) return;
+        sendPresenceDiff(this.hub, topic, diff, (err, key) => {
+          reportPresenceError(this.options.onError, err, { step: "diff", topic, key });
+        });
       });
-      this.#guard("replicate", topic, () => {
-        this.hub.broker.replicatePresence(topic, this.#localList(topic));
+      this.#guard("replicate", topic, () => this.#crowd.replicate(topic));
+    }
+    const remote = [...this.#remotePending];
+    this.#remotePending.clear();
+    for (const [topic, { diff, deliver }] of remote) {
+      this.#guard("remote diff", topic, () => {
+        if (this.#crowd.changed(topic, diff) || !deliver) return;
+        if (!isEmptyDiff(diff)) this.hub.deliverLocal(topic, "presence_diff", { ...diff });
       });
     }
   }
@@ -250,21 +293,71 @@ export class PresenceTracker {
       for (const key of [...keys.keys()]) this.#releaseLeave(topic, key);
     }
     this.flush();
+    this.#crowd.close();
+  }
+
+  /** Every key of a topic, once: this node's (earliest tracked first), then the others'. */
+  *#keys(topic: string): Generator<string> {
+    const local = this.#topics.get(topic);
+    const held = this.#lingering.get(topic);
+    if (local) yield* local.keys();
+    for (const key of held?.keys() ?? []) if (!local?.has(key)) yield key;
+    if (this.#remote.size === 0) return;
+    const seen = new Set<string>();
+    for (const remote of this.#remoteStates(topic)) {
+      for (const key of Object.keys(remote)) {
+        if (local?.has(key) || held?.has(key) || seen.has(key)) continue;
+        seen.add(key);
+        yield key;
+      }
+    }
+  }
+
+  /** A key's metas on every node (empty: not present). */
+  #metasOf(topic: string, key: string): PresenceMeta[] {
+    const metas = [...this.#lingering.get(topic)?.get(key)?.metas ?? []];
+    metas.push(...this.#topics.get(topic)?.get(key)?.values() ?? []);
+    const bucket = this.#bucketed.has(topic) ? bucketTopic(topic, bucketOf(key)) : undefined;
+    for (const topics of this.#remote.values()) {
+      const entry = topics.get(topic)?.[key] ?? (bucket && topics.get(bucket)?.[key]);
+      if (entry) metas.push(...entry.metas);
+    }
+    return metas;
+  }
+
+  /** Each other node's state of a topic: whole, or in buckets while it is a crowd there. */
+  *#remoteStates(topic: string): Generator<PresenceState> {
+    const bucketed = this.#bucketed.has(topic);
+    for (const topics of this.#remote.values()) {
+      const whole = topics.get(topic);
+      if (whole) yield whole;
+      for (let b = 0; bucketed && b < CROWD_BUCKETS; b++) {
+        const part = topics.get(bucketTopic(topic, b));
+        if (part) yield part;
+      }
+    }
+  }
+
+  /**
+   * Sends this node's state of a topic to the others: whole for a room; for a crowd, the
+   * buckets that changed (crowd_buckets.ts). `all`: every bucket (a resync after an outage).
+   */
+  #replicate(topic: string, all = false): void {
+    const broker = this.hub.broker;
+    const local = this.#localList(topic);
+    if (!this.#crowd.isCrowd(topic)) {
+      for (const [name, state] of this.#buckets.clear(topic)) broker.replicatePresence(name, state);
+      return broker.replicatePresence(topic, local);
+    }
+    if (all) this.#buckets.clear(topic);
+    for (const [name, state] of this.#buckets.changed(topic, local)) {
+      broker.replicatePresence(name, state);
+    }
   }
 
   /** Runs `fn`; a failure is reported with its step and topic instead of thrown. */
   #guard(step: string, topic: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.#reportError(err, { topic, step });
-    }
-  }
-
-  #reportError(err: unknown, at: { topic: string; key?: string; step: string }): void {
-    const onError = this.options.onError ??
-      ((e, where) => console.error("presence failed", where, e));
-    onError(err, at);
+    guarded(this.options.onError, { step, topic }, fn);
   }
 
   #localList(topic: string): PresenceState {
@@ -300,27 +393,53 @@ export class PresenceTracker {
     clearTimeout(held.timer);
     keys.delete(key);
     if (keys.size === 0) this.#lingering.delete(topic);
-    for (const meta of held.metas) this.#unclaim(topic, meta);
+    for (const meta of held.metas) this.#bytes.unclaim(topic, meta);
     (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(...held.metas);
   }
 
   /**
-   * Replaces another node's state of a topic. That node broadcasts the clients' diff itself,
-   * so nothing is sent here.
+   * Replaces another node's state of a topic (or of one bucket of a crowd topic). For a room
+   * that node broadcasts the clients' diff itself; for a crowd it does not, so this node tells
+   * its own clients (crowd.ts decides what they see).
    */
-  #setRemote(nodeId: string, topic: string, state: PresenceState, announce: boolean): void {
+  #setRemote(nodeId: string, name: string, state: PresenceState, announce: boolean): void {
+    const bucket = parseBucketTopic(name);
+    const topic = bucket?.topic ?? name;
     this.#stateCache.delete(topic);
     let topics = this.#remote.get(nodeId);
     if (!topics) this.#remote.set(nodeId, topics = new Map());
-    const before = topics.get(topic) ?? {};
-    if (Object.keys(state).length === 0) topics.delete(topic);
-    else topics.set(topic, state);
+    const before = topics.get(name);
+    const empty = Object.keys(state).length === 0;
+    if (empty) topics.delete(name);
+    else topics.set(name, state);
     if (topics.size === 0) this.#remote.delete(nodeId);
-    if (!announce) return;
-    const diff = _difference(before, state);
-    if (Object.keys(diff.joins).length || Object.keys(diff.leaves).length) {
+    if (bucket) this.#countBucket(topic, (empty ? 0 : 1) - (before ? 1 : 0));
+    const diff = differenceOf(before ?? {}, state);
+    if (bucket || this.#crowd.isCrowd(topic)) return this.#queueRemote(topic, diff, true);
+    // A room: its node broadcast the diff (unless it resends its state); it may make a crowd.
+    if (this.#crowd.changed(topic, diff) || !announce) return;
+    if (!isEmptyDiff(diff)) {
       this.hub.deliverLocal(topic, "presence_diff", { ...diff });
     }
+  }
+
+  /** Adds another node's change of a crowd topic to the next batch (see #remotePending). */
+  #queueRemote(topic: string, diff: PresenceDiff, deliver: boolean): void {
+    let queued = this.#remotePending.get(topic);
+    if (!queued) {
+      queued = { diff: { joins: emptyPresenceState(), leaves: emptyPresenceState() }, deliver };
+      this.#remotePending.set(topic, queued);
+      this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
+    }
+    queued.deliver ||= deliver;
+    mergeDiff(queued.diff, diff);
+  }
+
+  /** Keeps {@link #bucketed} in step: `delta` buckets of `topic` more (or fewer) held. */
+  #countBucket(topic: string, delta: number): void {
+    const held = (this.#bucketed.get(topic) ?? 0) + delta;
+    if (held > 0) this.#bucketed.set(topic, held);
+    else this.#bucketed.delete(topic);
   }
 
   /** A node died without a goodbye: its presences leave, told to this node's clients only. */
@@ -328,8 +447,18 @@ export class PresenceTracker {
     const topics = this.#remote.get(nodeId);
     if (!topics) return;
     this.#remote.delete(nodeId);
-    for (const [topic, leaves] of topics) {
+    // A crowd's buckets leave as one diff of their topic.
+    const byTopic = new Map<string, PresenceState>();
+    for (const [name, state] of topics) {
+      const topic = parseBucketTopic(name)?.topic ?? name;
+      if (topic !== name) this.#countBucket(topic, -1);
+      let leaves = byTopic.get(topic);
+      if (!leaves) byTopic.set(topic, leaves = emptyPresenceState());
+      Object.assign(leaves, state);
+    }
+    for (const [topic, leaves] of byTopic) {
       this.#stateCache.delete(topic);
+      if (this.#crowd.changed(topic, { joins: emptyPresenceState(), leaves })) continue;
       this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
     }
   }
@@ -345,7 +474,7 @@ export class PresenceTracker {
     return owners;
   }
 
-  #diff(topic: string): _Diff {
+  #diff(topic: string): PresenceDiff {
     let diff = this.#pending.get(topic);
     if (!diff) {
       this.#pending.set(
@@ -360,29 +489,4 @@ export class PresenceTracker {
   #nextRef(): string {
     return this.#refPrefix + (++this.#refCounter).toString(36);
   }
-}
-
-/**
- * A state keyed by presence keys, which are user strings (`constructor`, `__proto__`…): an
- * object without a prototype, so no key reads an inherited member or sets the prototype.
- * JSON sees an ordinary object.
- */
-export function emptyPresenceState(): PresenceState {
-  return Object.create(null);
-}
-
-/** The diff that turns `before` into `after`, comparing metas by `phx_ref`. */
-function _difference(before: PresenceState, after: PresenceState): _Diff {
-  const refs = (state: PresenceState) =>
-    new Set(Object.values(state).flatMap(({ metas }) => metas.map((m) => m.phx_ref)));
-  const [had, has] = [refs(before), refs(after)];
-  const pick = (state: PresenceState, keep: (ref: string) => boolean) => {
-    const out = emptyPresenceState();
-    for (const [key, { metas }] of Object.entries(state)) {
-      const kept = metas.filter((m) => keep(m.phx_ref));
-      if (kept.length) out[key] = { metas: kept };
-    }
-    return out;
-  };
-  return { joins: pick(after, (r) => !had.has(r)), leaves: pick(before, (r) => !has.has(r)) };
 }

@@ -14,12 +14,45 @@
  */
 import { MessageTooLargeError, type PresenceState } from "./broker.ts";
 import type { Hub } from "./hub.ts";
+import { emptyPresenceState, type PresenceDiff } from "./presence_diff.ts";
 import { PhxEvent } from "./protocol.ts";
 
-/** The joins and leaves of one topic in one batch window. */
-export interface PresenceDiff {
-  joins: PresenceState;
-  leaves: PresenceState;
+/** Where a failure of the presence tracker was contained: its step, topic and key. */
+export interface PresenceFailurePlace {
+  step: string;
+  topic: string;
+  key?: string;
+}
+
+/**
+ * Told of a failure contained in a flush (a diff, or one key of it, that could not go out; a
+ * replication that threw) or in a broker callback: the node logs and counts it.
+ */
+export type PresenceErrorHandler = (err: unknown, at: PresenceFailurePlace) => void;
+
+/**
+ * Runs `fn`; a failure goes to `onError` (the console when none) instead of being thrown:
+ * from a timer or a broker's loop it would end the process.
+ */
+export function guarded(
+  onError: PresenceErrorHandler | undefined,
+  at: PresenceFailurePlace,
+  fn: () => void,
+): void {
+  try {
+    fn();
+  } catch (err) {
+    reportPresenceError(onError, err, at);
+  }
+}
+
+/** Hands a contained failure to `onError`, or to the console when there is none. */
+export function reportPresenceError(
+  onError: PresenceErrorHandler | undefined,
+  err: unknown,
+  at: PresenceFailurePlace,
+): void {
+  (onError ?? ((e, where) => console.error("presence failed", where, e)))(err, at);
 }
 
 /** Reports a contained failure: of the whole diff, or of one key's part of it. */
@@ -59,7 +92,7 @@ export function sendPresenceDiff(
 }
 
 function _only(state: PresenceState, key: string): PresenceState {
-  const out: PresenceState = Object.create(null);
+  const out = emptyPresenceState();
   if (state[key]) out[key] = state[key];
   return out;
 }

@@ -52,6 +52,8 @@ export const ControlEvent = {
   reset: "reset",
   /** SSE only: the join reply, as the first event of each topic. */
   joined: "joined",
+  /** A crowd's count `{subscribers, users}` (see crowd.ts), at most once a second. */
+  occupancy: "occupancy",
 } as const;
 
 /**
@@ -98,7 +100,7 @@ export function eventNameProblem(event: unknown): string | undefined {
     return "must not contain control characters (CR, LF…) or lone surrogates";
   }
   if (_RESERVED_PREFIX.test(event) || _RESERVED_EVENTS.has(event)) {
-    return "is reserved by the protocol (phx_*, presence_*, heartbeat, reset, joined)";
+    return "is reserved by the protocol (phx_*, presence_*, heartbeat, reset, joined, occupancy)";
   }
   return undefined;
 }

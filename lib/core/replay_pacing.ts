@@ -19,9 +19,16 @@
  * ```
  * @module
  */
+import { describeError, type Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { TopicCursor } from "../resume/cursor.ts";
+import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
 import type { Connection } from "./connection.ts";
+import type { Hub } from "./hub.ts";
 import { approximateJsonBytes } from "./limits.ts";
+import type { Payload } from "./message.ts";
+import { ReplyReason } from "./protocol.ts";
 
 /** How a paced replay ended: all sent, held live messages past the budget, or stopped. */
 export type ReplayOutcome = "sent" | "overflow" | "stopped";
@@ -80,5 +87,85 @@ export class PacedReplay {
     const drained = this.connection.drained?.() ?? Promise.resolve();
     const woken = new Promise<void>((resolve) => this.#wake = resolve);
     return Promise.race([drained, woken]).finally(() => this.#wake = undefined);
+  }
+}
+
+/** What {@link replayMissed} needs of the channel instance it replays for. */
+export interface ReplayHost {
+  readonly topic: string;
+  readonly connection: Connection;
+  readonly hub: Pick<Hub, "replay" | "head">;
+  /** The outbound budget (`MAX_OUTBOUND_BYTES`). */
+  readonly budget: number;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  stopped(): boolean;
+  /** Writes a broadcast to the client as a live one would be. */
+  forward(b: Broadcast): void;
+  /** Sends the `reset` control event. */
+  reset(reason: string, state: Payload): void;
+  /** The channel's current state (`resetState`), when it has one. */
+  freshState?: () => Promise<Payload> | Payload;
+  /** Where live broadcasts go while the replay runs (undefined: straight to the client). */
+  hold(replay: PacedReplay | undefined): void;
+}
+
+/**
+ * Replays what a resuming client missed since `resume`, paced, then the live messages held
+ * meanwhile, none twice. Past the window, a `reset` with `state` (the join reply); too far
+ * behind for the budget, a `reset` with the current state.
+ */
+export async function replayMissed(
+  host: ReplayHost,
+  resume: TopicCursor,
+  state: Payload,
+): Promise<void> {
+  const { topic, connection, hub, metrics } = host;
+  const replay = new PacedReplay(connection, host.budget);
+  host.hold(replay);
+  const seen = new Map(resume.streams);
+  const restart = (reason: string, fresh?: Payload) => {
+    const head = hub.head(topic);
+    connection.startTopic?.(topic, head);
+    host.reset(reason, fresh ?? state);
+    // A fresh state (read now) has the held messages up to the head in it already; the join
+    // reply's state is older than all of them.
+    if (fresh) { for (const [stream, seq] of head.streams) seen.set(stream, seq); }
+  };
+  try {
+    // A position the client sent but the server cannot read: nothing to look up.
+    const { messages, complete, heads } = resume.resetReason === undefined
+      ? await hub.replay(topic, resume)
+      : { messages: [], complete: false, heads: new Map() };
+    if (host.stopped()) return;
+    if (complete) {
+      connection.startTopic?.(topic, judgedCursor(resume, heads));
+      const outcome = await replay.send(messages, (b) => {
+        seen.set(b.stream, b.seq);
+        host.forward(b);
+      }, host.stopped);
+      if (outcome === "stopped") return;
+      if (outcome === "overflow") {
+        // Too far behind for the budget: the current state instead of the rest.
+        const fresh = await host.freshState?.();
+        if (host.stopped()) return;
+        metrics.inc("switchboard_resume_resets_total");
+        metrics.inc("switchboard_refused_total", { reason: "replay_too_far_behind" });
+        restart(ReplyReason.tooFarBehind, fresh);
+      }
+    } else {
+      metrics.inc("switchboard_resume_resets_total");
+      restart(resume.resetReason ?? ReplyReason.historyWindowExceeded);
+    }
+  } catch (err) {
+    host.log.error("a replay failed", { topic, error: describeError(err) });
+    if (!host.stopped()) restart(ReplyReason.historyUnavailable);
+  } finally {
+    host.hold(undefined);
+  }
+  if (host.stopped()) return;
+  for (const b of replay.held) {
+    if (b.seq > 0 && (seen.get(b.stream) ?? 0) >= b.seq) continue;
+    host.forward(b);
   }
 }
