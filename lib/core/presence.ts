@@ -86,7 +86,11 @@ export class PresenceTracker {
   readonly #lingering = new Map<string, Map<string, _Lingering>>();
   #timer?: ReturnType<typeof setTimeout>;
   /** Issue 21: the bytes of this node's metas per topic, within the bus line. */
-  readonly #bytes = new PresenceBytes(() => this.hub.broker.maxMessageBytes);
+  readonly #bytes = new PresenceBytes((topic) => {
+    const line = this.hub.broker.maxMessageBytes;
+    // A crowd's state is replicated in buckets, each its own message (crowd_buckets.ts).
+    return line && this.#crowd.isCrowd(topic) ? line * CROWD_BUCKETS : line;
+  });
   #refCounter = 0;
   readonly #refPrefix: string;
   /** Crowd mode (crowd.ts): it reads the members through this tracker. */

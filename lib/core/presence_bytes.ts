@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * const bytes = new PresenceBytes(() => 512 * 1024);
+ * const bytes = new PresenceBytes((_topic) => 512 * 1024);
  * const meta = { name: "Ann", phx_ref: "n1.1" };
  * bytes.claim("room:1", meta); // throws LimitError (presence_topic_full) past the line
  * bytes.unclaim("room:1", meta);
@@ -27,15 +27,18 @@ export class PresenceBytes {
   readonly #topics = new Map<string, number>();
   readonly #metas = new WeakMap<PresenceMeta, number>();
 
-  /** `busLine`: the broker's largest message (undefined: no limit). */
-  constructor(readonly busLine: () => number | undefined) {}
+  /**
+   * `lineOf`: what one topic's replicated presence may take on the bus: the broker's largest
+   * message, times the buckets of a crowd (undefined: no limit).
+   */
+  constructor(readonly lineOf: (topic: string) => number | undefined) {}
 
   /** Counts `meta` on `topic`, replacing `old`; throws {@link LimitError} past the line. */
   claim(topic: string, meta: PresenceMeta, old?: PresenceMeta): void {
     const bytes = new TextEncoder().encode(JSON.stringify(meta)).byteLength + _META_OVERHEAD;
     const before = this.#topics.get(topic) ?? 0;
     const total = before + bytes - (old ? this.#metas.get(old) ?? 0 : 0);
-    const line = this.busLine();
+    const line = this.lineOf(topic);
     const limit = line === undefined ? Infinity : Math.floor(line * _SHARE);
     if (total > limit && total > before) {
       throw new LimitError(
