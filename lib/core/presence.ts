@@ -11,12 +11,7 @@
  * @module
  */
 import type { Hub } from "./hub.ts";
-import {
-  guarded,
-  type PresenceErrorHandler,
-  reportPresenceError,
-  sendPresenceDiff,
-} from "./presence_flush.ts";
+import { guarded, type PresenceErrorHandler, sendPresenceDiff } from "./presence_flush.ts";
 import { PresenceBytes } from "./presence_bytes.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
@@ -53,6 +48,8 @@ export interface PresenceOptions {
   crowdSettings?: (topic: string) => CrowdSettings | undefined;
   /** Told of a failure contained in a flush or a broker callback (`presence_flush.ts`). */
   onError?: PresenceErrorHandler;
+  /** Told when a topic's diff was too large for the bus and went out per key. */
+  onSplit?: (topic: string) => void;
 }
 
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
@@ -272,9 +269,8 @@ export class PresenceTracker {
       this.#guard("diff", topic, () => {
         // A crowd tells its clients what changed in the visible set, on each node by itself.
         if (this.#crowd.changed(topic, diff)) return;
-        sendPresenceDiff(this.hub, topic, diff, (err, key) => {
-          reportPresenceError(this.options.onError, err, { step: "diff", topic, key });
-        });
+        const { onError, onSplit } = this.options;
+        sendPresenceDiff({ hub: this.hub, topic, diff, onError, onSplit });
       });
       this.#guard("replicate", topic, () => this.#crowd.replicate(topic));
     }

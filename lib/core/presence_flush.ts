@@ -8,7 +8,8 @@
  * ```ts
  * import type { Hub } from "./hub.ts";
  * declare const hub: Hub;
- * sendPresenceDiff(hub, "room:1", { joins: {}, leaves: {} }, (err, key) => console.error(key, err));
+ * const diff = { joins: {}, leaves: {} };
+ * sendPresenceDiff({ hub, topic: "room:1", diff, onError: (err, at) => console.error(at, err) });
  * ```
  * @module
  */
@@ -55,22 +56,30 @@ export function reportPresenceError(
   (onError ?? ((e, where) => console.error("presence failed", where, e)))(err, at);
 }
 
-/** Reports a contained failure: of the whole diff, or of one key's part of it. */
-export type PresenceFailure = (err: unknown, key?: string) => void;
+/** What {@link sendPresenceDiff} sends, and whom it tells of a split or a failure. */
+export interface PresenceDiffSend {
+  hub: Hub;
+  topic: string;
+  diff: PresenceDiff;
+  /** Told of a failure of the whole diff or of one key's part (default: the console). */
+  onError?: PresenceErrorHandler;
+  /** Told when the diff was too large for the bus and goes out per key. */
+  onSplit?: (topic: string) => void;
+}
 
 /** Broadcasts `diff` on `topic`, split per key when the whole is too large for the bus. */
-export function sendPresenceDiff(
-  hub: Hub,
-  topic: string,
-  diff: PresenceDiff,
-  failed: PresenceFailure,
-): void {
+export function sendPresenceDiff(send: PresenceDiffSend): void {
+  const { hub, topic, diff } = send;
+  const failed = (err: unknown, key?: string) => {
+    reportPresenceError(send.onError, err, { step: "diff", topic, key });
+  };
   try {
     hub.broadcast(topic, PhxEvent.presenceDiff, { ...diff });
     return;
   } catch (err) {
     if (!(err instanceof MessageTooLargeError)) return failed(err);
   }
+  send.onSplit?.(topic);
   // Each key's joins and leaves stay together: a handover (leave and re-join) is one diff.
   const keys = new Set([...Object.keys(diff.joins), ...Object.keys(diff.leaves)]);
   for (const key of keys) {

@@ -146,6 +146,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       batchMs: this.options.presenceBatchMs,
       leaveGraceMs: this.options.presenceLeaveGraceMs,
       onError: (err, at) => this.containedError(`presence ${at.step}`, err, { ...at }),
+      onSplit: () => this.metrics.inc("switchboard_presence_diffs_split_total"),
       crowdSettings: (topic) => {
         const channel = this.router.match(topic)?.channel;
         return channel && crowdSettingsOf(channel);

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { waitForCluster } from "../support/cluster.ts";
-import { uncaughtErrors } from "../support/metrics.ts";
+import { metricValue, uncaughtErrors } from "../support/metrics.ts";
 import { joinRealtime, nested, pushTrack } from "../support/presence_attack.ts";
 import type { RawSocket } from "../support/raw_ws.ts";
 import { startBridge, startRedis } from "../support/redis.ts";
@@ -155,6 +155,8 @@ Deno.test("pressure across two nodes through Redis", async (t) => {
           ).length >= updating.length,
         "the observer on B sees every update",
       );
+      // Joins and leaves of every key, past the bus line: the diff went out per key.
+      assert.ok(await metricValue(a.url, "switchboard_presence_diffs_split_total") >= 1);
     });
 
     await t.step(
