@@ -7,15 +7,20 @@
  * @module
  */
 import { channels } from "./channels/mod.ts";
-import { createLogger, createSwitchboard, warnDevDefaults } from "./lib/mod.ts";
+import {
+  createApp,
+  createLogger,
+  createSwitchboard,
+  warnDevDefaults,
+} from "@switchboard/switchboard";
 import {
   configFromEnvOrExit,
+  defaultMaxConnections,
   denoRuntime,
   exitGracefullyOnSignals,
   guardProcess,
-} from "./lib/runtime/deno.ts";
-import { defaultMaxConnections, serveGuarded } from "./lib/runtime/deno_serve.ts";
-import { createApp } from "./routes/app.ts";
+  serveGuarded,
+} from "@switchboard/switchboard/deno";
 
 const config = configFromEnvOrExit();
 const log = createLogger(config.logLevel);
@@ -27,7 +32,7 @@ export const switchboard = createSwitchboard({
   log,
 });
 /** The Hono app, for embedding or `deno serve`. */
-export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
 
 warnDevDefaults(config, log);
 // Issue 21: what escapes every handler is logged and counted, not fatal.

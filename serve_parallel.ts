@@ -11,14 +11,13 @@
  * @module
  */
 import { channels } from "./channels/mod.ts";
-import { createLogger, createSwitchboard } from "./lib/mod.ts";
+import { createApp, createLogger, createSwitchboard } from "@switchboard/switchboard";
 import {
   configFromEnvOrExit,
   denoRuntime,
   exitGracefullyOnSignals,
   guardProcess,
-} from "./lib/runtime/deno.ts";
-import { createApp } from "./routes/app.ts";
+} from "@switchboard/switchboard/deno";
 import { IsolateGroup, mergeIsolateMetrics } from "./lib/cluster/isolates.ts";
 
 /** The channel the isolates of one process share (several apps: set `REDIS_PREFIX`). */
@@ -40,7 +39,7 @@ const switchboard = createSwitchboard({
   log,
   isolatesChannel: `${_WORKERS_CHANNEL}:${config.redisPrefix}`,
 });
-const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
 // Issue 21: what escapes every handler is logged and counted, not fatal to the worker.
 guardProcess(switchboard);
 

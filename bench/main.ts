@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd (or 1-9, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd | deltas (or 1-10, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -40,6 +40,14 @@ import { runSoak, soakReport, type SoakResult } from "./scenarios/soak.ts";
 import { runWorkers, workersReport, type WorkersResult } from "./scenarios/workers.ts";
 import { parallelReport, type ParallelResult, runParallel } from "./scenarios/parallel.ts";
 import { type CrowdOptions, crowdReport, type CrowdResult, runCrowd } from "./scenarios/crowd.ts";
+import {
+  DELTAS_FULL,
+  DELTAS_QUICK,
+  type DeltasOptions,
+  deltasReport,
+  type DeltasResult,
+  runDeltas,
+} from "./scenarios/deltas.ts";
 
 const SCENARIOS = [
   "fanout",
@@ -51,6 +59,7 @@ const SCENARIOS = [
   "workers",
   "parallel",
   "crowd",
+  "deltas",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -72,6 +81,8 @@ interface Config {
   parallel: { fanout: FanoutOptions; latency: LatencyOptions };
   /** Crowd presence: a join storm on one node and on two (bench/scenarios/crowd.ts). */
   crowd: CrowdOptions;
+  /** Fossil deltas against full payloads on a status page (scenarios/deltas.ts). */
+  deltas: DeltasOptions;
 }
 
 const _fanout = (n: number, batch: number, perRound: number, rounds: number): FanoutOptions => ({
@@ -104,6 +115,7 @@ const FULL: Config = {
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
   crowd: { n: 5_000, spreadMs: 2_500 },
+  deltas: DELTAS_FULL,
 };
 
 const QUICK: Config = {
@@ -128,6 +140,7 @@ const QUICK: Config = {
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
   crowd: { n: 1_000, spreadMs: 1_000 },
+  deltas: DELTAS_QUICK,
 };
 
 function parseArgs(args: string[]) {
@@ -139,15 +152,17 @@ function parseArgs(args: string[]) {
     else if (arg.startsWith("--out=")) out = arg.slice(6);
     else if (arg.startsWith("--scenario=")) {
       scenarios = arg.slice(11).split(",").map((name) => {
-        const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
+        const s = /^\d+$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
         if (!SCENARIOS.includes(s as Scenario)) {
-          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-9`);
+          throw new Error(
+            `unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-${SCENARIOS.length}`,
+          );
         }
         return s as Scenario;
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd,deltas] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -170,6 +185,7 @@ interface Results {
   workers?: WorkersResult;
   parallel?: ParallelResult;
   crowd?: CrowdResult;
+  deltas?: DeltasResult;
 }
 
 async function main() {
@@ -248,6 +264,10 @@ async function main() {
   }
 
   if (scenarios.includes("crowd")) results.crowd = await runCrowd(config.crowd);
+  if (scenarios.includes("deltas")) {
+    log("Fossil deltas: a status page's SSE viewers with and without deltas, same server");
+    results.deltas = await runDeltas(config.deltas);
+  }
 
   const { rows, notes } = buildReport(results, config, sio.ok);
   const finished = new Date();
@@ -318,6 +338,7 @@ function buildReport(results: Results, config: Config, sioOk: boolean): Required
   if (results.parallel) sections.push(parallelReport(results.parallel, config.parallel.fanout));
   if (results.soak) sections.push(soakReport(results.soak));
   if (results.crowd) sections.push(crowdReport(results.crowd));
+  if (results.deltas) sections.push(deltasReport(results.deltas));
   return {
     rows: sections.flatMap((s) => s.rows),
     notes: sections.flatMap((s) => s.notes ?? []),

@@ -17,7 +17,8 @@ import { describeErrors } from "../lib/core/validation.ts";
 import { payloadProblem } from "../lib/core/limits.ts";
 import type { Payload } from "../lib/core/message.ts";
 import { MessageTooLargeError } from "../lib/core/broker.ts";
-import { SupabaseEvent } from "../lib/core/protocol.ts";
+import { refuseInvalidPayloads } from "./payload_check.ts";
+import { ReplyReason, SupabaseEvent, unmatchedTopicError } from "../lib/core/protocol.ts";
 import { REALTIME_PREFIX, realtimeTopic, userBroadcast } from "../lib/supabase/realtime.ts";
 import { type ApiCaller, apiCaller, unauthorized } from "./api_auth.ts";
 import { readBytesBody, readJsonBody } from "./body.ts";
@@ -78,15 +79,20 @@ export async function publishRealtimeBatch(
       error: `invalid body: messages[${index}].topic: no channel matches "${topic}"`,
     }, 400);
   }
-  const out = messages.map((m) => ({
+  const broadcasts = messages.map((m) => ({
     topic: m.topic,
     event: SupabaseEvent.broadcast,
     payload: userBroadcast(m.event, m.payload),
   }));
-  // All or nothing (issue 21): every message is checked before any is published.
-  const invalid = _refusePayloads(c, switchboard, out);
+  // All or nothing (issue 21): every message is checked before any is published; depth first
+  // (a schema would recurse into a hostile value), then the channel's schema, then the bus.
+  const tooDeep = _refuseDepth(c, switchboard, broadcasts);
+  if (tooDeep) return tooDeep;
+  const invalid = refuseInvalidPayloads(c, switchboard, broadcasts, (i) => `messages[${i}].`);
   if (invalid) return invalid;
-  for (const m of out) switchboard.publish(m.topic, m.event, m.payload);
+  const tooLarge = _refuseSize(c, switchboard, broadcasts);
+  if (tooLarge) return tooLarge;
+  for (const b of broadcasts) switchboard.publish(b.topic, b.event, b.payload);
   switchboard.metrics.inc("switchboard_api_messages_total", undefined, messages.length);
   return c.json({ accepted: messages.length }, 202);
 }
@@ -108,7 +114,7 @@ export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
     const refused = await _refuse(c, switchboard, caller, [topic]);
     if (refused) return refused;
     if (!switchboard.hasChannel(topic)) {
-      return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
+      return c.json({ error: unmatchedTopicError(topic), reason: ReplyReason.unmatchedTopic }, 404);
     }
     const max = switchboard.config.maxApiBodyBytes;
     const binary = c.req.header("content-type")?.startsWith("application/octet-stream");
@@ -128,7 +134,9 @@ export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
       if (!body.ok) return c.json({ error: body.error }, body.status);
       const payload = userBroadcast(event, body.value);
       const message = { topic, event: SupabaseEvent.broadcast, payload };
-      const invalid = _refusePayloads(c, switchboard, [message]);
+      const invalid = _refuseDepth(c, switchboard, [message]) ??
+        refuseInvalidPayloads(c, switchboard, [message], () => "") ??
+        _refuseSize(c, switchboard, [message]);
       if (invalid) return invalid;
       switchboard.publish(topic, SupabaseEvent.broadcast, payload);
     }
@@ -138,11 +146,8 @@ export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
   return app;
 }
 
-/**
- * A response refusing the batch when a payload nests past `MAX_PAYLOAD_DEPTH` (400) or a
- * message is too large for the cluster bus (413); undefined when all may go out.
- */
-function _refusePayloads(
+/** A 400 when a payload nests past `MAX_PAYLOAD_DEPTH`; undefined when none does. */
+function _refuseDepth(
   c: Context,
   switchboard: Switchboard<Config>,
   messages: { topic: string; event: string; payload: Payload }[],
@@ -151,13 +156,22 @@ function _refusePayloads(
   for (const [i, m] of messages.entries()) {
     const problem = payloadProblem(m.payload, { maxDepth });
     if (problem === undefined) continue;
-    switchboard.metrics.inc("switchboard_refused_total", { reason: "invalid_payload" });
+    switchboard.metrics.inc("switchboard_refused_total", { reason: ReplyReason.invalidPayload });
     const where = messages.length > 1 ? `messages[${i}].payload` : "payload";
     return c.json({ error: `invalid body: ${where} ${problem}` }, 400);
   }
+  return undefined;
+}
+
+/** A 413 when a message is too large for the cluster bus; undefined when all fit. */
+function _refuseSize(
+  c: Context,
+  switchboard: Switchboard<Config>,
+  messages: { topic: string; event: string; payload: Payload }[],
+): Response | undefined {
   const tooLarge = switchboard.refusalOf(messages);
   if (tooLarge === undefined) return undefined;
-  switchboard.metrics.inc("switchboard_refused_total", { reason: "message_too_large" });
+  switchboard.metrics.inc("switchboard_refused_total", { reason: ReplyReason.messageTooLarge });
   return c.json({ error: tooLarge }, 413);
 }
 

@@ -20,6 +20,7 @@ import { MessageTooLargeError } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { PacedReplay, type ReplayHost, replayMissed } from "./replay_pacing.ts";
+import { DeltaReceiver } from "./delta.ts";
 import {
   type ChannelContext,
   type ChannelDefinition,
@@ -33,9 +34,10 @@ import type { Message, Payload } from "./message.ts";
 import type { Identity, SessionServices } from "./session_services.ts";
 import type { PresenceState } from "./presence.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
+import { checkOutbound, InvalidPayloadError } from "./outbound.ts";
 import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
-import { assertPayload, LimitError } from "./limits.ts";
+import { assertPayload, LimitError, whenRefused } from "./limits.ts";
 import { InstanceQuota } from "./instance_quota.ts";
 
 /** What a channel server needs of the session that owns it. */
@@ -77,6 +79,8 @@ export interface ChannelServerInit {
   params: unknown;
   /** The user whose topic count this instance holds (see `user_quotas.ts`), if any. */
   quotaUser?: string;
+  /** The client asked for deltas, the channel allows them and the transport carries them. */
+  deltas?: boolean;
 }
 
 let _serverCounter = 0;
@@ -103,6 +107,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   #joinState: Payload = {};
   /** This instance's share of its user's bounds (issue 21). */
   readonly #quota: InstanceQuota;
+  /** What the client received last, when it takes deltas (`delta.ts`). */
+  readonly #delta?: DeltaReceiver;
 
   constructor(init: ChannelServerInit) {
     this.owner = init.owner;
@@ -111,12 +117,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.subtopic = init.subtopic;
     this.joinRef = init.joinRef;
     this.params = init.params;
-    this.#quota = new InstanceQuota({
-      quotas: init.owner.node.quotas,
-      userId: init.quotaUser,
-      slot: this.id,
-      maxDepth: init.owner.node.options.maxPayloadDepth,
-    });
+    this.#quota = InstanceQuota.of(init.owner.node, init.quotaUser, this.id);
+    if (init.deltas) this.#delta = new DeltaReceiver();
   }
 
   get #node(): SessionServices {
@@ -160,16 +162,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     const tracks = this.#deferredTracks ?? [];
     this.#deferredTracks = undefined;
     this.#active = true;
-    for (const [key, meta] of tracks) {
-      try {
-        this.track(key, meta);
-      } catch (err) {
-        // Checked when `join` tracked it; a topic that filled up since refuses it here.
-        if (!(err instanceof LimitError)) throw err;
-        this.#node.metrics.inc("switchboard_refused_total", { reason: err.reason });
-        this.#node.log.warn("join's presence refused", { topic: this.topic, detail: err.message });
-      }
-    }
+    // Checked when `join` tracked them; a topic that filled up since refuses them here.
+    for (const [key, meta] of tracks) whenRefused(() => this.track(key, meta), this.#node.metrics);
   }
 
   /**
@@ -224,6 +218,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
         this.reply(msg, "error", { reason: err.reason, detail: err.message });
         return true;
       }
+      if (err instanceof InvalidPayloadError) {
+        // The handler sent what its channel's `messages` schema refuses: nothing went out.
+        const { errors, message: detail } = err;
+        this.reply(msg, "error", { reason: ReplyReason.invalidPayload, errors, detail });
+        return true;
+      }
       this.#node.log.error("a channel callback crashed", {
         topic: msg.topic,
         event: msg.event,
@@ -267,10 +267,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     return {
       topic: this.topic,
       connection: this.owner.connection,
-      hub: this.#node.hub,
-      budget: this.#node.options.maxOutboundBytes,
-      metrics: this.#node.metrics,
-      log: this.#node.log,
+      node: this.#node,
       stopped: () => this.#stopped,
       forward: (b) => this.#forward(b),
       reset: (reason, state) => this.#send(ControlEvent.reset, { reason, state }),
@@ -292,7 +289,6 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    */
   lost(): void {
     if (this.#stopped || this.#held) return;
-    // Held without a budget: a reset is small and its state read is short.
     const held = new PacedReplay(this.owner.connection, Infinity);
     this.#held = held;
     const finish = () => {
@@ -317,10 +313,15 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   #forward(b: Broadcast): void {
     const intercept = this.definition.handleOut?.[b.event];
+    const connection = this.owner.connection;
     if (!intercept) {
-      if (b.binary !== undefined && !this.owner.connection.binary) return this.#skipBinary();
-      return this.owner.connection.sendBroadcast(b);
+      if (b.binary !== undefined && !connection.binary) return this.#skipBinary();
+      const delta = this.#delta?.take(b);
+      if (delta === undefined) return connection.sendBroadcast(b);
+      return connection.sendDelta!(b, delta);
     }
+    // A payload made for this client alone: the next message cannot be a delta against it.
+    this.#delta?.forget();
     const payload = intercept(this, b.payload);
     if (payload === null) return;
     this.owner.send({
@@ -333,18 +334,24 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   #skipBinary(): void {
+    this.#delta?.forget();
     const transport = this.owner.connection.transport;
     this.#node.metrics.inc("switchboard_binary_skipped_total", { transport });
   }
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("push", event, [payload, meta], this.#node.options.maxPayloadDepth);
+    if (!(payload instanceof Uint8Array)) {
+      checkOutbound(this.definition, this.topic, event, payload);
+    }
     this.#send(event, payload, meta);
   }
 
   /** Pushes to this client without the check: the library's own control events use it. */
   #send(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     if (this.#stopped) return;
+    // The client counts a push (or a reset) as the topic's latest payload: no delta against it.
+    this.#delta?.forget();
     const body = _body(payload, meta);
     this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, ...body });
   }
@@ -393,12 +400,14 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcast", event, [payload, meta], this.#node.options.maxPayloadDepth);
     const body = _body(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcastFrom", event, [payload, meta], this.#node.options.maxPayloadDepth);
     const body = _body(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     const options = { exceptId: this.id, binary: body.binary };
     this.#node.hub.broadcast(this.topic, event, body.payload, options);
   }
@@ -413,31 +422,20 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   track(key: string, meta: Payload): void {
     if (this.#stopped) return;
-    this.#quota.reserveMeta(key, meta);
     if (!this.#active) {
+      this.#quota.reserveMeta(key, meta);
       (this.#deferredTracks ??= []).push([key, meta]);
       return;
     }
-    try {
-      this.#node.presence.track(this.topic, this.id, key, meta);
-    } catch (err) {
-      this.#quota.releaseMeta(key);
-      throw err;
-    }
+    const presence = this.#node.presence;
+    this.#quota.withMeta(key, meta, () => presence.track(this.topic, this.id, key, meta));
     (this.#trackedKeys ??= new Set()).add(key);
   }
 
   updatePresence(key: string, meta: Payload): void {
-    const old = this.#node.presence.get(this.topic, this.id, key);
-    this.#quota.reserveMeta(key, meta);
-    try {
-      this.#node.presence.update(this.topic, this.id, key, meta);
-    } catch (err) {
-      // Refused (the topic is full, or not tracked): the old meta keeps its room.
-      if (old) this.#quota.reserveMeta(key, old);
-      else this.#quota.releaseMeta(key);
-      throw err;
-    }
+    const presence = this.#node.presence;
+    const old = presence.get(this.topic, this.id, key);
+    this.#quota.withMeta(key, meta, () => presence.update(this.topic, this.id, key, meta), old);
   }
 
   untrack(key: string): void {
@@ -495,6 +493,5 @@ function _checkEvent(method: string, event: string, payloads: unknown[], maxDept
   if (problem !== undefined) {
     throw new TypeError(`ctx.${method}: event ${JSON.stringify(event)} ${problem}`);
   }
-  // Issue 21: what channel code sends nests at most MAX_PAYLOAD_DEPTH, like client input.
   assertPayload(payloads, maxDepth);
 }

@@ -53,6 +53,20 @@ export interface InstanceQuotaInit {
 
 /** The metas and topic one channel instance holds in its user's quotas. */
 export class InstanceQuota {
+  /** The quota of instance `slot` of `node`, counting against `userId` (see {@link takeTopic}). */
+  static of(
+    node: { quotas?: UserQuotas; options: { maxPayloadDepth: number } },
+    userId: string | undefined,
+    slot: string,
+  ): InstanceQuota {
+    return new InstanceQuota({
+      quotas: node.quotas,
+      userId,
+      slot,
+      maxDepth: node.options.maxPayloadDepth,
+    });
+  }
+
   #reserved?: Set<string>;
   #released = false;
 
@@ -76,6 +90,21 @@ export class InstanceQuota {
     if (userId === undefined) return quotas.checkMetaBytes(measured.bytes);
     quotas.reservePresence(userId, `${slot} ${key}`, measured.bytes);
     (this.#reserved ??= new Set()).add(key);
+  }
+
+  /**
+   * Takes room for `meta` and runs `apply` (the tracker's track or update); when it throws
+   * (a refusal), the key's room goes back to `old` (its meta before), or is given back.
+   */
+  withMeta(key: string, meta: Payload, apply: () => void, old?: Payload): void {
+    this.reserveMeta(key, meta);
+    try {
+      apply();
+    } catch (err) {
+      if (old) this.reserveMeta(key, old);
+      else this.releaseMeta(key);
+      throw err;
+    }
   }
 
   /** Gives back the room of one key's meta. */

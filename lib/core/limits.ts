@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { Metrics } from "../metrics.ts";
 import { ReplyReason } from "./protocol.ts";
 
 /** The size of a value as JSON, measured without making it. */
@@ -93,6 +94,19 @@ export function assertPayload(payloads: unknown[], maxDepth: number): void {
   for (const payload of payloads) {
     const problem = payloadProblem(payload, { maxDepth });
     if (problem) throw new LimitError(ReplyReason.invalidPayload, `payload ${problem}`);
+  }
+}
+
+/**
+ * Runs `fn`; a {@link LimitError} it throws is counted in `switchboard_refused_total{reason}`
+ * and goes no further (anything else is rethrown).
+ */
+export function whenRefused(fn: () => void, metrics: Pick<Metrics, "inc">): void {
+  try {
+    fn();
+  } catch (err) {
+    if (!(err instanceof LimitError)) throw err;
+    metrics.inc("switchboard_refused_total", { reason: err.reason });
   }
 }
 

@@ -15,6 +15,7 @@ import { guarded, type PresenceErrorHandler, sendPresenceDiff } from "./presence
 import { PresenceBytes } from "./presence_bytes.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
+import { plainTimers, type Timers } from "./time.ts";
 import {
   differenceOf,
   emptyPresenceState,
@@ -44,6 +45,8 @@ export interface PresenceOptions {
    * new join, so clients never see the key gone (a tab handing its connection to another).
    */
   leaveGraceMs?: number;
+  /** Schedules batches and leave graces (default: plain timers; tests pass a fake clock). */
+  timers?: Timers;
   /** The crowd settings of a topic's channel (none: the topic is never a crowd, see crowd.ts). */
   crowdSettings?: (topic: string) => CrowdSettings | undefined;
   /** Told of a failure contained in a flush or a broker callback (`presence_flush.ts`). */
@@ -55,7 +58,7 @@ export interface PresenceOptions {
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
 interface _Lingering {
   metas: PresenceMeta[];
-  timer: ReturnType<typeof setTimeout>;
+  cancel: () => void;
 }
 
 /** The node's presence: who is on each topic here and on the other nodes, and their diffs. */
@@ -81,7 +84,9 @@ export class PresenceTracker {
    * are still listed and replicated: clients and other nodes were not told they left.
    */
   readonly #lingering = new Map<string, Map<string, _Lingering>>();
-  #timer?: ReturnType<typeof setTimeout>;
+  /** Cancels the pending batch's flush. */
+  #cancelFlush?: () => void;
+  readonly #timers: Timers;
   /** Issue 21: the bytes of this node's metas per topic, within the bus line. */
   readonly #bytes = new PresenceBytes((topic) => {
     const line = this.hub.broker.maxMessageBytes;
@@ -95,6 +100,7 @@ export class PresenceTracker {
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
     this.#refPrefix = `${hub.nodeId}.${Date.now().toString(36)}.`;
+    this.#timers = options.timers ?? plainTimers;
     this.#crowd = new CrowdPresence(
       {
         keys: (topic) => this.#keys(topic),
@@ -106,6 +112,7 @@ export class PresenceTracker {
         deliverLocal: (topic, event, payload) => hub.deliverLocal(topic, event, payload),
         replicate: (topic) => this.#replicate(topic),
         now: () => hub.clock.now(),
+        after: (ms, fn) => this.#timers.after(ms, fn),
       },
       options.crowdSettings ?? (() => undefined),
     );
@@ -259,8 +266,8 @@ export class PresenceTracker {
 
   /** Sends every pending diff now (held leaves stay held until their grace ends). */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelFlush?.();
+    this.#cancelFlush = undefined;
     const pending = [...this.#pending];
     this.#pending.clear();
     for (const [topic, diff] of pending) {
@@ -381,8 +388,8 @@ export class PresenceTracker {
       held.metas.push(meta);
       return;
     }
-    const timer = setTimeout(() => this.#releaseLeave(topic, key), graceMs);
-    keys.set(key, { metas: [meta], timer });
+    const cancel = this.#timers.after(graceMs, () => this.#releaseLeave(topic, key));
+    keys.set(key, { metas: [meta], cancel });
   }
 
   /** Moves the held leave of `key` (if any) into the topic's pending diff. */
@@ -390,7 +397,7 @@ export class PresenceTracker {
     const keys = this.#lingering.get(topic);
     const held = keys?.get(key);
     if (!keys || !held) return;
-    clearTimeout(held.timer);
+    held.cancel();
     keys.delete(key);
     if (keys.size === 0) this.#lingering.delete(topic);
     for (const meta of held.metas) this.#bytes.unclaim(topic, meta);
@@ -429,7 +436,7 @@ export class PresenceTracker {
     if (!queued) {
       queued = { diff: { joins: emptyPresenceState(), leaves: emptyPresenceState() }, deliver };
       this.#remotePending.set(topic, queued);
-      this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
+      this.#cancelFlush ??= this.#timers.after(this.options.batchMs, () => this.flush());
     }
     queued.deliver ||= deliver;
     mergeDiff(queued.diff, diff);
@@ -481,7 +488,7 @@ export class PresenceTracker {
         topic,
         diff = { joins: emptyPresenceState(), leaves: emptyPresenceState() },
       );
-      this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
+      this.#cancelFlush ??= this.#timers.after(this.options.batchMs, () => this.flush());
     }
     return diff;
   }

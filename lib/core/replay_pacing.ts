@@ -94,11 +94,13 @@ export class PacedReplay {
 export interface ReplayHost {
   readonly topic: string;
   readonly connection: Connection;
-  readonly hub: Pick<Hub, "replay" | "head">;
-  /** The outbound budget (`MAX_OUTBOUND_BYTES`). */
-  readonly budget: number;
-  readonly metrics: Metrics;
-  readonly log: Logger;
+  /** The node: its hub, metrics, log, and the outbound budget (`MAX_OUTBOUND_BYTES`). */
+  readonly node: {
+    hub: Pick<Hub, "replay" | "head">;
+    metrics: Metrics;
+    log: Logger;
+    options: { maxOutboundBytes: number };
+  };
   stopped(): boolean;
   /** Writes a broadcast to the client as a live one would be. */
   forward(b: Broadcast): void;
@@ -120,8 +122,9 @@ export async function replayMissed(
   resume: TopicCursor,
   state: Payload,
 ): Promise<void> {
-  const { topic, connection, hub, metrics } = host;
-  const replay = new PacedReplay(connection, host.budget);
+  const { topic, connection } = host;
+  const { hub, metrics, log } = host.node;
+  const replay = new PacedReplay(connection, host.node.options.maxOutboundBytes);
   host.hold(replay);
   const seen = new Map(resume.streams);
   const restart = (reason: string, fresh?: Payload) => {
@@ -158,7 +161,7 @@ export async function replayMissed(
       restart(resume.resetReason ?? ReplyReason.historyWindowExceeded);
     }
   } catch (err) {
-    host.log.error("a replay failed", { topic, error: describeError(err) });
+    log.error("a replay failed", { topic, error: describeError(err) });
     if (!host.stopped()) restart(ReplyReason.historyUnavailable);
   } finally {
     host.hold(undefined);

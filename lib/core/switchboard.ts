@@ -32,9 +32,20 @@ import type { Identity, IdentityCheck, SessionServices } from "./session_service
 import { type NodeOptions, nodeOptions } from "./options.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
 import { crowdSettingsOf } from "./crowd.ts";
-import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
+import {
+  CloseCode,
+  EndReason,
+  eventNameProblem,
+  RefusalReason,
+  type RefusalReasonName,
+  ReplyReason,
+  TOKEN_EXPIRED_REASON,
+  unmatchedTopicError,
+} from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
+import { checkOutbound, outboundProblems } from "./outbound.ts";
+import type { FieldError } from "./validation.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
 
 export type { Identity } from "./session_services.ts";
@@ -44,7 +55,16 @@ export type { Clock } from "./time.ts";
 /** The outcome of {@link Switchboard.admit}. */
 export type Admission =
   | { ok: true; identity: Identity }
-  | { ok: false; status: 401 | 403; error: string };
+  | { ok: false; status: 401 | 403; error: string; reason: RefusalReasonName };
+
+/** A token failure's kind (see lib/auth.ts) as the refusal word clients see. */
+const _TOKEN_REFUSALS: Readonly<Record<string, RefusalReasonName>> = {
+  expired: RefusalReason.tokenExpired,
+  bad_signature: RefusalReason.badSignature,
+  malformed: RefusalReason.tokenMalformed,
+  algorithm_not_allowed: RefusalReason.algorithmNotAllowed,
+  not_yet_valid: RefusalReason.tokenNotYetValid,
+};
 
 const _NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
@@ -95,7 +115,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   readonly router: ChannelRouter;
   readonly hub: Hub;
   readonly presence: PresenceTracker;
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics = new Metrics();
   /** Per-user bounds over all of a user's sockets (`user_quotas.ts`). */
   readonly quotas: UserQuotas;
   readonly clock: Clock;
@@ -147,6 +167,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       leaveGraceMs: this.options.presenceLeaveGraceMs,
       onError: (err, at) => this.containedError(`presence ${at.step}`, err, { ...at }),
       onSplit: () => this.metrics.inc("switchboard_presence_diffs_split_total"),
+      timers: this.timers,
       crowdSettings: (topic) => {
         const channel = this.router.match(topic)?.channel;
         return channel && crowdSettingsOf(channel);
@@ -174,11 +195,15 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   /**
    * Broadcasts to every subscriber of `topic` on every node (the API's publish); with `binary`,
    * a binary broadcast whose JSON metadata is `payload`. Reserved and malformed event names
-   * throw (see `eventNameProblem`): validate input before calling.
+   * throw (see `eventNameProblem`), and so does a JSON payload that fails the channel's
+   * `messages` schema for `event` (`InvalidPayloadError`, nothing is sent): validate input
+   * before calling ({@link payloadProblems}).
    */
   publish(topic: string, event: string, payload: Payload, binary?: Uint8Array): Broadcast {
     const problem = eventNameProblem(event);
     if (problem !== undefined) throw new TypeError(`event ${JSON.stringify(event)} ${problem}`);
+    const channel = binary ? undefined : this.router.match(topic)?.channel;
+    if (channel) checkOutbound(channel, topic, event, payload);
     return this.hub.broadcast(topic, event, payload, binary ? { binary } : undefined);
   }
 
@@ -193,8 +218,8 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       return {
         ok: false,
         status: 403,
-        reason: "unauthorized",
-        error: `unknown topic "${topic}": no channel matches it`,
+        reason: ReplyReason.unmatchedTopic,
+        error: unmatchedTopicError(topic),
       };
     }
     return decideAccess({ channel: match.channel, identity, topic });
@@ -216,6 +241,15 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       }
     }
     return undefined;
+  }
+
+  /**
+   * The fields of `payload` that fail the `messages` schema of `event` in `topic`'s channel
+   * (`payload.<path>`), or undefined when it may be published: what {@link publish} refuses.
+   */
+  payloadProblems(topic: string, event: string, payload: Payload): FieldError[] | undefined {
+    const channel = this.router.match(topic)?.channel;
+    return channel ? outboundProblems(channel, event, payload) : undefined;
   }
 
   /** The topic's last message (not presence), from this node or the broker's shared copy. */
@@ -277,13 +311,15 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     const allowed = this.options.allowedOrigins;
     if (origin !== null && allowed && !allowed.includes(origin)) {
       this.metrics.inc("switchboard_refused_total", { reason: "origin" });
-      return { ok: false, status: 403, error: `origin ${origin} is not allowed` };
+      const reason = RefusalReason.originNotAllowed;
+      return { ok: false, status: 403, error: `origin ${origin} is not allowed`, reason };
     }
     if (
       this.#authenticate !== undefined && !params.token && !this.router.hasPublicChannel
     ) {
       this.metrics.inc("switchboard_refused_total", { reason: "no_token" });
-      return { ok: false, status: 401, error: "missing token: connect with a signed token param" };
+      const error = "token missing: connect with a signed token param";
+      return { ok: false, status: 401, error, reason: RefusalReason.tokenMissing };
     }
     return this.identify(params.token, params.user_id);
   }
@@ -304,7 +340,10 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     return authenticate(token, { now: Math.floor(this.clock.now() / 1000) }).then((result) => {
       if (!result.ok) {
         this.metrics.inc("switchboard_refused_total", { reason: result.reason });
-        return { ok: false, status: 403, error: `token refused: ${result.reason}` } as const;
+        // A hook's own reasons (not the JWT verifier's) are a generic refusal, in its words.
+        const reason = _TOKEN_REFUSALS[result.reason] ?? RefusalReason.tokenRefused;
+        const error = result.problem ?? `token refused: ${result.reason}`;
+        return { ok: false, status: 403, error, reason } as const;
       }
       return { ok: true, identity: result.identity } as const;
     });
@@ -313,7 +352,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   /** Verifies a token as {@link admit} does; undefined without an authenticate hook (dev). */
   verifyIdentity(token: string): Promise<IdentityCheck> | undefined {
     if (this.#authenticate === undefined) return undefined;
-    if (token === "") return Promise.resolve({ ok: false, error: "token refused: empty" });
+    if (token === "") return Promise.resolve({ ok: false, error: "token malformed: empty" });
     return Promise.resolve(this.identify(token)).then((admission) =>
       admission.ok ? admission : { ok: false, error: admission.error }
     );

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import type { Timers } from "../core/time.ts";
+import { plainTimers, type Timers } from "../core/time.ts";
 import { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "../config.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -25,6 +25,9 @@ export const denoTimers: Timers = {
     Deno.unrefTimer(id);
     return () => clearInterval(id);
   },
+  // One-shot timers (presence batches and leave graces) stay ref'ed, as setTimeout is: their
+  // work (a leave going out) should happen before the process ends.
+  after: plainTimers.after,
 };
 
 /**
@@ -119,6 +122,13 @@ export function exitGracefullyOnSignals(stop: () => Promise<void>, log: Logger):
   Deno.addSignalListener("SIGTERM", shutdown);
 }
 
+// `deno run` entries serve with a connection cap: part of the Deno adapter's public face.
+export {
+  defaultMaxConnections,
+  type GuardedServeOptions,
+  type GuardedServer,
+  serveGuarded,
+} from "./deno_serve.ts";
 /**
  * The process' last line of defence: an error that escaped every handler (a rejected promise
  * nobody awaited, an exception thrown in a timer) is logged and counted in

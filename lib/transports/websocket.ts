@@ -13,6 +13,7 @@
 import { fromUnpaddedBase64 } from "../core/base64.ts";
 import type { Broadcast } from "../core/broadcast.ts";
 import type { Connection } from "../core/connection.ts";
+import { deltaFrame } from "../core/delta.ts";
 import type { Message } from "../core/message.ts";
 import { CloseCode, EndReason, PHOENIX_TOPIC, PhxEvent } from "../core/protocol.ts";
 import type { Serializer } from "../core/serializer.ts";
@@ -129,6 +130,10 @@ export class WebSocketConnection implements Connection {
   drained(): Promise<void> {
     const ms = this.#unproven ? 1_000 : 20;
     return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  sendDelta(b: Broadcast, deltaJson: string): void {
+    this.#send(deltaFrame(this.serializer, b, deltaJson));
   }
 
   #send(frame: string | Uint8Array): void {
