@@ -75,6 +75,14 @@ Deno.test("loadConfig", async (t) => {
       MAX_LONGPOLL_BODY_BYTES: "2048",
       MAX_CONNECTIONS: "300",
       CLOSE_TIMEOUT_MS: "1500",
+      MAX_PRESENCE_META_BYTES: "1000",
+      MAX_PRESENCES_PER_USER: "3",
+      MAX_PRESENCE_BYTES_PER_USER: "2500",
+      MAX_TOPICS_PER_USER: "4",
+      MAX_LONGPOLL_SESSIONS: "40",
+      MAX_LONGPOLL_SESSIONS_PER_ADDRESS: "5",
+      LONGPOLL_FIRST_POLL_MS: "700",
+      API_AUTH_FAILURES_PER_MINUTE: "6",
     });
     assert.deepEqual({ ...config }, {
       port: 8080,
@@ -103,6 +111,14 @@ Deno.test("loadConfig", async (t) => {
       maxOutboundBytes: 4096,
       tokenLeewaySeconds: 0,
       maxPayloadDepth: 8,
+      limits: {
+        presenceMetaBytes: 1000,
+        presencesPerUser: 3,
+        presenceBytesPerUser: 2500,
+        topicsPerUser: 4,
+      },
+      longpoll: { maxSessions: 40, maxSessionsPerAddress: 5, firstPollMs: 700 },
+      apiAuthFailuresPerMinute: 6,
     });
     assert.equal(loadConfig({ ALLOWED_ORIGINS: "*" }).allowedOrigins, undefined, "* means any");
     assert.throws(() => loadConfig({ ALLOWED_ORIGINS: "example.com" }), /ALLOWED_ORIGINS/);

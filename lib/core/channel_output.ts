@@ -1,16 +1,17 @@
 /**
  * What a channel sends, checked and shaped: a callback's result as a reply ({@link toReply}),
  * a payload with bytes as binary message fields ({@link messageBody}), and the rule for the
- * event names a channel may push or broadcast ({@link checkEventName}).
+ * event names and payloads a channel may push or broadcast ({@link checkEventName}).
  *
  * @example
  * ```ts
- * checkEventName("push", "status"); // fine
+ * checkEventName("push", "status", [{ state: "ok" }], 32); // fine
  * messageBody(new Uint8Array([1]), { kind: "png" }); // { payload: { kind: "png" }, binary: … }
  * ```
  * @module
  */
 import { type HandlerResult, Reply } from "./channel.ts";
+import { assertPayload } from "./limits.ts";
 import type { Payload } from "./message.ts";
 import { eventNameProblem } from "./protocol.ts";
 
@@ -32,12 +33,18 @@ export function messageBody(
 
 /**
  * Channels may not send the protocol's reserved events (a forged `reset` or `presence_diff`)
- * or names that break a transport's framing (CR/LF in an SSE `event:` line). A violation is a
- * bug in the channel: it throws, and the callback's crash handling takes over.
+ * or names that break a transport's framing (CR/LF in an SSE `event:` line): a bug, the crash
+ * handling takes over. A payload past MAX_PAYLOAD_DEPTH is refused (`LimitError`).
  */
-export function checkEventName(method: string, event: string): void {
+export function checkEventName(
+  method: string,
+  event: string,
+  payloads: unknown[],
+  maxDepth: number,
+): void {
   const problem = eventNameProblem(event);
   if (problem !== undefined) {
     throw new TypeError(`ctx.${method}: event ${JSON.stringify(event)} ${problem}`);
   }
+  assertPayload(payloads, maxDepth);
 }

@@ -62,6 +62,8 @@ export interface HubOptions {
   clock?: Clock;
   /** Where subscriber failures are reported (default: {@link defaultLogger}). */
   log?: Logger;
+  /** Told of a subscriber's failure in a fan-out (default: logged); the others still get it. */
+  onError?: (err: unknown) => void;
 }
 
 /** The node's topic registry and history: local delivery at once, the broker for the rest. */
@@ -92,7 +94,8 @@ export class Hub {
     this.nodeId = options.nodeId;
     this.clock = options.clock ?? Date;
     const log = options.log ?? defaultLogger;
-    this.#onError = (err) => log.error("a subscriber failed", { error: describeError(err) });
+    this.#onError = options.onError ??
+      ((err) => log.error("a subscriber failed", { error: describeError(err) }));
     const { broker, nodeId } = options;
     this.runId = broker.runId ?? newRunId();
     this.#store = new TopicStore({
