@@ -15,14 +15,13 @@
  * @module
  */
 import { type AccessDecision, decideAccess } from "./access.ts";
-import { type Broker, type BrokerState, MessageTooLargeError } from "./broker.ts";
+import { type BrokerState, MessageTooLargeError } from "./broker.ts";
 import { MemoryBroker } from "./broker_memory.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { formatCursor } from "../resume/cursor.ts";
 import type { Broadcast } from "./broadcast.ts";
-import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
-import type { Connection } from "./connection.ts";
+import { ChannelRouter } from "./channel.ts";
 import { Hub } from "./hub.ts";
 import { UserQuotas } from "./user_quotas.ts";
 import { AddressBudget, HeldConnections } from "./admission.ts";
@@ -42,13 +41,14 @@ import {
   TOKEN_EXPIRED_REASON,
   unmatchedTopicError,
 } from "./protocol.ts";
-import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
+import type { OpenSession, SwitchboardOptions } from "./switchboard_options.ts";
 import { checkOutbound, outboundProblems } from "./outbound.ts";
 import type { FieldError } from "./validation.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
 
 export type { Identity } from "./session_services.ts";
+export type { OpenSession, SwitchboardOptions } from "./switchboard_options.ts";
 export type { AccessDecision } from "./access.ts";
 export type { Clock } from "./time.ts";
 
@@ -70,50 +70,6 @@ const _NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
 function _anonymousId(): string {
   return `anon-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-/**
- * Options of {@link Switchboard}. `C` is what the embedder passes as `config`: the core reads
- * only its {@link NodeOptions} fields (defaults for the rest); the server wiring passes its
- * whole configuration and reads it back as {@link Switchboard.config}.
- */
-export interface SwitchboardOptions<C extends Partial<NodeOptions> = Partial<NodeOptions>> {
-  config: C;
-  /**
-   * Tells who holds a connect token (the server wiring injects the HS256 JWT verifier when
-   * `SOCKET_SECRET` is set). Without it nothing is verified and `user_id` is trusted (dev).
-   */
-  authenticate?: Authenticate;
-  // deno-lint-ignore no-explicit-any
-  channels: ChannelDefinition<any>[];
-  /** Defaults to the in-memory broker (one process). */
-  broker?: Broker;
-  clock?: Clock;
-  /** The runtime's timers (default: plain `setInterval`; Deno's adapter unrefs them). */
-  timers?: Timers;
-  /**
-   * The timers of the idle and token sweep (default `timers`). A Cloudflare node object that
-   * hibernates passes timers that run only while it is awake anyway (a pending interval would
-   * keep it in memory), and sweeps from an alarm where it must.
-   */
-  sweepTimers?: Timers;
-  /** Where the library logs (default: warnings and errors to stderr). */
-  log?: Logger;
-}
-
-/** What {@link Switchboard.openSession} needs. */
-export interface OpenSession {
-  connection: Connection;
-  /** The connect params; `token` and `vsn` are not kept. */
-  params: Record<string, string>;
-  identity: Identity;
-  /** Decodes the client's frames (default v2). */
-  serializer?: Serializer;
-  /**
-   * The session is rebuilt from a snapshot (`session_snapshot.ts`), not a new connection: not
-   * counted in `switchboard_connections_total`.
-   */
-  restored?: boolean;
 }
 
 /** A Switchboard node: the sessions of this process and the façade routes use. */
