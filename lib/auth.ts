@@ -29,6 +29,8 @@ export interface TokenClaims {
   exp: number;
   /** Not valid before, seconds since the epoch. */
   nbf?: number;
+  /** Issued at, seconds since the epoch: tokens issued before a server disconnect are refused. */
+  iat?: number;
   /** Topic patterns (`record:42`, `record:*`) the holder may join, when the channel checks. */
   scope?: string[];
 }
@@ -107,6 +109,7 @@ export async function verifyToken(
   if (nbf !== undefined && nbf - leeway > now) return { ok: false, reason: "not_yet_valid" };
   const claims: TokenClaims = { sub, exp };
   if (nbf !== undefined) claims.nbf = nbf;
+  if (_isTime(payload.iat)) claims.iat = payload.iat;
   if (scope !== undefined) claims.scope = scope;
   return { ok: true, claims };
 }

@@ -14,7 +14,8 @@ import { RedisBroker } from "./cluster/redis/broker.ts";
 import { BroadcastChannelBroker } from "./cluster/broadcast_channel.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
 import { Switchboard } from "./core/switchboard.ts";
-import type { Clock, Timers } from "./core/time.ts";
+import { type Clock, plainTimers, type Timers } from "./core/time.ts";
+import { extendNode } from "./extensions.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 
@@ -59,7 +60,9 @@ export function createSwitchboard(setup: NodeSetup): Switchboard {
       log,
     })
     : undefined;
-  return new Switchboard({ config, channels: setup.channels, broker, timers, clock, log });
+  const switchboard = new Switchboard({ config, channels: setup.channels, broker, timers, clock, log });
+  extendNode(switchboard, { config, timers: timers ?? plainTimers, single: broker === undefined });
+  return switchboard;
 }
 
 /**

@@ -13,6 +13,7 @@ import { cors } from "hono/cors";
 import { describeError } from "../lib/log.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { apiRoutes } from "./api.ts";
+import { serverApiRoutes } from "./api_server.ts";
 import { longpollRoutes } from "./longpoll.ts";
 import { opsRoutes } from "./ops.ts";
 import { pageRoutes } from "./pages.ts";
@@ -34,6 +35,7 @@ export function createApp(switchboard: Switchboard, options: AppOptions): Hono {
   app.route("/", longpollRoutes(switchboard));
   app.route("/", sseRoutes(switchboard));
   app.route("/", apiRoutes(switchboard));
+  app.route("/", serverApiRoutes(switchboard));
   app.route("/", opsRoutes(switchboard));
   app.route("/", pageRoutes(switchboard));
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

@@ -176,6 +176,12 @@ export interface ChannelDefinition<Params = Payload> {
    * the leave of a key's last meta on a node waits for the key to be tracked again (0: never).
    */
   presenceLeaveGraceMs?: number;
+  /**
+   * Push an `occupancy` event `{subscribers, users}` (every transport, every node) to the
+   * topic's subscribers when it changes, at most once a second: "1,204 watching" without a
+   * presence list of 1,204 entries.
+   */
+  occupancy?: boolean;
   /** Validates join params (failures refuse the join with an error naming the field). */
   joinParams?: z.ZodType<Params>;
   /** Authorize and set up; return an error reply to refuse. */

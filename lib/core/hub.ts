@@ -28,11 +28,14 @@ import {
   TopicHistory,
 } from "../resume/history.ts";
 import type { Payload } from "./message.ts";
+import type { LocalOccupancy } from "./occupancy.ts";
 
 /** Anything that receives the broadcasts of a topic: a channel instance, in practice. */
 export interface Subscriber {
   /** Unique per subscriber; broadcast-from skips the subscriber with the origin's `exceptId`. */
   readonly id: string;
+  /** The user it serves: counted in the topic's occupancy (none: an internal subscriber). */
+  readonly userId?: string;
   deliver(broadcast: Broadcast): void;
   /**
    * Messages of this topic from another node were lost (a gap this node could not fill): the
@@ -47,6 +50,8 @@ export interface BroadcastOptions {
   exceptId?: string;
   /** Raw bytes: a binary broadcast, `payload` being the JSON metadata beside them. */
   binary?: Uint8Array;
+  /** Neither kept nor numbered (the cluster's own reports and commands), like presence. */
+  ephemeral?: boolean;
 }
 
 const _NO_OPTIONS: BroadcastOptions = Object.freeze({});
@@ -93,6 +98,8 @@ export interface HubOptions {
   clock?: Clock;
   /** Where subscriber failures are reported (default: {@link defaultLogger}). */
   log?: Logger;
+  /** Counts each topic's subscribers and users (occupancy hook; default: not counted). */
+  occupancy?: LocalOccupancy;
 }
 
 /** The node's topic registry and history: local delivery at once, the broker for the rest. */
@@ -125,9 +132,11 @@ export class Hub {
   readonly broker: Broker;
   readonly nodeId: string;
   readonly clock: Clock;
+  readonly occupancy?: LocalOccupancy;
 
   constructor(options: HubOptions) {
     this.broker = options.broker;
+    this.occupancy = options.occupancy;
     this.nodeId = options.nodeId;
     this.clock = options.clock ?? Date;
     this.#limits = options.history ?? DEFAULT_HISTORY;
@@ -152,15 +161,17 @@ export class Hub {
   add(topic: string, subscriber: Subscriber): void {
     let set = this.#subscribers.get(topic);
     if (!set) this.#subscribers.set(topic, set = new Set());
+    if (set.has(subscriber)) return;
     set.add(subscriber);
+    if (subscriber.userId !== undefined) this.occupancy?.joined(topic, subscriber.userId);
   }
 
   /** Removes a subscriber from a topic; forgets the topic when it was the last. */
   remove(topic: string, subscriber: Subscriber): void {
     const current = this.#subscribers.get(topic);
-    if (!current) return;
-    current.delete(subscriber);
+    if (!current?.delete(subscriber)) return;
     if (current.size === 0) this.#subscribers.delete(topic);
+    if (subscriber.userId !== undefined) this.occupancy?.left(topic, subscriber.userId);
   }
 
   /** Number of local subscribers of a topic. */
@@ -187,11 +198,11 @@ export class Hub {
     payload: Payload,
     options: BroadcastOptions = _NO_OPTIONS,
   ): Broadcast {
-    const { exceptId, binary } = options;
+    const { exceptId, binary, ephemeral } = options;
     const origin: Origin = exceptId === undefined
       ? { nodeId: this.nodeId }
       : { nodeId: this.nodeId, exceptId };
-    const entry = _EPHEMERAL.has(event) ? undefined : this.#topic(topic);
+    const entry = ephemeral || _EPHEMERAL.has(event) ? undefined : this.#topic(topic);
     const stream = entry?.stream ?? "";
     const seq = entry ? entry.seq + 1 : 0;
     const at = this.clock.now();

@@ -55,6 +55,11 @@ export class PresenceTracker {
   readonly #lingering = new Map<string, Map<string, _Lingering>>();
   #timer?: ReturnType<typeof setTimeout>;
   #refCounter = 0;
+  /**
+   * Told of each topic whose cluster-wide state changed (a diff sent here, another node's state
+   * applied or dropped): the webhooks' member events watch it (hook; default none).
+   */
+  onTopicChange?: (topic: string) => void;
   readonly #refPrefix: string;
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
@@ -174,6 +179,7 @@ export class PresenceTracker {
       this.#stateCache.delete(topic);
       this.hub.broadcast(topic, "presence_diff", { ...diff });
       this.hub.broker.replicatePresence(topic, this.#localList(topic));
+      this.onTopicChange?.(topic);
     }
   }
 
@@ -236,6 +242,7 @@ export class PresenceTracker {
     if (Object.keys(state).length === 0) topics.delete(topic);
     else topics.set(topic, state);
     if (topics.size === 0) this.#remote.delete(nodeId);
+    this.onTopicChange?.(topic);
     if (!announce) return;
     const diff = _difference(before, state);
     if (Object.keys(diff.joins).length || Object.keys(diff.leaves).length) {
@@ -251,6 +258,7 @@ export class PresenceTracker {
     for (const [topic, leaves] of topics) {
       this.#stateCache.delete(topic);
       this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
+      this.onTopicChange?.(topic);
     }
   }
 

@@ -52,6 +52,8 @@ export const ControlEvent = {
   reset: "reset",
   /** SSE only: the join reply, as the first event of each topic. */
   joined: "joined",
+  /** `{subscribers, users}` of the topic, to channels with `occupancy: true` (see `occupancy.ts`). */
+  occupancy: "occupancy",
 } as const;
 
 /**
@@ -74,7 +76,16 @@ export const CloseCode = {
    * one. The Phoenix client reconnects by itself; with `params` as a function it sends new ones.
    */
   tokenExpired: 4001,
+  /**
+   * The backend disconnected this user (`POST /api/disconnect`): the old token is refused, so
+   * reconnect only with a fresh one (application code, RFC 6455 §7.4.2).
+   */
+  disconnected: 4003,
 } as const;
+
+/** The close reason sent with {@link CloseCode.disconnected}. */
+export const DISCONNECTED_REASON =
+  "disconnected by the server: the old token is refused, reconnect only with a fresh one";
 
 /** The close reason sent with {@link CloseCode.tokenExpired}. */
 export const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";
@@ -98,7 +109,7 @@ export function eventNameProblem(event: unknown): string | undefined {
     return "must not contain control characters (CR, LF…) or lone surrogates";
   }
   if (_RESERVED_PREFIX.test(event) || _RESERVED_EVENTS.has(event)) {
-    return "is reserved by the protocol (phx_*, presence_*, heartbeat, reset, joined)";
+    return "is reserved by the protocol (phx_*, presence_*, heartbeat, reset, joined, occupancy)";
   }
   return undefined;
 }
@@ -144,6 +155,10 @@ export const ReplyReason = {
   messagesLost: "messages_lost",
   /** A push whose broadcast is too large for the cluster bus. */
   messageTooLarge: "message_too_large",
+  /** `phx_close`: the backend removed the user from the topic (`POST /api/unsubscribe`). */
+  unsubscribed: "unsubscribed",
+  /** `phx_close`: the backend disconnected the user (`POST /api/disconnect`). */
+  disconnected: "disconnected",
 } as const;
 
 /** Why a session or a channel instance ended (passed to `terminate`, counted in metrics). */
@@ -159,6 +174,8 @@ export const EndReason = {
   shutdown: "shutdown",
   /** The session's token expired. */
   expired: "expired",
+  /** The backend removed the user (`POST /api/disconnect` or `/api/unsubscribe`). */
+  removed: "removed",
   closed: "closed",
 } as const;
 

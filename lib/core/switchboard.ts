@@ -27,6 +27,8 @@ import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
 import type { Connection } from "./connection.ts";
 import { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
+import { LocalOccupancy, type Occupancy, type OccupancyReader } from "./occupancy.ts";
+import { Revocations } from "./revocations.ts";
 import type { Identity, IdentityCheck, NodeServices } from "./node.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
 import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
@@ -63,6 +65,21 @@ export interface SwitchboardOptions {
   log?: Logger;
 }
 
+/**
+ * What the cluster layer plugs into a node (`lib/cluster/services.ts`); the defaults serve
+ * this node only. The server API and `/api/occupancy` go through it.
+ */
+export interface NodeExtensions {
+  /** Counts of a topic (the default: this node's). */
+  occupancy: OccupancyReader;
+  /** Disconnects `userId` everywhere; returns how many sessions ended on this node. */
+  disconnect(userId: string): number;
+  /** Removes `userId` from `topic` everywhere; returns how many sessions left it on this node. */
+  unsubscribe(userId: string, topic: string): number;
+  /** Stops the extension's timers (after the sessions ended, before the broker stops). */
+  close?(): void | Promise<void>;
+}
+
 /** What {@link Switchboard.openSession} needs. */
 export interface OpenSession {
   connection: Connection;
@@ -80,6 +97,16 @@ export class Switchboard implements NodeServices {
   readonly hub: Hub;
   readonly presence: PresenceTracker;
   readonly metrics = new Metrics();
+  /** This node's subscribers and users per topic (every transport). */
+  readonly occupancy = new LocalOccupancy();
+  /** Users disconnected by the backend: their old tokens are refused. */
+  readonly revocations = new Revocations();
+  /** Cluster-wide occupancy and server API; replaced by `lib/cluster/services.ts`. */
+  extensions: NodeExtensions = {
+    occupancy: this.occupancy,
+    disconnect: (userId) => this.disconnectLocal(userId),
+    unsubscribe: (userId, topic) => this.unsubscribeLocal(userId, topic),
+  };
   readonly clock: Clock;
   readonly timers: Timers;
   readonly log: Logger;
@@ -101,6 +128,7 @@ export class Switchboard implements NodeServices {
       history: this.config.history,
       clock: this.clock,
       log: this.log,
+      occupancy: this.occupancy,
     });
     this.presence = new PresenceTracker(this.hub, {
       batchMs: this.config.presenceBatchMs,
@@ -178,6 +206,47 @@ export class Switchboard implements NodeServices {
     return this.presence.list(topic);
   }
 
+  /** Subscribers and distinct users of `topic`, every transport, on every node. */
+  occupancyOf(topic: string): Occupancy {
+    return this.extensions.occupancy.of(topic);
+  }
+
+  /**
+   * Ends every session of `userId` on every node (`POST /api/disconnect`); its tokens issued
+   * until now are refused. Returns how many sessions ended on this node (0 when repeated).
+   */
+  disconnectUser(userId: string): number {
+    return this.extensions.disconnect(userId);
+  }
+
+  /** Removes `userId` from `topic` on every node; returns how many sessions left it here. */
+  unsubscribeUser(userId: string, topic: string): number {
+    return this.extensions.unsubscribe(userId, topic);
+  }
+
+  /** {@link disconnectUser} on this node only (the cluster layer calls it on each node). */
+  disconnectLocal(userId: string): number {
+    this.revocations.revoke(userId, this.clock.now());
+    let count = 0;
+    for (const session of [...this.#sessions]) {
+      if (session.userId !== userId || session.closed) continue;
+      session.disconnect();
+      count++;
+    }
+    if (count) this.metrics.inc("switchboard_api_disconnected_total", undefined, count);
+    return count;
+  }
+
+  /** {@link unsubscribeUser} on this node only. */
+  unsubscribeLocal(userId: string, topic: string): number {
+    if (!this.occupancy.has(topic, userId)) return 0;
+    let count = 0;
+    for (const session of this.#sessions) {
+      if (session.userId === userId && session.unsubscribe(topic)) count++;
+    }
+    return count;
+  }
+
   /** The broker's state for `/healthz` and `/metrics`. */
   brokerState(): BrokerState {
     return this.hub.broker.state();
@@ -243,6 +312,15 @@ export class Switchboard implements NodeServices {
         return { ok: false, status: 403, error: `token refused: ${result.reason}` } as const;
       }
       const claims: TokenClaims = result.claims;
+      if (this.revocations.refuses(claims, this.clock.now())) {
+        this.metrics.inc("switchboard_refused_total", { reason: "revoked" });
+        return {
+          ok: false,
+          status: 403,
+          error: "token refused: revoked (the user was disconnected by the server); " +
+            "reconnect with a token issued after the disconnect",
+        } as const;
+      }
       return { ok: true, identity: { userId: claims.sub, claims } } as const;
     });
   }
@@ -329,6 +407,7 @@ export class Switchboard implements NodeServices {
     this.#stopSweeper?.();
     this.#stopSweeper = undefined;
     this.presence.close();
+    await this.extensions.close?.();
     await this.hub.broker.close();
   }
 
