@@ -74,7 +74,7 @@ export interface ClusterOccupancyOptions {
   heartbeatMs: number;
   log?: Logger;
   /**
-   * How long after start this node waits for its peers' snapshots before it may send webhooks
+   * How long after the bus is up this node waits for its peers' snapshots before it may send webhooks
    * (default `2 * tickMs`; 0 for a single node, which has no peers to hear).
    */
   warmupMs?: number;
@@ -95,8 +95,10 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
   readonly #warmupMs: number;
   readonly #heartbeatMs: number;
   #lastFull = 0;
-  #snapshotAsked = true;
-  #hello = true;
+  #snapshotAsked = false;
+  #hello = false;
+  /** Since when the bus is up without a break (undefined: down). */
+  #connectedAt?: number;
   readonly #stops: (() => void)[] = [];
   readonly #onError: (err: unknown) => void;
 
@@ -147,9 +149,13 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
     return true;
   }
 
-  /** True once this node has had time to hear its peers' snapshots. */
+  /**
+   * True once the bus has been up long enough for this node to hear its peers' snapshots
+   * (after a start or a break of the bus: the peers may have dropped it, and it them).
+   */
   get warmedUp(): boolean {
-    return this.#clock.now() - this.#since >= this.#warmupMs;
+    const at = this.#connectedAt;
+    return at !== undefined && this.#clock.now() - at >= this.#warmupMs;
   }
 
   /** Calls `listener` every tick with the topics whose cluster counts changed (maybe none). */
@@ -160,6 +166,13 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
   /** Sends this node's changes, drops silent peers and tells the listeners; the timer calls it. */
   tick(): void {
     const now = this.#clock.now();
+    if (!this.#hub.broker.state().connected) this.#connectedAt = undefined;
+    else if (this.#connectedAt === undefined) {
+      // (Re)connected: say hello, so the peers send their snapshots, and send ours.
+      this.#connectedAt = now;
+      this.#hello = true;
+      this.#snapshotAsked = true;
+    }
     const changed = this.#local.takeChanged();
     const dirty = this.#dirty;
     this.#dirty = new Set();

@@ -1,0 +1,142 @@
+/**
+ * Webhooks, occupancy and the server API across two nodes joined through Redis (the real
+ * `redis-server` and the Upstash bridge), one real webhook receiver for both: each event is
+ * sent once by the cluster, occupancy counts every transport on both nodes, and a disconnect
+ * sent to one node ends the user's sessions on the other.
+ */
+import assert from "node:assert/strict";
+import { LongPoll } from "phoenix";
+import { postApi } from "../support/api.ts";
+import { waitForCluster } from "../support/cluster.ts";
+import { connectSocket, disconnect, join } from "../support/phoenix.ts";
+import { startBridge, startRedis } from "../support/redis.ts";
+import { type ServerProcess, startServer } from "../support/server.ts";
+import { openSse } from "../support/sse.ts";
+import { waitFor } from "../support/wait.ts";
+import { eventsOf, startReceiver } from "../support/webhooks.ts";
+
+const SECRET = "cluster-webhook-secret";
+
+async function occupancy(node: ServerProcess, topic: string) {
+  return await (await fetch(`${node.url}/api/occupancy/${topic}`)).json();
+}
+
+Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => {
+  await using receiver = startReceiver(SECRET);
+  await using redis = await startRedis();
+  await using bridge = await startBridge({ redisUrl: redis.url, token: "wh-token" });
+  const env = (id: string) => ({
+    UPSTASH_REDIS_REST_URL: bridge.url,
+    UPSTASH_REDIS_REST_TOKEN: "wh-token",
+    NODE_ID: id,
+    REDIS_HEARTBEAT_MS: "2000",
+    WEBHOOK_URL: receiver.url,
+    WEBHOOK_SECRET: SECRET,
+    WEBHOOK_RETRY_MS: "100,200,400",
+    PRESENCE_LEAVE_GRACE_MS: "300",
+    LONGPOLL_TIMEOUT_MS: "1500",
+  });
+  const [n1, n2] = await Promise.all([startServer(env("w1")), startServer(env("w2"))]);
+  try {
+    await waitForCluster([n1, n2]);
+
+    await t.step("two nodes with subscribers on one topic: each event once", async () => {
+      const topic = "record:cl-once";
+      const ann = await connectSocket(n1.socketUrl, { user_id: "ann" });
+      await join(ann.channel(topic, { name: "Ann" }));
+      const bob = await connectSocket(n2.socketUrl, { user_id: "bob" });
+      await join(bob.channel(topic, { name: "Bob" }));
+      const sse = await openSse(`${n2.url}/events?topic=${topic}&user_id=cy`);
+      await sse.next((e) => e.event === "joined");
+      await waitFor(() => eventsOf(receiver, topic).length >= 4, "occupied and 3 members", 15_000);
+      await disconnect(ann);
+      await disconnect(bob);
+      await sse.close();
+      await waitFor(() => eventsOf(receiver, topic).includes("channel_vacated"), "vacated", 15_000);
+      const events = eventsOf(receiver, topic);
+      assert.equal(events[0], "channel_occupied");
+      assert.equal(events.at(-1), "channel_vacated");
+      assert.deepEqual(events.slice(1, 4).sort(), [
+        "member_added:ann",
+        "member_added:bob",
+        "member_added:cy",
+      ]);
+      assert.deepEqual(events.slice(4, 7).sort(), [
+        "member_removed:ann",
+        "member_removed:bob",
+        "member_removed:cy",
+      ]);
+      assert.equal(events.length, 8, events.join(", "));
+      // Once: not only each event id once, but no event sent by both nodes under two ids.
+      const all = receiver.events().filter((e) => e.topic === topic);
+      assert.equal(all.length, 8);
+      assert.ok(receiver.requests.every((r) => r.verified));
+    });
+
+    await t.step("occupancy counts every transport on both nodes", async () => {
+      const topic = "status:cl-occ";
+      const a = await connectSocket(n1.socketUrl, { user_id: "ann" });
+      const pushed: { subscribers: number }[] = [];
+      const channel = a.channel(topic);
+      channel.on("occupancy", (p: { subscribers: number }) => pushed.push(p));
+      await join(channel);
+      const lp = await connectSocket(n1.url + "/socket", { user_id: "bob" }, {
+        transport: LongPoll,
+      });
+      await join(lp.channel(topic));
+      const sse = await openSse(`${n2.url}/events?topic=${topic}&user_id=cy`);
+      await sse.next((e) => e.event === "joined");
+      const b = await connectSocket(n2.socketUrl, { user_id: "dan" });
+      await join(b.channel(topic));
+      for (const node of [n1, n2]) {
+        await waitFor(async () => (await occupancy(node, topic)).subscribers === 4, "4 there");
+        assert.deepEqual(await occupancy(node, topic), { topic, subscribers: 4, users: 4 });
+      }
+      await waitFor(() => pushed.at(-1)?.subscribers === 4, "the occupancy event on n1");
+      await sse.next((e) => e.event === "occupancy" && e.json?.payload.subscribers === 4);
+      await disconnect(a);
+      await disconnect(lp);
+      await disconnect(b);
+      await sse.close();
+      for (const node of [n1, n2]) {
+        await waitFor(async () => (await occupancy(node, topic)).subscribers === 0, "empty", 10_000);
+      }
+    });
+
+    await t.step("disconnect sent to one node ends the user's sessions on both", async () => {
+      const topic = "status:cl-kick";
+      const annWs = await connectSocket(n1.socketUrl, { user_id: "ann" });
+      const annClosed: unknown[] = [];
+      const annChannel = annWs.channel(topic);
+      annChannel.on("phx_close", (p: unknown) => annClosed.push(p));
+      await join(annChannel);
+      const annSse = await openSse(`${n2.url}/events?topic=${topic}&user_id=ann`);
+      await annSse.next((e) => e.event === "joined");
+      const annLp = await connectSocket(n2.url + "/socket", { user_id: "ann" }, {
+        transport: LongPoll,
+      });
+      await join(annLp.channel(topic));
+      const bob = await connectSocket(n2.socketUrl, { user_id: "bob" });
+      await join(bob.channel(topic));
+      for (const node of [n1, n2]) {
+        await waitFor(async () => (await occupancy(node, topic)).subscribers === 4, "4 there");
+      }
+      const answer = await postApi(n1.url, "/api/disconnect", { user_id: "ann" });
+      assert.deepEqual(answer, { status: 200, body: { sessions: 1 } });
+      await annSse.ended;
+      await waitFor(() => annClosed.length === 1, "phx_close on n1");
+      annWs.disconnect();
+      annLp.disconnect();
+      for (const node of [n1, n2]) {
+        await waitFor(async () => (await occupancy(node, topic)).subscribers === 1, "bob only");
+        assert.deepEqual(await occupancy(node, topic), { topic, subscribers: 1, users: 1 });
+      }
+      const unsubscribed = await postApi(n1.url, "/api/unsubscribe", { user_id: "bob", topic });
+      assert.deepEqual(unsubscribed.body, { sessions: 0 }, "bob is on n2, not on n1");
+      await waitFor(async () => (await occupancy(n2, topic)).subscribers === 0, "bob removed");
+      await disconnect(bob);
+    });
+  } finally {
+    await Promise.all([n1.stop(), n2.stop()]);
+  }
+});
