@@ -25,6 +25,7 @@ const updatedAt = $("updated-at");
 const connection = $("connection");
 const connectionText = $("connection-text");
 const refreshForm = $("refresh-form");
+const watching = $("watching");
 
 /** Server clock minus ours, so ages are right even when this device's clock is off. */
 const skew = (Number(root.dataset.serverNow) || Date.now()) - Date.now();
@@ -84,7 +85,7 @@ const client = connect<typeof channels>({
   params: token ? { token } : {},
   workerUrl: root.dataset.worker,
 });
-const feed = client.feed(topic, { events: ["joined", "status"] });
+const feed = client.feed(topic, { events: ["joined", "status", "occupancy"] });
 // Events replayed to a tab that opened after the stream: this page's HTML is newer.
 feed.on("joined", (e) => {
   if (e.replayed) return;
@@ -97,6 +98,13 @@ feed.on("status", (e) => {
   // A message replayed on resume right after the join reply: the reply's time is right.
   if (Date.now() - joinedAt < 2_000 && JSON.stringify(e.payload) === JSON.stringify(status)) return;
   setStatus(e.payload, serverNow());
+});
+// Everyone watching this page on every node, whatever their transport (at most once a second).
+feed.on("occupancy", (e) => {
+  const { subscribers } = e.payload as { subscribers?: number };
+  if (typeof subscribers !== "number") return;
+  watching.hidden = subscribers === 0;
+  watching.textContent = `${subscribers.toLocaleString("en")} watching`;
 });
 feed.onState(renderConnection);
 feed.onPoll((body) => {
