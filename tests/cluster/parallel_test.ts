@@ -18,6 +18,7 @@ import {
 import { freePort } from "../support/redis.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
+import { eventsOf, startReceiver } from "../support/webhooks.ts";
 
 const root = new URL("../../", import.meta.url);
 /** A new connection per request: the kernel picks the worker per connection. */
@@ -52,10 +53,18 @@ async function workers(url: string) {
 
 Deno.test("deno task start:parallel: two workers act as one node", async (t) => {
   const port = freePort();
+  await using receiver = startReceiver("parallel-webhook-secret");
   const child = new Deno.Command(Deno.execPath(), {
     args: await taskArgs(),
     cwd: root,
-    env: { PORT: String(port), HOST: "127.0.0.1", DENO_JOBS: "2", LOG_LEVEL: "warn" },
+    env: {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DENO_JOBS: "2",
+      LOG_LEVEL: "warn",
+      WEBHOOK_URL: receiver.url,
+      WEBHOOK_SECRET: "parallel-webhook-secret",
+    },
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -129,6 +138,25 @@ Deno.test("deno task start:parallel: two workers act as one node", async (t) => 
         "every client sees all 16",
         10_000,
       );
+    });
+
+    await t.step("occupancy and webhooks count both workers, each event once", async () => {
+      // Eventually consistent (within a second or two): then every read, whichever worker.
+      const read = async () =>
+        await (await fetch(`${url}/api/occupancy/record:par`, { client: fresh })).json();
+      await waitFor(async () => {
+        const reads = await Promise.all(Array.from({ length: 6 }, read));
+        return reads.every((r) => r.subscribers === 16);
+      }, "16 subscribers whichever worker answers");
+      assert.deepEqual(await read(), { topic: "record:par", subscribers: 16, users: 16 });
+      await waitFor(() => eventsOf(receiver, "record:par").length === 17, "17 events", 10_000);
+      const events = eventsOf(receiver, "record:par");
+      assert.equal(events[0], "channel_occupied");
+      assert.deepEqual(
+        events.slice(1).sort(),
+        Array.from({ length: 16 }, (_, i) => `member_added:u${i}`).sort(),
+      );
+      assert.ok(receiver.requests.every((r) => r.verified));
     });
 
     await t.step("API broadcasts reach all; broadcast-from is not echoed", async () => {
