@@ -40,6 +40,7 @@ export function extendNode(switchboard: Switchboard, setup: NodeExtensionSetup):
     log,
     heartbeatMs: config.redisHeartbeatMs,
     warmupMs: single ? 0 : undefined,
+    single,
   });
   pushOccupancy({
     cluster,

@@ -73,6 +73,8 @@ export interface ClusterOccupancyOptions {
   /** Every node sends all its counts this often; a peer silent for 2.5 times it is dropped. */
   heartbeatMs: number;
   log?: Logger;
+  /** No peers can exist (the in-memory broker): no reports, and no timer while idle. */
+  single?: boolean;
   /**
    * How long after the bus is up this node waits for its peers' snapshots before it may send webhooks
    * (default `2 * tickMs`; 0 for a single node, which has no peers to hear).
@@ -99,7 +101,11 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
   #hello = false;
   /** Since when the bus is up without a break (undefined: down). */
   #connectedAt?: number;
-  readonly #stops: (() => void)[] = [];
+  #closed = false;
+  readonly #timers: Timers;
+  readonly #tickMs: number;
+  readonly #single: boolean;
+  #stopTimer?: () => void;
   readonly #onError: (err: unknown) => void;
 
   constructor(options: ClusterOccupancyOptions) {
@@ -111,10 +117,23 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
     const log = options.log ?? defaultLogger;
     this.#onError = (err) => log.warn("an occupancy report failed", { error: describeError(err) });
     this.#ttlMs = options.heartbeatMs * 2.5;
-    const tickMs = options.tickMs ?? 1_000;
-    this.#warmupMs = options.warmupMs ?? 2 * tickMs;
+    this.#tickMs = options.tickMs ?? 1_000;
+    this.#warmupMs = options.warmupMs ?? 2 * this.#tickMs;
+    this.#timers = options.timers;
+    this.#single = options.single ?? false;
     this.#hub.add(OCCUPANCY_TOPIC, this);
-    this.#stops.push(options.timers.every(tickMs, () => this.tick()));
+    this.#local.onChange = () => this.wake();
+    this.wake();
+  }
+
+  /**
+   * Starts the tick timer if it stopped. A single node stops it while it has no subscribers
+   * and nothing changed (a Worker's Durable Object is not kept busy by an idle timer); a
+   * presence change wakes it too.
+   */
+  wake(): void {
+    if (this.#stopTimer || this.#closed) return;
+    this.#stopTimer = this.#timers.every(this.#tickMs, () => this.tick());
   }
 
   /** Subscribers and users of `topic` on this node and every live peer. */
@@ -177,7 +196,9 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
     const dirty = this.#dirty;
     this.#dirty = new Set();
     for (const topic of changed) dirty.add(topic);
-    if (this.#snapshotAsked || now - this.#lastFull >= this.#heartbeatMs) {
+    if (this.#single) {
+      // Nobody to report to.
+    } else if (this.#snapshotAsked || now - this.#lastFull >= this.#heartbeatMs) {
       this.#sendFull(now);
     } else if (changed.length) {
       this.#send(changed.map((t) => this.#row(t)), {});
@@ -186,12 +207,18 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
       if (now - peer.seenAt > this.#ttlMs) this.#drop(id, dirty);
     }
     for (const listener of this.#listeners) listener(dirty);
+    if (this.#single && dirty.size === 0 && this.#local.topicCount === 0) {
+      this.#stopTimer?.();
+      this.#stopTimer = undefined;
+    }
   }
 
   /** Tells the peers this node is gone and stops the timer. */
   close(): void {
-    for (const stop of this.#stops.splice(0)) stop();
-    this.#send([], { bye: true });
+    this.#closed = true;
+    this.#stopTimer?.();
+    this.#stopTimer = undefined;
+    if (!this.#single) this.#send([], { bye: true });
     this.#hub.remove(OCCUPANCY_TOPIC, this);
   }
 

@@ -42,6 +42,8 @@ interface _Topic {
 export class LocalOccupancy implements OccupancyReader {
   readonly #topics = new Map<string, _Topic>();
   #changed = new Set<string>();
+  /** Told when a change comes after none was pending (the cluster view wakes its timer). */
+  onChange?: () => void;
 
   /** A subscriber of `topic` (held by `userId`) was added. */
   joined(topic: string, userId: string): void {
@@ -49,7 +51,7 @@ export class LocalOccupancy implements OccupancyReader {
     if (!entry) this.#topics.set(topic, entry = { subscribers: 0, users: new Map() });
     entry.subscribers++;
     entry.users.set(userId, (entry.users.get(userId) ?? 0) + 1);
-    this.#changed.add(topic);
+    this.#change(topic);
   }
 
   /** A subscriber of `topic` (held by `userId`) was removed. */
@@ -61,7 +63,12 @@ export class LocalOccupancy implements OccupancyReader {
     if (held > 0) entry.users.set(userId, held);
     else entry.users.delete(userId);
     if (entry.subscribers <= 0) this.#topics.delete(topic);
-    this.#changed.add(topic);
+    this.#change(topic);
+  }
+
+  /** Topics with subscribers on this node. */
+  get topicCount(): number {
+    return this.#topics.size;
   }
 
   /** The counts of `topic` on this node. */
@@ -86,5 +93,11 @@ export class LocalOccupancy implements OccupancyReader {
     const changed = [...this.#changed];
     this.#changed = new Set();
     return changed;
+  }
+
+  #change(topic: string): void {
+    const first = this.#changed.size === 0;
+    this.#changed.add(topic);
+    if (first) this.onChange?.();
   }
 }

@@ -42,7 +42,10 @@ export class WebhookWatcher {
 
   constructor(options: WebhookWatcherOptions) {
     this.#options = options;
-    options.presence.onTopicChange = (topic) => this.#dirty.set(topic, true);
+    options.presence.onTopicChange = (topic) => {
+      this.#dirty.set(topic, true);
+      options.cluster.wake();
+    };
     options.cluster.onTick((topics) => this.#tick(topics));
   }
 
