@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel (or 1-8, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | occupancy (or 1-9, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -29,6 +29,12 @@ import { runStorm, type StormResult } from "./scenarios/storm.ts";
 import { runSoak, type SoakResult } from "./scenarios/soak.ts";
 import { runWorkers, WORKER, type WorkersResult } from "./scenarios/workers.ts";
 import { type ParallelResult, runParallel, WORKERS } from "./scenarios/parallel.ts";
+import {
+  type OccupancyOptions,
+  type OccupancyResult,
+  occupancyRows,
+  runOccupancy,
+} from "./scenarios/occupancy.ts";
 
 const SCENARIOS = [
   "fanout",
@@ -39,6 +45,7 @@ const SCENARIOS = [
   "soak",
   "workers",
   "parallel",
+  "occupancy",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -58,6 +65,8 @@ interface Config {
   workers: { fanout: FanoutOptions[]; latency: LatencyOptions };
   /** `deno serve --parallel` with 1 and 2 workers, same rounds. */
   parallel: { fanout: FanoutOptions; latency: LatencyOptions };
+  /** An occupancy-heavy status page on two nodes with Redis. */
+  occupancy: OccupancyOptions;
 }
 
 const _fanout = (n: number, batch: number, perRound: number, rounds: number): FanoutOptions => ({
@@ -89,6 +98,7 @@ const FULL: Config = {
     fanout: _fanout(2_000, 10, 150, 3),
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
+  occupancy: { viewers: 2_000, churnPerSecond: 50, seconds: 10 },
 };
 
 const QUICK: Config = {
@@ -112,6 +122,7 @@ const QUICK: Config = {
     fanout: _fanout(500, 10, 200, 2),
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
+  occupancy: { viewers: 500, churnPerSecond: 20, seconds: 5 },
 };
 
 function parseArgs(args: string[]) {
@@ -125,13 +136,13 @@ function parseArgs(args: string[]) {
       scenarios = arg.slice(11).split(",").map((name) => {
         const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
         if (!SCENARIOS.includes(s as Scenario)) {
-          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-8`);
+          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-9`);
         }
         return s as Scenario;
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,occupancy] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -153,6 +164,7 @@ interface Results {
   soak?: SoakResult;
   workers?: WorkersResult;
   parallel?: ParallelResult;
+  occupancy?: OccupancyResult;
 }
 
 async function main() {
@@ -228,6 +240,10 @@ async function main() {
   if (scenarios.includes("parallel")) {
     log("all cores: deno serve --parallel with 1 and 2 workers");
     results.parallel = await runParallel(config.parallel.fanout, config.parallel.latency);
+  }
+
+  if (scenarios.includes("occupancy")) {
+    results.occupancy = await runOccupancy(config.occupancy);
   }
 
   const rows = buildRows(results, config, sio.ok);
@@ -496,6 +512,7 @@ function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
     });
   }
   rows.push(...workersRows(results.workers, config));
+  rows.push(...occupancyRows(results.occupancy, config.occupancy));
   const par = results.parallel;
   if (par) {
     const [one, two] = WORKERS;
