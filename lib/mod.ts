@@ -61,13 +61,31 @@ export type { AccessDecision } from "./core/access.ts";
 export { REALTIME_PREFIX, realtimeChannel } from "./supabase/realtime.ts";
 
 // Running a node.
-export { type Admission, Switchboard, type SwitchboardOptions } from "./core/switchboard.ts";
+export {
+  type Admission,
+  type NodeExtensions,
+  Switchboard,
+  type SwitchboardOptions,
+} from "./core/switchboard.ts";
 export type { Identity } from "./core/node.ts";
 export { createSwitchboard, type NodeSetup, warnDevDefaults } from "./server.ts";
 export { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "./config.ts";
 export { createLogger, type Logger, type LogLevel } from "./log.ts";
 export { type Clock, plainTimers, type Timers } from "./core/time.ts";
 export type { UpgradedWebSocket, UpgradeWebSocket } from "./transports/upgrade.ts";
+
+// Who is watching: occupancy (one node, the cluster) and webhooks to the app's backend.
+export { LocalOccupancy, type Occupancy, type OccupancyReader } from "./core/occupancy.ts";
+export { ClusterOccupancy, type ClusterOccupancyOptions } from "./cluster/occupancy.ts";
+export {
+  SIGNATURE_HEADER,
+  signWebhook,
+  type WebhookBody,
+  type WebhookEvent,
+  type WebhookEventName,
+  WebhookSender,
+  type WebhookSenderOptions,
+} from "./webhooks/sender.ts";
 
 // Brokers: how nodes act as one.
 export { type Broker, type BrokerState, MemoryBroker } from "./cluster/broker.ts";
