@@ -135,7 +135,13 @@ export interface Config {
    * Where webhooks go (`WEBHOOK_URL`, signed with `WEBHOOK_SECRET`); unset: no webhooks. Each
    * batch is tried once, then again after each wait of `retryMs`; `maxQueue` events wait at most.
    */
-  webhook?: { url: string; secret: string; retryMs?: number[]; timeoutMs: number; maxQueue: number };
+  webhook?: {
+    url: string;
+    secret: string;
+    retryMs?: number[];
+    timeoutMs: number;
+    maxQueue: number;
+  };
 }
 
 /** Thrown by {@link loadConfig}; the message lists every bad variable and what to do. */

@@ -60,7 +60,14 @@ export function createSwitchboard(setup: NodeSetup): Switchboard {
       log,
     })
     : undefined;
-  const switchboard = new Switchboard({ config, channels: setup.channels, broker, timers, clock, log });
+  const switchboard = new Switchboard({
+    config,
+    channels: setup.channels,
+    broker,
+    timers,
+    clock,
+    log,
+  });
   extendNode(switchboard, { config, timers: timers ?? plainTimers, single: broker === undefined });
   return switchboard;
 }

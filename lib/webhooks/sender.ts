@@ -130,7 +130,11 @@ export class WebhookSender {
     if (this.#queue.length > this.#maxQueue) {
       const dropped = this.#queue.length - this.#maxQueue;
       this.#queue.splice(0, dropped);
-      this.#options.metrics.inc("switchboard_webhook_events_total", { outcome: "dropped" }, dropped);
+      this.#options.metrics.inc(
+        "switchboard_webhook_events_total",
+        { outcome: "dropped" },
+        dropped,
+      );
     }
     this.#schedule();
   }

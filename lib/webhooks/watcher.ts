@@ -77,7 +77,7 @@ export class WebhookWatcher {
       if (!occupied && this.#occupied.delete(topic)) {
         events.push({ name: "channel_vacated", topic });
       }
-      if (send) for (const event of events) sender.enqueue(event);
+      if (send) { for (const event of events) sender.enqueue(event); }
     }
   }
 }

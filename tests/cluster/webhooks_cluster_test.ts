@@ -99,7 +99,11 @@ Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => 
       await disconnect(b);
       await sse.close();
       for (const node of [n1, n2]) {
-        await waitFor(async () => (await occupancy(node, topic)).subscribers === 0, "empty", 10_000);
+        await waitFor(
+          async () => (await occupancy(node, topic)).subscribers === 0,
+          "empty",
+          10_000,
+        );
       }
     });
 

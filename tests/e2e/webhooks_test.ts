@@ -36,47 +36,50 @@ Deno.test("webhooks and occupancy on one node", async (t) => {
     LONGPOLL_TIMEOUT_MS: "1500",
   });
   try {
-    await t.step("signed events in order per topic, from WebSocket, SSE and long-poll", async () => {
-      const ws = await connectSocket(server.socketUrl, { user_id: "ann" });
-      await join(ws.channel("record:wh-ws", { name: "Ann" }));
-      const sse = await openSse(`${server.url}/events?topic=status:wh-sse&user_id=sse1`);
-      await sse.next((e) => e.event === "joined");
-      const lp = await connectSocket(server.url + "/socket", { user_id: "lp1" }, {
-        transport: LongPoll,
-      });
-      await join(lp.channel("status:wh-lp"));
-      await waitFor(
-        () => eventsOf(receiver, "record:wh-ws").length === 2,
-        "occupied and ann added",
-        10_000,
-      );
-      assert.deepEqual(eventsOf(receiver, "record:wh-ws"), [
-        "channel_occupied",
-        "member_added:ann",
-      ]);
-      await waitFor(() => eventsOf(receiver, "status:wh-sse").length === 1, "SSE occupied");
-      await waitFor(() => eventsOf(receiver, "status:wh-lp").length === 1, "long-poll occupied");
+    await t.step(
+      "signed events in order per topic, from WebSocket, SSE and long-poll",
+      async () => {
+        const ws = await connectSocket(server.socketUrl, { user_id: "ann" });
+        await join(ws.channel("record:wh-ws", { name: "Ann" }));
+        const sse = await openSse(`${server.url}/events?topic=status:wh-sse&user_id=sse1`);
+        await sse.next((e) => e.event === "joined");
+        const lp = await connectSocket(server.url + "/socket", { user_id: "lp1" }, {
+          transport: LongPoll,
+        });
+        await join(lp.channel("status:wh-lp"));
+        await waitFor(
+          () => eventsOf(receiver, "record:wh-ws").length === 2,
+          "occupied and ann added",
+          10_000,
+        );
+        assert.deepEqual(eventsOf(receiver, "record:wh-ws"), [
+          "channel_occupied",
+          "member_added:ann",
+        ]);
+        await waitFor(() => eventsOf(receiver, "status:wh-sse").length === 1, "SSE occupied");
+        await waitFor(() => eventsOf(receiver, "status:wh-lp").length === 1, "long-poll occupied");
 
-      await disconnect(ws);
-      await sse.close();
-      await disconnect(lp);
-      await waitFor(() => eventsOf(receiver, "record:wh-ws").length === 4, "ann left", 10_000);
-      assert.deepEqual(eventsOf(receiver, "record:wh-ws"), [
-        "channel_occupied",
-        "member_added:ann",
-        "member_removed:ann",
-        "channel_vacated",
-      ]);
-      for (const topic of ["status:wh-sse", "status:wh-lp"]) {
-        await waitFor(() => eventsOf(receiver, topic).length === 2, `${topic} vacated`, 10_000);
-        assert.deepEqual(eventsOf(receiver, topic), ["channel_occupied", "channel_vacated"]);
-      }
-      assert.ok(receiver.requests.length > 0);
-      assert.ok(receiver.requests.every((r) => r.verified), "every signature verifies");
-      const body = JSON.parse(receiver.requests[0].body);
-      assert.equal(typeof body.time_ms, "number");
-      assert.equal(typeof body.events[0].id, "string");
-    });
+        await disconnect(ws);
+        await sse.close();
+        await disconnect(lp);
+        await waitFor(() => eventsOf(receiver, "record:wh-ws").length === 4, "ann left", 10_000);
+        assert.deepEqual(eventsOf(receiver, "record:wh-ws"), [
+          "channel_occupied",
+          "member_added:ann",
+          "member_removed:ann",
+          "channel_vacated",
+        ]);
+        for (const topic of ["status:wh-sse", "status:wh-lp"]) {
+          await waitFor(() => eventsOf(receiver, topic).length === 2, `${topic} vacated`, 10_000);
+          assert.deepEqual(eventsOf(receiver, topic), ["channel_occupied", "channel_vacated"]);
+        }
+        assert.ok(receiver.requests.length > 0);
+        assert.ok(receiver.requests.every((r) => r.verified), "every signature verifies");
+        const body = JSON.parse(receiver.requests[0].body);
+        assert.equal(typeof body.time_ms, "number");
+        assert.equal(typeof body.events[0].id, "string");
+      },
+    );
 
     await t.step("occupancy counts every transport; the status channel pushes it", async () => {
       const topic = "status:occ";
@@ -94,7 +97,9 @@ Deno.test("webhooks and occupancy on one node", async (t) => {
       assert.deepEqual(await occupancy(server.url, topic), { topic, subscribers: 3, users: 2 });
       await waitFor(() => pushed.at(-1)?.subscribers === 3, "the occupancy event");
       assert.deepEqual(pushed.at(-1), { subscribers: 3, users: 2 });
-      const overSse = await sse.next((e) => e.event === "occupancy" && e.json?.payload.subscribers === 3);
+      const overSse = await sse.next((e) =>
+        e.event === "occupancy" && e.json?.payload.subscribers === 3
+      );
       assert.deepEqual(overSse.json?.payload, { subscribers: 3, users: 2 });
       // Never twice the same counts in a row.
       for (let i = 1; i < pushed.length; i++) assert.notDeepEqual(pushed[i], pushed[i - 1]);

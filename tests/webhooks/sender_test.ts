@@ -43,8 +43,10 @@ Deno.test("a receiver answering 500 every time: bounded queue, counted failures"
 
 Deno.test("a receiver that never answers: each try times out; close does not hang", async () => {
   const hung: (() => void)[] = [];
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, () =>
-    new Promise<Response>((resolve) => hung.push(() => resolve(new Response(null)))));
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    () => new Promise<Response>((resolve) => hung.push(() => resolve(new Response(null)))),
+  );
   const metrics = new Metrics();
   const sender = new WebhookSender({
     url: `http://127.0.0.1:${server.addr.port}/`,
