@@ -14,10 +14,11 @@
  */
 import type { Broadcast } from "../core/broadcast.ts";
 import type { Hub, Subscriber } from "../core/hub.ts";
+import { INTERNAL_TOPIC_PREFIX } from "../core/topic.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 
 /** The reserved topic the commands travel on (no channel serves it). */
-export const CONTROL_TOPIC = "$switchboard:control";
+export const CONTROL_TOPIC = `${INTERNAL_TOPIC_PREFIX}control`;
 
 /** What a node does for a command: its own sessions only; returns how many were affected. */
 export interface LocalControl {
@@ -80,10 +81,8 @@ export class ClusterControl implements Subscriber {
 
   #send(command: _Command): void {
     try {
-      this.#hub.broadcast(CONTROL_TOPIC, "command", command as never, {
-        exceptId: this.id,
-        ephemeral: true,
-      });
+      // An internal topic: the other nodes get it, not this one.
+      this.#hub.broadcast(CONTROL_TOPIC, "command", command as never);
     } catch (err) {
       // Too large for the bus (a user id or topic near the limits): this node still applies it.
       this.#log.error("a server API command could not reach the other nodes", {

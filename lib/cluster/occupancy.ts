@@ -18,6 +18,7 @@
  * @module
  */
 import type { Hub, Subscriber } from "../core/hub.ts";
+import { INTERNAL_TOPIC_PREFIX } from "../core/topic.ts";
 import type { Broadcast } from "../core/broadcast.ts";
 import {
   EMPTY_OCCUPANCY,
@@ -29,7 +30,7 @@ import type { Clock, Timers } from "../core/time.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 
 /** The reserved topic the reports travel on (no channel serves it; clients never see it). */
-export const OCCUPANCY_TOPIC = "$switchboard:occupancy";
+export const OCCUPANCY_TOPIC = `${INTERNAL_TOPIC_PREFIX}occupancy`;
 
 /** Topics a report message carries at most (large clusters' snapshots go in several). */
 const _TOPICS_PER_MESSAGE = 500;
@@ -298,11 +299,8 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
       this.#hello = false;
     }
     try {
-      // Sent "from" this subscriber: the hub skips it here, the peers get it.
-      this.#hub.broadcast(OCCUPANCY_TOPIC, "report", report as never, {
-        exceptId: this.id,
-        ephemeral: true,
-      });
+      // An internal topic: the peers get it, not this node.
+      this.#hub.broadcast(OCCUPANCY_TOPIC, "report", report as never);
     } catch (err) {
       // Too large for the bus (topic names near the limit): the peers miss these counts until
       // the next heartbeat; delivery to clients is not affected.

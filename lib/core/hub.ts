@@ -29,6 +29,7 @@ import {
 } from "../resume/history.ts";
 import type { Payload } from "./message.ts";
 import type { LocalOccupancy } from "./occupancy.ts";
+import { INTERNAL_TOPIC_PREFIX } from "./topic.ts";
 
 /** Anything that receives the broadcasts of a topic: a channel instance, in practice. */
 export interface Subscriber {
@@ -50,8 +51,6 @@ export interface BroadcastOptions {
   exceptId?: string;
   /** Raw bytes: a binary broadcast, `payload` being the JSON metadata beside them. */
   binary?: Uint8Array;
-  /** Neither kept nor numbered (the cluster's own reports and commands), like presence. */
-  ephemeral?: boolean;
 }
 
 const _NO_OPTIONS: BroadcastOptions = Object.freeze({});
@@ -105,6 +104,8 @@ export interface HubOptions {
 /** The node's topic registry and history: local delivery at once, the broker for the rest. */
 export class Hub {
   readonly #subscribers = new Map<string, Set<Subscriber>>();
+  /** The one subscriber of each internal topic (see {@link INTERNAL_TOPIC_PREFIX}). */
+  readonly #internal = new Map<string, Subscriber>();
   readonly #topics = new Map<string, _Topic>();
   /** Topics forgotten so far (least recently used, past the topic or byte limits). */
   #forgotten = 0;
@@ -159,6 +160,10 @@ export class Hub {
 
   /** Adds a subscriber to a topic (no closure kept: for the many idle subscribers). */
   add(topic: string, subscriber: Subscriber): void {
+    if (topic.startsWith(INTERNAL_TOPIC_PREFIX)) {
+      this.#internal.set(topic, subscriber);
+      return;
+    }
     let set = this.#subscribers.get(topic);
     if (!set) this.#subscribers.set(topic, set = new Set());
     if (set.has(subscriber)) return;
@@ -168,6 +173,7 @@ export class Hub {
 
   /** Removes a subscriber from a topic; forgets the topic when it was the last. */
   remove(topic: string, subscriber: Subscriber): void {
+    if (this.#internal.get(topic) === subscriber) this.#internal.delete(topic);
     const current = this.#subscribers.get(topic);
     if (!current?.delete(subscriber)) return;
     if (current.size === 0) this.#subscribers.delete(topic);
@@ -198,11 +204,12 @@ export class Hub {
     payload: Payload,
     options: BroadcastOptions = _NO_OPTIONS,
   ): Broadcast {
-    const { exceptId, binary, ephemeral } = options;
+    const { exceptId, binary } = options;
     const origin: Origin = exceptId === undefined
       ? { nodeId: this.nodeId }
       : { nodeId: this.nodeId, exceptId };
-    const entry = ephemeral || _EPHEMERAL.has(event) ? undefined : this.#topic(topic);
+    const internal = topic.startsWith(INTERNAL_TOPIC_PREFIX);
+    const entry = internal || _EPHEMERAL.has(event) ? undefined : this.#topic(topic);
     const stream = entry?.stream ?? "";
     const seq = entry ? entry.seq + 1 : 0;
     const at = this.clock.now();
@@ -356,6 +363,12 @@ export class Hub {
   }
 
   #deliver(b: Broadcast): void {
+    const internal = this.#internal.get(b.topic);
+    if (internal) {
+      // The cluster's own messages go to the other nodes' handler only, uncounted.
+      if (b.origin.nodeId !== this.nodeId) internal.deliver(b);
+      return;
+    }
     this.counts.broadcasts++;
     const set = this.#subscribers.get(b.topic);
     if (!set) return;

@@ -46,6 +46,29 @@ Deno.test("server API: disconnect and unsubscribe", async (t) => {
       assert.match(String(topic.body.error), /topic/);
     });
 
+    await t.step(
+      "the cluster's own topics (its commands) cannot be joined or published to",
+      async () => {
+        const ws = await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0&token=${annToken}`);
+        ws.push("1", "1", "$switchboard:control", "phx_join", {});
+        const reply = replyOf(await ws.next(isReply("1")));
+        assert.equal(reply.status, "error");
+        assert.equal(reply.response.reason, "invalid_topic");
+        await ws.close();
+        const res = await fetch(`${server.url}/api/broadcast`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${API}` },
+          body: JSON.stringify({
+            topic: "$switchboard:control",
+            event: "command",
+            payload: { disconnect: "ann" },
+          }),
+        });
+        assert.equal(res.status, 400);
+        assert.match((await res.json()).error, /cluster's own/);
+      },
+    );
+
     await t.step("occupancy reads follow the topic's access rules", async () => {
       assert.equal((await fetch(`${server.url}/api/occupancy/status:api`)).status, 200);
       const refused = await fetch(`${server.url}/api/occupancy/record:api-1`);
