@@ -21,6 +21,11 @@ async function occupancy(node: ServerProcess, topic: string) {
   return await (await fetch(`${node.url}/api/occupancy/${topic}`)).json();
 }
 
+async function webhookRequests(node: ServerProcess): Promise<number> {
+  const text = await (await fetch(`${node.url}/metrics`)).text();
+  return Number(text.match(/^switchboard_webhook_requests_total\{result="ok"\} (\d+)$/m)?.[1] ?? 0);
+}
+
 Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => {
   await using receiver = startReceiver(SECRET);
   await using redis = await startRedis();
@@ -139,6 +144,31 @@ Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => 
       assert.deepEqual(unsubscribed.body, { sessions: 0 }, "bob is on n2, not on n1");
       await waitFor(async () => (await occupancy(n2, topic)).subscribers === 0, "bob removed");
       await disconnect(bob);
+    });
+
+    await t.step("the sending node killed with its subscribers: the other takes over", async () => {
+      // The sender is the node that made webhook requests so far; the other has made none.
+      const sent = await Promise.all([n1, n2].map((n) => webhookRequests(n)));
+      assert.equal(sent.filter((n) => n > 0).length, 1, `requests per node: ${sent}`);
+      const [sender, other] = sent[0] > 0 ? [n1, n2] : [n2, n1];
+      const topic = "record:cl-dead";
+      const ann = await connectSocket(sender.socketUrl, { user_id: "ann" }, {
+        reconnectAfterMs: () => 60_000,
+      });
+      await join(ann.channel(topic, { name: "Ann" }));
+      await waitFor(() => eventsOf(receiver, topic).length === 2, "occupied, ann added", 10_000);
+      await sender.kill();
+      ann.disconnect();
+      // Noticed within the node TTL (2.5 heartbeats of 2 s); the survivor sends what is left.
+      await waitFor(() => eventsOf(receiver, topic).length === 4, "ann gone with the sender", 20_000);
+      assert.deepEqual(eventsOf(receiver, topic), [
+        "channel_occupied",
+        "member_added:ann",
+        "member_removed:ann",
+        "channel_vacated",
+      ]);
+      assert.ok(await webhookRequests(other) > 0, "the survivor sent them");
+      assert.deepEqual(await occupancy(other, topic), { topic, subscribers: 0, users: 0 });
     });
   } finally {
     await Promise.all([n1.stop(), n2.stop()]);
