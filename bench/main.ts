@@ -98,7 +98,7 @@ const FULL: Config = {
     fanout: _fanout(2_000, 10, 150, 3),
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
-  occupancy: { viewers: 2_000, churnPerSecond: 50, seconds: 10 },
+  occupancy: { viewers: 2_000, churnPerSecond: 50, seconds: 10, idleSeconds: 60 },
 };
 
 const QUICK: Config = {
@@ -122,7 +122,7 @@ const QUICK: Config = {
     fanout: _fanout(500, 10, 200, 2),
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
-  occupancy: { viewers: 500, churnPerSecond: 20, seconds: 5 },
+  occupancy: { viewers: 500, churnPerSecond: 20, seconds: 5, idleSeconds: 20 },
 };
 
 function parseArgs(args: string[]) {

@@ -25,6 +25,8 @@ export interface OccupancyOptions {
   churnPerSecond: number;
   /** Seconds of churn. */
   seconds: number;
+  /** Seconds of watching without churn, for the idle cost (a heartbeat is 10 s). */
+  idleSeconds: number;
 }
 
 /** The scenario's result. */
@@ -40,6 +42,8 @@ export interface OccupancyResult {
   redisPerChange?: number;
   /** Redis commands per `GET /api/occupancy`. */
   redisPerRead?: number;
+  /** Redis commands per node and minute while the viewers stay and nothing changes. */
+  idlePerNodeMinute?: number;
   /** `GET /api/occupancy` answer time. */
   readMs?: { p50: number; p99: number };
   error?: string;
@@ -131,8 +135,8 @@ export async function runOccupancy(o: OccupancyOptions): Promise<OccupancyResult
     }
     const readsAfter = await redisStats(redis.url);
     const readSeconds = times.reduce((x, y) => x + y, 0) / 1000;
-    // The nodes' own heartbeats meanwhile are not the reads' cost: take the churn-free rate out.
-    const idleRate = await idleCommandsPerSecond(redis.url);
+    // The nodes' own heartbeats meanwhile are not the reads' cost: take the idle rate out.
+    const idleRate = await idleCommandsPerSecond(redis.url, o.idleSeconds);
     const readCommands = Math.max(
       0,
       readsAfter.totalCalls - readsBefore.totalCalls - idleRate * readSeconds,
@@ -145,6 +149,7 @@ export async function runOccupancy(o: OccupancyOptions): Promise<OccupancyResult
       redisPerSecond: round(churnCommands / churnSeconds),
       redisPerChange: round(churnCommands / (2 * arrived)),
       redisPerRead: round(readCommands / times.length),
+      idlePerNodeMinute: round(idleRate * 60 / 2),
       readMs: { p50: round(p.p50), p99: round(p.p99) },
     };
     log(`  ${JSON.stringify(result)}`);
@@ -157,12 +162,12 @@ export async function runOccupancy(o: OccupancyOptions): Promise<OccupancyResult
   }
 }
 
-/** Commands per second of the idle cluster, over 5 s. */
-async function idleCommandsPerSecond(redisUrl: string): Promise<number> {
+/** Commands per second of the cluster while its viewers stay, over `seconds`. */
+async function idleCommandsPerSecond(redisUrl: string, seconds: number): Promise<number> {
   const before = await redisStats(redisUrl);
-  await sleep(5_000);
+  await sleep(seconds * 1_000);
   const after = await redisStats(redisUrl);
-  return (after.totalCalls - before.totalCalls) / 5;
+  return (after.totalCalls - before.totalCalls) / seconds;
 }
 
 function round(x: number): number {
@@ -203,6 +208,12 @@ export function occupancyRows(r: OccupancyResult | undefined, o: OccupancyOption
       pass: r.redisPerRead === undefined ? undefined : r.redisPerRead < 0.05,
     },
     row("GET /api/occupancy p50", "ms", r.readMs?.p50, "info"),
+    row(
+      "Redis commands per node-minute, viewers staying",
+      "commands",
+      r.idlePerNodeMinute,
+      "info (without reports: 15)",
+    ),
   ];
   return rows;
 }
