@@ -1,27 +1,27 @@
 /**
  * Switchboard's entry for `deno serve --parallel` (`deno task start:parallel` runs it: one
- * worker per core, `DENO_JOBS` to choose; `serve.ts` is the plain `deno serve` / Deno Deploy
- * entry, without signal handlers, whose workers would not know each other). Every worker is a node:
- * without Redis the workers of the process act as one through a `BroadcastChannel`
- * (broadcasts, presence, history and resume whichever worker a client lands on); with Redis
- * each worker is a node of the cluster. On SIGTERM/SIGINT every worker drains (WebSockets 1012,
+ * isolate per core, `DENO_JOBS` to choose; `serve.ts` is the plain `deno serve` / Deno Deploy
+ * entry, without signal handlers, whose isolates would not know each other). Every isolate runs a node:
+ * without Redis the isolates' nodes act as one server through a `BroadcastChannel`
+ * (broadcasts, presence, history and resume whichever isolate a client lands on); with Redis
+ * each isolate is a node of the cluster. On SIGTERM/SIGINT every isolate drains (WebSockets 1012,
  * SSE `retry:`, presences leave, goodbye to the others), and the process exits 0 once every
- * worker has said goodbye (at most 8 s). `/healthz` and `/metrics` answer for every worker
- * (sessions summed, the workers listed; every sample labelled `worker`).
+ * isolate has said goodbye (at most 8 s). `/healthz` and `/metrics` answer for every isolate
+ * (sessions summed, the isolates listed; every sample labelled `worker`).
  * @module
  */
 import { channels } from "./channels/mod.ts";
 import { createLogger, createSwitchboard } from "./lib/mod.ts";
 import { configFromEnvOrExit, denoRuntime, exitGracefullyOnSignals } from "./lib/runtime/deno.ts";
 import { createApp } from "./routes/app.ts";
-import { mergeWorkerMetrics, WorkerGroup } from "./lib/cluster/workers.ts";
+import { IsolateGroup, mergeIsolateMetrics } from "./lib/cluster/isolates.ts";
 
-/** The channel the workers of one process share (several apps: set `REDIS_PREFIX`). */
+/** The channel the isolates of one process share (several apps: set `REDIS_PREFIX`). */
 const _WORKERS_CHANNEL = "switchboard-workers";
 
 function _configure() {
   const config = configFromEnvOrExit();
-  // Workers share NODE_ID's prefix; each is a node of its own (its streams, its presences).
+  // Isolates share NODE_ID's prefix; each is a node of its own (its streams, its presences).
   const worker = crypto.randomUUID().slice(0, 6);
   return { ...config, nodeId: `${config.nodeId.slice(0, 56)}.w${worker}` };
 }
@@ -33,18 +33,18 @@ const switchboard = createSwitchboard({
   channels,
   timers: denoRuntime.timers,
   log,
-  workersChannel: `${_WORKERS_CHANNEL}:${config.redisPrefix}`,
+  isolatesChannel: `${_WORKERS_CHANNEL}:${config.redisPrefix}`,
 });
 const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
 
-// The workers know each other: they stop together, and the operations endpoints answer for all.
-const group = new WorkerGroup({
+// The isolates know each other: they stop together, and the operations endpoints answer for all.
+const group = new IsolateGroup({
   name: `${_WORKERS_CHANNEL}:${config.redisPrefix}:group`,
   self: config.nodeId,
   answer: async (path) => await (await app.fetch(new Request(`http://worker${path}`))).text(),
 });
 
-/** `/healthz` of the whole process: every worker's answer, sessions summed. */
+/** `/healthz` of the whole process: every isolate's answer, sessions summed. */
 async function health(): Promise<Response> {
   const answers = [...(await group.gather("/healthz")).values()].map((t) => JSON.parse(t));
   const [own] = answers;
@@ -53,9 +53,9 @@ async function health(): Promise<Response> {
   return Response.json(body, { headers: { "cache-control": "no-store" } });
 }
 
-/** `/metrics` of the whole process: every worker's samples, labelled `worker`. */
+/** `/metrics` of the whole process: every isolate's samples, labelled `worker`. */
 async function metrics(): Promise<Response> {
-  return new Response(mergeWorkerMetrics(await group.gather("/metrics")), {
+  return new Response(mergeIsolateMetrics(await group.gather("/metrics")), {
     headers: {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
       "cache-control": "no-store",

@@ -11,8 +11,8 @@
  * ```
  * @module
  */
-import { killChildren } from "./lib/proc.ts";
-import { type Machine, machine, renderTable, type Row, withRatios } from "./lib/report.ts";
+import { killChildren } from "../scripts/support/process.ts";
+import { type Machine, machine, renderTable, type Section } from "./lib/report.ts";
 import {
   ensureSocketIo,
   startTarget,
@@ -21,18 +21,28 @@ import {
   TARGETS,
 } from "./lib/targets.ts";
 import { budget, describe, log } from "./scenarios/common.ts";
-import { type CrossNodeResult, runCrossNode, TWO_NODES } from "./scenarios/cross_node.ts";
-import { type FanoutOptions, type FanoutResult, runFanout } from "./scenarios/fanout.ts";
-import { type LatencyOptions, type LatencyResult, runLatency } from "./scenarios/latency.ts";
-import { type MemoryResult, runMemory } from "./scenarios/memory.ts";
-import { runStorm, type StormResult } from "./scenarios/storm.ts";
-import { runSoak, type SoakResult } from "./scenarios/soak.ts";
-import { runWorkers, WORKER, type WorkersResult } from "./scenarios/workers.ts";
-import { type ParallelResult, runParallel, WORKERS } from "./scenarios/parallel.ts";
+import { crossNodeReport, type CrossNodeResult, runCrossNode } from "./scenarios/cross_node.ts";
+import {
+  type FanoutOptions,
+  fanoutReport,
+  type FanoutResult,
+  runFanout,
+} from "./scenarios/fanout.ts";
+import {
+  type LatencyOptions,
+  latencyReport,
+  type LatencyResult,
+  runLatency,
+} from "./scenarios/latency.ts";
+import { memoryReport, type MemoryResult, runMemory } from "./scenarios/memory.ts";
+import { runStorm, stormReport, type StormResult } from "./scenarios/storm.ts";
+import { runSoak, soakReport, type SoakResult } from "./scenarios/soak.ts";
+import { runWorkers, workersReport, type WorkersResult } from "./scenarios/workers.ts";
+import { parallelReport, type ParallelResult, runParallel } from "./scenarios/parallel.ts";
 import {
   type OccupancyOptions,
+  occupancyReport,
   type OccupancyResult,
-  occupancyRows,
   runOccupancy,
 } from "./scenarios/occupancy.ts";
 
@@ -246,7 +256,7 @@ async function main() {
     results.occupancy = await runOccupancy(config.occupancy);
   }
 
-  const rows = buildRows(results, config, sio.ok);
+  const { rows, notes } = buildReport(results, config, sio.ok);
   const finished = new Date();
   const table = renderTable(rows);
   console.log(
@@ -258,7 +268,6 @@ async function main() {
   if (results.crossNode?.skipped) {
     console.log(`\ncross-node: skipped: ${results.crossNode.skipped}`);
   }
-  const notes = closeNotes(results);
   if (notes.length) console.log(`\n${notes.join("\n")}`);
   const report = {
     command: `deno task bench ${Deno.args.join(" ")}`.trim(),
@@ -299,349 +308,27 @@ async function withTargets<T>(
   }
 }
 
-type Errorish = { error?: string };
-
-/** One line per scenario and subject whose server closed subscribers while measuring. */
-function closeNotes(results: Results): string[] {
-  const lines: string[] = [];
-  const add = (
-    scenario: string,
-    record?: Record<string, { closeReasons?: Record<string, number> }>,
-  ) => {
-    for (const [key, r] of Object.entries(record ?? {})) {
-      for (const [reason, count] of Object.entries(r.closeReasons ?? {})) {
-        lines.push(
-          `note: ${scenario}: the ${key} server closed ${count} subscribers ("${reason}"); replaced before the next round`,
-        );
-      }
-    }
-  };
-  for (const [size, r] of Object.entries(results.fanout ?? {})) add(`fan-out ${size}`, r);
-  add("latency", results.latency);
-  for (const [size, r] of Object.entries(results.crossNode?.fanout ?? {})) {
-    add(`cross-node fan-out ${size}`, r);
-  }
-  add("cross-node latency", results.crossNode?.latency);
-  for (const [size, r] of Object.entries(results.workers?.fanout ?? {})) {
-    add(`Workers fan-out ${size}`, r);
-  }
-  add("Workers latency", results.workers?.latency);
-  return lines;
-}
-
-function notesOf(record: Record<string, Errorish | undefined> | undefined, sioOk: boolean) {
-  const notes: Record<string, string> = {};
-  for (const key of ["switchboard", "raw", "socketio", TWO_NODES, WORKER]) {
-    const r = record?.[key];
-    if (r?.error) notes[key] = "error";
-  }
-  if (!sioOk) notes.socketio = "n/a";
-  return notes;
-}
-
-function buildRows(results: Results, config: Config, sioOk: boolean): Row[] {
-  const rows: Row[] = [];
-  const n = (x: number) => x.toLocaleString("en-US");
-  for (const [size, r] of Object.entries(results.fanout ?? {})) {
-    const row = withRatios({
-      scenario: `1 fan-out ${n(Number(size))} subs`,
-      metric: "throughput",
-      unit: "deliveries/s",
-      values: {
-        switchboard: r.switchboard?.deliveriesPerSec,
-        raw: r.raw?.deliveriesPerSec,
-        socketio: r.socketio?.deliveriesPerSec,
-      },
-      notes: notesOf(r, sioOk),
-      goal: ">=0.9x raw, > Socket.IO",
-    });
-    if (row.vsRaw !== undefined) {
-      row.pass = row.vsRaw >= 0.9 && (row.vsSocketIo === undefined || row.vsSocketIo > 1);
-    }
-    rows.push(row);
-    rows.push(withRatios({
-      scenario: "",
-      metric: "server CPU per delivery",
-      unit: "µs",
-      values: {
-        switchboard: r.switchboard?.cpuUsPerDelivery,
-        raw: r.raw?.cpuUsPerDelivery,
-        socketio: r.socketio?.cpuUsPerDelivery,
-      },
-      notes: notesOf(r, sioOk),
-    }));
-  }
-  if (results.latency) {
-    const r = results.latency;
-    const o = config.latency;
-    for (const q of ["p50", "p99"] as const) {
-      const row = withRatios({
-        scenario: q === "p50" ? `2 latency ${n(o.n)} subs @${o.rate}/s` : "",
-        metric: `${q} publish→receive`,
-        unit: "ms",
-        values: {
-          switchboard: r.switchboard?.latencyMs?.[q],
-          raw: r.raw?.latencyMs?.[q],
-          socketio: r.socketio?.latencyMs?.[q],
-        },
-        notes: notesOf(r, sioOk),
-        goal: q === "p99" ? "<=1.5x raw" : undefined,
-      });
-      if (q === "p99" && row.vsRaw !== undefined) row.pass = row.vsRaw <= 1.5;
-      rows.push(row);
-    }
-  }
-  if (results.memory) {
-    for (const transport of ["websocket", "sse"] as const) {
-      const r = results.memory[transport];
-      const notes = notesOf(r, sioOk);
-      if (transport === "sse") notes.socketio = "n/a";
-      const row = withRatios({
-        scenario: transport === "websocket" ? `3 memory, ${n(config.memory)} idle` : "",
-        metric: transport === "websocket" ? "RSS per WebSocket" : "RSS per SSE stream",
-        unit: "KiB",
-        values: {
-          switchboard: r.switchboard?.kibPerConnection,
-          raw: r.raw?.kibPerConnection,
-          socketio: r.socketio?.kibPerConnection,
-        },
-        notes,
-        goal: transport === "websocket" ? "<=1.2x raw" : "<=1.2x raw SSE",
-      });
-      if (row.vsRaw !== undefined) row.pass = row.vsRaw <= 1.2;
-      rows.push(row);
-    }
-  }
-  if (results.storm) {
-    const r = results.storm;
-    const users = config.storm.n;
-    const complete = withRatios({
-      scenario: `4 presence storm ${n(users)} users`,
-      metric: "all lists complete",
-      unit: "s",
-      values: {
-        switchboard: r.switchboard?.completeSeconds,
-        raw: r.raw?.completeSeconds,
-        socketio: r.socketio?.completeSeconds,
-      },
-      notes: notesOf(r, sioOk),
-      goal: users >= 2_000 ? "< 5 s" : `< 5 s (goal is for 2,000)`,
-    });
-    for (const key of ["switchboard", "raw", "socketio"]) {
-      const s = r[key];
-      if (s && !s.error && s.completeSeconds === undefined) {
-        complete.notes![key] = `${s.complete}/${s.users} done`;
-      }
-    }
-    const sb = r.switchboard;
-    if (sb && !sb.error) complete.pass = sb.completeSeconds !== undefined && sb.completeSeconds < 5;
-    rows.push(complete);
-    const msgs = withRatios({
-      scenario: "",
-      metric: "presence msgs per client, mean",
-      unit: "msgs",
-      values: {
-        switchboard: r.switchboard?.presenceMessages?.mean,
-        raw: r.raw?.presenceMessages?.mean,
-        socketio: r.socketio?.presenceMessages?.mean,
-      },
-      notes: notesOf(r, sioOk),
-      goal: `far from N: <= ${n(users / 10)} (N/10)`,
-    });
-    if (sb?.presenceMessages) msgs.pass = sb.presenceMessages.mean <= users / 10;
-    rows.push(msgs);
-  }
-  const cross = results.crossNode;
-  if (cross) {
-    if (cross.skipped || cross.error) {
-      rows.push({
-        scenario: "5 cross-node (2 nodes + Redis)",
-        metric: "fan-out and latency",
-        unit: "-",
-        values: {},
-        notes: { switchboard: cross.skipped ? `skipped: ${cross.skipped}` : "error" },
-      });
-    }
-    for (const [size, r] of Object.entries(cross.fanout ?? {})) {
-      rows.push(withRatios({
-        scenario: `5 cross-node fan-out ${n(Number(size))}`,
-        metric: "throughput node A→B",
-        unit: "deliveries/s",
-        values: { [TWO_NODES]: r[TWO_NODES]?.deliveriesPerSec, raw: r.raw?.deliveriesPerSec },
-        notes: { ...notesOf(r, sioOk), socketio: "n/a" },
-        goal: "info (raw = 1 process)",
-      }, TWO_NODES));
-    }
-    if (cross.latency) {
-      const r = cross.latency;
-      for (const q of ["p50", "p99"] as const) {
-        rows.push(withRatios({
-          scenario: q === "p50" ? `5 cross-node latency ${n(config.crossNode.latency.n)}` : "",
-          metric: `${q} publish→receive`,
-          unit: "ms",
-          values: { [TWO_NODES]: r[TWO_NODES]?.latencyMs?.[q], raw: r.raw?.latencyMs?.[q] },
-          notes: { ...notesOf(r, sioOk), socketio: "n/a" },
-          goal: "info (raw = 1 process)",
-        }, TWO_NODES));
-      }
-    }
-  }
-  if (cross?.redis) {
-    const r = cross.redis;
-    rows.push({
-      scenario: "5 cross-node Redis commands",
-      metric: "per idle node-minute (measured)",
-      unit: "commands",
-      values: { [TWO_NODES]: r.idlePerNodeMinute },
-      notes: { [TWO_NODES]: `schedule: ${n(r.idlePerNodeDayBySchedule)} per idle node per day` },
-      goal: "about one every few seconds",
-    });
-    rows.push({
-      scenario: "",
-      metric: "per broadcast, one per API request",
-      unit: "commands",
-      values: { [TWO_NODES]: r.perBroadcast },
-      goal: "info",
-    });
-    rows.push({
-      scenario: "",
-      metric: "per broadcast, 40 per API request",
-      unit: "commands",
-      values: { [TWO_NODES]: r.perBroadcastBatched },
-      goal: "info",
-    });
-  }
-  rows.push(...workersRows(results.workers, config));
-  rows.push(...occupancyRows(results.occupancy, config.occupancy));
-  const par = results.parallel;
-  if (par) {
-    const [one, two] = WORKERS;
-    const f = par.fanout ?? {};
-    const title = `8 all cores, fan-out ${n(config.parallel.fanout.n)}`;
-    const metrics: [string, string, (k: string) => number | undefined][] = [
-      ["throughput", "deliveries/s", (k) => f[k]?.deliveriesPerSec],
-      ["server CPU per delivery", "µs", (k) => f[k]?.cpuUsPerDelivery],
-      ["p99 publish→receive at 10 msg/s", "ms", (k) => par.latency?.[k]?.latencyMs?.p99],
-    ];
-    for (const [metric, unit, pick] of metrics) {
-      for (const [key, workers] of [[one, "1 worker"], [two, "2 workers"]]) {
-        rows.push({
-          scenario: rows.at(-1)?.scenario.startsWith("8 ") || metric !== "throughput" ||
-              workers !== "1 worker"
-            ? ""
-            : title,
-          metric: `${metric}, ${workers}`,
-          unit,
-          values: { [key]: pick(key) },
-          notes: par.error ? { [key]: par.error } : undefined,
-          goal: "info",
-        });
-      }
-    }
-  }
-  const soak = results.soak;
-  if (soak) {
-    const title = `6 soak ${soak.seconds} s, ${n(soak.cycles)} client lives`;
-    const leaked = soak.sessionsLeft + soak.topicsLeft + soak.presencesLeft;
-    rows.push({
-      scenario: title,
-      metric: "RSS after − baseline",
-      unit: "MiB",
-      values: { switchboard: soak.error ? undefined : soak.grownMiB },
-      notes: soak.error ? { switchboard: soak.error } : undefined,
-      goal: "back to baseline (< 8 MiB)",
-      pass: soak.error ? undefined : soak.grownMiB < 8,
-    }, {
-      scenario: "",
-      metric: "RSS growth in the second half",
-      unit: "MiB",
-      values: { switchboard: soak.error ? undefined : soak.secondHalfMiB },
-      goal: "no steady growth (< 4 MiB)",
-      pass: soak.error || soak.secondHalfMiB === undefined ? undefined : soak.secondHalfMiB < 4,
-    }, {
-      scenario: "",
-      metric: "sessions + topics + presences left",
-      unit: "count",
-      values: { switchboard: soak.error ? undefined : leaked },
-      goal: "0",
-      pass: soak.error ? undefined : leaked === 0 && soak.errors === 0,
-    });
-  }
-  return rows;
-}
-
 /**
- * Scenario 7's rows: per metric one row for the Worker on workerd and one for Switchboard on
- * Deno, each against raw Deno from the same rounds, and the workerd / Deno ratio in the goal
- * column.
+ * The table and the notes under it: each scenario's own section (its rows and their pass
+ * rules live with the scenario), in table order.
  */
-function workersRows(w: WorkersResult | undefined, config: Config): Row[] {
-  if (!w) return [];
-  const n = (x: number) => x.toLocaleString("en-US");
-  if (w.skipped || w.error) {
-    return [{
-      scenario: "7 Workers (workerd, wrangler dev)",
-      metric: "fan-out and latency",
-      unit: "-",
-      values: {},
-      notes: { switchboard: w.skipped ? `skipped: ${w.skipped}` : "error" },
-    }];
+function buildReport(results: Results, config: Config, sioOk: boolean): Required<Section> {
+  const sections: Section[] = [];
+  if (results.fanout) sections.push(fanoutReport(results.fanout, sioOk));
+  if (results.latency) sections.push(latencyReport(results.latency, config.latency, sioOk));
+  if (results.memory) sections.push(memoryReport(results.memory, config.memory, sioOk));
+  if (results.storm) sections.push(stormReport(results.storm, config.storm.n, sioOk));
+  if (results.crossNode) {
+    sections.push(crossNodeReport(results.crossNode, config.crossNode.latency, sioOk));
   }
-  const rows: Row[] = [];
-  const pair = (
-    scenario: string,
-    metric: string,
-    unit: string,
-    r: Record<string, FanoutResult | LatencyResult>,
-    read: (x: FanoutResult & LatencyResult) => number | undefined,
-  ) => {
-    const get = (key: string) => {
-      const x = r[key] as (FanoutResult & LatencyResult) | undefined;
-      return x && !x.error ? read(x) : undefined;
-    };
-    const onWorkerd = get(WORKER);
-    const onDeno = get("switchboard");
-    const ratio = onWorkerd !== undefined && onDeno ? (onWorkerd / onDeno).toFixed(2) : "—";
-    const notes = { ...notesOf(r, true), socketio: "n/a" };
-    rows.push(
-      withRatios({
-        scenario,
-        metric: `${metric}, workerd`,
-        unit,
-        values: { [WORKER]: onWorkerd, raw: get("raw") },
-        notes,
-        goal: `info: workerd/Deno ${ratio}x`,
-      }, WORKER),
-      withRatios({
-        scenario: "",
-        metric: `${metric}, Deno`,
-        unit,
-        values: { switchboard: onDeno, raw: get("raw") },
-        notes,
-      }),
-    );
+  if (results.workers) sections.push(workersReport(results.workers, config.workers.latency));
+  if (results.parallel) sections.push(parallelReport(results.parallel, config.parallel.fanout));
+  if (results.soak) sections.push(soakReport(results.soak));
+  if (results.occupancy) sections.push(occupancyReport(results.occupancy, config.occupancy));
+  return {
+    rows: sections.flatMap((s) => s.rows),
+    notes: sections.flatMap((s) => s.notes ?? []),
   };
-  for (const [size, r] of Object.entries(w.fanout ?? {})) {
-    pair(
-      `7 Workers fan-out ${n(Number(size))}`,
-      "throughput",
-      "deliveries/s",
-      r,
-      (x) => x.deliveriesPerSec,
-    );
-    pair("", "server CPU per delivery", "µs", r, (x) => x.cpuUsPerDelivery);
-  }
-  if (w.latency) {
-    const o = config.workers.latency;
-    pair(
-      `7 Workers latency ${n(o.n)} @${o.rate}/s`,
-      "p99 publish→receive",
-      "ms",
-      w.latency,
-      (x) => x.latencyMs?.p99,
-    );
-  }
-  return rows;
 }
 
 if (import.meta.main) {

@@ -20,20 +20,10 @@
  */
 import { sign, verify } from "hono/jwt";
 import { fromUnpaddedBase64 } from "./core/base64.ts";
+import type { Authenticate, TokenClaims } from "./core/identity.ts";
+import { NODE_DEFAULTS } from "./core/options.ts";
 
-/** What a token says about its holder. */
-export interface TokenClaims {
-  /** The user id channels see as `ctx.userId`. */
-  sub: string;
-  /** Expiry, seconds since the epoch. */
-  exp: number;
-  /** Not valid before, seconds since the epoch. */
-  nbf?: number;
-  /** Issued at, seconds since the epoch: tokens issued before a server disconnect are refused. */
-  iat?: number;
-  /** Topic patterns (`record:42`, `record:*`) the holder may join, when the channel checks. */
-  scope?: string[];
-}
+export type { TokenClaims } from "./core/identity.ts";
 
 /** Why a token was refused. */
 export type TokenFailure =
@@ -47,7 +37,7 @@ export type TokenFailure =
 export const TOKEN_ALGORITHM = "HS256";
 
 /** Clock skew tolerated on `exp` and `nbf` between the minting backend and this node. */
-export const DEFAULT_TOKEN_LEEWAY_SECONDS = 30;
+export const DEFAULT_TOKEN_LEEWAY_SECONDS = NODE_DEFAULTS.tokenLeewaySeconds;
 
 /** Longer tokens are refused before any parsing. */
 const _MAX_TOKEN_LENGTH = 8192;
@@ -112,6 +102,30 @@ export async function verifyToken(
   if (_isTime(payload.iat)) claims.iat = payload.iat;
   if (scope !== undefined) claims.scope = scope;
   return { ok: true, claims };
+}
+
+/**
+ * The core's {@link Authenticate} hook for HS256 JWTs signed with `secret`: the default the
+ * server wiring (`lib/server.ts`) injects when `SOCKET_SECRET` is set.
+ *
+ * @example
+ * ```ts
+ * const authenticate = jwtAuthenticate("a-long-random-secret", { leewaySeconds: 30 });
+ * const result = await authenticate("eyJ…", { now: nowSeconds() });
+ * if (!result.ok) result.reason; // "malformed"
+ * ```
+ */
+export function jwtAuthenticate(
+  secret: string,
+  options: { leewaySeconds?: number } = {},
+): Authenticate {
+  const { leewaySeconds } = options;
+  return async (token, { now }) => {
+    const result = await verifyToken(secret, token, { now, leewaySeconds });
+    return result.ok
+      ? { ok: true, identity: { userId: result.claims.sub, claims: result.claims } }
+      : { ok: false, reason: result.reason };
+  };
 }
 
 /** True when `topic` matches one of the patterns (`exact` or `prefix*`). */

@@ -9,6 +9,8 @@
  * @module
  */
 import { z } from "zod";
+import { NODE_DEFAULTS as _D } from "./core/options.ts";
+import { DEFAULT_HISTORY_MAX_BYTES } from "./resume/history.ts";
 
 const _port = z.coerce.number().int().min(0).max(65535);
 const _positiveInt = z.coerce.number().int().positive();
@@ -18,7 +20,7 @@ const _schema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   API_TOKEN: z.string().min(1).optional(),
   SOCKET_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
-  TOKEN_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  TOKEN_LEEWAY_SECONDS: z.coerce.number().int().min(0).max(300).default(_D.tokenLeewaySeconds),
   UPSTASH_REDIS_REST_URL: z.url().optional(),
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "use letters, digits, _ . : -")
@@ -27,16 +29,18 @@ const _schema = z.object({
   NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "use letters, digits, _ . - (1-64)")
     .optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  MAX_FRAME_BYTES: _positiveInt.default(64 * 1024),
+  MAX_FRAME_BYTES: _positiveInt.default(_D.maxFrameBytes),
   MAX_API_BODY_BYTES: _positiveInt.default(1024 * 1024),
   MAX_PAYLOAD_DEPTH: _positiveInt.max(1000).default(32),
-  HEARTBEAT_TIMEOUT_MS: _positiveInt.default(60_000),
+  HEARTBEAT_TIMEOUT_MS: _positiveInt.default(_D.heartbeatTimeoutMs),
   SSE_HEARTBEAT_MS: _positiveInt.default(15_000),
-  PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(20),
-  PRESENCE_LEAVE_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
-  HISTORY_SIZE: _positiveInt.max(100_000).default(1000),
-  HISTORY_MAX_AGE_MS: _positiveInt.default(3_600_000),
-  HISTORY_MAX_BYTES: _positiveInt.default(16 * 1024 * 1024),
+  PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(_D.presenceBatchMs),
+  PRESENCE_LEAVE_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(
+    _D.presenceLeaveGraceMs,
+  ),
+  HISTORY_SIZE: _positiveInt.max(100_000).default(_D.history.size),
+  HISTORY_MAX_AGE_MS: _positiveInt.default(_D.history.maxAgeMs),
+  HISTORY_MAX_BYTES: _positiveInt.default(DEFAULT_HISTORY_MAX_BYTES),
   MAX_LONGPOLL_BODY_BYTES: _positiveInt.default(1024 * 1024),
   MAX_CONNECTIONS: z.coerce.number().int().min(0).optional(),
   CLOSE_TIMEOUT_MS: _positiveInt.default(5_000),
@@ -53,9 +57,9 @@ const _schema = z.object({
     }
     return origins;
   }).optional(),
-  MAX_TOPICS_PER_SESSION: _positiveInt.default(100),
-  PUSH_RATE_PER_SEC: _positiveInt.default(50),
-  PUSH_BURST: _positiveInt.default(100),
+  MAX_TOPICS_PER_SESSION: _positiveInt.default(_D.maxTopicsPerSession),
+  PUSH_RATE_PER_SEC: _positiveInt.default(_D.pushRate.perSecond),
+  PUSH_BURST: _positiveInt.default(_D.pushRate.burst),
   MAX_OUTBOUND_BYTES: _positiveInt.default(2 * 1024 * 1024),
   WEBHOOK_URL: z.url().regex(/^https?:/, "use an http(s) URL").optional(),
   WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),

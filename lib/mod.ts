@@ -67,7 +67,7 @@ export {
   Switchboard,
   type SwitchboardOptions,
 } from "./core/switchboard.ts";
-export type { Identity } from "./core/node.ts";
+export type { Identity } from "./core/session_services.ts";
 export { createSwitchboard, type NodeSetup, warnDevDefaults } from "./server.ts";
 export { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "./config.ts";
 export { createLogger, type Logger, type LogLevel } from "./log.ts";
@@ -88,5 +88,6 @@ export {
 } from "./webhooks/sender.ts";
 
 // Brokers: how nodes act as one.
-export { type Broker, type BrokerState, MemoryBroker } from "./cluster/broker.ts";
+export type { Broker, BrokerState } from "./core/broker.ts";
+export { MemoryBroker } from "./core/broker_memory.ts";
 export { RedisBroker, type RedisBrokerOptions } from "./cluster/redis/broker.ts";

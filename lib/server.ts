@@ -1,8 +1,8 @@
 /**
  * Builds a node from its configuration: the Switchboard with the broker the config asks for
  * (Redis when `UPSTASH_REDIS_REST_URL`/`_TOKEN` are set; else a BroadcastChannel between the
- * workers of one process when asked; else in-memory). Every entry point
- * (Deno's `main.ts`, `deno serve`, the Workers node object) starts a node this way.
+ * isolates of one process when asked; else in-memory). Every entry point
+ * (Deno's `main.ts`, `deno serve`, the Cloudflare Durable Object) starts a node this way.
  *
  * @example
  * ```ts
@@ -10,9 +10,12 @@
  * ```
  * @module
  */
+import { jwtAuthenticate } from "./auth.ts";
 import { RedisBroker } from "./cluster/redis/broker.ts";
 import { BroadcastChannelBroker } from "./cluster/broadcast_channel.ts";
+import type { Broker } from "./core/broker.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
+import type { Authenticate } from "./core/identity.ts";
 import { Switchboard } from "./core/switchboard.ts";
 import { type Clock, plainTimers, type Timers } from "./core/time.ts";
 import { extendNode } from "./extensions.ts";
@@ -27,18 +30,23 @@ export interface NodeSetup {
   timers?: Timers;
   clock?: Clock;
   log?: Logger;
+  /** A broker of the caller's instead of the one the configuration names (tests). */
+  broker?: Broker;
   /**
-   * The workers of this process (`deno serve --parallel`) act as one node through a
-   * `BroadcastChannel` of this name, unless Redis is configured (then each worker is a node of
+   * The isolates of this process (`deno serve --parallel`) act as one server through a
+   * `BroadcastChannel` of this name, unless Redis is configured (then each isolate's node joins
    * the cluster).
    */
-  workersChannel?: string;
+  isolatesChannel?: string;
 }
 
-/** A Switchboard node with the broker its configuration names. */
-export function createSwitchboard(setup: NodeSetup): Switchboard {
+/**
+ * A Switchboard node with the broker its configuration names, verifying connect tokens with
+ * the HS256 JWT verifier when `SOCKET_SECRET` is set.
+ */
+export function createSwitchboard(setup: NodeSetup): Switchboard<Config> {
   const { config, timers, clock, log } = setup;
-  const broker = config.redis
+  const broker = setup.broker ?? (config.redis
     ? new RedisBroker({
       ...config.redis,
       nodeId: config.nodeId,
@@ -50,26 +58,44 @@ export function createSwitchboard(setup: NodeSetup): Switchboard {
       clock,
       log,
     })
-    : setup.workersChannel !== undefined
+    : setup.isolatesChannel !== undefined
     ? new BroadcastChannelBroker({
       nodeId: config.nodeId,
-      name: setup.workersChannel,
+      name: setup.isolatesChannel,
       history: config.history,
       timers,
       clock,
       log,
     })
-    : undefined;
+    : undefined);
+  const authenticate = authenticateFor(config);
   const switchboard = new Switchboard({
     config,
     channels: setup.channels,
     broker,
+    authenticate,
     timers,
     clock,
     log,
   });
-  extendNode(switchboard, { config, timers: timers ?? plainTimers, single: broker === undefined });
+  // No peers to hear on the in-memory broker: webhooks go out from the first tick.
+  const single = switchboard.brokerState().kind === "memory";
+  extendNode(switchboard, { config, timers: timers ?? plainTimers, single });
   return switchboard;
+}
+
+/**
+ * The connect-token check a configuration asks for: HS256 JWTs signed with `SOCKET_SECRET`
+ * (with `TOKEN_LEEWAY_SECONDS`), or none (dev: `user_id` is trusted).
+ *
+ * @example
+ * ```ts
+ * const authenticate = authenticateFor(loadConfig({ SOCKET_SECRET: "a-long-random-secret" }));
+ * ```
+ */
+export function authenticateFor(config: Config): Authenticate | undefined {
+  if (config.socketSecret === undefined) return undefined;
+  return jwtAuthenticate(config.socketSecret, { leewaySeconds: config.tokenLeewaySeconds });
 }
 
 /**

@@ -26,17 +26,18 @@
  * @module
  */
 import type { Broadcast } from "./core/broadcast.ts";
-import type { Broker } from "./cluster/broker.ts";
+import type { Broker } from "./core/broker.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
 import type { Connection, TransportName } from "./core/connection.ts";
 import type { Message, Payload } from "./core/message.ts";
-import type { Identity } from "./core/node.ts";
+import type { Identity } from "./core/session_services.ts";
 import type { PresenceState } from "./core/presence.ts";
 import { PhxEvent } from "./core/protocol.ts";
 import type { Session } from "./core/session.ts";
 import { Switchboard } from "./core/switchboard.ts";
 import type { Clock } from "./core/time.ts";
-import { loadConfig } from "./config.ts";
+import { type Config, loadConfig } from "./config.ts";
+import { authenticateFor } from "./server.ts";
 import type { Logger } from "./log.ts";
 
 /** A clock that moves only when told to. */
@@ -90,7 +91,7 @@ export interface ReceivedFrame extends Message {
 
 /** A test run: the node, its clients and its clock. Dispose it (or `close()`) when done. */
 export interface ChannelTest extends AsyncDisposable {
-  readonly switchboard: Switchboard;
+  readonly switchboard: Switchboard<Config>;
   readonly clock: Clock;
   /** Log lines written by the library during the test (`"error: a channel callback crashed"`). */
   readonly logs: string[];
@@ -114,8 +115,10 @@ export function channelTest(options: ChannelTestOptions): ChannelTest {
     void logs.push(`${level}: ${message}${fields ? " " + JSON.stringify(fields) : ""}`);
   const log = options.log ??
     { debug: keep("debug"), info: keep("info"), warn: keep("warn"), error: keep("error") };
+  const config = loadConfig({ NODE_ID: "test", ...options.env });
   const switchboard = new Switchboard({
-    config: loadConfig({ NODE_ID: "test", ...options.env }),
+    config,
+    authenticate: authenticateFor(config),
     channels: options.channels,
     clock,
     log,

@@ -12,6 +12,7 @@ import { topicProblem } from "../lib/core/topic.ts";
 import { z } from "zod";
 import { bearerToken } from "../lib/auth.ts";
 import { eventNameProblem } from "../lib/core/protocol.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { describeErrors, nestsDeeperThan } from "../lib/core/validation.ts";
 import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
@@ -38,7 +39,7 @@ function _messageSchema(maxDepth: number) {
 }
 
 /** The API routes. */
-export function apiRoutes(switchboard: Switchboard): Hono {
+export function apiRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   const { apiToken } = switchboard.config;
   const _message = _messageSchema(switchboard.config.maxPayloadDepth);

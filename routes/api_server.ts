@@ -14,6 +14,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
@@ -34,7 +35,7 @@ const _unsubscribe = z.object({
 }).strict();
 
 /** The server API routes. */
-export function serverApiRoutes(switchboard: Switchboard): Hono {
+export function serverApiRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   const { apiToken, maxApiBodyBytes } = switchboard.config;
   /** The body, checked against `schema`, or the response refusing the request. */

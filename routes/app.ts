@@ -11,6 +11,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { describeError } from "../lib/log.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { apiRoutes } from "./api.ts";
 import { serverApiRoutes } from "./api_server.ts";
@@ -28,7 +29,7 @@ export interface AppOptions {
 }
 
 /** Builds the app for a switchboard. */
-export function createApp(switchboard: Switchboard, options: AppOptions): Hono {
+export function createApp(switchboard: Switchboard<Config>, options: AppOptions): Hono {
   const app = new Hono();
   app.use(corsMiddleware(switchboard.config.allowedOrigins));
   app.route("/", websocketRoutes(switchboard, options.upgrade));

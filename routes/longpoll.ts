@@ -11,6 +11,7 @@ import { fromBase64 } from "../lib/core/base64.ts";
 import { EndReason } from "../lib/core/protocol.ts";
 import type { Session } from "../lib/core/session.ts";
 import { serializerFor } from "../lib/core/serializer.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { type LongPollConnection, LongPollSessions } from "../lib/transports/longpoll.ts";
 import { readBytesBody } from "./body.ts";
@@ -38,7 +39,7 @@ function receiveBase64(session: Session, line: string): void {
 }
 
 /** The long-poll transport's routes. */
-export function longpollRoutes(switchboard: Switchboard): Hono {
+export function longpollRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   const polls = new LongPollSessions({
     timeoutMs: switchboard.config.longpollTimeoutMs,

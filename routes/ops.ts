@@ -4,10 +4,11 @@
  * @module
  */
 import { Hono } from "hono";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 
 /** The operations routes. */
-export function opsRoutes(switchboard: Switchboard): Hono {
+export function opsRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => {
     c.header("cache-control", "no-store");

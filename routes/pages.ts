@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { STATUS_STATES } from "../lib/client/format.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { assetRoutes } from "./pages_assets.ts";
 import { escapeHtml, htmlResponse, renderPage } from "./pages_layout.ts";
@@ -38,7 +39,7 @@ function _publishForm(dev: boolean): string {
 }
 
 /** The page routes. */
-export function pageRoutes(switchboard: Switchboard): Hono {
+export function pageRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   app.route("/", assetRoutes());
   app.get("/status/:page", statusPage(switchboard));

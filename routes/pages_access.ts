@@ -5,12 +5,13 @@
  * @module
  */
 import type { Context } from "hono";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { escapeHtml, htmlResponse, renderPage } from "./pages_layout.ts";
 
 /** Undefined when the page's reader may read `topic`, else the refusal page to answer with. */
 export async function refusePageRead(
-  switchboard: Switchboard,
+  switchboard: Switchboard<Config>,
   c: Context,
   topic: string,
 ): Promise<Response | undefined> {

@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import { colorSlot, initials } from "../lib/client/format.ts";
 import { type PresenceUser, presenceUsers } from "../lib/client/phoenix_helpers.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { assetUrl } from "./pages_assets.ts";
 import { refusePageRead } from "./pages_access.ts";
@@ -26,7 +27,7 @@ function _person(user: PresenceUser): string {
 }
 
 /** The handler of `/records/:id`. */
-export function recordPage(switchboard: Switchboard) {
+export function recordPage(switchboard: Switchboard<Config>) {
   return async (c: Context): Promise<Response> => {
     const id = c.req.param("id") ?? "";
     if (!PAGE_NAME.test(id)) {

@@ -6,6 +6,7 @@
  */
 import type { Context } from "hono";
 import { describeStatus, formatAgo, formatClock } from "../lib/client/format.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { assetUrl } from "./pages_assets.ts";
 import { refusePageRead } from "./pages_access.ts";
@@ -15,7 +16,7 @@ import { escapeHtml, htmlResponse, notFoundPage, renderPage } from "./pages_layo
 export const PAGE_NAME = /^[A-Za-z0-9_.~-]{1,64}$/;
 
 /** The handler of `/status/:page`. */
-export function statusPage(switchboard: Switchboard) {
+export function statusPage(switchboard: Switchboard<Config>) {
   return async (c: Context): Promise<Response> => {
     const page = c.req.param("page") ?? "";
     if (!PAGE_NAME.test(page)) {

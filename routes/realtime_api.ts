@@ -10,6 +10,7 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { inScope } from "../lib/auth.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
@@ -46,7 +47,7 @@ export function isRealtimeBatch(body: unknown): body is { messages: unknown } {
 /** What {@link publishRealtimeBatch} needs. */
 export interface RealtimeBatch {
   c: Context;
-  switchboard: Switchboard;
+  switchboard: Switchboard<Config>;
   caller: ApiCaller;
   body: { messages: unknown };
 }
@@ -82,7 +83,7 @@ export async function publishRealtimeBatch(
 }
 
 /** `POST /api/broadcast/:topic/events/:event`, realtime-js's `httpSend()`. */
-export function realtimeApiRoutes(switchboard: Switchboard): Hono {
+export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   app.post("/api/broadcast/:topic/events/:event", async (c) => {
     const caller = apiCaller(c.req.raw.headers, switchboard.config.apiToken);
@@ -124,7 +125,7 @@ export function realtimeApiRoutes(switchboard: Switchboard): Hono {
  */
 async function _refuse(
   c: Context,
-  switchboard: Switchboard,
+  switchboard: Switchboard<Config>,
   caller: ApiCaller,
   topics: string[],
 ): Promise<Response | undefined> {

@@ -7,6 +7,7 @@
 import { topicProblem } from "../lib/core/topic.ts";
 import { Hono } from "hono";
 import { CloseCode, EndReason, ReplyReason } from "../lib/core/protocol.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { type Cursor, CursorError, parseCursor, unusableCursor } from "../lib/resume/cursor.ts";
 import { jitteredRetryMs, SseConnection } from "../lib/transports/sse.ts";
@@ -16,7 +17,7 @@ import { connectParams } from "./params.ts";
 const _MAX_TOPICS = 32;
 
 /** The SSE transport's routes. */
-export function sseRoutes(switchboard: Switchboard): Hono {
+export function sseRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   const live = new Set<SseConnection>();
   let stopTicker: (() => void) | undefined;

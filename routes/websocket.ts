@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { serializerFor } from "../lib/core/serializer.ts";
+import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import type { UpgradeWebSocket } from "../lib/transports/upgrade.ts";
 import {
@@ -16,7 +17,7 @@ import {
 import { connectParams } from "./params.ts";
 
 /** The WebSocket transport's routes; `upgrade` is the runtime's (see `lib/runtime/`). */
-export function websocketRoutes(switchboard: Switchboard, upgrade: UpgradeWebSocket): Hono {
+export function websocketRoutes(switchboard: Switchboard<Config>, upgrade: UpgradeWebSocket): Hono {
   const app = new Hono();
   app.get("/socket/websocket", async (c) => {
     const req = c.req.raw;

@@ -11,6 +11,7 @@
  */
 import { CONFIG_KEYS } from "../lib/config.ts";
 import { buildWorker } from "./build_worker.ts";
+import { freePort } from "./support/process.ts";
 
 const _root = new URL("../", import.meta.url);
 const _cloudflare = new URL("deploy/cloudflare/", _root);
@@ -66,14 +67,6 @@ export function bindingsFromEnv(get: (key: string) => string | undefined): strin
   return lines.join("\n") + "\n";
 }
 
-/** A port that is free on `host` right now. */
-function _freePort(host: string): number {
-  const listener = Deno.listen({ hostname: host, port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 function _isAnyAddress(host: string): boolean {
   return host === "0.0.0.0" || host === "::" || host === "[::]";
 }
@@ -103,7 +96,7 @@ if (import.meta.main) {
   }
   // wrangler has no way to report a port it picked when its log level hides "Ready on", so
   // PORT=0 is resolved here (a port the kernel just handed out; wrangler binds it right away).
-  const listenPort = port === "0" ? String(_freePort(host)) : port;
+  const listenPort = port === "0" ? String(freePort(host)) : port;
   // Per run: the bundle (wrangler reloads when it changes, so runs must not share one), the
   // bindings (a private file, not the command line: ps shows arguments), the local state.
   const dir = await Deno.makeTempDir({ prefix: "switchboard-worker-" });

@@ -3,7 +3,7 @@
  * await answers. Every call is bounded by a timeout.
  * @module
  */
-import { registerChild } from "./proc.ts";
+import { registerChild } from "../../scripts/support/process.ts";
 import { cpuTicks } from "./stats.ts";
 
 const _loadgen = new URL("../loadgen.ts", import.meta.url);

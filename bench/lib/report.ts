@@ -3,7 +3,7 @@
  * to raw Deno and to Socket.IO, and the issue's goal with PASS/FAIL. Also the machine record.
  * @module
  */
-import { run } from "./proc.ts";
+import { run } from "../../scripts/support/process.ts";
 
 /** One row of the table (also stored in the JSON). */
 export interface Row {
@@ -126,4 +126,85 @@ export function renderTable(rows: Row[], subjectLabel = "Switchboard"): string {
       .join("|") +
     "|";
   return [fmt(header), rule, ...lines.map(fmt)].join("\n");
+}
+
+/**
+ * What a scenario adds to the report: its table rows (with their pass rules) and notes.
+ *
+ * @example
+ * ```ts
+ * const section: Section = { rows: [], notes: ["note: fan-out 500: …"] };
+ * ```
+ */
+export interface Section {
+  rows: Row[];
+  /** Lines printed under the table (e.g. servers that closed subscribers). */
+  notes?: string[];
+}
+
+/** A count for the table's titles. @example `count(10000) // "10,000"` */
+export function count(x: number): string {
+  return x.toLocaleString("en-US");
+}
+
+/**
+ * The cells of a row that show text instead of a value: `error` for a subject that failed, and
+ * `n/a` for Socket.IO when it is not installed (`sioOk` false).
+ *
+ * @example
+ * ```ts
+ * notesOf({ raw: { error: "did not start" }, switchboard: {} }, false); // { raw: "error", socketio: "n/a" }
+ * ```
+ */
+export function notesOf(
+  record: Record<string, { error?: string } | undefined> | undefined,
+  sioOk: boolean,
+): Record<string, string> {
+  const notes: Record<string, string> = {};
+  for (const [key, r] of Object.entries(record ?? {})) if (r?.error) notes[key] = "error";
+  if (!sioOk) notes.socketio = "n/a";
+  return notes;
+}
+
+/**
+ * One line per subject whose server closed subscribers while `scenario` measured.
+ *
+ * @example
+ * ```ts
+ * closeNotes("latency", { switchboard: { closeReasons: { "slow consumer": 3 } } });
+ * ```
+ */
+export function closeNotes(
+  scenario: string,
+  record?: Record<string, { closeReasons?: Record<string, number> }>,
+): string[] {
+  const lines: string[] = [];
+  for (const [key, r] of Object.entries(record ?? {})) {
+    for (const [reason, n] of Object.entries(r.closeReasons ?? {})) {
+      lines.push(
+        `note: ${scenario}: the ${key} server closed ${n} subscribers ("${reason}"); replaced before the next round`,
+      );
+    }
+  }
+  return lines;
+}
+
+/**
+ * One metric of the three targets, read from their results (a target that failed or did not
+ * run: undefined), in table order.
+ *
+ * @example
+ * ```ts
+ * const values = targetValues(results, (r) => r.deliveriesPerSec);
+ * ```
+ */
+export function targetValues<T>(
+  record: Record<string, T | undefined>,
+  read: (result: T) => number | undefined,
+): Record<string, number | undefined> {
+  const value = (key: string) => {
+    const result = record[key];
+    return result === undefined ? undefined : read(result);
+  };
+  return { switchboard: value("switchboard"), raw: value("raw"), socketio: value("socketio") };
 }

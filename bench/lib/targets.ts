@@ -4,7 +4,11 @@
  * with npm into bench/.socketio on first use.
  * @module
  */
-import { run, type ServerProcess, spawnServer } from "./proc.ts";
+import {
+  type ListeningProcess as ServerProcess,
+  run,
+  spawnListening,
+} from "../../scripts/support/process.ts";
 
 /** Which server. */
 export type TargetName = "switchboard" | "raw" | "socketio";
@@ -82,6 +86,9 @@ export async function ensureSocketIo(log: (s: string) => void): Promise<SocketIo
 /** Env that keeps a single Switchboard node on the memory broker with an open API. */
 const _SINGLE_NODE = { UPSTASH_REDIS_REST_URL: "", UPSTASH_REDIS_REST_TOKEN: "", API_TOKEN: "" };
 
+/** A server that does not stop on SIGTERM within this long is killed. */
+const _STOP_GRACE_MS = 5_000;
+
 /** Starts a target on a free loopback port. `env` only applies to Switchboard. */
 export async function startTarget(
   kind: TargetName,
@@ -92,25 +99,26 @@ export async function startTarget(
   const flags = Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter(Boolean) ?? [];
   let server: ServerProcess;
   if (kind === "switchboard") {
-    server = await spawnServer("switchboard", Deno.execPath(), [
-      "run",
-      "--allow-net",
-      "--allow-env",
-      ...flags,
-      "main.ts",
-    ], { cwd: ROOT, env: { ...base, LOG_LEVEL: "warn", ..._SINGLE_NODE, ...env } });
+    server = await spawnListening({
+      name: "switchboard",
+      args: ["run", "--allow-net", "--allow-env", ...flags, "main.ts"],
+      env: { ...base, LOG_LEVEL: "warn", ..._SINGLE_NODE, ...env },
+      stopGraceMs: _STOP_GRACE_MS,
+    });
   } else if (kind === "raw") {
-    server = await spawnServer("raw", Deno.execPath(), [
-      "run",
-      "--allow-net",
-      "--allow-env",
-      ...flags,
-      "bench/reference/raw_deno.ts",
-    ], { cwd: ROOT, env: base });
-  } else {
-    server = await spawnServer("socketio", "node", ["bench/reference/socketio_server.mjs"], {
-      cwd: ROOT,
+    server = await spawnListening({
+      name: "raw",
+      args: ["run", "--allow-net", "--allow-env", ...flags, "bench/reference/raw_deno.ts"],
       env: base,
+      stopGraceMs: _STOP_GRACE_MS,
+    });
+  } else {
+    server = await spawnListening({
+      name: "socketio",
+      command: "node",
+      args: ["bench/reference/socketio_server.mjs"],
+      env: base,
+      stopGraceMs: _STOP_GRACE_MS,
     });
   }
   const phoenix = kind !== "socketio";

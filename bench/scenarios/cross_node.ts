@@ -9,9 +9,10 @@
  * (never faked).
  * @module
  */
-import { redisStats, startBridge, startRedis } from "../../tests/support/redis.ts";
+import { redisStats, startBridge, startRedis } from "../../scripts/support/redis.ts";
 import { idleCommandsPerDay } from "../../lib/cluster/redis/broker.ts";
-import { registerChild, sleep } from "../lib/proc.ts";
+import { registerChild, sleep } from "../../scripts/support/process.ts";
+import { closeNotes, count, notesOf, type Row, type Section, withRatios } from "../lib/report.ts";
 import { startTarget, type Subject, type Target } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
@@ -108,7 +109,7 @@ export async function runCrossNode(
   latency: LatencyOptions,
 ): Promise<CrossNodeResult> {
   const token = "bench-token";
-  const cleanup: (() => Promise<void>)[] = [];
+  const cleanup: (() => Promise<unknown>)[] = [];
   try {
     const redis = await startRedis();
     cleanup.push(() => redis.stop());
@@ -174,4 +175,82 @@ export async function runCrossNode(
   } finally {
     for (const stop of cleanup.reverse()) await stop().catch(() => {});
   }
+}
+
+/**
+ * Scenario 5's table (information, no pass rule: raw Deno is one process): fan-out and latency
+ * from node A to node B, and what the cluster costs in Redis commands.
+ *
+ * @example
+ * ```ts
+ * const { rows, notes } = crossNodeReport(await runCrossNode(fanouts, latency), latency, true);
+ * ```
+ */
+export function crossNodeReport(
+  cross: CrossNodeResult,
+  latency: LatencyOptions,
+  sioOk: boolean,
+): Section {
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  if (cross.skipped || cross.error) {
+    rows.push({
+      scenario: "5 cross-node (2 nodes + Redis)",
+      metric: "fan-out and latency",
+      unit: "-",
+      values: {},
+      notes: { switchboard: cross.skipped ? `skipped: ${cross.skipped}` : "error" },
+    });
+  }
+  for (const [size, r] of Object.entries(cross.fanout ?? {})) {
+    rows.push(withRatios({
+      scenario: `5 cross-node fan-out ${count(Number(size))}`,
+      metric: "throughput node A→B",
+      unit: "deliveries/s",
+      values: { [TWO_NODES]: r[TWO_NODES]?.deliveriesPerSec, raw: r.raw?.deliveriesPerSec },
+      notes: { ...notesOf(r, sioOk), socketio: "n/a" },
+      goal: "info (raw = 1 process)",
+    }, TWO_NODES));
+    notes.push(...closeNotes(`cross-node fan-out ${size}`, r));
+  }
+  if (cross.latency) {
+    const r = cross.latency;
+    for (const q of ["p50", "p99"] as const) {
+      rows.push(withRatios({
+        scenario: q === "p50" ? `5 cross-node latency ${count(latency.n)}` : "",
+        metric: `${q} publish→receive`,
+        unit: "ms",
+        values: { [TWO_NODES]: r[TWO_NODES]?.latencyMs?.[q], raw: r.raw?.latencyMs?.[q] },
+        notes: { ...notesOf(r, sioOk), socketio: "n/a" },
+        goal: "info (raw = 1 process)",
+      }, TWO_NODES));
+    }
+    notes.push(...closeNotes("cross-node latency", r));
+  }
+  if (cross.redis) {
+    const r = cross.redis;
+    rows.push({
+      scenario: "5 cross-node Redis commands",
+      metric: "per idle node-minute (measured)",
+      unit: "commands",
+      values: { [TWO_NODES]: r.idlePerNodeMinute },
+      notes: {
+        [TWO_NODES]: `schedule: ${count(r.idlePerNodeDayBySchedule)} per idle node per day`,
+      },
+      goal: "about one every few seconds",
+    }, {
+      scenario: "",
+      metric: "per broadcast, one per API request",
+      unit: "commands",
+      values: { [TWO_NODES]: r.perBroadcast },
+      goal: "info",
+    }, {
+      scenario: "",
+      metric: "per broadcast, 40 per API request",
+      unit: "commands",
+      values: { [TWO_NODES]: r.perBroadcastBatched },
+      goal: "info",
+    });
+  }
+  return { rows, notes };
 }

@@ -10,8 +10,17 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { cpuTicks, otherLoad } from "../lib/stats.ts";
+import {
+  closeNotes,
+  count,
+  notesOf,
+  type Row,
+  type Section,
+  targetValues,
+  withRatios,
+} from "../lib/report.ts";
 import type { Subject } from "../lib/targets.ts";
 import {
   connectSubscribers,
@@ -209,4 +218,44 @@ export async function runFanout(
 
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
+}
+
+/**
+ * Scenario 1's table: per subscriber count, throughput (goal: at least 0.9x raw Deno and above
+ * Socket.IO) and server CPU per delivery.
+ *
+ * @example
+ * ```ts
+ * const { rows } = fanoutReport({ 2000: { switchboard, raw } }, true);
+ * ```
+ */
+export function fanoutReport(
+  results: Record<string, Record<string, FanoutResult>>,
+  sioOk: boolean,
+): Section {
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  for (const [size, r] of Object.entries(results)) {
+    const row = withRatios({
+      scenario: `1 fan-out ${count(Number(size))} subs`,
+      metric: "throughput",
+      unit: "deliveries/s",
+      values: targetValues(r, (x) => x.deliveriesPerSec),
+      notes: notesOf(r, sioOk),
+      goal: ">=0.9x raw, > Socket.IO",
+    });
+    if (row.vsRaw !== undefined) {
+      row.pass = row.vsRaw >= 0.9 && (row.vsSocketIo === undefined || row.vsSocketIo > 1);
+    }
+    rows.push(row);
+    rows.push(withRatios({
+      scenario: "",
+      metric: "server CPU per delivery",
+      unit: "µs",
+      values: targetValues(r, (x) => x.cpuUsPerDelivery),
+      notes: notesOf(r, sioOk),
+    }));
+    notes.push(...closeNotes(`fan-out ${size}`, r));
+  }
+  return { rows, notes };
 }

@@ -7,8 +7,16 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { otherLoad, percentiles, type Summary } from "../lib/stats.ts";
+import {
+  closeNotes,
+  count,
+  notesOf,
+  type Section,
+  targetValues,
+  withRatios,
+} from "../lib/report.ts";
 import type { Subject } from "../lib/targets.ts";
 import {
   connectSubscribers,
@@ -132,4 +140,30 @@ export async function runLatency(
     results[s.key].lost = lost.get(s.key);
   }
   return results;
+}
+
+/** Scenario 2's table: p50 and p99 publish→receive (goal: p99 at most 1.5x raw Deno). *
+ * @example
+ * ```ts
+ * const { rows, notes } = latencyReport(results, { n: 2000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 }, true);
+ * ```
+ */
+export function latencyReport(
+  r: Record<string, LatencyResult>,
+  o: LatencyOptions,
+  sioOk: boolean,
+): Section {
+  const rows = (["p50", "p99"] as const).map((q) => {
+    const row = withRatios({
+      scenario: q === "p50" ? `2 latency ${count(o.n)} subs @${o.rate}/s` : "",
+      metric: `${q} publish→receive`,
+      unit: "ms",
+      values: targetValues(r, (x) => x.latencyMs?.[q]),
+      notes: notesOf(r, sioOk),
+      goal: q === "p99" ? "<=1.5x raw" : undefined,
+    });
+    if (q === "p99" && row.vsRaw !== undefined) row.pass = row.vsRaw <= 1.5;
+    return row;
+  });
+  return { rows, notes: closeNotes("latency", r) };
 }

@@ -6,8 +6,9 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { rssKiB } from "../lib/stats.ts";
+import { count, notesOf, type Row, type Section, targetValues, withRatios } from "../lib/report.ts";
 import { startTarget, type TargetName } from "../lib/targets.ts";
 import { describe, FANOUT_TOPIC, log, medianOf } from "./common.ts";
 
@@ -72,4 +73,34 @@ export async function runMemory(
     await gen.close();
     await target.stop();
   }
+}
+
+/** Scenario 3's table: RSS per idle WebSocket and SSE stream (goal: at most 1.2x raw Deno). *
+ * @example
+ * ```ts
+ * const { rows } = memoryReport({ websocket, sse }, 5_000, true);
+ * ```
+ */
+export function memoryReport(
+  results: Record<"websocket" | "sse", Record<string, MemoryResult>>,
+  connections: number,
+  sioOk: boolean,
+): Section {
+  const rows: Row[] = [];
+  for (const transport of ["websocket", "sse"] as const) {
+    const r = results[transport];
+    const notes = notesOf(r, sioOk);
+    if (transport === "sse") notes.socketio = "n/a";
+    const row = withRatios({
+      scenario: transport === "websocket" ? `3 memory, ${count(connections)} idle` : "",
+      metric: transport === "websocket" ? "RSS per WebSocket" : "RSS per SSE stream",
+      unit: "KiB",
+      values: targetValues(r, (x) => x.kibPerConnection),
+      notes,
+      goal: transport === "websocket" ? "<=1.2x raw" : "<=1.2x raw SSE",
+    });
+    if (row.vsRaw !== undefined) row.pass = row.vsRaw <= 1.2;
+    rows.push(row);
+  }
+  return { rows };
 }

@@ -8,10 +8,10 @@
  * (the goal: none). The pass rules are here, in {@link occupancyRows}.
  * @module
  */
-import { redisStats, startBridge, startRedis } from "../../tests/support/redis.ts";
+import { redisStats, startBridge, startRedis } from "../../scripts/support/redis.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
-import type { Row } from "../lib/report.ts";
+import { count, type Row, type Section } from "../lib/report.ts";
 import { percentiles } from "../lib/stats.ts";
 import { startTarget, type Target } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
@@ -174,12 +174,20 @@ function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
-/** The table rows of the scenario, with its pass rules. */
-export function occupancyRows(r: OccupancyResult | undefined, o: OccupancyOptions): Row[] {
-  if (!r) return [];
+/**
+ * The scenario's section of the table, with its pass rules: both nodes count every viewer
+ * within 2.5 s, a viewer gets at most one `occupancy` event per second, and a read of
+ * `GET /api/occupancy` costs no Redis command.
+ *
+ * @example
+ * ```ts
+ * const { rows } = occupancyReport(await runOccupancy(options), options);
+ * ```
+ */
+export function occupancyReport(r: OccupancyResult, o: OccupancyOptions): Section {
   const key = "switchboard_2node";
   const notes = r.error ? { [key]: r.error } : undefined;
-  const title = `9 occupancy, status page ${o.viewers.toLocaleString("en-US")} viewers, 2 nodes`;
+  const title = `9 occupancy, status page ${count(o.viewers)} viewers, 2 nodes`;
   const row = (metric: string, unit: string, value: number | undefined, goal: string) => ({
     scenario: "",
     metric,
@@ -215,5 +223,5 @@ export function occupancyRows(r: OccupancyResult | undefined, o: OccupancyOption
       "info (without reports: 15)",
     ),
   ];
-  return rows;
+  return { rows };
 }

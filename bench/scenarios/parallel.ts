@@ -6,9 +6,9 @@
  * crosses the BroadcastChannel to the other worker's subscribers.
  * @module
  */
-import { freePort } from "../../tests/support/redis.ts";
-import { spawnServer } from "../lib/proc.ts";
-import { ROOT, type Subject } from "../lib/targets.ts";
+import { freePort, spawnListening } from "../../scripts/support/process.ts";
+import { count, type Row, type Section } from "../lib/report.ts";
+import type { Subject } from "../lib/targets.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
 import { type LatencyOptions, type LatencyResult, runLatency } from "./latency.ts";
@@ -28,24 +28,26 @@ export async function runParallel(
   fanout: FanoutOptions,
   latency: LatencyOptions,
 ): Promise<ParallelResult> {
-  const stops: (() => Promise<void>)[] = [];
+  const stops: (() => Promise<unknown>)[] = [];
   try {
     const subjects: Subject[] = [];
     for (const jobs of [1, 2]) {
       const port = freePort();
-      const server = await spawnServer(`parallel-${jobs}`, Deno.execPath(), [
-        "serve",
-        "--parallel",
-        "--allow-net",
-        "--allow-env",
-        "--port",
-        String(port),
-        "--host",
-        "127.0.0.1",
-        "serve_parallel.ts",
-      ], {
-        cwd: ROOT,
+      const server = await spawnListening({
+        name: `parallel-${jobs}`,
+        args: [
+          "serve",
+          "--parallel",
+          "--allow-net",
+          "--allow-env",
+          "--port",
+          String(port),
+          "--host",
+          "127.0.0.1",
+          "serve_parallel.ts",
+        ],
         env: { DENO_JOBS: String(jobs), LOG_LEVEL: "warn", API_TOKEN: "" },
+        stopGraceMs: 5_000,
       });
       stops.push(() => server.stop());
       subjects.push({
@@ -73,4 +75,38 @@ export async function runParallel(
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
   }
+}
+
+/**
+ * Scenario 8's table (information): throughput, server CPU per delivery and p99 latency with 1
+ * and with 2 `deno serve --parallel` workers.
+ *
+ * @example
+ * ```ts
+ * const { rows } = parallelReport(await runParallel(fanout, latency), fanout);
+ * ```
+ */
+export function parallelReport(par: ParallelResult, fanout: FanoutOptions): Section {
+  const rows: Row[] = [];
+  const [one, two] = WORKERS;
+  const f = par.fanout ?? {};
+  const title = `8 all cores, fan-out ${count(fanout.n)}`;
+  const metrics: [string, string, (k: string) => number | undefined][] = [
+    ["throughput", "deliveries/s", (k) => f[k]?.deliveriesPerSec],
+    ["server CPU per delivery", "µs", (k) => f[k]?.cpuUsPerDelivery],
+    ["p99 publish→receive at 10 msg/s", "ms", (k) => par.latency?.[k]?.latencyMs?.p99],
+  ];
+  for (const [metric, unit, pick] of metrics) {
+    for (const [key, workers] of [[one, "1 worker"], [two, "2 workers"]]) {
+      rows.push({
+        scenario: metric === "throughput" && workers === "1 worker" ? title : "",
+        metric: `${metric}, ${workers}`,
+        unit,
+        values: { [key]: pick(key) },
+        notes: par.error ? { [key]: par.error } : undefined,
+        goal: "info",
+      });
+    }
+  }
+  return { rows };
 }

@@ -8,8 +8,9 @@
  * topic, pushes a state change and a patch, then leaves cleanly, closes, or just drops.
  * @module
  */
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { rssKiB } from "../lib/stats.ts";
+import { count, type Section } from "../lib/report.ts";
 import { startTarget } from "../lib/targets.ts";
 import { describe, log, medianOf } from "./common.ts";
 
@@ -180,4 +181,43 @@ export async function runSoak(seconds: number, concurrency: number): Promise<Soa
   } finally {
     await target.stop();
   }
+}
+
+/**
+ * Scenario 6's table: RSS back to baseline after the churn (< 8 MiB above), no steady growth
+ * in its second half (< 4 MiB), and no session, topic or presence left behind.
+ *
+ * @example
+ * ```ts
+ * const { rows } = soakReport(await runSoak(120, 40));
+ * ```
+ */
+export function soakReport(soak: SoakResult): Section {
+  const title = `6 soak ${soak.seconds} s, ${count(soak.cycles)} client lives`;
+  const leaked = soak.sessionsLeft + soak.topicsLeft + soak.presencesLeft;
+  return {
+    rows: [{
+      scenario: title,
+      metric: "RSS after − baseline",
+      unit: "MiB",
+      values: { switchboard: soak.error ? undefined : soak.grownMiB },
+      notes: soak.error ? { switchboard: soak.error } : undefined,
+      goal: "back to baseline (< 8 MiB)",
+      pass: soak.error ? undefined : soak.grownMiB < 8,
+    }, {
+      scenario: "",
+      metric: "RSS growth in the second half",
+      unit: "MiB",
+      values: { switchboard: soak.error ? undefined : soak.secondHalfMiB },
+      goal: "no steady growth (< 4 MiB)",
+      pass: soak.error || soak.secondHalfMiB === undefined ? undefined : soak.secondHalfMiB < 4,
+    }, {
+      scenario: "",
+      metric: "sessions + topics + presences left",
+      unit: "count",
+      values: { switchboard: soak.error ? undefined : leaked },
+      goal: "0",
+      pass: soak.error ? undefined : leaked === 0 && soak.errors === 0,
+    }],
+  };
 }

@@ -10,8 +10,9 @@
  * @module
  */
 import { LoadGen } from "../lib/loadgen_client.ts";
-import { sleep } from "../lib/proc.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { otherLoad, type Summary } from "../lib/stats.ts";
+import { count, notesOf, type Section, targetValues, withRatios } from "../lib/report.ts";
 import { startTarget, type TargetName } from "../lib/targets.ts";
 import { describe, log, mayRetry } from "./common.ts";
 
@@ -112,4 +113,46 @@ async function _stormOnce(
     await gen.close();
     await target.stop();
   }
+}
+
+/**
+ * Scenario 4's table: when every presence list was complete (goal: under 5 s for 2,000 users)
+ * and presence messages per client (goal: far from N, at most N/10).
+ *
+ * @example
+ * ```ts
+ * const { rows } = stormReport(results, 2_000, true);
+ * ```
+ */
+export function stormReport(
+  r: Record<string, StormResult>,
+  users: number,
+  sioOk: boolean,
+): Section {
+  const complete = withRatios({
+    scenario: `4 presence storm ${count(users)} users`,
+    metric: "all lists complete",
+    unit: "s",
+    values: targetValues(r, (x) => x.completeSeconds),
+    notes: notesOf(r, sioOk),
+    goal: users >= 2_000 ? "< 5 s" : `< 5 s (goal is for 2,000)`,
+  });
+  for (const key of ["switchboard", "raw", "socketio"]) {
+    const s = r[key];
+    if (s && !s.error && s.completeSeconds === undefined) {
+      complete.notes![key] = `${s.complete}/${s.users} done`;
+    }
+  }
+  const sb = r.switchboard;
+  if (sb && !sb.error) complete.pass = sb.completeSeconds !== undefined && sb.completeSeconds < 5;
+  const msgs = withRatios({
+    scenario: "",
+    metric: "presence msgs per client, mean",
+    unit: "msgs",
+    values: targetValues(r, (x) => x.presenceMessages?.mean),
+    notes: notesOf(r, sioOk),
+    goal: `far from N: <= ${count(users / 10)} (N/10)`,
+  });
+  if (sb?.presenceMessages) msgs.pass = sb.presenceMessages.mean <= users / 10;
+  return { rows: [complete, msgs] };
 }

@@ -10,9 +10,9 @@
  * Skipped (never faked) when the pinned wrangler is not installed.
  * @module
  */
-import { registerChild, spawnServer } from "../lib/proc.ts";
+import { processTree, registerChild, spawnListening } from "../../scripts/support/process.ts";
+import { closeNotes, count, notesOf, type Row, type Section, withRatios } from "../lib/report.ts";
 import { ROOT, startTarget, type Subject, type Target } from "../lib/targets.ts";
-import { processTree } from "../../tests/support/worker.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
 import { type LatencyOptions, type LatencyResult, runLatency } from "./latency.ts";
@@ -40,10 +40,11 @@ export async function runWorkers(
   } catch {
     return { skipped: "wrangler not installed (npm ci --prefix deploy/cloudflare)" };
   }
-  const running: { stop(): Promise<void> }[] = [];
+  const running: { stop(): Promise<unknown> }[] = [];
   try {
-    const worker = await spawnServer("worker", Deno.execPath(), ["task", "dev:worker"], {
-      cwd: ROOT,
+    const worker = await spawnListening({
+      name: "worker",
+      args: ["task", "dev:worker"],
       // One node, open API, whatever the shell has: like the Deno target's single node.
       env: {
         PORT: "0",
@@ -57,6 +58,7 @@ export async function runWorkers(
         WRANGLER_LOG: "warn",
       },
       timeoutMs: 90_000,
+      stopGraceMs: 5_000,
     });
     running.push(worker);
     const pids = processTree(worker.pid);
@@ -99,4 +101,85 @@ export async function runWorkers(
   } finally {
     for (const server of running.reverse()) await server.stop().catch(() => {});
   }
+}
+
+/**
+ * Scenario 7's table (information): per metric one row for the Worker on workerd and one for
+ * Switchboard on Deno, each against raw Deno from the same rounds, and the workerd / Deno ratio
+ * in the goal column.
+ *
+ * @example
+ * ```ts
+ * const { rows, notes } = workersReport(await runWorkers(fanouts, latency), latency);
+ * ```
+ */
+export function workersReport(w: WorkersResult, latency: LatencyOptions): Section {
+  if (w.skipped || w.error) {
+    return {
+      rows: [{
+        scenario: "7 Workers (workerd, wrangler dev)",
+        metric: "fan-out and latency",
+        unit: "-",
+        values: {},
+        notes: { switchboard: w.skipped ? `skipped: ${w.skipped}` : "error" },
+      }],
+    };
+  }
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const pair = (
+    scenario: string,
+    metric: string,
+    unit: string,
+    r: Record<string, FanoutResult | LatencyResult>,
+    read: (x: FanoutResult & LatencyResult) => number | undefined,
+  ) => {
+    const get = (key: string) => {
+      const x = r[key] as (FanoutResult & LatencyResult) | undefined;
+      return x && !x.error ? read(x) : undefined;
+    };
+    const onWorkerd = get(WORKER);
+    const onDeno = get("switchboard");
+    const ratio = onWorkerd !== undefined && onDeno ? (onWorkerd / onDeno).toFixed(2) : "—";
+    const cells = { ...notesOf(r, true), socketio: "n/a" };
+    rows.push(
+      withRatios({
+        scenario,
+        metric: `${metric}, workerd`,
+        unit,
+        values: { [WORKER]: onWorkerd, raw: get("raw") },
+        notes: cells,
+        goal: `info: workerd/Deno ${ratio}x`,
+      }, WORKER),
+      withRatios({
+        scenario: "",
+        metric: `${metric}, Deno`,
+        unit,
+        values: { switchboard: onDeno, raw: get("raw") },
+        notes: cells,
+      }),
+    );
+  };
+  for (const [size, r] of Object.entries(w.fanout ?? {})) {
+    pair(
+      `7 Workers fan-out ${count(Number(size))}`,
+      "throughput",
+      "deliveries/s",
+      r,
+      (x) => x.deliveriesPerSec,
+    );
+    pair("", "server CPU per delivery", "µs", r, (x) => x.cpuUsPerDelivery);
+    notes.push(...closeNotes(`Workers fan-out ${size}`, r));
+  }
+  if (w.latency) {
+    pair(
+      `7 Workers latency ${count(latency.n)} @${latency.rate}/s`,
+      "p99 publish→receive",
+      "ms",
+      w.latency,
+      (x) => x.latencyMs?.p99,
+    );
+    notes.push(...closeNotes("Workers latency", w.latency));
+  }
+  return { rows, notes };
 }

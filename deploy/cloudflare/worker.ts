@@ -20,7 +20,7 @@ import {
   loadConfig,
   warnDevDefaults,
 } from "../../lib/mod.ts";
-import { bindingsEnv, workersRuntime } from "../../lib/runtime/workers.ts";
+import { bindingsEnv, cloudflareRuntime } from "../../lib/runtime/cloudflare.ts";
 import { createApp } from "../../routes/app.ts";
 import { chooseNode, DEFAULT_NODE } from "./routing.ts";
 
@@ -84,10 +84,15 @@ export class SwitchboardNode {
       return { fetch: () => Response.json({ error }, { status: 500 }) };
     }
     const log = createLogger(config.logLevel);
-    const switchboard = createSwitchboard({ config, channels, timers: workersRuntime.timers, log });
+    const switchboard = createSwitchboard({
+      config,
+      channels,
+      timers: cloudflareRuntime.timers,
+      log,
+    });
     warnDevDefaults(config, log);
     log.info(`switchboard node ${nodeId} started (${switchboard.brokerState().kind} broker)`);
-    return createApp(switchboard, { upgrade: workersRuntime.upgrade });
+    return createApp(switchboard, { upgrade: cloudflareRuntime.upgrade });
   }
 }
 

@@ -1,13 +1,13 @@
 /**
- * The BroadcastChannel broker: the workers of one process (`deno serve --parallel`, one isolate
- * per core) act as one node for clients. It is the replication of `replication.ts` over a
+ * The BroadcastChannel broker: the isolates of one process (`deno serve --parallel`, one isolate
+ * per core) act as one server for clients. It is the replication of `replication.ts` over a
  * `BroadcastChannel` instead of Redis pub/sub: the same envelopes, catch-up and presence
- * replication, heartbeats and goodbyes. There is no shared store: every worker receives every
- * message, so its own history, last messages and presence mirror are complete; a worker that
+ * replication, heartbeats and goodbyes. There is no shared store: every isolate receives every
+ * message, so its own history, last messages and presence mirror are complete; an isolate that
  * (re)joins asks the others for their presence.
  *
- * What crosses the channel per broadcast: one envelope per tick per worker (all broadcasts of
- * that tick), a string the runtime copies to each other worker, which parses it and delivers
+ * What crosses the channel per broadcast: one envelope per tick per isolate (all broadcasts of
+ * that tick), a string the runtime copies to each other isolate, which parses it and delivers
  * to its own subscribers.
  *
  * @example
@@ -17,26 +17,22 @@
  * ```
  * @module
  */
-import type { BrokerMessage } from "./broker.ts";
-import type { Heads, HistoryLimits } from "../resume/history.ts";
+import { NO_SHARED_STORE } from "../core/broker_memory.ts";
+import type { HistoryLimits } from "../resume/history.ts";
 import type { Logger } from "../log.ts";
 import type { Clock, Timers } from "../core/time.ts";
-import {
-  type ClusterTransport,
-  ReplicatingBroker,
-  type SubscriptionHandlers,
-  type TransportBatch,
-} from "./replication.ts";
+import type { BusBatch, ClusterBus, SubscriptionHandlers } from "./bus.ts";
+import { ReplicatingBroker } from "./replication.ts";
 
 /** Options of {@link BroadcastChannelBroker}. */
 export interface BroadcastChannelBrokerOptions {
-  /** This worker's id (unique per worker). */
+  /** This isolate's id (unique per isolate). */
   nodeId: string;
-  /** The channel's name: workers with the same name are one node (default `switchboard`). */
+  /** The channel's name: isolates with the same name act as one server (default `switchboard`). */
   name?: string;
   /** Heartbeat interval (default 1 000 ms: it costs nothing but a message between isolates). */
   pingMs?: number;
-  /** A worker not heard from this long is gone and its presences leave (default 3 000 ms). */
+  /** An isolate not heard from this long is gone and its presences leave (default 3 000 ms). */
   nodeTtlMs?: number;
   clock?: Clock;
   timers?: Timers;
@@ -45,7 +41,7 @@ export interface BroadcastChannelBrokerOptions {
 }
 
 /** A BroadcastChannel as the bus; nothing is stored beside it. */
-export class BroadcastChannelTransport implements ClusterTransport {
+export class BroadcastChannelBus implements ClusterBus {
   readonly kind = "broadcast-channel";
   /** A BroadcastChannel does not deliver a message to the channel that posted it. */
   readonly echoes = false;
@@ -58,7 +54,7 @@ export class BroadcastChannelTransport implements ClusterTransport {
     return Promise.resolve();
   }
 
-  send(batch: TransportBatch): Promise<void> {
+  send(batch: BusBatch): Promise<void> {
     const channel = this.#channel;
     if (!channel) return Promise.reject(new Error("the BroadcastChannel is not open"));
     for (const json of batch.envelopes) channel.postMessage(json);
@@ -86,27 +82,20 @@ export class BroadcastChannelTransport implements ClusterTransport {
     return Promise.resolve();
   }
 
-  fetchLast(_topic: string): Promise<BrokerMessage | undefined> {
-    return Promise.resolve(undefined);
-  }
-
-  fetchHeads(_topic: string): Promise<Heads | undefined> {
-    return Promise.resolve(undefined);
-  }
-
-  fetchRecent(_topic: string, _count: number): Promise<BrokerMessage[]> {
-    return Promise.resolve([]);
-  }
+  // No shared store: every isolate receives every message and keeps its own copy.
+  readonly fetchLast = NO_SHARED_STORE.fetchLast;
+  readonly fetchHeads = NO_SHARED_STORE.fetchHeads;
+  readonly fetchRecent = NO_SHARED_STORE.fetchRecent;
 }
 
-/** Joins the workers of one process into one node through a `BroadcastChannel`. */
+/** Joins the nodes of one process's isolates through a `BroadcastChannel`, as one server. */
 export class BroadcastChannelBroker extends ReplicatingBroker {
   constructor(options: BroadcastChannelBrokerOptions) {
-    super(new BroadcastChannelTransport(options.name ?? "switchboard"), {
+    super(new BroadcastChannelBus(options.name ?? "switchboard"), {
       nodeId: options.nodeId,
       pingMs: options.pingMs ?? 1_000,
       nodeTtlMs: options.nodeTtlMs ?? 3_000,
-      // No directory to refresh: the transport keeps none.
+      // No directory to refresh: the bus keeps none.
       directoryMs: 3_600_000,
       // Nothing in between the isolates limits a message's size but memory: the API body limit
       // and the frame limit bound what enters.

@@ -7,7 +7,7 @@
  * and delivers in order once the gap is filled. What the publisher no longer has is declared
  * lost, and the hub then resets its clients: a gap is never papered over.
  *
- * Transport-neutral: the Redis broker uses it over pub/sub; any other bus can.
+ * Bus-neutral: the Redis broker uses it over pub/sub; any other bus can.
  *
  * @example
  * ```ts
@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import type { BrokerMessage } from "./broker.ts";
+import type { BrokerMessage } from "../core/broker.ts";
 import type { BusEnvelope } from "./envelope.ts";
 import type { Clock } from "../core/time.ts";
 
@@ -92,7 +92,7 @@ export class SentLog {
 
 interface _Run {
   nodeId: string;
-  epoch: string;
+  runId: string;
   /** Highest index delivered in order. */
   got: number;
   /** Highest index the run said it published. */
@@ -113,7 +113,7 @@ export interface InboundRunsInit {
   /** Messages of a run that cannot be recovered any more. */
   lost(nodeId: string, count: number): void;
   /** Asks a run (on the bus) to re-send from index `from`. */
-  request(nodeId: string, epoch: string, from: number): void;
+  request(nodeId: string, runId: string, from: number): void;
   /** A gap not filled this long after asking is asked about again (default 2 000 ms). */
   retryMs?: number;
   /** Asks before the gap is declared lost (default 3). */
@@ -149,10 +149,10 @@ export class InboundRuns {
     const now = this.#init.clock.now();
     let run = this.#runs.get(env.n);
     if (env.bye) {
-      if (run && run.epoch === env.e) this.#end(run);
+      if (run && run.runId === env.e) this.#end(run);
       return;
     }
-    if (run && run.epoch !== env.e) {
+    if (run && run.runId !== env.e) {
       // The node restarted: what its old run published and we lack is gone with it. The new
       // run's messages are all wanted, from its first.
       this.#end(run);
@@ -196,7 +196,7 @@ export class InboundRuns {
   askAll(): void {
     const now = this.#init.clock.now();
     for (const run of this.#runs.values()) {
-      this.#init.request(run.nodeId, run.epoch, run.got + 1);
+      this.#init.request(run.nodeId, run.runId, run.got + 1);
       run.askedAt = run.got < run.high ? now : undefined;
     }
   }
@@ -222,7 +222,7 @@ export class InboundRuns {
   #add(env: BusEnvelope, got: number, now: number): _Run {
     const run: _Run = {
       nodeId: env.n,
-      epoch: env.e,
+      runId: env.e,
       got,
       high: got,
       held: new Map(),
@@ -236,7 +236,7 @@ export class InboundRuns {
   #ask(run: _Run, now: number): void {
     run.askedAt = now;
     run.asks++;
-    this.#init.request(run.nodeId, run.epoch, run.got + 1);
+    this.#init.request(run.nodeId, run.runId, run.got + 1);
   }
 
   /** Everything up to `upTo` that has not arrived is lost; what was held behind it goes on. */

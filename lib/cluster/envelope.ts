@@ -10,8 +10,7 @@
  * ```
  * @module
  */
-import type { BrokerMessage } from "./broker.ts";
-import type { PresenceState } from "../core/presence_types.ts";
+import type { BrokerMessage, PresenceState } from "../core/broker.ts";
 
 /** A request to a node run: re-send what you published from index `from` on. */
 export interface CatchUpRequest {
@@ -28,7 +27,7 @@ export interface BusEnvelope {
   v: 1;
   /** Node id. */
   n: string;
-  /** The node's run (epoch): changes when the node restarts. */
+  /** The node's run id (`runId`): changes when the node restarts. */
   e: string;
   /** Envelope sequence number, increasing per run. */
   s: number;

@@ -2,13 +2,14 @@
  * What makes several nodes act as one, whatever carries their envelopes: messages batched per
  * tick into envelopes under the bus' size limit, numbered per node run and caught up after an
  * outage (`catch_up.ts`), presence replicated with a node directory of heartbeats, TTLs and
- * goodbyes (`nodes.ts`), and the subscription checked through the node's own envelopes. The
+ * goodbyes (`peers.ts`), and the subscription checked through the node's own envelopes
+ * (`subscription.ts`). The
  * Redis broker (`redis/broker.ts`) and the BroadcastChannel broker (`broadcast_channel.ts`)
- * are this over two {@link ClusterTransport}s.
+ * are this over two {@link ClusterBus}s.
  *
  * @example
  * ```ts
- * const broker = new ReplicatingBroker(transport, { nodeId: "a", pingMs: 10_000, nodeTtlMs: 25_000 });
+ * const broker = new ReplicatingBroker(bus, { nodeId: "a", pingMs: 10_000, nodeTtlMs: 25_000 });
  * ```
  * @module
  */
@@ -18,86 +19,25 @@ import {
   type BrokerMessage,
   type BrokerState,
   MessageTooLargeError,
+  newRunId,
   type PresenceReplicaHandlers,
-} from "./broker.ts";
+  type PresenceState,
+} from "../core/broker.ts";
 import { DEFAULT_HISTORY, type Heads, type HistoryLimits } from "../resume/history.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import { type Clock, plainTimers, type Timers } from "../core/time.ts";
-import type { PresenceState } from "../core/presence_types.ts";
 import {
   bytesOver,
-  type CatchUpRequest,
   type EnvelopeHeader,
   envelopeJson,
   packByBytes,
   parseEnvelope,
 } from "./envelope.ts";
 import { InboundRuns, SentLog } from "./catch_up.ts";
-import { NodeDirectory } from "./nodes.ts";
-
-/** A message waiting to go out, with its index in this run and its encoding. */
-export interface QueuedMessage {
-  index: number;
-  msg: BrokerMessage;
-  json: string;
-}
-
-/** What one flush hands the transport: envelopes to publish, and what it may keep. */
-export interface TransportBatch {
-  /** This node run (the presence snapshot's owner). */
-  epoch: string;
-  /** This tick's messages (a transport with shared history keeps them). */
-  messages: readonly QueuedMessage[];
-  /** This node's presence states that changed (a transport with snapshots keeps them). */
-  presence: ReadonlyMap<string, PresenceState>;
-  /** The envelope sequence the presence snapshot is as new as. */
-  presenceSeq: number;
-  /** Envelopes, in order. */
-  envelopes: readonly string[];
-  /** Refresh this node's directory entry (a transport with a directory). */
-  directory: boolean;
-}
-
-/** What the transport noticed while sending. */
-export interface SendOutcome {
-  /** It lost this node's keys (restarted empty): write the directory and presence again. */
-  lostKeys?: boolean;
-}
-
-/** What a transport calls when its subscription delivers or changes. */
-export interface SubscriptionHandlers {
-  message(raw: string): void;
-  /** The subscription is (again) established. */
-  subscribed(): void;
-  /** The subscription broke (it will be retried). */
-  failed(err: unknown): void;
-}
-
-/** The bus and, optionally, shared storage under a {@link ReplicatingBroker}. */
-export interface ClusterTransport {
-  /** `BrokerState.kind`. */
-  readonly kind: string;
-  /** True when this node's own envelopes come back on its subscription (used as a self-check). */
-  readonly echoes: boolean;
-  /** True when it keeps presence snapshots (else a (re)joining node asks the others). */
-  readonly snapshots: boolean;
-  /** Publishes the envelopes in order, with what the transport keeps; rejects on failure. */
-  send(batch: TransportBatch): Promise<SendOutcome | void>;
-  /** (Re)subscribes to the bus; a previous subscription is dropped. */
-  subscribe(handlers: SubscriptionHandlers): void;
-  unsubscribe(): Promise<void>;
-  /** Deletes what this node keeps and publishes its goodbye envelope. */
-  goodbye(byeJson: string): Promise<void>;
-  /** Deletes what an earlier run with this node id left. */
-  start(): Promise<void>;
-  fetchLast(topic: string): Promise<BrokerMessage | undefined>;
-  fetchHeads(topic: string): Promise<Heads | undefined>;
-  fetchRecent(topic: string, count: number): Promise<BrokerMessage[]>;
-  /** Reads the presence snapshots of every live node (transports with snapshots). */
-  loadLive?(directory: NodeDirectory, now: number): Promise<void>;
-  /** Reads one node's presence snapshot (transports with snapshots). */
-  loadNode?(nodeId: string, directory: NodeDirectory): Promise<void>;
-}
+import { PeerDirectory } from "./peers.ts";
+import type { ClusterBus } from "./bus.ts";
+import { Outbox, type OutboxBatch, RETRY_LIMIT } from "./outbox.ts";
+import { SubscriptionHealth } from "./subscription.ts";
 
 /** Options of {@link ReplicatingBroker}. */
 export interface ReplicationOptions {
@@ -121,53 +61,30 @@ export interface ReplicationOptions {
   history?: HistoryLimits;
 }
 
-/** Messages kept for retry while the bus cannot be reached (beyond: re-sent on request). */
-const _RETRY_LIMIT = 10_000;
-
 /** How long a silent node run is remembered for catch-up (an hour). */
 const _RUN_MEMORY_MS = 3_600_000;
 
-interface _Batch {
-  messages: QueuedMessage[];
-  presence: Map<string, PresenceState>;
-  requests: CatchUpRequest[];
-  resendFrom?: number;
-  directory: boolean;
-  announce: boolean;
-  sync: boolean;
-}
-
-/** A {@link Broker} that replicates over a {@link ClusterTransport}: one batch per tick. */
+/** A {@link Broker} that replicates over a {@link ClusterBus}: one batch per tick. */
 export class ReplicatingBroker implements Broker {
-  readonly #transport: ClusterTransport;
+  readonly #bus: ClusterBus;
   readonly #nodeId: string;
   /** Distinguishes this run of the node from an earlier run with the same node id. */
-  readonly #epoch = crypto.randomUUID().slice(0, 8);
+  /** This node run's id (the `e` of its envelopes); the hub numbers its streams in it. */
+  readonly runId: string = newRunId();
   readonly #pingMs: number;
   readonly #directoryMs: number;
-  readonly #echoTimeoutMs: number;
   readonly #envelopeBytes: number;
   readonly maxMessageBytes: number;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #nodes: NodeDirectory;
+  readonly #peers: PeerDirectory;
   readonly #sent: SentLog;
   readonly #inbound: InboundRuns;
   #onMessage: (msg: BrokerMessage) => void = () => {};
   #onLoss: (loss: BrokerLoss) => void = () => {};
   #presence?: PresenceReplicaHandlers;
 
-  #outbox: QueuedMessage[] = [];
-  #presenceOut = new Map<string, PresenceState>();
-  #requestsOut = new Map<string, CatchUpRequest>();
-  /** The lowest index another node asked this run to re-send from. */
-  #resendFrom?: number;
-  #heartbeatDue = true;
-  #directoryDue = true;
-  /** The next envelope carries this node's full presence, announced (after an outage). */
-  #announceNext = false;
-  /** The next envelope asks the others for their presence (no snapshots to read). */
-  #syncNext = false;
+  readonly #outbox = new Outbox();
   #flushScheduled = false;
   #flushing = false;
   #seq = 0;
@@ -176,37 +93,29 @@ export class ReplicatingBroker implements Broker {
   #lastSentAt = 0;
   #lastDirectoryAt = 0;
 
-  #subscribed = false;
-  #subscribeStartedAt = 0;
-  /** Our oldest envelope not yet heard back on the subscription, and the newest heard. */
-  #awaitingEcho?: { seq: number; at: number };
-  #echoedSeq = 0;
+  readonly #health: SubscriptionHealth;
   /** The last send failed: the bus (or the store behind it) cannot be reached. */
   #sendFailing = false;
   #continuity = 0;
   #lagMs = 0;
-  #attempt = 0;
-  #resubscribeTimer?: ReturnType<typeof setTimeout>;
   #stopTicker?: () => void;
   #lastError?: string;
-  #dropped = 0;
   #closed = false;
 
-  constructor(transport: ClusterTransport, options: ReplicationOptions) {
-    this.#transport = transport;
+  constructor(bus: ClusterBus, options: ReplicationOptions) {
+    this.#bus = bus;
     this.#nodeId = options.nodeId;
     this.#pingMs = options.pingMs;
     this.#directoryMs = options.directoryMs ?? options.pingMs * 3;
-    this.#echoTimeoutMs = options.echoTimeoutMs ?? 3_000;
     this.maxMessageBytes = options.maxMessageBytes;
     this.#envelopeBytes = options.envelopeBytes;
     this.#clock = options.clock ?? Date;
     this.#log = options.log ?? defaultLogger;
     const history = options.history ?? DEFAULT_HISTORY;
-    this.#nodes = new NodeDirectory({ ttlMs: options.nodeTtlMs, clock: this.#clock });
+    this.#peers = new PeerDirectory({ ttlMs: options.nodeTtlMs, clock: this.#clock });
     // Kept for re-sends after an outage: bounded like the history (count, bytes, age).
     this.#sent = new SentLog({
-      count: Math.max(history.size, _RETRY_LIMIT),
+      count: Math.max(history.size, RETRY_LIMIT),
       bytes: Math.min(32 << 20, history.maxBytes ?? 16 << 20),
       maxAgeMs: history.maxAgeMs,
     }, this.#clock);
@@ -214,16 +123,22 @@ export class ReplicatingBroker implements Broker {
       clock: this.#clock,
       deliver: (msg) => this.#deliver(msg),
       lost: (nodeId, count) => this.#lost(nodeId, count),
-      request: (nodeId, epoch, from) => {
-        const known = this.#requestsOut.get(nodeId);
-        if (!known || known.e !== epoch || from < known.from) {
-          this.#requestsOut.set(nodeId, { n: nodeId, e: epoch, from });
-        }
+      request: (nodeId, runId, from) => {
+        this.#outbox.request({ n: nodeId, e: runId, from });
         this.#scheduleFlush();
       },
     });
-    transport.start().catch((err) => this.#fail(err));
-    this.#subscribe();
+    bus.start().catch((err) => this.#fail(err));
+    this.#health = new SubscriptionHealth({
+      bus,
+      clock: this.#clock,
+      echoTimeoutMs: options.echoTimeoutMs ?? 3_000,
+      receive: (raw) => this.#receive(raw),
+      recovered: () => this.#recover().catch((err) => this.#fail(err)),
+      // A failure says what broke; a stall keeps the error seen before it, if any.
+      stalled: (reason, err) => err !== undefined ? this.#fail(err) : this.#lastError ??= reason,
+    });
+    this.#health.start();
     // Checked often enough that a heartbeat is at most a quarter period late.
     const checkMs = Math.min(1_000, this.#pingMs / 4);
     this.#stopTicker = (options.timers ?? plainTimers).every(checkMs, () => this.#tick());
@@ -234,7 +149,7 @@ export class ReplicatingBroker implements Broker {
     const json = JSON.stringify(msg);
     const over = bytesOver(json, this.maxMessageBytes);
     if (over !== undefined) throw new MessageTooLargeError(over, this.maxMessageBytes);
-    this.#outbox.push({ index: this.#sent.add(json), msg, json });
+    this.#outbox.messages.push({ index: this.#sent.add(json), msg, json });
     this.#scheduleFlush();
   }
 
@@ -248,25 +163,25 @@ export class ReplicatingBroker implements Broker {
 
   replicatePresence(topic: string, state: PresenceState): void {
     if (this.#closed) return;
-    this.#presenceOut.set(topic, state);
+    this.#outbox.presence.set(topic, state);
     this.#scheduleFlush();
   }
 
   onPresence(handlers: PresenceReplicaHandlers): void {
     this.#presence = handlers;
-    this.#nodes.presence = handlers;
+    this.#peers.presence = handlers;
   }
 
   fetchLast(topic: string): Promise<BrokerMessage | undefined> {
-    return this.#transport.fetchLast(topic);
+    return this.#bus.fetchLast(topic);
   }
 
   fetchHeads(topic: string): Promise<Heads | undefined> {
-    return this.#transport.fetchHeads(topic);
+    return this.#bus.fetchHeads(topic);
   }
 
   fetchRecent(topic: string, count: number): Promise<BrokerMessage[]> {
-    return this.#transport.fetchRecent(topic, count);
+    return this.#bus.fetchRecent(topic, count);
   }
 
   continuity(): number | undefined {
@@ -276,18 +191,18 @@ export class ReplicatingBroker implements Broker {
   state(): BrokerState {
     const connected = this.#connected();
     return {
-      kind: this.#transport.kind,
+      kind: this.#bus.kind,
       connected,
       lagMs: this.#lagMs,
-      pending: this.#outbox.length,
-      nodes: this.#nodes.size + 1,
+      pending: this.#outbox.messages.length,
+      nodes: this.#peers.size + 1,
       ...(connected || !this.#lastError ? {} : { error: this.#lastError }),
     };
   }
 
   /** Messages that could not be handed to the bus and were dropped from the retry queue. */
   get dropped(): number {
-    return this.#dropped;
+    return this.#outbox.dropped;
   }
 
   /** Says goodbye (others drop this node's presences at once), then stops. */
@@ -298,24 +213,22 @@ export class ReplicatingBroker implements Broker {
     while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
     await this.#flush();
     this.#closed = true;
-    clearTimeout(this.#resubscribeTimer);
-    await this.#transport.unsubscribe().catch(() => {});
+    this.#health.close();
+    await this.#bus.unsubscribe().catch(() => {});
     const bye = envelopeJson({
       v: 1,
       n: this.#nodeId,
-      e: this.#epoch,
+      e: this.runId,
       s: ++this.#seq,
       t: 0,
       h: this.#sentHigh,
       bye: true,
     });
-    await this.#transport.goodbye(bye).catch(() => {});
+    await this.#bus.goodbye(bye).catch(() => {});
   }
 
   #connected(): boolean {
-    if (!this.#subscribed || this.#sendFailing) return false;
-    const echo = this.#awaitingEcho;
-    return !echo || this.#clock.now() - echo.at <= this.#echoTimeoutMs;
+    return !this.#sendFailing && this.#health.healthy;
   }
 
   #scheduleFlush(): void {
@@ -328,34 +241,13 @@ export class ReplicatingBroker implements Broker {
     }, 0);
   }
 
-  #hasWork(): boolean {
-    return this.#outbox.length > 0 || this.#presenceOut.size > 0 || this.#heartbeatDue ||
-      this.#directoryDue || this.#requestsOut.size > 0 || this.#resendFrom !== undefined;
-  }
-
   /** Sends the batch; one request in flight at a time keeps publish order per node. */
   async #flush(): Promise<void> {
     if (this.#flushing) return;
     this.#flushing = true;
     try {
-      while (!this.#closed && this.#hasWork()) {
-        const batch: _Batch = {
-          messages: this.#outbox,
-          presence: this.#presenceOut,
-          requests: [...this.#requestsOut.values()],
-          resendFrom: this.#resendFrom,
-          directory: this.#directoryDue,
-          announce: this.#announceNext,
-          sync: this.#syncNext,
-        };
-        this.#outbox = [];
-        this.#presenceOut = new Map();
-        this.#requestsOut = new Map();
-        this.#resendFrom = undefined;
-        this.#heartbeatDue = false;
-        this.#directoryDue = false;
-        this.#announceNext = false;
-        this.#syncNext = false;
+      while (!this.#closed && this.#outbox.hasWork) {
+        const batch = this.#outbox.take();
         try {
           await this.#send(batch);
           if (this.#sendFailing) this.#backAfterOutage();
@@ -363,7 +255,8 @@ export class ReplicatingBroker implements Broker {
         } catch (err) {
           this.#fail(err);
           this.#sendFailing = true;
-          this.#requeue(batch);
+          const droppedUpTo = this.#outbox.requeue(batch);
+          if (droppedUpTo !== undefined) this.#sentHigh = Math.max(this.#sentHigh, droppedUpTo);
           break;
         }
       }
@@ -372,42 +265,14 @@ export class ReplicatingBroker implements Broker {
     }
   }
 
-  /** Puts a batch that the bus did not take back in front of the queue, for the next tick. */
-  #requeue(batch: _Batch): void {
-    this.#outbox = batch.messages.concat(this.#outbox);
-    if (this.#outbox.length > _RETRY_LIMIT) {
-      // The oldest leave the queue; they stay in the sent log, and the others ask for them.
-      const dropped = this.#outbox.splice(0, this.#outbox.length - _RETRY_LIMIT);
-      this.#dropped += dropped.length;
-      this.#sentHigh = Math.max(this.#sentHigh, dropped.at(-1)!.index);
-    }
-    // Presence is state, not a stream: resend the newest state once the bus answers.
-    for (const [topic, state] of batch.presence) {
-      if (!this.#presenceOut.has(topic)) this.#presenceOut.set(topic, state);
-    }
-    // The clients' diffs went down with this batch: the receivers must derive them.
-    this.#announceNext ||= batch.announce || batch.presence.size > 0;
-    this.#syncNext ||= batch.sync;
-    for (const q of batch.requests) {
-      const known = this.#requestsOut.get(q.n);
-      if (!known || q.from < known.from) this.#requestsOut.set(q.n, q);
-    }
-    if (batch.resendFrom !== undefined) {
-      this.#resendFrom = Math.min(this.#resendFrom ?? Infinity, batch.resendFrom);
-    }
-    // The store may come back empty: register in the directory again at once.
-    this.#directoryDue = true;
-    this.#heartbeatDue = true;
-  }
-
-  async #send(batch: _Batch): Promise<void> {
+  async #send(batch: OutboxBatch): Promise<void> {
     const now = this.#clock.now();
     const { messages, presence } = batch;
     const envelopes: string[] = [];
     const header = (extra: Partial<EnvelopeHeader>): EnvelopeHeader => ({
       v: 1,
       n: this.#nodeId,
-      e: this.#epoch,
+      e: this.runId,
       s: ++this.#seq,
       t: now,
       h: this.#sentHigh,
@@ -457,8 +322,8 @@ export class ReplicatingBroker implements Broker {
     }
     if (batch.requests.length) envelopes.push(envelopeJson(header({ q: batch.requests })));
     if (envelopes.length === 0) envelopes.push(envelopeJson(header({})));
-    const outcome = await this.#transport.send({
-      epoch: this.#epoch,
+    const outcome = await this.#bus.send({
+      runId: this.runId,
       messages,
       presence,
       presenceSeq,
@@ -467,10 +332,7 @@ export class ReplicatingBroker implements Broker {
     });
     this.#lastSentAt = now;
     if (batch.directory) this.#lastDirectoryAt = now;
-    // The echo may have come back before the send resolved.
-    if (this.#transport.echoes && this.#echoedSeq < this.#seq) {
-      this.#awaitingEcho ??= { seq: this.#seq, at: this.#clock.now() };
-    }
+    this.#health.sent(this.#seq);
     if (outcome?.lostKeys) this.#keysLost();
   }
 
@@ -481,7 +343,7 @@ export class ReplicatingBroker implements Broker {
    */
   #backAfterOutage(): void {
     this.#continuity++;
-    this.#announceNext = true;
+    this.#outbox.announce = true;
     this.#presence?.resync();
     this.#inbound.askAll();
     this.#scheduleFlush();
@@ -490,48 +352,10 @@ export class ReplicatingBroker implements Broker {
   /** The store lost this node's keys (restarted empty): write them again. */
   #keysLost(): void {
     this.#log.warn("the shared store lost this node's keys (restarted empty?): writing them again");
-    this.#announceNext = true;
-    this.#directoryDue = true;
+    this.#outbox.announce = true;
+    this.#outbox.directoryDue = true;
     this.#presence?.resync();
     this.#scheduleFlush();
-  }
-
-  #subscribe(): void {
-    if (this.#closed) return;
-    this.#subscribed = false;
-    this.#awaitingEcho = undefined;
-    this.#subscribeStartedAt = this.#clock.now();
-    let current = true;
-    this.#transport.subscribe({
-      message: (raw) => {
-        if (current) this.#receive(raw);
-      },
-      subscribed: () => {
-        if (!current) return;
-        this.#subscribed = true;
-        this.#recover().catch((err) => this.#fail(err));
-      },
-      failed: (err) => {
-        if (!current) return;
-        this.#fail(err);
-        this.#resubscribeLater();
-      },
-    });
-    this.#dropSubscription = () => current = false;
-  }
-
-  #dropSubscription = () => {};
-
-  #resubscribeLater(): void {
-    if (this.#closed || this.#resubscribeTimer) return;
-    this.#subscribed = false;
-    this.#dropSubscription();
-    // Jittered exponential backoff: a restart of the bus does not bring every node back at once.
-    const base = Math.min(5_000, 250 * 2 ** this.#attempt++);
-    this.#resubscribeTimer = setTimeout(() => {
-      this.#resubscribeTimer = undefined;
-      this.#subscribe();
-    }, base * (0.5 + Math.random()));
   }
 
   /**
@@ -540,17 +364,16 @@ export class ReplicatingBroker implements Broker {
    * of its own, announced, since the others may have dropped it meanwhile.
    */
   async #recover(): Promise<void> {
-    this.#attempt = 0;
     this.#lastError = undefined;
     this.#continuity++;
-    this.#announceNext = true;
-    this.#syncNext = !this.#transport.snapshots;
+    this.#outbox.announce = true;
+    this.#outbox.sync = !this.#bus.snapshots;
     this.#presence?.resync();
-    this.#heartbeatDue = true;
-    this.#directoryDue = true;
+    this.#outbox.heartbeatDue = true;
+    this.#outbox.directoryDue = true;
     this.#inbound.askAll();
     this.#scheduleFlush();
-    await this.#transport.loadLive?.(this.#nodes, this.#clock.now());
+    await this.#bus.loadLive?.(this.#peers, this.#clock.now());
   }
 
   #receive(raw: string): void {
@@ -558,31 +381,28 @@ export class ReplicatingBroker implements Broker {
     if (!envelope) return;
     const now = this.#clock.now();
     if (envelope.n === this.#nodeId) {
-      if (envelope.e === this.#epoch) {
+      if (envelope.e === this.runId) {
         this.#lagMs = Math.max(0, now - envelope.t);
-        this.#echoedSeq = Math.max(this.#echoedSeq, envelope.s);
-        if (this.#awaitingEcho && envelope.s >= this.#awaitingEcho.seq) {
-          this.#awaitingEcho = undefined;
-        }
+        this.#health.echoed(envelope.s);
       }
       return;
     }
     if (envelope.t) this.#lagMs = Math.max(0, now - envelope.t);
-    const isNew = this.#nodes.heard(envelope);
+    const isNew = this.#peers.heard(envelope);
     // A node we did not know (new, or dropped during an outage): read its whole state.
-    if (isNew && !envelope.a && this.#transport.loadNode) {
-      this.#transport.loadNode(envelope.n, this.#nodes).catch((err) => this.#fail(err));
+    if (isNew && !envelope.a && this.#bus.loadNode) {
+      this.#bus.loadNode(envelope.n, this.#peers).catch((err) => this.#fail(err));
     }
     this.#inbound.take(envelope);
     if (envelope.y) {
       // A node (re)joined without snapshots to read: it needs everyone's whole presence.
-      this.#announceNext = true;
+      this.#outbox.announce = true;
       this.#presence?.resync();
       this.#scheduleFlush();
     }
     for (const q of envelope.q ?? []) {
-      if (q.n !== this.#nodeId || q.e !== this.#epoch || q.from > this.#sentHigh) continue;
-      this.#resendFrom = Math.min(this.#resendFrom ?? Infinity, q.from);
+      if (q.n !== this.#nodeId || q.e !== this.runId || q.from > this.#sentHigh) continue;
+      this.#outbox.resend(q.from);
       this.#scheduleFlush();
     }
   }
@@ -609,22 +429,12 @@ export class ReplicatingBroker implements Broker {
 
   #tick(): void {
     const now = this.#clock.now();
-    if (now - this.#lastSentAt >= this.#pingMs) this.#heartbeatDue = true;
-    if (now - this.#lastDirectoryAt >= this.#directoryMs) this.#directoryDue = true;
-    if (this.#hasWork()) this.#scheduleFlush();
-    // A subscription stream that ended is not reported: our own envelopes tell us.
-    const echo = this.#awaitingEcho;
-    if (this.#subscribed && echo && now - echo.at > this.#echoTimeoutMs) {
-      this.#lastError ??= `own envelope not back on the subscription after ${now - echo.at} ms`;
-      this.#resubscribeLater();
-    }
-    // A subscription never confirmed (the stream ended before its first line) is tried again.
-    if (!this.#subscribed && now - this.#subscribeStartedAt > this.#echoTimeoutMs * 2) {
-      this.#lastError ??= "the subscription was not confirmed";
-      this.#resubscribeLater();
-    }
+    if (now - this.#lastSentAt >= this.#pingMs) this.#outbox.heartbeatDue = true;
+    if (now - this.#lastDirectoryAt >= this.#directoryMs) this.#outbox.directoryDue = true;
+    if (this.#outbox.hasWork) this.#scheduleFlush();
+    this.#health.check(now);
     // A node not heard from (its heartbeat envelopes) within the TTL is dead.
-    this.#nodes.expire();
+    this.#peers.expire();
     this.#inbound.tick();
     this.#inbound.forgetSilent(_RUN_MEMORY_MS);
   }

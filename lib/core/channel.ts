@@ -17,7 +17,7 @@ import type { z } from "zod";
 import type { Payload } from "./message.ts";
 import type { PresenceState } from "./presence.ts";
 import type { Broadcast } from "./broadcast.ts";
-import type { TokenClaims } from "../auth.ts";
+import type { TokenClaims } from "./identity.ts";
 import type { TransportName } from "./connection.ts";
 import type { Identity } from "./identity.ts";
 import { ReplyReason } from "./protocol.ts";

@@ -1,22 +1,23 @@
 /**
  * The per-channel server (Phoenix's `channel/server.ex`): one joined topic on one session. It
- * runs the channel's `join`, dispatches client pushes to its events and `handleIn`, writes the
- * replies, is the {@link ChannelContext} the callbacks see and the subscriber the hub delivers
- * the topic's broadcasts to, and runs `terminate` when it ends.
+ * dispatches client pushes to the channel's events and `handleIn`, writes the replies, is the
+ * {@link ChannelContext} the callbacks see and the subscriber the hub delivers the topic's
+ * broadcasts to (after replaying what a resuming client missed), and runs `terminate` when it
+ * ends. The join that creates it is `channel_join.ts`.
  *
  * Internal to the library: channel authors only ever see the context.
  *
  * @example
  * ```ts
- * const joined = await joinChannel(session, { topic: "record:1", payload: { name: "Ann" }, joinRef: "1" });
- * if (joined.status === "ok") joined.activate();
+ * const server = new ChannelServer({ owner: session, definition, topic: "record:1", subtopic: "1", joinRef: "1", params: {} });
+ * server.activate();
  * ```
  * @module
  */
-import type { TokenClaims } from "../auth.ts";
+import type { TokenClaims } from "./identity.ts";
 import { describeError } from "../log.ts";
-import { MessageTooLargeError } from "../cluster/broker.ts";
-import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
+import { MessageTooLargeError } from "./broker.ts";
+import type { TopicCursor } from "../resume/cursor.ts";
 import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
 import {
@@ -29,16 +30,14 @@ import {
 import type { Connection, TransportName } from "./connection.ts";
 import type { Subscriber } from "./hub.ts";
 import type { Message, Payload } from "./message.ts";
-import type { Identity, NodeServices } from "./node.ts";
+import type { Identity, SessionServices } from "./session_services.ts";
 import type { PresenceState } from "./presence.ts";
-import { decideAccess } from "./access.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
-import { topicProblem } from "./topic.ts";
 import { fieldErrors } from "./validation.ts";
 
 /** What a channel server needs of the session that owns it. */
 export interface ChannelOwner {
-  readonly node: NodeServices;
+  readonly node: SessionServices;
   readonly identity: Identity;
   readonly connectParams: Readonly<Record<string, string>>;
   readonly connection: Connection;
@@ -47,136 +46,6 @@ export interface ChannelOwner {
   send(msg: Message): void;
   /** Verifies a fresh token and makes it the session's (see {@link ChannelContext.refreshToken}). */
   refreshToken(token: string): Promise<TokenRefresh>;
-}
-
-/** The result of a join, as the reply carries it. */
-export interface JoinResult {
-  status: "ok" | "error";
-  response: Payload;
-  /** True when no channel matches the topic (the reply then has a null join_ref). */
-  unmatched?: boolean;
-}
-
-/** A successful join: the server, and `activate` to call once the reply has been written. */
-export type Joined = JoinResult & { server?: ChannelServer; activate?: () => void };
-
-/** What to join: the topic, the join payload, the join's ref, and where to resume from. */
-export interface JoinRequest {
-  topic: string;
-  payload: Payload;
-  joinRef: string | null;
-  /** Replays what the client missed since this position before live messages. */
-  resume?: TopicCursor;
-  /** Topics the owner holds now, not counting this one, for the per-session limit. */
-  joinedCount: number;
-  /** Called once the join is accepted for the channel's checks (a rejoin ends the old one). */
-  beforeJoin?: () => void;
-}
-
-/**
- * Runs a join: matching, access, limits, cursor, params schema and the channel's `join`. On success
- * the caller sends the reply, then calls `activate` (the reply must precede every other frame
- * of the join: broadcasts, `presence_state`).
- */
-export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Promise<Joined> {
-  const { node } = owner;
-  const { topic, payload, joinRef } = request;
-  const problem = topicProblem(topic);
-  if (problem) {
-    return {
-      status: "error",
-      response: { reason: ReplyReason.invalidTopic, detail: problem },
-      unmatched: true,
-    };
-  }
-  const match = node.router.match(topic);
-  if (!match) {
-    return { status: "error", response: { reason: ReplyReason.unmatchedTopic }, unmatched: true };
-  }
-  // A token the join carries (Supabase's `access_token`) becomes the session's first, so the
-  // access question below is asked of the identity it proves.
-  const joinToken = match.channel.joinToken?.(payload);
-  if (joinToken !== undefined) {
-    const refreshed = await owner.refreshToken(joinToken);
-    if (!refreshed.ok) {
-      node.metrics.inc("switchboard_refused_total", { reason: "unauthorized" });
-      return {
-        status: "error",
-        response: { reason: ReplyReason.unauthorized, detail: refreshed.reason },
-      };
-    }
-  }
-  // Before anything else: the client retries a refused join forever, so refuse it cheaply.
-  const access = decideAccess({ channel: match.channel, identity: owner.identity, topic });
-  if (!access.ok) {
-    node.metrics.inc("switchboard_refused_total", { reason: "unauthorized" });
-    return { status: "error", response: { reason: access.reason, detail: access.error } };
-  }
-  const limit = node.config.maxTopicsPerSession;
-  if (request.joinedCount >= limit) {
-    return { status: "error", response: { reason: ReplyReason.tooManyTopics, limit } };
-  }
-  let resume = request.resume;
-  const wantsCursor = typeof payload.cursor === "string";
-  if (wantsCursor && payload.cursor !== "") {
-    try {
-      resume ??= parseCursor(payload.cursor as string).get(topic);
-    } catch (err) {
-      if (!(err instanceof CursorError)) throw err;
-      return { status: "error", response: { reason: ReplyReason.badCursor, detail: err.message } };
-    }
-  }
-  request.beforeJoin?.();
-  const { channel, subtopic } = match;
-  let params: unknown = payload;
-  if (channel.joinParams) {
-    const parsed = channel.joinParams.safeParse(payload);
-    if (!parsed.success) {
-      return {
-        status: "error",
-        response: { reason: ReplyReason.invalidParams, errors: fieldErrors(parsed.error) },
-      };
-    }
-    params = parsed.data;
-  }
-  const server = new ChannelServer({
-    owner,
-    definition: channel,
-    topic,
-    subtopic,
-    joinRef,
-    params,
-  });
-  let result: HandlerResult;
-  try {
-    result = await channel.join?.(server, params);
-    // A join reply is JSON: the client reads its fields (bytes are for pushes' replies).
-    if (result instanceof Uint8Array || (result as Reply)?.response instanceof Uint8Array) {
-      throw new TypeError("join must return an object, not bytes");
-    }
-  } catch (err) {
-    node.log.error("a channel's join crashed", { topic, error: describeError(err) });
-    server.stop(EndReason.crash);
-    return { status: "error", response: { reason: ReplyReason.joinCrashed } };
-  }
-  const reply = (toReply(result) ?? new Reply("ok", {})) as Reply & { response: Payload };
-  if (reply.status === "error" || owner.closed) {
-    server.stop(EndReason.refused);
-    return { status: "error", response: reply.response };
-  }
-  node.metrics.inc("switchboard_joins_total", { transport: owner.connection.transport });
-  const position = resume ?? node.hub.head(topic);
-  owner.connection.startTopic?.(topic, position, resume !== undefined);
-  const response = wantsCursor
-    ? { ...reply.response, cursor: formatCursor(new Map([[topic, position]])) }
-    : reply.response;
-  const activate = () => {
-    if (server.stopped || owner.closed) return;
-    server.activate(resume, reply.response);
-    const presence = channel.presence;
-    if (presence === true || (presence && presence(server))) server.pushPresenceState();
-  };
-  return { status: "ok", response, server, activate };
 }
 
 /** Turns what a callback returned into a reply (nothing: no reply). */
@@ -237,7 +106,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.params = init.params;
   }
 
-  get #node(): NodeServices {
+  get #node(): SessionServices {
     return this.owner.node;
   }
 

@@ -1,7 +1,8 @@
 /**
  * The node-local registry topic → subscribers. Delivers each broadcast to local subscribers at
  * once (one shared, lazily encoded {@link Broadcast}) and hands it to the broker for other nodes.
- * It also keeps each topic's recent history, so clients can resume from a cursor.
+ * What it keeps of each topic (last message, resume window, numbering) is its
+ * {@link TopicStore}'s; replay merges that with the broker's shared copy.
  *
  * @example
  * ```ts
@@ -14,19 +15,12 @@
  */
 import { fromBase64, toBase64 } from "./base64.ts";
 import { Broadcast, type BroadcastInit, type Origin } from "./broadcast.ts";
-import { type Broker, type BrokerMessage, MessageTooLargeError } from "../cluster/broker.ts";
+import { type Broker, type BrokerMessage, MessageTooLargeError, newRunId } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import type { Clock } from "./time.ts";
-import {
-  DEFAULT_HISTORY,
-  DEFAULT_HISTORY_MAX_BYTES,
-  headCursor,
-  type Heads,
-  type HistoryLimits,
-  replayFrom,
-  TopicHistory,
-} from "../resume/history.ts";
+import { headCursor, type Heads, type HistoryLimits, replayFrom } from "../resume/history.ts";
+import { TOPICS_KEPT, TopicStore } from "./topic_store.ts";
 import type { Payload } from "./message.ts";
 import type { LocalOccupancy } from "./occupancy.ts";
 import { INTERNAL_TOPIC_PREFIX } from "./topic.ts";
@@ -58,41 +52,15 @@ const _NO_OPTIONS: BroadcastOptions = Object.freeze({});
 /** Events that describe presence rather than content; they are neither kept nor numbered. */
 const _EPHEMERAL = new Set(["presence_diff", "presence_state"]);
 
-/** How many topics keep their history in memory before the least recently used is dropped. */
-const _TOPICS_KEPT = 10_000;
-
 /** Bytes of a message's encoding besides its payload, topic and event (origin, stream, …). */
 const _ENVELOPE_OVERHEAD = 256;
-
-/** What a kept message costs besides its payload's JSON and names (object, fields, window slot). */
-const _MESSAGE_OVERHEAD_BYTES = 160;
-
-interface _Topic {
-  last?: Broadcast;
-  /** Bytes of `last`, counted while the topic is kept. */
-  lastBytes: number;
-  history: TopicHistory;
-  /** This topic's last sequence in `stream`. */
-  seq: number;
-  /** The stream this node numbers the topic's messages in (see {@link Hub.broadcast}). */
-  stream: string;
-}
-
-/** A message kept for replay, in the node-wide arrival order the byte budget evicts in. */
-interface _Kept {
-  topic: _Topic;
-  /** Which message (no reference to it: the queue must not keep what the window dropped). */
-  stream: string;
-  seq: number;
-  bytes: number;
-}
 
 /** Options of {@link Hub}. */
 export interface HubOptions {
   /** Carries broadcasts to the other nodes (the memory broker carries nothing). */
   broker: Broker;
   nodeId: string;
-  /** Each topic's resume window (default {@link DEFAULT_HISTORY}). */
+  /** Each topic's resume window and the byte budget (default: `DEFAULT_HISTORY`). */
   history?: HistoryLimits;
   clock?: Clock;
   /** Where subscriber failures are reported (default: {@link defaultLogger}). */
@@ -106,19 +74,9 @@ export class Hub {
   readonly #subscribers = new Map<string, Set<Subscriber>>();
   /** The one subscriber of each internal topic (see {@link INTERNAL_TOPIC_PREFIX}). */
   readonly #internal = new Map<string, Subscriber>();
-  readonly #topics = new Map<string, _Topic>();
-  /** Topics forgotten so far (least recently used, past the topic or byte limits). */
-  #forgotten = 0;
-  /** Kept messages of every topic, oldest first from `#keptHead`, and their bytes. */
-  #kept: _Kept[] = [];
-  #keptHead = 0;
-  #keptBytes = 0;
-  /** Bytes of the topics' last messages. */
-  #lastBytes = 0;
-  /** This node run's stream id: sequences restart at 1 with every run. */
-  readonly streamId: string;
-  readonly #limits: HistoryLimits;
-  readonly #maxBytes: number;
+  readonly #store: TopicStore;
+  /** This node run's id (the broker's, when it has one): sequences restart at 1 with every run. */
+  readonly runId: string;
   /**
    * Topics whose local copy holds at least what the broker's shared state does, with the
    * broker's continuity at the time: while it holds, reads need not ask the broker again.
@@ -140,14 +98,16 @@ export class Hub {
     this.occupancy = options.occupancy;
     this.nodeId = options.nodeId;
     this.clock = options.clock ?? Date;
-    this.#limits = options.history ?? DEFAULT_HISTORY;
-    this.#maxBytes = this.#limits.maxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const log = options.log ?? defaultLogger;
     this.#onError = (err) => log.error("a subscriber failed", { error: describeError(err) });
     const { broker, nodeId } = options;
-    // Six characters, so the suffixes of forgotten topics' streams never make another run's id.
-    const run = Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, "0");
-    this.streamId = `${nodeId}~${run}`;
+    this.runId = broker.runId ?? newRunId();
+    this.#store = new TopicStore({
+      stream: `${nodeId}~${this.runId}`,
+      history: options.history,
+      // Its local copy is gone: it no longer covers the shared one.
+      onForget: (topic) => this.#covered.delete(topic),
+    });
     broker.onMessage((msg) => this.#receive(msg));
     broker.onLoss(() => this.#lostEverywhere());
   }
@@ -196,7 +156,7 @@ export class Hub {
    *
    * Messages are numbered 1, 2, 3… per topic in the topic's stream. A topic this node forgot
    * (least recently used, past the topic or byte limits) starts over in a new stream
-   * (`<streamId><n>`): a client holding a number of the old stream never sees it reused.
+   * (`<nodeId>~<runId><n>`): a client holding a number of the old stream never sees it reused.
    */
   broadcast(
     topic: string,
@@ -209,7 +169,7 @@ export class Hub {
       ? { nodeId: this.nodeId }
       : { nodeId: this.nodeId, exceptId };
     const internal = topic.startsWith(INTERNAL_TOPIC_PREFIX);
-    const entry = internal || _EPHEMERAL.has(event) ? undefined : this.#topic(topic);
+    const entry = internal || _EPHEMERAL.has(event) ? undefined : this.#store.touch(topic);
     const stream = entry?.stream ?? "";
     const seq = entry ? entry.seq + 1 : 0;
     const at = this.clock.now();
@@ -219,7 +179,7 @@ export class Hub {
     this.broker.publish(msg);
     if (entry) entry.seq = seq;
     const b = new Broadcast({ topic, event, payload, binary, origin, stream, seq, at });
-    this.#keep(b, entry);
+    this.#store.keep(b, entry);
     this.#deliver(b);
     return b;
   }
@@ -243,12 +203,12 @@ export class Hub {
 
   /** The last non-presence message of a topic, if this node holds it. */
   last(topic: string): Broadcast | undefined {
-    return this.#topics.get(topic)?.last;
+    return this.#store.last(topic);
   }
 
   /** Bytes the node keeps for replay and as topics' last messages, for metrics and tests. */
   get keptBytes(): { history: number; last: number; topics: number } {
-    return { history: this.#keptBytes, last: this.#lastBytes, topics: this.#topics.size };
+    return this.#store.keptBytes;
   }
 
   /**
@@ -275,14 +235,14 @@ export class Hub {
     }
     if (!msg || this.last(topic)) return this.last(topic);
     const b = _fromMessage(msg);
-    this.#setLast(this.#topic(topic), b, _sizeOf(b));
+    this.#store.setLast(topic, b);
     return b;
   }
 
   /** The position of a client that starts following `topic` now. */
   head(topic: string): TopicCursor {
     return headCursor(
-      this.#topics.get(topic)?.history.heads(this.clock.now()) ?? new Map(),
+      this.#store.get(topic)?.history.heads(this.clock.now()) ?? new Map(),
       this.clock.now(),
     );
   }
@@ -300,7 +260,7 @@ export class Hub {
     cursor: TopicCursor,
   ): Promise<{ messages: Broadcast[]; complete: boolean; heads: Heads }> {
     const now = this.clock.now();
-    const history = this.#topics.get(topic)?.history;
+    const history = this.#store.get(topic)?.history;
     const local = history?.entries(now) ?? [];
     const localHeads: Heads = new Map(history?.heads(now) ?? []);
     const localOnly = replayFrom(local, localHeads, cursor);
@@ -322,13 +282,13 @@ export class Hub {
     if (msg.origin.nodeId === this.nodeId) return;
     let gap = false;
     if (msg.seq > 0) {
-      const head = this.#topics.get(msg.topic)?.history.headOf(msg.stream);
+      const head = this.#store.get(msg.topic)?.history.headOf(msg.stream);
       // Numbers are gapless per stream: an old one was had already (a re-send), a jump is loss.
       if (head !== undefined && msg.seq <= head) return;
       gap = head !== undefined && msg.seq > head + 1;
     }
     const b = _fromMessage(msg);
-    this.#keep(b);
+    this.#store.keep(b);
     if (gap) this.#lost(msg.topic);
     this.#deliver(b);
   }
@@ -359,7 +319,7 @@ export class Hub {
     if (continuity === undefined || continuity !== this.broker.continuity()) return;
     this.#covered.delete(topic);
     this.#covered.set(topic, continuity);
-    if (this.#covered.size > _TOPICS_KEPT) this.#covered.delete(this.#covered.keys().next().value!);
+    if (this.#covered.size > TOPICS_KEPT) this.#covered.delete(this.#covered.keys().next().value!);
   }
 
   #deliver(b: Broadcast): void {
@@ -385,101 +345,6 @@ export class Hub {
     }
     b.releaseEncodings();
   }
-
-  /** Keeps a numbered message; `known` is its topic's entry when the caller just looked it up. */
-  #keep(b: Broadcast, known?: _Topic): void {
-    if (b.seq === 0) return;
-    const topic = known ?? this.#topic(b.topic);
-    const bytes = _sizeOf(b);
-    this.#setLast(topic, b, bytes);
-    topic.history.add(b);
-    this.#kept.push({ topic, stream: b.stream, seq: b.seq, bytes });
-    this.#keptBytes += bytes;
-    // The byte budget: the oldest messages of any topic go first (their topics' heads stay, so
-    // a cursor behind them gets a reset instead of a silent gap).
-    while (this.#keptBytes > this.#maxBytes && this.#keptHead < this.#kept.length) {
-      const oldest = this.#kept[this.#keptHead];
-      this.#kept[this.#keptHead++] = undefined!;
-      this.#keptBytes -= oldest.bytes;
-      oldest.topic.history.evict(oldest.stream, oldest.seq);
-    }
-    if (this.#keptHead > 1024 && this.#keptHead * 2 > this.#kept.length) {
-      this.#kept = this.#kept.slice(this.#keptHead);
-      this.#keptHead = 0;
-    }
-  }
-
-  #setLast(topic: _Topic, b: Broadcast, bytes: number): void {
-    this.#lastBytes += bytes - topic.lastBytes;
-    topic.last = b;
-    topic.lastBytes = bytes;
-    this.#forgetOldTopics();
-  }
-
-  /**
-   * Finds or creates the topic's entry and marks it most recently used. Past
-   * {@link _TOPICS_KEPT} topics, or when the last messages alone take a quarter of the byte
-   * budget, the least recently used topics are forgotten, numbering included.
-   */
-  #topic(name: string): _Topic {
-    let entry = this.#topics.get(name);
-    if (entry) this.#topics.delete(name);
-    else {
-      // A new stream for a topic that may have been forgotten: never a number reused.
-      const stream = this.#forgotten === 0
-        ? this.streamId
-        : `${this.streamId}${this.#forgotten.toString(36)}`;
-      entry = {
-        history: new TopicHistory(this.#limits),
-        seq: 0,
-        stream,
-        lastBytes: 0,
-      };
-    }
-    this.#topics.set(name, entry);
-    this.#forgetOldTopics();
-    return entry;
-  }
-
-  /** Forgets the least recently used topics (never the newest) while past either limit. */
-  #forgetOldTopics(): void {
-    while (
-      this.#topics.size > 1 &&
-      (this.#topics.size > _TOPICS_KEPT || this.#lastBytes > this.#maxBytes / 4)
-    ) {
-      const [oldest, forgotten] = this.#topics.entries().next().value!;
-      this.#topics.delete(oldest);
-      // Its local copy is gone: it no longer covers the shared one.
-      this.#covered.delete(oldest);
-      this.#lastBytes -= forgotten.lastBytes;
-      this.#forgotten++;
-    }
-  }
-}
-
-/** What a kept message costs, roughly: its payload and bytes, its names, a fixed overhead. */
-function _sizeOf(b: Broadcast): number {
-  return _payloadSize(b.payload, 0) + (b.binary?.byteLength ?? 0) + b.topic.length +
-    b.event.length + b.stream.length + _MESSAGE_OVERHEAD_BYTES;
-}
-
-/**
- * About the length of `value`'s JSON, counted without making it (a copy of every kept payload
- * would double the garbage a flood makes); nesting deeper than 32 counts as a flat 1 KiB.
- */
-function _payloadSize(value: unknown, depth: number): number {
-  if (typeof value === "string") return value.length + 2;
-  if (value === null || typeof value !== "object") return 8;
-  if (depth > 32) return 1024;
-  let size = 2;
-  if (Array.isArray(value)) {
-    for (const item of value) size += _payloadSize(item, depth + 1) + 1;
-    return size;
-  }
-  for (const key in value) {
-    size += key.length + 4 + _payloadSize((value as Record<string, unknown>)[key], depth + 1);
-  }
-  return size;
 }
 
 function _fromMessage(msg: BrokerMessage): Broadcast {

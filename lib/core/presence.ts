@@ -12,9 +12,9 @@
  */
 import type { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
-import type { PresenceMeta, PresenceState } from "./presence_types.ts";
+import type { PresenceMeta, PresenceState } from "./broker.ts";
 
-export type { PresenceMeta, PresenceState } from "./presence_types.ts";
+export type { PresenceMeta, PresenceState } from "./broker.ts";
 
 /** Options of {@link PresenceTracker}. */
 export interface PresenceOptions {

@@ -14,16 +14,12 @@
  */
 import { describeError } from "../log.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
-import {
-  type ChannelOwner,
-  type ChannelServer,
-  joinChannel,
-  type JoinResult,
-} from "./channel_server.ts";
+import type { ChannelOwner, ChannelServer } from "./channel_server.ts";
+import { joinChannel, type JoinResult } from "./channel_join.ts";
 import type { TokenRefresh } from "./channel.ts";
 import type { Connection, TransportName } from "./connection.ts";
 import type { Message, Payload } from "./message.ts";
-import type { Identity, NodeServices } from "./node.ts";
+import type { Identity, SessionServices } from "./session_services.ts";
 import {
   badFrame,
   CloseCode,
@@ -36,11 +32,11 @@ import {
 import { TokenBucket } from "./rate_limit.ts";
 import { FrameError, type Serializer, v2Serializer } from "./serializer.ts";
 
-export type { JoinResult } from "./channel_server.ts";
+export type { JoinResult } from "./channel_join.ts";
 
 /** The fields of a {@link Session}. */
 export interface SessionInit {
-  node: NodeServices;
+  node: SessionServices;
   connection: Connection;
   identity: Identity;
   /** Connect params without `token` and `vsn`. */
@@ -56,7 +52,7 @@ let _sessionCounter = 0;
 /** A connected client: its identity, joined channels, inbound order and liveness. */
 export class Session implements ChannelOwner {
   readonly id = `s${++_sessionCounter}`;
-  readonly node: NodeServices;
+  readonly node: SessionServices;
   readonly connection: Connection;
   /** Replaced by a fresh token of the same user ({@link refreshToken}). */
   identity: Identity;
@@ -104,7 +100,7 @@ export class Session implements ChannelOwner {
   /** Decodes one text frame and handles it; bad frames get an error frame, never a crash. */
   receiveText(text: string): void {
     this.lastSeen = this.node.clock.now();
-    const max = this.node.config.maxFrameBytes;
+    const max = this.node.options.maxFrameBytes;
     const size = text.length * 3 > max ? new TextEncoder().encode(text).length : text.length;
     if (this.#tooLarge(size)) return;
     let msg: Message;
@@ -137,7 +133,7 @@ export class Session implements ChannelOwner {
 
   /** Closes the connection (1009) for a frame over `MAX_FRAME_BYTES`; true when it did. */
   #tooLarge(size: number): boolean {
-    const max = this.node.config.maxFrameBytes;
+    const max = this.node.options.maxFrameBytes;
     if (size <= max) return false;
     this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "too_large" });
     this.connection.close(CloseCode.messageTooBig, `frame too large: ${size} bytes, limit ${max}`);
@@ -158,7 +154,7 @@ export class Session implements ChannelOwner {
     if (!_isHeartbeat(msg) && !this.#takeToken()) {
       this.node.metrics.inc("switchboard_frames_rejected_total", { reason: "rate_limited" });
       // A flood far past the burst is not a client to keep talking to.
-      if (++this.#refused > this.node.config.pushRate.burst * 4) {
+      if (++this.#refused > this.node.options.pushRate.burst * 4) {
         this.node.metrics.inc("switchboard_flood_closed_total");
         this.connection.close(CloseCode.policyViolation, "too many messages: flood");
         this.close(EndReason.flood);
@@ -283,7 +279,7 @@ export class Session implements ChannelOwner {
   }
 
   #takeToken(): boolean {
-    const { perSecond, burst } = this.node.config.pushRate;
+    const { perSecond, burst } = this.node.options.pushRate;
     return (this.#bucket ??= new TokenBucket(burst, perSecond)).take(this.lastSeen);
   }
 

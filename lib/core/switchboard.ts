@@ -7,18 +7,16 @@
  *
  * @example
  * ```ts
- * const switchboard = new Switchboard({ config: loadConfig({}), channels: [status, record] });
+ * const switchboard = new Switchboard({ config: { nodeId: "eu-1" }, channels: [status, record] });
  * switchboard.publish("status:acme", "status", { state: "operational" });
  * const last = await switchboard.lastMessage("status:acme");
  * await switchboard.close();
  * ```
  * @module
  */
-import { type TokenClaims, verifyToken } from "../auth.ts";
 import { type AccessDecision, decideAccess } from "./access.ts";
-import type { BrokerState } from "../cluster/broker.ts";
-import { type Broker, MemoryBroker, MessageTooLargeError } from "../cluster/broker.ts";
-import type { Config } from "../config.ts";
+import { type Broker, type BrokerState, MessageTooLargeError } from "./broker.ts";
+import { MemoryBroker } from "./broker_memory.ts";
 import { defaultLogger, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { formatCursor } from "../resume/cursor.ts";
@@ -29,14 +27,16 @@ import { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import { LocalOccupancy, type Occupancy, type OccupancyReader } from "./occupancy.ts";
 import { Revocations } from "./revocations.ts";
-import type { Identity, IdentityCheck, NodeServices } from "./node.ts";
+import type { Authenticate } from "./identity.ts";
+import type { Identity, IdentityCheck, SessionServices } from "./session_services.ts";
+import { type NodeOptions, nodeOptions } from "./options.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
 import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
 
-export type { Identity } from "./node.ts";
+export type { Identity } from "./session_services.ts";
 export type { AccessDecision } from "./access.ts";
 export type { Clock } from "./time.ts";
 
@@ -51,9 +51,18 @@ function _anonymousId(): string {
   return `anon-${crypto.randomUUID().slice(0, 8)}`;
 }
 
-/** Options of {@link Switchboard}. */
-export interface SwitchboardOptions {
-  config: Config;
+/**
+ * Options of {@link Switchboard}. `C` is what the embedder passes as `config`: the core reads
+ * only its {@link NodeOptions} fields (defaults for the rest); the server wiring passes its
+ * whole configuration and reads it back as {@link Switchboard.config}.
+ */
+export interface SwitchboardOptions<C extends Partial<NodeOptions> = Partial<NodeOptions>> {
+  config: C;
+  /**
+   * Tells who holds a connect token (the server wiring injects the HS256 JWT verifier when
+   * `SOCKET_SECRET` is set). Without it nothing is verified and `user_id` is trusted (dev).
+   */
+  authenticate?: Authenticate;
   // deno-lint-ignore no-explicit-any
   channels: ChannelDefinition<any>[];
   /** Defaults to the in-memory broker (one process). */
@@ -91,8 +100,12 @@ export interface OpenSession {
 }
 
 /** A Switchboard node: the sessions of this process and the façade routes use. */
-export class Switchboard implements NodeServices {
-  readonly config: Config;
+export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
+  implements SessionServices {
+  /** The configuration as given (the server wiring's, for the routes). */
+  readonly config: C;
+  /** What the core reads of it, defaults filled in. */
+  readonly options: NodeOptions;
   readonly router: ChannelRouter;
   readonly hub: Hub;
   readonly presence: PresenceTracker;
@@ -113,10 +126,13 @@ export class Switchboard implements NodeServices {
   readonly startedAt: number;
   readonly #sessions = new Set<Session>();
   readonly #forget = (session: Session) => this.#unregister(session);
+  readonly #authenticate?: Authenticate;
   #stopSweeper?: () => void;
 
-  constructor(options: SwitchboardOptions) {
+  constructor(options: SwitchboardOptions<C>) {
     this.config = options.config;
+    this.options = nodeOptions(options.config);
+    this.#authenticate = options.authenticate;
     this.clock = options.clock ?? Date;
     this.timers = options.timers ?? plainTimers;
     this.log = options.log ?? defaultLogger;
@@ -124,15 +140,15 @@ export class Switchboard implements NodeServices {
     this.router = new ChannelRouter(options.channels);
     this.hub = new Hub({
       broker: options.broker ?? new MemoryBroker(),
-      nodeId: this.config.nodeId,
-      history: this.config.history,
+      nodeId: this.options.nodeId,
+      history: this.options.history,
       clock: this.clock,
       log: this.log,
       occupancy: this.occupancy,
     });
     this.presence = new PresenceTracker(this.hub, {
-      batchMs: this.config.presenceBatchMs,
-      leaveGraceMs: this.config.presenceLeaveGraceMs,
+      batchMs: this.options.presenceBatchMs,
+      leaveGraceMs: this.options.presenceLeaveGraceMs,
     });
     this.#registerMetrics();
   }
@@ -260,31 +276,31 @@ export class Switchboard implements NodeServices {
   // ---- Sessions: what transports use. ----
 
   /**
-   * True when an anonymous visitor may read `topic` (no secret is set, or its channel is
+   * True when an anonymous visitor may read `topic` (tokens are not checked, or its channel is
    * public): what shared caches (a CDN) may keep.
    */
   isPublic(topic: string): boolean {
-    if (this.config.socketSecret === undefined) return this.hasChannel(topic);
+    if (this.#authenticate === undefined) return this.hasChannel(topic);
     return this.authorize({ userId: "", anonymous: true }, topic).ok;
   }
 
   /**
-   * Decides whether a client may connect: its origin (`ALLOWED_ORIGINS`) and, with
-   * `SOCKET_SECRET`, its signed `token` (a JWT). Without a token it connects as an anonymous
-   * visitor when some channel is public (its joins of other channels are refused), else 401.
-   * Without a secret the `user_id` param is trusted (dev).
+   * Decides whether a client may connect: its origin (`ALLOWED_ORIGINS`) and, with an
+   * authenticate hook (`SOCKET_SECRET`), its signed `token`. Without a token it connects as an
+   * anonymous visitor when some channel is public (its joins of other channels are refused),
+   * else 401. Without the hook the `user_id` param is trusted (dev).
    */
   admit(
     params: Record<string, string>,
     origin: string | null,
   ): Admission | Promise<Admission> {
-    const allowed = this.config.allowedOrigins;
+    const allowed = this.options.allowedOrigins;
     if (origin !== null && allowed && !allowed.includes(origin)) {
       this.metrics.inc("switchboard_refused_total", { reason: "origin" });
       return { ok: false, status: 403, error: `origin ${origin} is not allowed` };
     }
     if (
-      this.config.socketSecret !== undefined && !params.token && !this.router.hasPublicChannel
+      this.#authenticate !== undefined && !params.token && !this.router.hasPublicChannel
     ) {
       this.metrics.inc("switchboard_refused_total", { reason: "no_token" });
       return { ok: false, status: 401, error: "missing token: connect with a signed token param" };
@@ -293,26 +309,26 @@ export class Switchboard implements NodeServices {
   }
 
   /**
-   * Who holds `token`: with `SOCKET_SECRET`, its verified subject (403 when the token is
-   * forged, expired or not a HS256 JWT), or an anonymous visitor when there is no token;
-   * without a secret, `userId` (the `user_id` param) is trusted (dev). Readers of the API
-   * and the pages are identified this way, then {@link authorize} decides per topic.
+   * Who holds `token`: with an authenticate hook (`SOCKET_SECRET`), its verified subject (403
+   * when the hook refuses it: forged, expired…), or an anonymous visitor when there is no
+   * token; without the hook, `userId` (the `user_id` param) is trusted (dev). Readers of the
+   * API and the pages are identified this way, then {@link authorize} decides per topic.
    */
   identify(token: string | undefined, userId?: string): Admission | Promise<Admission> {
-    const secret = this.config.socketSecret;
-    if (secret === undefined) return { ok: true, identity: { userId: userId || _anonymousId() } };
+    const authenticate = this.#authenticate;
+    if (authenticate === undefined) {
+      return { ok: true, identity: { userId: userId || _anonymousId() } };
+    }
     if (!token) return { ok: true, identity: { userId: _anonymousId(), anonymous: true } };
     // Synchronous unless a token must be verified: an async step per connect costs garbage.
-    return verifyToken(secret, token, {
-      now: Math.floor(this.clock.now() / 1000),
-      leewaySeconds: this.config.tokenLeewaySeconds,
-    }).then((result) => {
+    return authenticate(token, { now: Math.floor(this.clock.now() / 1000) }).then((result) => {
       if (!result.ok) {
         this.metrics.inc("switchboard_refused_total", { reason: result.reason });
         return { ok: false, status: 403, error: `token refused: ${result.reason}` } as const;
       }
-      const claims: TokenClaims = result.claims;
-      if (this.revocations.refuses(claims, this.clock.now())) {
+      const { identity } = result;
+      const issued = { sub: identity.userId, iat: identity.claims?.iat };
+      if (this.revocations.refuses(issued, this.clock.now())) {
         this.metrics.inc("switchboard_refused_total", { reason: "revoked" });
         return {
           ok: false,
@@ -321,13 +337,13 @@ export class Switchboard implements NodeServices {
             "reconnect with a token issued after the disconnect",
         } as const;
       }
-      return { ok: true, identity: { userId: claims.sub, claims } } as const;
+      return { ok: true, identity } as const;
     });
   }
 
-  /** Verifies a token as {@link admit} does; undefined without `SOCKET_SECRET` (dev). */
+  /** Verifies a token as {@link admit} does; undefined without an authenticate hook (dev). */
   verifyIdentity(token: string): Promise<IdentityCheck> | undefined {
-    if (this.config.socketSecret === undefined) return undefined;
+    if (this.#authenticate === undefined) return undefined;
     if (token === "") return Promise.resolve({ ok: false, error: "token refused: empty" });
     return Promise.resolve(this.identify(token)).then((admission) =>
       admission.ok ? admission : { ok: false, error: admission.error }
@@ -360,8 +376,8 @@ export class Switchboard implements NodeServices {
    */
   sweep(): { idle: number; expired: number } {
     const now = this.clock.now();
-    const idleBefore = now - this.config.heartbeatTimeoutMs;
-    const leewayMs = this.config.tokenLeewaySeconds * 1000;
+    const idleBefore = now - this.options.heartbeatTimeoutMs;
+    const leewayMs = this.options.tokenLeewaySeconds * 1000;
     let idle = 0;
     let expired = 0;
     for (const session of [...this.#sessions]) {
@@ -421,7 +437,7 @@ export class Switchboard implements NodeServices {
 
   #startSweeper(): void {
     if (this.#stopSweeper !== undefined) return;
-    const every = Math.max(250, Math.min(5_000, this.config.heartbeatTimeoutMs / 4));
+    const every = Math.max(250, Math.min(5_000, this.options.heartbeatTimeoutMs / 4));
     this.#stopSweeper = this.timers.every(every, () => this.sweep());
   }
 

@@ -1,7 +1,8 @@
 /**
  * Per-topic history on one node: a window of recent messages bounded by count and age, the
  * newest sequence of every origin stream, and the replay that decides whether a cursor can
- * still be served without a gap.
+ * still be served without a gap. Generic over what it keeps (anything {@link Sequenced}: the
+ * core keeps its broadcasts), so it depends on nothing of the core.
  *
  * @example
  * ```ts
@@ -11,7 +12,6 @@
  * ```
  * @module
  */
-import type { Broadcast } from "../core/broadcast.ts";
 import type { TopicCursor } from "./cursor.ts";
 
 /** Bounds of a topic's window. */
@@ -48,14 +48,14 @@ export interface Sequenced {
 export type Heads = Map<string, { seq: number; at: number }>;
 
 /** One topic's recent messages on this node, bounded by count and age, with each stream's head. */
-export class TopicHistory {
-  readonly #window: Broadcast[] = [];
+export class TopicHistory<T extends Sequenced> {
+  readonly #window: T[] = [];
   readonly #heads: Heads = new Map();
 
   constructor(readonly limits: HistoryLimits) {}
 
   /** Appends a message (called in arrival order). */
-  add(b: Broadcast): void {
+  add(b: T): void {
     this.#window.push(b);
     const head = this.#heads.get(b.stream);
     if (!head || b.seq > head.seq) this.#heads.set(b.stream, { seq: b.seq, at: b.at });
@@ -83,7 +83,7 @@ export class TopicHistory {
   }
 
   /** The window, oldest first, without messages past the age limit. */
-  entries(now = Date.now()): Broadcast[] {
+  entries(now = Date.now()): T[] {
     const oldest = now - this.limits.maxAgeMs;
     let drop = 0;
     while (drop < this.#window.length && this.#window[drop].at < oldest) drop++;

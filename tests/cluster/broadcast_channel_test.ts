@@ -9,7 +9,7 @@ import { Switchboard } from "../../lib/core/switchboard.ts";
 import { loadConfig } from "../../lib/config.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { waitFor } from "../support/wait.ts";
-import { mergeWorkerMetrics, WorkerGroup } from "../../lib/cluster/workers.ts";
+import { IsolateGroup, mergeIsolateMetrics } from "../../lib/cluster/isolates.ts";
 
 function node(name: string, channel: string) {
   const config = { ...loadConfig({ LOG_LEVEL: "error" }), nodeId: name };
@@ -60,12 +60,12 @@ Deno.test("BroadcastChannel broker: workers of one process as one node", async (
 
 Deno.test("a worker group gathers every worker's answer; metrics merge with a worker label", async () => {
   const name = `group-${crypto.randomUUID()}`;
-  const one = new WorkerGroup({
+  const one = new IsolateGroup({
     name,
     self: "w1",
     answer: () => Promise.resolve(`# HELP m_total M.\n# TYPE m_total counter\nm_total 1\n`),
   });
-  const two = new WorkerGroup({
+  const two = new IsolateGroup({
     name,
     self: "w2",
     answer: () => Promise.resolve(`# HELP m_total M.\n# TYPE m_total counter\nm_total{k="v"} 2\n`),
@@ -74,7 +74,7 @@ Deno.test("a worker group gathers every worker's answer; metrics merge with a wo
   const texts = await one.gather("/metrics");
   assert.deepEqual([...texts.keys()], ["w1", "w2"]);
   assert.equal(
-    mergeWorkerMetrics(texts),
+    mergeIsolateMetrics(texts),
     '# HELP m_total M.\n# TYPE m_total counter\nm_total{worker="w1"} 1\n' +
       'm_total{worker="w2",k="v"} 2\n',
   );

@@ -4,7 +4,7 @@
  * what came early, asks for gaps, and declares lost what nobody has any more.
  */
 import assert from "node:assert/strict";
-import type { BrokerMessage } from "../../lib/cluster/broker.ts";
+import type { BrokerMessage } from "../../lib/core/broker.ts";
 import { InboundRuns, SentLog } from "../../lib/cluster/catch_up.ts";
 import {
   type BusEnvelope,

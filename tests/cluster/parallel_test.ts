@@ -16,6 +16,7 @@ import {
   withPresence,
 } from "../support/phoenix.ts";
 import { freePort } from "../support/redis.ts";
+import { spawnListening } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
 import { eventsOf, startReceiver } from "../support/webhooks.ts";
@@ -51,12 +52,11 @@ async function workers(url: string) {
   };
 }
 
-Deno.test("deno task start:parallel: two workers act as one node", async (t) => {
+Deno.test("deno task start:parallel: two isolates act as one server", async (t) => {
   const port = freePort();
   await using receiver = startReceiver("parallel-webhook-secret");
-  const child = new Deno.Command(Deno.execPath(), {
+  const server = await spawnListening({
     args: await taskArgs(),
-    cwd: root,
     env: {
       PORT: String(port),
       HOST: "127.0.0.1",
@@ -65,26 +65,17 @@ Deno.test("deno task start:parallel: two workers act as one node", async (t) => 
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: "parallel-webhook-secret",
     },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let output = "";
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) output += chunk;
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  const url = `http://127.0.0.1:${port}`;
-  const sockets: Socket[] = [];
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
+    timeoutMs: 20_000,
   });
+  const url = server.url;
+  const sockets: Socket[] = [];
   try {
-    await waitFor(() => output.includes(`Listening on ${url}/ with 2 threads`), "listening", 20_000)
+    await waitFor(
+      () => server.output().includes(`Listening on ${url}/ with 2 threads`),
+      "2 threads",
+    )
       .catch((err) => {
-        throw new Error(`${err.message}\n${output}`);
+        throw new Error(`${err.message}\n${server.output()}`);
       });
     await waitFor(
       async () => {
@@ -219,9 +210,8 @@ Deno.test("deno task start:parallel: two workers act as one node", async (t) => 
         socket.onClose((e: { code: number }) => closes.has(socket) || closes.set(socket, e.code));
       }
       const started = Date.now();
-      child.kill("SIGTERM");
-      const { code } = await status;
-      assert.equal(code, 0, output);
+      const { code } = await server.stop();
+      assert.equal(code, 0, server.output());
       assert.ok(Date.now() - started < 10_000);
       await waitFor(() => closes.size === sockets.length, "every socket closed");
       // `deno serve` closes WebSockets itself on SIGTERM ("Server shutting down", 1001) before
@@ -232,11 +222,7 @@ Deno.test("deno task start:parallel: two workers act as one node", async (t) => 
   } finally {
     for (const socket of sockets) socket.disconnect();
     // SIGTERM first: the launcher passes it on to `deno serve` (a SIGKILL would orphan it).
-    if (!exited) child.kill("SIGTERM");
-    const killer = setTimeout(() => exited || child.kill("SIGKILL"), 12_000);
-    await status;
-    clearTimeout(killer);
-    await pumps;
+    await server.stop(12_000);
     fresh.close();
   }
 });

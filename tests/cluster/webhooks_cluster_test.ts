@@ -160,7 +160,11 @@ Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => 
       await sender.kill();
       ann.disconnect();
       // Noticed within the node TTL (2.5 heartbeats of 2 s); the survivor sends what is left.
-      await waitFor(() => eventsOf(receiver, topic).length === 4, "ann gone with the sender", 20_000);
+      await waitFor(
+        () => eventsOf(receiver, topic).length === 4,
+        "ann gone with the sender",
+        20_000,
+      );
       assert.deepEqual(eventsOf(receiver, topic), [
         "channel_occupied",
         "member_added:ann",

@@ -1,11 +1,8 @@
 /** The hub: local fan-out encoded once per topic, broadcast-from, retention and positions. */
 import { v2Serializer } from "../../lib/core/serializer.ts";
 import assert from "node:assert/strict";
-import {
-  type BrokerMessage,
-  MemoryBroker,
-  MessageTooLargeError,
-} from "../../lib/cluster/broker.ts";
+import { type BrokerMessage, MessageTooLargeError } from "../../lib/core/broker.ts";
+import { MemoryBroker } from "../../lib/core/broker_memory.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
 import { channelTest } from "../../lib/testing.ts";

@@ -4,11 +4,11 @@
  * the shared connection to another must not make its user leave and rejoin for observers).
  */
 import assert from "node:assert/strict";
-import { MemoryBroker } from "../../lib/cluster/broker.ts";
+import { MemoryBroker } from "../../lib/core/broker_memory.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
 import { PresenceTracker } from "../../lib/core/presence.ts";
-import type { PresenceState } from "../../lib/core/presence_types.ts";
+import type { PresenceState } from "../../lib/core/broker.ts";
 import { defineChannel } from "../../lib/core/channel.ts";
 import { channelTest } from "../../lib/testing.ts";
 import { recordChannel } from "../../channels/record.ts";

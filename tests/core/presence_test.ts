@@ -1,6 +1,6 @@
 /** The presence tracker's Phoenix semantics, driven through a hub and its broadcasts. */
 import assert from "node:assert/strict";
-import { MemoryBroker } from "../../lib/cluster/broker.ts";
+import { MemoryBroker } from "../../lib/core/broker_memory.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
 import { PresenceTracker } from "../../lib/core/presence.ts";

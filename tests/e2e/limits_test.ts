@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Hub } from "../../lib/core/hub.ts";
 import { MAX_TOPIC_BYTES } from "../../lib/core/topic.ts";
-import { MemoryBroker } from "../../lib/cluster/broker.ts";
+import { MemoryBroker } from "../../lib/core/broker_memory.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
@@ -314,7 +314,10 @@ Deno.test("a forgotten topic is numbered in a new stream: no number is ever reus
     clock: { now: () => ++now },
   });
   const first = [1, 2, 3].map((n) => hub.broadcast("status:a", "status", { n }));
-  assert.deepEqual(first.map((b) => [b.stream, b.seq]), [1, 2, 3].map((s) => [hub.streamId, s]));
+  assert.deepEqual(
+    first.map((b) => [b.stream, b.seq]),
+    [1, 2, 3].map((s) => [`${hub.nodeId}~${hub.runId}`, s]),
+  );
   const cursor = { since: first[2].at, streams: new Map([[first[2].stream, 3]]) };
   for (let i = 0; i < 50; i++) hub.broadcast(`status:other${i}`, "status", { i });
   assert.ok(hub.keptBytes.history <= 8_000, `history ${hub.keptBytes.history} B`);
@@ -322,7 +325,7 @@ Deno.test("a forgotten topic is numbered in a new stream: no number is ever reus
   assert.ok(hub.keptBytes.topics < 20, `${hub.keptBytes.topics} topics kept`);
   assert.equal(hub.last("status:a"), undefined, "status:a was forgotten");
   const again = hub.broadcast("status:a", "status", { n: 4 });
-  assert.notEqual(again.stream, hub.streamId, "a new stream");
+  assert.notEqual(again.stream, `${hub.nodeId}~${hub.runId}`, "a new stream");
   assert.equal(again.seq, 1);
   // A client at seq 3 of the old stream gets the new message, and since the hub cannot tell
   // whether it missed messages forgotten with the topic, a reset: never a silent gap.

@@ -1,9 +1,11 @@
 /**
  * The layout rules of DESIGN.md, checked on the real module graph: no import circles (code and
- * type imports), channels import only `lib/mod.ts`, nothing in `lib/` outside `lib/runtime/`
- * touches `Deno.*`, and `lib/` keeps at most a dozen files at its top.
+ * type imports), no import up a layer (`ranks.ts` holds the map), channels import only
+ * `lib/mod.ts`, nothing in `lib/` outside `lib/runtime/` touches `Deno.*`, no module of `lib/`
+ * over 500 lines, and `lib/` keeps at most a dozen files at its top.
  */
 import assert from "node:assert/strict";
+import { rankBreaks, rankOf } from "./ranks.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -27,7 +29,8 @@ async function localGraph(entry: string): Promise<Map<string, string[]>> {
     const deps = (m.dependencies ?? [])
       .flatMap((d) => [d.code?.specifier, d.type?.specifier])
       .filter((s): s is string => s?.startsWith(root.href) ?? false);
-    graph.set(m.specifier.slice(root.href.length), deps.map((d) => d.slice(root.href.length)));
+    const local = new Set(deps.map((d) => d.slice(root.href.length)));
+    graph.set(m.specifier.slice(root.href.length), [...local]);
   }
   return graph;
 }
@@ -53,6 +56,7 @@ function cycles(graph: Map<string, string[]>): string[] {
 
 async function* tsFiles(dir: URL): AsyncGenerator<string> {
   for await (const entry of Deno.readDir(dir)) {
+    if (entry.name === "node_modules") continue;
     const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
     if (entry.isDirectory) yield* tsFiles(url);
     else if (entry.name.endsWith(".ts")) yield url.href.slice(root.href.length);
@@ -67,6 +71,106 @@ Deno.test("the module graphs of every entry have no import circles", async (t) =
       assert.deepEqual(cycles(graph), []);
     });
   }
+});
+
+/** Every module of the layered folders and the entries: what {@link RANKS} must place. */
+async function layeredFiles(): Promise<string[]> {
+  const files = ["main.ts", "serve.ts", "serve_parallel.ts"];
+  for (const dir of ["lib/", "routes/", "channels/", "deploy/"]) {
+    for await (const file of tsFiles(new URL(dir, root))) files.push(file);
+  }
+  return files.sort();
+}
+
+/** The import graph of every layered module at once (one synthetic entry importing them all). */
+async function wholeGraph(): Promise<Map<string, string[]>> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const entry = `${dir}/all.ts`;
+    const files = await layeredFiles();
+    await Deno.writeTextFile(
+      entry,
+      files.map((f) => `import ${JSON.stringify(new URL(f, root).href)};`).join("\n"),
+    );
+    return await localGraph(entry);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("layers: no module imports one of a higher layer", async (t) => {
+  const graph = await wholeGraph();
+
+  await t.step("every layered module has a layer", async () => {
+    const unranked = (await layeredFiles()).filter((f) => rankOf(f) < 0);
+    assert.deepEqual(unranked, [], "add these paths to RANKS in tests/structure/ranks.ts");
+  });
+
+  await t.step("the real graph goes only down", () => {
+    assert.ok(graph.size > 60, `only ${graph.size} local modules found`);
+    assert.deepEqual(rankBreaks(graph), []);
+  });
+
+  await t.step("lib/resume imports nothing from lib/core", () => {
+    for (const [module, deps] of graph) {
+      if (!module.startsWith("lib/resume/")) continue;
+      assert.deepEqual(deps.filter((d) => d.startsWith("lib/core/")), [], module);
+    }
+  });
+
+  await t.step("a core file importing lib/cluster/ fails, naming both files", async () => {
+    // A real module written into lib/core for the length of this step, read by the same graph
+    // builder and checker as the tree above.
+    const name = `lib/core/_layer_probe_${crypto.randomUUID().slice(0, 8)}.ts`;
+    const probe = new URL(name, root);
+    await Deno.writeTextFile(
+      probe,
+      'import type { RedisBroker } from "../cluster/redis/broker.ts";\n' +
+        "export type Probe = RedisBroker;\n",
+    );
+    try {
+      const breaks = rankBreaks(await localGraph(name));
+      assert.equal(breaks.length, 1, breaks.join("\n"));
+      assert.match(
+        breaks[0],
+        new RegExp(`^${name} \\(core\\) imports lib/cluster/redis/broker\\.ts`),
+      );
+    } finally {
+      await Deno.remove(probe);
+    }
+  });
+
+  await t.step("resume importing core, and a server module importing the client, fail", () => {
+    const broken = new Map([
+      ["lib/resume/history.ts", ["lib/core/broadcast.ts"]],
+      ["lib/transports/sse.ts", ["lib/client/wire.ts"]],
+      ["routes/pages.ts", ["lib/client/wire.ts", "lib/core/hub.ts"]],
+    ]);
+    const breaks = rankBreaks(broken);
+    assert.equal(breaks.length, 3, breaks.join("\n"));
+    assert.match(
+      breaks[0],
+      /^lib\/resume\/history\.ts \(base\) imports lib\/core\/broadcast\.ts \(core\)/,
+    );
+    assert.match(
+      breaks[1],
+      /^lib\/transports\/sse\.ts \(edges\) imports lib\/client\/wire\.ts \(wiring\)/,
+    );
+    assert.match(
+      breaks[2],
+      /^lib\/transports\/sse\.ts imports lib\/client\/wire\.ts: lib\/client\/ is imported only/,
+    );
+  });
+});
+
+Deno.test("no module of lib/ is over 500 lines (generated code aside)", async () => {
+  const long: string[] = [];
+  for await (const file of tsFiles(new URL("lib/", root))) {
+    if (file.includes("/generated/")) continue;
+    const lines = (await Deno.readTextFile(new URL(file, root))).split("\n").length - 1;
+    if (lines > 500) long.push(`${file}: ${lines} lines`);
+  }
+  assert.deepEqual(long, [], "split these modules along their seams");
 });
 
 Deno.test("channels import only lib/mod.ts from the library", async () => {

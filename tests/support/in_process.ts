@@ -12,13 +12,14 @@
 import type { ChannelDefinition } from "../../lib/core/channel.ts";
 import { Switchboard } from "../../lib/core/switchboard.ts";
 import type { Clock } from "../../lib/core/time.ts";
-import { loadConfig } from "../../lib/config.ts";
+import { type Config, loadConfig } from "../../lib/config.ts";
+import { authenticateFor } from "../../lib/server.ts";
 import { denoRuntime } from "../../lib/runtime/deno.ts";
 import { createApp } from "../../routes/app.ts";
 
 /** An app served in-process. */
 export interface InProcessApp extends AsyncDisposable {
-  switchboard: Switchboard;
+  switchboard: Switchboard<Config>;
   /** `http://127.0.0.1:<port>` */
   url: string;
   /** The Phoenix socket endpoint, `ws://127.0.0.1:<port>/socket`. */
@@ -37,7 +38,13 @@ export interface InProcessOptions {
 
 /** Serves `channels` with `env` on a free port of 127.0.0.1. */
 export function serveInProcess({ channels, env = {}, clock }: InProcessOptions): InProcessApp {
-  const switchboard = new Switchboard({ config: loadConfig(env), channels, clock });
+  const config = loadConfig(env);
+  const switchboard = new Switchboard({
+    config,
+    channels,
+    clock,
+    authenticate: authenticateFor(config),
+  });
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
     createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,

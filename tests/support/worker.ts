@@ -4,6 +4,7 @@
  * @module
  */
 import { type ServerProcess, spawnListening } from "./server.ts";
+export { processTree } from "../../scripts/support/process.ts";
 
 const _wrangler = new URL("../../deploy/cloudflare/node_modules/.bin/wrangler", import.meta.url);
 
@@ -29,31 +30,6 @@ export async function startWorker(
     env: { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "warn", ...env },
     timeoutMs,
   });
-}
-
-/** Every process below `root` (its children, theirs, …), from /proc. */
-export function processTree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      // "pid (comm) state ppid …": comm may hold spaces, so read after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(entry.name));
-      children.set(ppid, list);
-    } catch { /* gone meanwhile */ }
-  }
-  const found: number[] = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    for (const child of children.get(queue.shift()!) ?? []) {
-      found.push(child);
-      queue.push(child);
-    }
-  }
-  return found;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The Redis broker: many nodes act as one through Redis, reached over HTTP with
  * `@upstash/redis` (so it runs where TCP is not available). The replication itself (batching,
- * catch-up, presence, node liveness) is `../replication.ts`; this is its Redis transport.
+ * catch-up, presence, node liveness) is `../replication.ts`; this is its Redis bus.
  *
  * One shared subscription per node to one bus channel carries everything; what a node publishes
  * in one tick goes out as one `/pipeline` request, its messages packed into envelopes that stay
@@ -22,21 +22,16 @@
  * @module
  */
 import { Redis } from "@upstash/redis";
-import type { BrokerMessage } from "../broker.ts";
+import type { BrokerMessage } from "../../core/broker.ts";
 import { DEFAULT_HISTORY, type Heads, type HistoryLimits } from "../../resume/history.ts";
 import type { Logger } from "../../log.ts";
 import type { Clock, Timers } from "../../core/time.ts";
-import {
-  type ClusterTransport,
-  ReplicatingBroker,
-  type SendOutcome,
-  type SubscriptionHandlers,
-  type TransportBatch,
-} from "../replication.ts";
-import type { NodeDirectory } from "../nodes.ts";
+import type { BusBatch, ClusterBus, SendOutcome, SubscriptionHandlers } from "../bus.ts";
+import { ReplicatingBroker } from "../replication.ts";
+import type { PeerDirectory } from "../peers.ts";
 import { RedisKeys } from "./keys.ts";
 import { appendLifetimes, appendToHistory, readHeads, readLast, readRecent } from "./history.ts";
-import { RedisSnapshots } from "./nodes.ts";
+import { RedisSnapshots } from "./snapshots.ts";
 
 /** Options of {@link RedisBroker}. */
 export interface RedisBrokerOptions {
@@ -102,8 +97,8 @@ export function idleCommandsPerDay(
 
 type _Subscription = ReturnType<Redis["subscribe"]>;
 
-/** The fields of a {@link RedisTransport}. */
-export interface RedisTransportInit {
+/** The fields of a {@link RedisBus}. */
+export interface RedisBusInit {
   redis: Redis;
   keys: RedisKeys;
   nodeId: string;
@@ -114,11 +109,11 @@ export interface RedisTransportInit {
 }
 
 /** Pub/sub for the bus, and the shared history, last messages, directory and snapshots. */
-export class RedisTransport implements ClusterTransport {
+export class RedisBus implements ClusterBus {
   readonly kind = "redis";
   readonly echoes = true;
   readonly snapshots = true;
-  readonly #init: RedisTransportInit;
+  readonly #init: RedisBusInit;
   readonly #snapshots: RedisSnapshots;
   #subscription?: _Subscription;
   /** Topics whose stream and heads lifetimes were set recently (refreshed at a quarter). */
@@ -128,7 +123,7 @@ export class RedisTransport implements ClusterTransport {
   /** This run has an entry in the directory (a new one afterwards means Redis lost it). */
   #registered = false;
 
-  constructor(init: RedisTransportInit) {
+  constructor(init: RedisBusInit) {
     this.#init = init;
     this.#snapshots = new RedisSnapshots({
       redis: init.redis,
@@ -143,7 +138,7 @@ export class RedisTransport implements ClusterTransport {
     await this.#init.redis.del(this.#init.keys.presence(this.#init.nodeId));
   }
 
-  async send(batch: TransportBatch): Promise<SendOutcome> {
+  async send(batch: BusBatch): Promise<SendOutcome> {
     const { redis, keys, clock } = this.#init;
     const now = clock.now();
     const p = redis.pipeline();
@@ -164,7 +159,7 @@ export class RedisTransport implements ClusterTransport {
     if (batch.presence.size) {
       const key = keys.presence(this.#init.nodeId);
       const fields: Record<string, string> = {
-        _meta: JSON.stringify({ epoch: batch.epoch, seq: batch.presenceSeq }),
+        _meta: JSON.stringify({ epoch: batch.runId, seq: batch.presenceSeq }),
       };
       const gone: string[] = [];
       for (const [topic, state] of batch.presence) {
@@ -233,11 +228,11 @@ export class RedisTransport implements ClusterTransport {
     return readRecent(redis, keys, history, topic, { count: bounded, now: clock.now() });
   }
 
-  loadLive(directory: NodeDirectory, now: number): Promise<void> {
+  loadLive(directory: PeerDirectory, now: number): Promise<void> {
     return this.#snapshots.loadLive(directory, now);
   }
 
-  loadNode(nodeId: string, directory: NodeDirectory): Promise<void> {
+  loadNode(nodeId: string, directory: PeerDirectory): Promise<void> {
     return this.#snapshots.load(nodeId, directory);
   }
 
@@ -267,7 +262,7 @@ export class RedisBroker extends ReplicatingBroker {
     const directoryMs = options.directoryMs ?? pingMs * 3;
     const history = options.history ?? DEFAULT_HISTORY;
     const clock = options.clock ?? Date;
-    const transport = new RedisTransport({
+    const bus = new RedisBus({
       redis,
       keys: new RedisKeys(options.prefix ?? "switchboard"),
       nodeId: options.nodeId,
@@ -276,7 +271,7 @@ export class RedisBroker extends ReplicatingBroker {
       directoryTtlMs: directoryMs * 3,
       clock,
     });
-    super(transport, {
+    super(bus, {
       nodeId: options.nodeId,
       pingMs,
       nodeTtlMs: options.nodeTtlMs ?? d.nodeTtlMs,

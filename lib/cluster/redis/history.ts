@@ -7,7 +7,7 @@
  * @module
  */
 import type { Redis } from "@upstash/redis";
-import type { BrokerMessage } from "../broker.ts";
+import type { BrokerMessage } from "../../core/broker.ts";
 import type { Heads, HistoryLimits } from "../../resume/history.ts";
 import { pairs, type RedisKeys } from "./keys.ts";
 

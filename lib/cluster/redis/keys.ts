@@ -14,7 +14,8 @@ export class RedisKeys {
   get nodes(): string {
     return `${this.prefix}:nodes`;
   }
-  /** Hash of one node: topic → its presence state there; `_meta` → {epoch, seq}. */
+  /** Hash of one node: topic → its presence state there; `_meta` → {epoch, seq} (`epoch`:
+   * the run id, under the name nodes of earlier releases read). */
   presence(nodeId: string): string {
     return `${this.prefix}:presence:${nodeId}`;
   }

@@ -1,12 +1,12 @@
 /**
  * The other nodes as one node hears them on the bus: their run, the newest presence state
  * applied, when they were last heard. A node not heard from within the TTL is dead, and its
- * presences leave; a goodbye or a new run drops the old run's at once. Transport-neutral: a
- * transport that keeps presence snapshots (Redis) feeds them in with {@link NodeDirectory.snapshot}.
+ * presences leave; a goodbye or a new run drops the old run's at once. Bus-neutral: a
+ * bus that keeps presence snapshots (Redis) feeds them in with {@link PeerDirectory.snapshot}.
  *
  * @example
  * ```ts
- * const nodes = new NodeDirectory({ ttlMs: 25_000, clock: Date });
+ * const nodes = new PeerDirectory({ ttlMs: 25_000, clock: Date });
  * nodes.presence = handlers;
  * nodes.heard(envelope); // applies its presence, notes it alive
  * nodes.expire();        // drops the silent ones
@@ -14,31 +14,30 @@
  * @module
  */
 import type { Clock } from "../core/time.ts";
-import type { PresenceState } from "../core/presence_types.ts";
-import type { PresenceReplicaHandlers } from "./broker.ts";
+import type { PresenceReplicaHandlers, PresenceState } from "../core/broker.ts";
 import type { BusEnvelope } from "./envelope.ts";
 
 interface _Node {
-  epoch: string;
+  runId: string;
   seq: number;
   lastSeen: number;
 }
 
-/** The fields of {@link NodeDirectory}. */
-export interface NodeDirectoryInit {
+/** The fields of {@link PeerDirectory}. */
+export interface PeerDirectoryInit {
   /** A node not heard from (on the bus) within this long is dead. */
   ttlMs: number;
   clock: Clock;
 }
 
 /** The other nodes of the cluster as this node hears them. */
-export class NodeDirectory {
+export class PeerDirectory {
   readonly #nodes = new Map<string, _Node>();
   presence?: PresenceReplicaHandlers;
   readonly ttlMs: number;
   readonly clock: Clock;
 
-  constructor(init: NodeDirectoryInit) {
+  constructor(init: PeerDirectoryInit) {
     this.ttlMs = init.ttlMs;
     this.clock = init.clock;
   }
@@ -55,11 +54,11 @@ export class NodeDirectory {
   heard(envelope: BusEnvelope): boolean {
     const now = this.clock.now();
     const known = this.#nodes.get(envelope.n);
-    if (envelope.bye || (known && known.epoch !== envelope.e)) this.#drop(envelope.n);
+    if (envelope.bye || (known && known.runId !== envelope.e)) this.#drop(envelope.n);
     if (envelope.bye) return false;
     let node = this.#nodes.get(envelope.n);
     const isNew = !node;
-    if (!node) this.#nodes.set(envelope.n, node = { epoch: envelope.e, seq: 0, lastSeen: now });
+    if (!node) this.#nodes.set(envelope.n, node = { runId: envelope.e, seq: 0, lastSeen: now });
     node.lastSeen = now;
     if (envelope.p && envelope.s > node.seq) {
       node.seq = envelope.s;
@@ -80,8 +79,8 @@ export class NodeDirectory {
     states: Record<string, PresenceState>,
   ): void {
     const known = this.#nodes.get(nodeId);
-    if (known && (known.epoch !== meta.epoch || known.seq >= meta.seq)) return;
-    const node = known ?? { epoch: meta.epoch, seq: 0, lastSeen: this.clock.now() };
+    if (known && (known.runId !== meta.epoch || known.seq >= meta.seq)) return;
+    const node = known ?? { runId: meta.epoch, seq: 0, lastSeen: this.clock.now() };
     node.seq = meta.seq;
     this.#nodes.set(nodeId, node);
     for (const [topic, state] of Object.entries(states)) {

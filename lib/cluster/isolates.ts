@@ -1,24 +1,24 @@
 /**
- * The workers of one process (`deno serve --parallel`) as a group, over a `BroadcastChannel` of
+ * The isolates of one process (`deno serve --parallel`) as a group, over a `BroadcastChannel` of
  * their own: who is there, stopping together (each exits only once all have drained), and the
  * operations answers of all of them, so that `/healthz` and `/metrics` tell the truth for the
- * whole process whichever worker takes the request.
+ * whole process whichever isolate takes the request.
  *
  * @example
  * ```ts
- * const group = new WorkerGroup({ name: "switchboard-workers", self: "w1", answer });
- * const texts = await group.gather("/metrics"); // worker → its own answer
+ * const group = new IsolateGroup({ name: "switchboard-workers", self: "w1", answer });
+ * const texts = await group.gather("/metrics"); // isolate → its own answer
  * ```
  * @module
  */
 
-/** The fields of a {@link WorkerGroup}. */
-export interface WorkerGroupInit {
-  /** The channel's name (the workers of one app share it). */
+/** The fields of a {@link IsolateGroup}. */
+export interface IsolateGroupInit {
+  /** The channel's name (the isolates of one app share it). */
   name: string;
-  /** This worker's id. */
+  /** This isolate's id. */
   self: string;
-  /** This worker's own answer to an operations path (`/healthz`, `/metrics`). */
+  /** This isolate's own answer to an operations path (`/healthz`, `/metrics`). */
   answer(path: string): Promise<string>;
   /** How long to wait for the others' answers (default 500 ms). */
   gatherMs?: number;
@@ -30,28 +30,28 @@ type _Message =
   | { ask: { id: string; path: string } }
   | { answer: { id: string; worker: string; body: string } };
 
-/** The workers of this process, as this worker knows them. */
-export class WorkerGroup {
-  readonly #init: WorkerGroupInit;
+/** The isolates of this process, as this isolate knows them. */
+export class IsolateGroup {
+  readonly #init: IsolateGroupInit;
   readonly #channel: BroadcastChannel;
   readonly #peers = new Set<string>();
   readonly #drained = new Set<string>();
   readonly #gathering = new Map<string, Map<string, string>>();
   readonly #waiters = new Set<() => void>();
 
-  constructor(init: WorkerGroupInit) {
+  constructor(init: IsolateGroupInit) {
     this.#init = init;
     this.#channel = new BroadcastChannel(init.name);
     this.#channel.onmessage = (event) => this.#receive(event.data as _Message);
     this.#post({ hello: init.self });
   }
 
-  /** The other workers this one has heard of. */
+  /** The other isolates this one has heard of. */
   get peers(): ReadonlySet<string> {
     return this.#peers;
   }
 
-  /** Every worker's answer to `path` (this one's first), waiting at most `gatherMs`. */
+  /** Every isolate's answer to `path` (this one's first), waiting at most `gatherMs`. */
   async gather(path: string): Promise<Map<string, string>> {
     const id = crypto.randomUUID();
     const answers = new Map<string, string>();
@@ -74,7 +74,7 @@ export class WorkerGroup {
     return new Map([[this.#init.self, own], ...answers]);
   }
 
-  /** Says this worker has drained, then waits until every worker it knows has too. */
+  /** Says this isolate has drained, then waits until every isolate it knows has too. */
   async drainedAll(): Promise<void> {
     this.#drained.add(this.#init.self);
     this.#post({ drained: this.#init.self });
@@ -101,7 +101,7 @@ export class WorkerGroup {
   #receive(message: _Message): void {
     if ("hello" in message && !this.#peers.has(message.hello)) {
       this.#peers.add(message.hello);
-      // A worker that starts later learns of this one from the answer.
+      // An isolate that starts later learns of this one from the answer.
       this.#post({ hello: this.#init.self });
     } else if ("drained" in message) {
       this.#drained.add(message.drained);
@@ -118,10 +118,11 @@ export class WorkerGroup {
 }
 
 /**
- * Several workers' Prometheus texts as one: every sample gets a `worker` label, each metric's
- * `# HELP`/`# TYPE` lines appear once, followed by the samples of all workers.
+ * Several isolates' Prometheus texts as one: every sample gets a `worker` label (the name
+ * operators know from `deno serve`), each metric's
+ * `# HELP`/`# TYPE` lines appear once, followed by the samples of all isolates.
  */
-export function mergeWorkerMetrics(texts: Map<string, string>): string {
+export function mergeIsolateMetrics(texts: Map<string, string>): string {
   const families = new Map<string, { meta: string[]; samples: string[] }>();
   for (const [worker, text] of texts) {
     let family = "";

@@ -6,8 +6,8 @@
  * @example
  * ```ts
  * const config = loadConfig({ ...bindingsEnv(env, CONFIG_KEYS), NODE_ID: "node-1" });
- * const switchboard = createSwitchboard({ config, channels, timers: workersRuntime.timers });
- * const app = createApp(switchboard, { upgrade: workersRuntime.upgrade });
+ * const switchboard = createSwitchboard({ config, channels, timers: cloudflareRuntime.timers });
+ * const app = createApp(switchboard, { upgrade: cloudflareRuntime.upgrade });
  * ```
  * @module
  */
@@ -28,7 +28,7 @@ type _WebSocketPairConstructor = new () => { 0: WebSocket; 1: _WorkersWebSocket 
  * the 101 response (a browser that offered one, as the Phoenix `authToken` option does, fails
  * the handshake without it).
  */
-export const workersUpgrade: UpgradeWebSocket = (_request, { protocol }) => {
+export const cloudflareUpgrade: UpgradeWebSocket = (_request, { protocol }) => {
   const Pair = (globalThis as { WebSocketPair?: _WebSocketPairConstructor }).WebSocketPair;
   if (Pair === undefined) {
     throw new Error(
@@ -78,4 +78,4 @@ export function bindingsEnv(bindings: object, keys: readonly string[]): Record<s
  * Everything the Worker entry hands to the runtime-neutral library. Plain timers: Workers have
  * no unref, and a Durable Object's timers run only while it is in memory anyway.
  */
-export const workersRuntime = { timers: plainTimers, upgrade: workersUpgrade } as const;
+export const cloudflareRuntime = { timers: plainTimers, upgrade: cloudflareUpgrade } as const;

@@ -6,8 +6,8 @@
  * @module
  */
 import type { Redis } from "@upstash/redis";
-import type { NodeDirectory } from "../nodes.ts";
-import type { PresenceState } from "../../core/presence_types.ts";
+import type { PeerDirectory } from "../peers.ts";
+import type { PresenceState } from "../../core/broker.ts";
 import { pairs, type RedisKeys } from "./keys.ts";
 
 type _Pipeline = ReturnType<Redis["pipeline"]>;
@@ -43,7 +43,7 @@ export class RedisSnapshots {
   }
 
   /** Reads the presence snapshot of every node alive in the directory into `directory`. */
-  async loadLive(directory: NodeDirectory, now: number): Promise<void> {
+  async loadLive(directory: PeerDirectory, now: number): Promise<void> {
     const { redis, keys, selfId, directoryTtlMs } = this.init;
     const flat = await redis.zrange<string[]>(keys.nodes, 0, -1, { withScores: true });
     const alive: string[] = [];
@@ -55,7 +55,7 @@ export class RedisSnapshots {
   }
 
   /** Reads one node's presence snapshot into `directory` (unless a newer state is there). */
-  async load(nodeId: string, directory: NodeDirectory): Promise<void> {
+  async load(nodeId: string, directory: PeerDirectory): Promise<void> {
     const flat = await this.init.redis.hgetall(this.init.keys.presence(nodeId)) as unknown;
     const fields = Array.isArray(flat)
       ? pairs(flat as string[])

@@ -1,20 +1,28 @@
 /**
- * The Broker carries broadcasts and presence between nodes; the in-memory broker is the
- * single-process default; the Redis broker (`redis/broker.ts`) joins many nodes into one, the
- * BroadcastChannel broker (`broadcast_channel.ts`) the workers of one process, both through the
- * replication of `replication.ts`.
+ * The seam between a node and the others (Centrifuge's `broker.go` is the model): the
+ * {@link Broker} interface the hub publishes through, the messages and presence state it
+ * carries, and the error the hub throws when a message is too large for it. The core owns it;
+ * the in-memory broker (`broker_memory.ts`) is the single-process default, and `lib/cluster`
+ * implements it for many nodes (the Redis broker, the BroadcastChannel broker of `deno serve`
+ * isolates).
  *
  * @example
  * ```ts
- * const broker = new MemoryBroker();
- * broker.onMessage((msg) => console.log(msg.topic));
+ * function announce(broker: Broker): void {
+ *   broker.onMessage((msg: BrokerMessage) => console.log(msg.topic, msg.seq));
+ * }
  * ```
  * @module
  */
-import type { Payload } from "../core/message.ts";
-import type { Origin } from "../core/broadcast.ts";
-import type { PresenceState } from "../core/presence_types.ts";
+import type { Payload } from "./message.ts";
+import type { Origin } from "./broadcast.ts";
 import type { Heads } from "../resume/history.ts";
+
+/** One presence entry: the user's meta plus its `phx_ref` (and `phx_ref_prev` after an update). */
+export type PresenceMeta = Payload & { phx_ref: string; phx_ref_prev?: string };
+
+/** `{key: {metas: [...]}}`, the shape of `presence_state` and of both halves of a diff. */
+export type PresenceState = Record<string, { metas: PresenceMeta[] }>;
 
 /** A broadcast as it travels between nodes. */
 export interface BrokerMessage {
@@ -80,8 +88,26 @@ export interface PresenceReplicaHandlers {
   resync(): void;
 }
 
+/**
+ * A new id for one run of a node: six base-36 characters, so the suffixes the hub adds to the
+ * streams of forgotten topics never make another run's id.
+ *
+ * @example
+ * ```ts
+ * newRunId(); // "k3f09a"
+ * ```
+ */
+export function newRunId(): string {
+  return Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, "0");
+}
+
 /** Carries broadcasts to the other nodes; local delivery never waits on it. */
 export interface Broker {
+  /**
+   * This node run's id on the bus ({@link newRunId}), when the broker has one: the hub numbers
+   * its streams in it, so one run has one id. Undefined: the hub makes its own.
+   */
+  readonly runId?: string;
   /** Hands a message to the other nodes; never throws, never blocks local delivery. */
   publish(msg: BrokerMessage): void;
   /** Registers the handler for messages that came from other nodes. */
@@ -109,33 +135,4 @@ export interface Broker {
   onLoss(handler: (loss: BrokerLoss) => void): void;
   state(): BrokerState;
   close(): Promise<void>;
-}
-
-/**
- * The embedded broker for a single process: there are no other nodes, so it carries nothing.
- */
-export class MemoryBroker implements Broker {
-  publish(_msg: BrokerMessage): void {}
-  onMessage(_handler: (msg: BrokerMessage) => void): void {}
-  replicatePresence(_topic: string, _state: PresenceState): void {}
-  onPresence(_handlers: PresenceReplicaHandlers): void {}
-  fetchLast(_topic: string): Promise<BrokerMessage | undefined> {
-    return Promise.resolve(undefined);
-  }
-  fetchHeads(_topic: string): Promise<Heads | undefined> {
-    return Promise.resolve(undefined);
-  }
-  fetchRecent(_topic: string, _count: number): Promise<BrokerMessage[]> {
-    return Promise.resolve([]);
-  }
-  continuity(): number | undefined {
-    return 0;
-  }
-  onLoss(_handler: (loss: BrokerLoss) => void): void {}
-  state(): BrokerState {
-    return { kind: "memory", connected: true, lagMs: 0 };
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 }
