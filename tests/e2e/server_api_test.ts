@@ -115,6 +115,8 @@ Deno.test("server API: disconnect and unsubscribe", async (t) => {
       await waitFor(() => closes.length > 0, "phx_close on the phoenix client");
       assert.deepEqual(closes[0], { reason: "disconnected" });
       await annSse.ended;
+      const sseClose = annSse.events.find((e) => e.event === "phx_close");
+      assert.deepEqual(sseClose?.json?.payload, { reason: "disconnected" }, "SSE is told why");
       annPhoenix.disconnect();
       annLp.disconnect();
       // Safe to repeat: nothing more to end.

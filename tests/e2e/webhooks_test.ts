@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { LongPoll } from "phoenix";
+import { publishStatus } from "../support/api.ts";
 import { connectSocket, disconnect, join } from "../support/phoenix.ts";
 import { startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
@@ -129,5 +130,53 @@ Deno.test("webhooks and occupancy on one node", async (t) => {
     });
   } finally {
     await server.stop();
+  }
+});
+
+Deno.test("a receiver that never answers: clients get their messages, the queue stays bounded", async () => {
+  // Accepts the requests and never answers them.
+  const held: (() => void)[] = [];
+  const hung = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    () => new Promise<Response>((resolve) => held.push(() => resolve(new Response(null)))),
+  );
+  const server = await startServer({
+    WEBHOOK_URL: `http://127.0.0.1:${hung.addr.port}/hooks`,
+    WEBHOOK_SECRET: SECRET,
+    WEBHOOK_TIMEOUT_MS: "60000",
+    WEBHOOK_MAX_QUEUE: "5",
+  });
+  try {
+    const sockets = [];
+    const got: unknown[][] = [];
+    // 20 topics occupied: 20 events for a queue of 5 behind a request that never ends.
+    for (let i = 0; i < 20; i++) {
+      const socket = await connectSocket(server.socketUrl, { user_id: `u${i}` });
+      const channel = socket.channel(`status:hung-${i}`);
+      const mine: unknown[] = [];
+      channel.on("status", (p: unknown) => mine.push(p));
+      await join(channel);
+      sockets.push(socket);
+      got.push(mine);
+    }
+    await waitFor(() => held.length === 1, "the first webhook request, held");
+    for (let i = 0; i < 20; i++) {
+      await publishStatus(server.url, `status:hung-${i}`, { state: "operational", n: i });
+    }
+    await waitFor(() => got.every((g) => g.length === 1), "every client got its status");
+    await waitFor(
+      async () => await metric(server.url, "switchboard_webhook_queued") <= 5,
+      "the queue bounded",
+    );
+    assert.ok(
+      await metric(server.url, 'switchboard_webhook_events_total{outcome="dropped"}') > 0,
+      "the oldest events were dropped and counted",
+    );
+    for (const socket of sockets) await disconnect(socket);
+  } finally {
+    await server.stop();
+    // After the server: its last try at shutdown is held too.
+    for (const release of held) release();
+    await hung.shutdown();
   }
 });
