@@ -63,6 +63,10 @@ class Client {
   keys?: Uint8Array;
   keyCount = 0;
   presenceMsgs = 0;
+  /** Crowd storm (bench/scenarios/crowd.ts): count presence bytes and the `occupancy` seen. */
+  crowd = false;
+  presenceBytes = 0;
+  users = 0;
   frames = 0;
   completeAt = 0;
   #writing: Promise<void> = Promise.resolve();
@@ -129,6 +133,8 @@ const closeReasons: Record<string, number> = {};
 let samples: number[] = [];
 let stormExpected = 0;
 let stormComplete = 0;
+/** Crowd storm: a member is complete once told a count of this many users. */
+let crowdExpected = 0;
 
 interface Waiter {
   cond: () => boolean;
@@ -161,6 +167,7 @@ function checkWaiters(): void {
 function onFrame(c: Client, op: number, data: Uint8Array, s: number, e: number): void {
   if (op === 1) {
     c.frames++;
+    if (c.crowd && scanCrowd(c, data, s, e)) return;
     if (c.state === LIVE && !c.keys && startsWith(data, s, e, _DELIVERY[c.proto])) {
       if (isOccupancy(data, s, e, c.proto)) {
         stats.occupancy++;
@@ -252,6 +259,28 @@ function scanPresence(c: Client, data: Uint8Array, s: number, e: number): boolea
   return true;
 }
 
+/**
+ * Counts a crowd member's presence frames (`presence_state`, `presence_diff`, `occupancy`) in
+ * bytes, and reads the users of each `occupancy`. Returns false for any other frame.
+ */
+function scanCrowd(c: Client, data: Uint8Array, s: number, e: number): boolean {
+  const head = text(data, s, Math.min(e, s + 160));
+  if (head.includes('"occupancy"')) {
+    c.presenceBytes += e - s;
+    const users = Number(/"users":(\d+)/.exec(text(data, s, e))?.[1] ?? 0);
+    c.users = Math.max(c.users, users);
+    if (!c.completeAt && c.users >= crowdExpected) {
+      c.completeAt = nowEpoch();
+      stormComplete++;
+    }
+    return true;
+  }
+  if (!head.includes('"presence_state"') && !head.includes('"presence_diff"')) return false;
+  c.presenceBytes += e - s;
+  c.presenceMsgs++;
+  return true;
+}
+
 function onText(c: Client, t: string): void {
   if (c.proto === "eio") {
     if (t === "2") return c.sendText("3");
@@ -331,6 +360,8 @@ interface ConnectArgs {
   sampleEvery?: number;
   /** Presence storm: decode every frame and track this many user keys. */
   stormKeys?: number;
+  /** Crowd storm: count presence bytes; complete once told a count of this many users. */
+  crowdUsers?: number;
   concurrency: number;
   timeoutMs: number;
 }
@@ -352,6 +383,7 @@ async function openOne(a: ConnectArgs, i: number): Promise<void> {
   const sampled = (a.sampleEvery ?? 0) > 0 && i % a.sampleEvery! === 0;
   const c = new Client(i, h.conn, a.proto, sampled, a.topic, payload);
   if (a.stormKeys) c.keys = new Uint8Array(a.stormKeys);
+  c.crowd = Boolean(a.crowdUsers);
   clients.push(c);
   if (a.proto === "sse") {
     c.state = LIVE;
@@ -377,6 +409,7 @@ async function connect(a: ConnectArgs) {
   let next = 0, ok = 0, failed = 0;
   const errors: string[] = [];
   if (a.stormKeys) stormExpected = a.stormKeys;
+  if (a.crowdUsers) crowdExpected = a.crowdUsers;
   const worker = async () => {
     while (next < a.count && performance.now() - start < a.timeoutMs) {
       const i = a.startIndex + next++;
@@ -530,7 +563,7 @@ async function stormJoin(a: { ratePerSec: number }) {
 }
 
 async function stormWait(a: { timeoutMs: number; startAt: number }) {
-  const storm = clients.filter((c) => c.keys);
+  const storm = clients.filter((c) => c.keys || c.crowd);
   await waitFor(() => stormComplete >= storm.length, performance.now() + a.timeoutMs);
   const done = storm.filter((c) => c.completeAt).map((c) => c.completeAt - a.startAt);
   const msgs = storm.map((c) => c.presenceMsgs);
@@ -543,6 +576,8 @@ async function stormWait(a: { timeoutMs: number; startAt: number }) {
     presenceMsgs: percentiles(msgs),
     frames: percentiles(frames),
     keysMin: storm.reduce((m, c) => Math.min(m, c.keyCount), Infinity),
+    presenceBytes: percentiles(storm.map((c) => c.presenceBytes)),
+    presenceBytesTotal: storm.reduce((sum, c) => sum + c.presenceBytes, 0),
   };
 }
 

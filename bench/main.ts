@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | occupancy (or 1-9, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd | occupancy (or 1-10, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -39,6 +39,7 @@ import { runStorm, stormReport, type StormResult } from "./scenarios/storm.ts";
 import { runSoak, soakReport, type SoakResult } from "./scenarios/soak.ts";
 import { runWorkers, workersReport, type WorkersResult } from "./scenarios/workers.ts";
 import { parallelReport, type ParallelResult, runParallel } from "./scenarios/parallel.ts";
+import { type CrowdOptions, crowdReport, type CrowdResult, runCrowd } from "./scenarios/crowd.ts";
 import {
   type OccupancyOptions,
   occupancyReport,
@@ -55,6 +56,7 @@ const SCENARIOS = [
   "soak",
   "workers",
   "parallel",
+  "crowd",
   "occupancy",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
@@ -75,6 +77,8 @@ interface Config {
   workers: { fanout: FanoutOptions[]; latency: LatencyOptions };
   /** `deno serve --parallel` with 1 and 2 workers, same rounds. */
   parallel: { fanout: FanoutOptions; latency: LatencyOptions };
+  /** Crowd presence: a join storm on one node and on two (bench/scenarios/crowd.ts). */
+  crowd: CrowdOptions;
   /** An occupancy-heavy status page on two nodes with Redis. */
   occupancy: OccupancyOptions;
 }
@@ -108,6 +112,7 @@ const FULL: Config = {
     fanout: _fanout(2_000, 10, 150, 3),
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
+  crowd: { n: 5_000, spreadMs: 2_500 },
   occupancy: { viewers: 2_000, churnPerSecond: 50, seconds: 10, idleSeconds: 60 },
 };
 
@@ -132,6 +137,7 @@ const QUICK: Config = {
     fanout: _fanout(500, 10, 200, 2),
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
+  crowd: { n: 1_000, spreadMs: 1_000 },
   occupancy: { viewers: 500, churnPerSecond: 20, seconds: 5, idleSeconds: 20 },
 };
 
@@ -144,15 +150,17 @@ function parseArgs(args: string[]) {
     else if (arg.startsWith("--out=")) out = arg.slice(6);
     else if (arg.startsWith("--scenario=")) {
       scenarios = arg.slice(11).split(",").map((name) => {
-        const s = /^\d$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
+        const s = /^\d+$/.test(name) ? SCENARIOS[Number(name) - 1] : name.replace("_", "-");
         if (!SCENARIOS.includes(s as Scenario)) {
-          throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-9`);
+          throw new Error(
+            `unknown scenario "${name}": use ${SCENARIOS.join(", ")} or 1-${SCENARIOS.length}`,
+          );
         }
         return s as Scenario;
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,occupancy] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd,occupancy] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -174,6 +182,7 @@ interface Results {
   soak?: SoakResult;
   workers?: WorkersResult;
   parallel?: ParallelResult;
+  crowd?: CrowdResult;
   occupancy?: OccupancyResult;
 }
 
@@ -252,6 +261,7 @@ async function main() {
     results.parallel = await runParallel(config.parallel.fanout, config.parallel.latency);
   }
 
+  if (scenarios.includes("crowd")) results.crowd = await runCrowd(config.crowd);
   if (scenarios.includes("occupancy")) {
     results.occupancy = await runOccupancy(config.occupancy);
   }
@@ -324,6 +334,7 @@ function buildReport(results: Results, config: Config, sioOk: boolean): Required
   if (results.workers) sections.push(workersReport(results.workers, config.workers.latency));
   if (results.parallel) sections.push(parallelReport(results.parallel, config.parallel.fanout));
   if (results.soak) sections.push(soakReport(results.soak));
+  if (results.crowd) sections.push(crowdReport(results.crowd));
   if (results.occupancy) sections.push(occupancyReport(results.occupancy, config.occupancy));
   return {
     rows: sections.flatMap((s) => s.rows),

@@ -11,6 +11,8 @@ import { defineChannel, event, inScope } from "../lib/mod.ts";
 export const recordChannel = defineChannel({
   topic: "record:*",
   presence: true,
+  // Above 150 viewers the record is a crowd (docs/crowds.md): editors stay in everyone's list.
+  crowdAlwaysVisible: (meta) => meta.state === "editing",
   joinParams: z.object({ name: z.string().trim().min(1).max(80).optional() }),
   // With signed tokens, a token's scope (if it has one) lists the records it may open; this
   // also guards reading the record's presence over the API and its page.

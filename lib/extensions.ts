@@ -45,7 +45,10 @@ export function extendNode(switchboard: Switchboard, setup: NodeExtensionSetup):
   pushOccupancy({
     cluster,
     hub,
-    wants: (topic) => switchboard.router.match(topic)?.channel.occupancy === true,
+    // A crowd (a presence topic past its threshold) sends its own count.
+    wants: (topic) =>
+      switchboard.router.match(topic)?.channel.occupancy === true &&
+      !switchboard.presence.isCrowd(topic),
   });
   const control = new ClusterControl({ hub, local: switchboard, log });
   const sender = config.webhook

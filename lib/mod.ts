@@ -44,6 +44,7 @@ export {
 } from "./core/channel.ts";
 export type { Payload } from "./core/message.ts";
 export type { PresenceMeta, PresenceState } from "./core/presence.ts";
+export type { PresencePage } from "./core/crowd.ts";
 export type { Broadcast } from "./core/broadcast.ts";
 export {
   CloseCode,

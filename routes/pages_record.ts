@@ -26,6 +26,9 @@ function _person(user: PresenceUser): string {
     }</span>${tabs}</span></li>`;
 }
 
+/** People listed in the first HTML: a crowd's first few, not thousands. */
+const _FIRST_LISTED = 20;
+
 /** The handler of `/records/:id`. */
 export function recordPage(switchboard: Switchboard<Config>) {
   return async (c: Context): Promise<Response> => {
@@ -41,7 +44,11 @@ export function recordPage(switchboard: Switchboard<Config>) {
     const users = presenceUsers({
       list: (by) => Object.entries(state).map(([key, p]) => by(key, p)),
     });
-    const here = `${users.length} ${users.length === 1 ? "person" : "people"} here`;
+    // A crowded record (docs/crowds.md) lists its first few; the script pages the rest.
+    const shown = users.slice(0, _FIRST_LISTED);
+    const here = `${users.length.toLocaleString("en")} ${
+      users.length === 1 ? "person" : "people"
+    } here`;
     const body = `<div id="record-page" data-topic="${escapeHtml(topic)}" data-name="${
       escapeHtml(name)
     }" data-worker="${assetUrl("switchboard-worker.js")}">
@@ -61,7 +68,10 @@ required aria-describedby="name-error"></div>
 </div>
 <h2 id="people-heading">Who’s here</h2>
 <p id="summary">${users.length ? `${here} when the page loaded.` : "Nobody else is here yet."}</p>
-<ul id="people" class="people" aria-labelledby="people-heading">${users.map(_person).join("")}</ul>
+<ul id="people" class="people" aria-labelledby="people-heading">${shown.map(_person).join("")}</ul>
+<p><button id="show-all" type="button" hidden>Show everyone</button></p>
+<ul id="everyone" class="people" aria-label="Everyone on this record" hidden></ul>
+<p><button id="more" type="button" hidden>Show more</button></p>
 <div class="field"><h2><label for="notes">Shared notes</label></h2>
 <textarea id="notes" disabled aria-describedby="notes-info"></textarea>
 <p id="notes-info" class="hint">Changes are sent to everyone on this record as you type.</p></div>

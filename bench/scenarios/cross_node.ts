@@ -9,11 +9,12 @@
  * (never faked).
  * @module
  */
-import { redisStats, startBridge, startRedis } from "../../scripts/support/redis.ts";
+import { redisStats } from "../../scripts/support/redis.ts";
 import { idleCommandsPerDay } from "../../lib/cluster/redis/broker.ts";
-import { registerChild, sleep } from "../../scripts/support/process.ts";
+import { sleep } from "../../scripts/support/process.ts";
 import { closeNotes, count, notesOf, type Row, type Section, withRatios } from "../lib/report.ts";
-import { startTarget, type Subject, type Target } from "../lib/targets.ts";
+import { startTarget, type Subject } from "../lib/targets.ts";
+import { startRedisNodes } from "./redis_nodes.ts";
 import { describe, log } from "./common.ts";
 import { type FanoutOptions, type FanoutResult, runFanout } from "./fanout.ts";
 import { type LatencyOptions, type LatencyResult, runLatency } from "./latency.ts";
@@ -83,12 +84,6 @@ async function measureRedisCost(redisUrl: string, publishUrl: string): Promise<R
   };
 }
 
-/** Registers a kill for interruptions; returns a cleanup step that unregisters it. */
-function registerAsync(kill: () => Promise<void>): () => Promise<void> {
-  const unregister = registerChild(() => void kill());
-  return () => Promise.resolve(void unregister());
-}
-
 /** The key of the two-node subject in results. */
 export const TWO_NODES = "switchboard_2node";
 
@@ -111,19 +106,7 @@ export async function runCrossNode(
   const token = "bench-token";
   const cleanup: (() => Promise<unknown>)[] = [];
   try {
-    const redis = await startRedis();
-    cleanup.push(() => redis.stop());
-    cleanup.push(registerAsync(() => redis.kill()));
-    const bridge = await startBridge({ redisUrl: redis.url, token });
-    cleanup.push(() => bridge.stop());
-    cleanup.push(registerAsync(() => bridge.kill()));
-    const env = { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: token };
-    const nodes: Target[] = [];
-    for (const id of ["bench-a", "bench-b"]) {
-      const node = await startTarget("switchboard", { ...env, NODE_ID: id });
-      cleanup.push(() => node.stop());
-      nodes.push(node);
-    }
+    const { redisUrl, nodes } = await startRedisNodes(["bench-a", "bench-b"], token, cleanup);
     const [a, b] = nodes;
     let state = await health(a.url);
     if (state.broker?.kind !== "redis") {
@@ -140,7 +123,7 @@ export async function runCrossNode(
       await sleep(200);
       state = await health(a.url);
     }
-    log(`  two nodes up (${JSON.stringify(state.broker)}), broker via ${bridge.url}`);
+    log(`  two nodes up (${JSON.stringify(state.broker)}), broker via the Upstash bridge`);
     const raw = await startTarget("raw");
     cleanup.push(() => raw.stop());
     const twoNodes: Subject = {
@@ -156,7 +139,7 @@ export async function runCrossNode(
     };
     const result: CrossNodeResult = { broker: state.broker, fanout: {} };
     log("cross-node Redis cost: 60 s of two idle nodes, then single and batched broadcasts");
-    result.redis = await measureRedisCost(redis.url, a.broadcastUrl);
+    result.redis = await measureRedisCost(redisUrl, a.broadcastUrl);
     log(`  ${JSON.stringify(result.redis)}`);
     for (const o of fanouts) {
       log(

@@ -50,6 +50,38 @@ export async function runStorm(
   }
 }
 
+/** What the generator's `stormWait` answers. */
+export interface StormWait {
+  clients: number;
+  complete: number;
+  completeMs: Summary;
+  presenceMsgs: Summary;
+  /** Crowd members only: presence bytes received. */
+  presenceBytes: Summary;
+  presenceBytesTotal: number;
+}
+
+/**
+ * Has every connected (not joined) client of `gen` join within `spreadMs`, then waits (at most
+ * `timeoutMs`) until each is complete: its list full, or for crowd members the full count.
+ */
+export async function joinStorm(
+  gen: LoadGen,
+  { n, spreadMs, timeoutMs }: { n: number; spreadMs: number; timeoutMs: number },
+): Promise<{ joined: { startAt: number; endAt: number }; r: StormWait }> {
+  const joined = await gen.call<{ startAt: number; endAt: number }>(
+    "stormJoin",
+    { ratePerSec: n / (spreadMs / 1000) },
+    spreadMs + 30_000,
+  );
+  const r = await gen.call<StormWait>(
+    "stormWait",
+    { timeoutMs, startAt: joined.startAt },
+    timeoutMs + 30_000,
+  );
+  return { joined, r };
+}
+
 async function _stormOnce(
   kind: TargetName,
   n: number,
@@ -78,17 +110,7 @@ async function _stormOnce(
     }, 120_000);
     if (c.ok < n) throw new Error(`only ${c.ok} of ${n} connected: ${c.errors.join("; ")}`);
     const others = otherLoad([target.pid, gen.pid, Deno.pid]);
-    const joined = await gen.call<{ startAt: number; endAt: number }>(
-      "stormJoin",
-      { ratePerSec: n / (spreadMs / 1000) },
-      spreadMs + 30_000,
-    );
-    const r = await gen.call<{
-      clients: number;
-      complete: number;
-      completeMs: Summary;
-      presenceMsgs: Summary;
-    }>("stormWait", { timeoutMs, startAt: joined.startAt }, timeoutMs + 30_000);
+    const { joined, r } = await joinStorm(gen, { n, spreadMs, timeoutMs });
     const result: StormResult = {
       users: n,
       complete: r.complete,

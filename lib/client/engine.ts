@@ -22,12 +22,14 @@
 import { LongPoll, Presence, Socket } from "phoenix";
 import { type ConnectionState, type Feed, openFeed } from "./feed.ts";
 import { connectPhoenix, type PhoenixConnection, type SocketLike } from "./phoenix_helpers.ts";
+import { readOccupancy } from "./crowd.ts";
 import {
   type EngineMessage,
   type EngineOptions,
   feedKey,
   fingerprint,
   type Payload,
+  type PresenceCount,
   type PresenceEntry,
   ResumeState,
   type TabMessage,
@@ -40,6 +42,7 @@ interface PhoenixChannel {
   join(): PhoenixPush;
   leave(): PhoenixPush;
   push(event: string, payload: Payload, timeout?: number): PhoenixPush;
+  on(event: string, callback: (payload: Payload) => void): number;
   onClose(callback: () => void): void;
   onMessage: (event: string, payload: Payload, ref: unknown, joinRef: unknown) => Payload;
 }
@@ -75,6 +78,8 @@ interface TopicEntry {
   /** Keys gone from presence, still shown until their grace ends: key → entry and timer. */
   departing: Map<string, { entry: PresenceEntry; timer: ReturnType<typeof setTimeout> }>;
   hasPresence: boolean;
+  /** The last `occupancy` since the last `presence_state`: the topic is a crowd. */
+  count?: PresenceCount;
 }
 
 interface FeedEntry {
@@ -93,7 +98,7 @@ const _MAX_RECENT = 100;
 const _subKey = (tab: string, cid: number) => `${tab}/${cid}`;
 
 /** Events the engine handles itself instead of passing them on as channel messages. */
-const _INTERNAL = /^(phx_|chan_reply_|presence_state$|presence_diff$)/;
+const _INTERNAL = /^(phx_|chan_reply_|presence_state$|presence_diff$|occupancy$)/;
 
 /** A browser's one connection, shared by its tabs (the module comment above says how). */
 export class Engine {
@@ -238,11 +243,15 @@ export class Engine {
       return { ...entry.params, cursor: resumable ? known.cursor : "" };
     });
     channel.onMessage = (event, payload) => {
-      if (!_INTERNAL.test(event) && this.#topics.get(topic) === entry) {
-        this.#message(entry, event, payload);
-      }
+      if (this.#topics.get(topic) !== entry) return payload;
+      if (!_INTERNAL.test(event)) this.#message(entry, event, payload);
+      else if (event === "occupancy") this.#occupancy(entry, payload);
       return payload;
     };
+    // Bound before Presence's own: a full state ends a crowd before the list is synced.
+    channel.on("presence_state", () => {
+      entry.count = undefined;
+    });
     const presence = new Presence(channel) as PhoenixPresence;
     presence.onSync(() => {
       if (this.#topics.get(topic) !== entry) return;
@@ -356,7 +365,16 @@ export class Engine {
   #sendPresence(entry: TopicEntry): void {
     const shown = [...entry.presence, ...[...entry.departing.values()].map((d) => d.entry)];
     const to = this.#tabsOn(entry.subs);
-    this.#out({ t: "presence", to, topic: entry.topic, entries: shown, tabs: to.length });
+    const { topic, count } = entry;
+    this.#out({ t: "presence", to, topic, entries: shown, tabs: to.length, count });
+  }
+
+  /** A crowd's count (docs/crowds.md): the tabs get it with the visible list. */
+  #occupancy(entry: TopicEntry, payload: Payload): void {
+    const count = readOccupancy(payload);
+    if (!count) return;
+    entry.count = count;
+    if (entry.hasPresence) this.#sendPresence(entry);
   }
 
   #feed(msg: Extract<TabMessage, { t: "feed" }>): void {

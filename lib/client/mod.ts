@@ -39,7 +39,8 @@ export type {
   PushMapOf,
   TopicOf,
 } from "./typed.ts";
-export type { PresenceEntry } from "./wire.ts";
+export type { PresenceCount, PresenceEntry } from "./wire.ts";
+export { MAX_PAGE_LIMIT, type PresenceCounts, type PresencePage } from "./crowd.ts";
 export {
   type ConnectionState,
   type Feed,

@@ -2,6 +2,8 @@
  * The `/records/:id` script: joins `record:<id>` through the Switchboard client (one
  * connection per browser, shared by its tabs: WebSocket, long-poll fallback), shows who is
  * here and who is editing, one entry per user, and shares the notes through `patch` pushes.
+ * A crowded record (docs/crowds.md) shows the count and its visible people; "Show everyone"
+ * reads the whole list page by page.
  * Bundled into `/assets/record-page.js` by `scripts/vendor_assets.ts`.
  * @module
  */
@@ -13,6 +15,7 @@ import { colorSlot, formatClock, initials } from "./format.ts";
 import { browserUserId, type PresenceUser, presenceUsers } from "./phoenix_helpers.ts";
 import type { ChannelFor } from "./typed.ts";
 import type { PresenceEntry } from "./wire.ts";
+import type { PresenceCounts } from "./crowd.ts";
 
 type RecordTopic = `record:${string}`;
 type RecordChannel = Channel<ChannelFor<typeof channels, RecordTopic>>;
@@ -29,6 +32,9 @@ const people = $("people");
 const notes = $("notes");
 const notesInfo = $("notes-info");
 const activity = $("activity");
+const showAll = $("show-all");
+const everyone = $("everyone");
+const more = $("more");
 
 const topic = root.dataset.topic as RecordTopic;
 const userId = browserUserId(localStorage);
@@ -41,6 +47,10 @@ let myTabs = 1;
 let previous = new Map<string, PresenceUser>();
 let synced = false;
 let pendingText: string | undefined;
+let count: PresenceCounts = { users: 0, subscribers: 0, crowd: false };
+/** The cursor of the next page of "Show everyone" (null: all shown). */
+let nextPage: string | null = null;
+const PAGE_SIZE = 100;
 
 function renderConnection(s: ConnectionState): void {
   // worker, leader or follower: how this tab shares the browser's connection.
@@ -100,19 +110,25 @@ function listNames(names: string[]): string {
     : `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
 }
 
-function render(users: PresenceUser[]): void {
+function render(users: PresenceUser[], wasCrowd: boolean): void {
   people.replaceChildren(...users.map(personItem));
   const editors = users.filter((u) => u.editing).map((u) => (u.self ? "you" : u.name));
-  const here = users.length === 1 && users[0].self
+  const total = count.users;
+  const here = total === 1 && users[0]?.self
     ? "Only you are here."
-    : `${users.length} ${users.length === 1 ? "person" : "people"} here.`;
+    : `${total.toLocaleString("en")} ${total === 1 ? "person" : "people"} here.`;
+  // A crowd shows a few people; the whole list is a click (and a few pages) away.
+  showAll.hidden = !count.crowd;
+  showAll.textContent = `Show everyone (${total.toLocaleString("en")})`;
+  if (!count.crowd) closeEveryone();
   summary.textContent = editors.length === 0
     ? `${here} Nobody is editing.`
     : `${here} ${listNames(editors)} ${
       editors.length === 1 && editors[0] !== "you" ? "is" : "are"
     } editing.`;
   const current = new Map(users.map((u) => [u.key, u]));
-  if (synced) {
+  // In a crowd the list is a sample: who enters or leaves it did not join or leave.
+  if (synced && !count.crowd && !wasCrowd) {
     for (const u of users) {
       const before = previous.get(u.key);
       if (u.self) continue;
@@ -149,10 +165,12 @@ function join(newName: string): void {
   synced = false;
   previous = new Map();
   const ch = channel = client.channel(topic, { name });
-  ch.presence.onSync((entries: PresenceEntry[], { tabs }) => {
+  ch.presence.onSync((entries: PresenceEntry[], info) => {
     if (ch !== channel) return;
-    myTabs = tabs;
-    render(presenceUsers({ list: (by) => entries.map((e) => by(e.key, e)) }, userId));
+    myTabs = info.tabs;
+    const wasCrowd = count.crowd;
+    count = info.count;
+    render(presenceUsers({ list: (by) => entries.map((e) => by(e.key, e)) }, userId), wasCrowd);
   });
   ch.on("patch", (patch) => {
     if (ch !== channel || typeof patch.text !== "string") return;
@@ -196,6 +214,36 @@ form.addEventListener("submit", (e) => {
   browser.history.replaceState(null, "", `?name=${encodeURIComponent(value)}`);
   join(value);
 });
+
+function closeEveryone(): void {
+  everyone.hidden = true;
+  more.hidden = true;
+  everyone.replaceChildren();
+  nextPage = null;
+}
+
+/** Appends the next page of everyone here (the first when `first`). */
+async function loadPage(first: boolean): Promise<void> {
+  if (!channel) return;
+  if (first) closeEveryone();
+  more.hidden = true;
+  try {
+    const page = await channel.presence.page(first ? null : nextPage, PAGE_SIZE);
+    const users = presenceUsers({ list: (by) => page.members.map((m) => by(m.key, m)) }, userId);
+    // The page's key order, not the arrival order presenceUsers sorts by.
+    const order = new Map(page.members.map((m, i) => [m.key, i]));
+    users.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
+    everyone.append(...users.map(personItem));
+    everyone.hidden = false;
+    nextPage = page.next;
+    more.hidden = nextPage === null;
+  } catch (e) {
+    log(`Could not load the list: ${String((e as Error).message ?? e)}`);
+  }
+}
+
+showAll.addEventListener("click", () => void loadPage(true));
+more.addEventListener("click", () => void loadPage(false));
 
 let typing: ReturnType<typeof setTimeout> | undefined;
 notes.addEventListener("focus", () => pushState("editing"));

@@ -7,6 +7,7 @@
  */
 import type { channels } from "../../channels/mod.ts";
 import { connect } from "./client.ts";
+import { readOccupancy } from "./crowd.ts";
 import { browser, byId, pageToken } from "./dom.ts";
 import type { ConnectionState } from "./feed.ts";
 import { describeStatus, formatAgo, formatClock } from "./format.ts";
@@ -101,10 +102,10 @@ feed.on("status", (e) => {
 });
 // Everyone watching this page on every node, whatever their transport (at most once a second).
 feed.on("occupancy", (e) => {
-  const { subscribers } = e.payload as { subscribers?: number };
-  if (typeof subscribers !== "number") return;
-  watching.hidden = subscribers === 0;
-  watching.textContent = `${subscribers.toLocaleString("en")} watching`;
+  const count = readOccupancy(e.payload as Record<string, unknown>);
+  if (!count) return;
+  watching.hidden = count.subscribers === 0;
+  watching.textContent = `${count.subscribers.toLocaleString("en")} watching`;
 });
 feed.onState(renderConnection);
 feed.onPoll((body) => {

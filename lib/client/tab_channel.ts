@@ -14,7 +14,13 @@
 import { type Listeners, listeners } from "./listeners.ts";
 import type { ChannelSub, Subscriptions } from "./tab_subscriptions.ts";
 import type { AnyChannel, MessageMapOf, PushMapOf } from "./typed.ts";
-import type { Payload, PresenceEntry } from "./wire.ts";
+import type { Payload, PresenceCount, PresenceEntry } from "./wire.ts";
+import {
+  PRESENCE_PAGE_EVENT,
+  presenceCount,
+  type PresenceCounts,
+  type PresencePage,
+} from "./crowd.ts";
 
 /** A schema the client can validate an incoming payload with (a zod schema fits). */
 export interface PayloadSchema {
@@ -50,8 +56,20 @@ export interface PushOptions {
 export interface ChannelPresence {
   /** One entry per key (user), each with one meta per connection (browser). */
   list(): PresenceEntry[];
-  /** Called on each change with the entries and how many of this browser's tabs are here. */
-  onSync(callback: (entries: PresenceEntry[], info: { tabs: number }) => void): () => void;
+  /**
+   * Called on each change with the entries, how many of this browser's tabs are here, and the
+   * count (in a crowd, the entries are only its visible members).
+   */
+  onSync(
+    callback: (entries: PresenceEntry[], info: { tabs: number; count: PresenceCounts }) => void,
+  ): () => void;
+  /** Everyone on the topic: the server's count in a crowd (docs/crowds.md), else the list's. */
+  count(): PresenceCounts;
+  /**
+   * One page of everyone on the topic, in key order: `cursor` is the previous page's `next`
+   * (null for the first), `limit` 1 to 200 (default 50).
+   */
+  page(cursor?: string | null, limit?: number): Promise<PresencePage>;
 }
 
 /** A channel of one tab; typed by the app's channel definition when the client is. */
@@ -118,12 +136,15 @@ export function openTabChannel(options: TabChannelOptions): Channel {
   const onInvalid = options.onInvalid ??
     ((info) => console.warn(`dropped an invalid "${info.event}" on ${info.topic}:`, info.error));
   const messageListeners = new Map<string, Listeners<[Payload]>>();
-  const presenceListeners = listeners<[PresenceEntry[], { tabs: number }]>();
+  const presenceListeners = listeners<
+    [PresenceEntry[], { tabs: number; count: PresenceCounts }]
+  >();
   const joinListeners = listeners<[Payload]>();
   const closeListeners = listeners<[string]>();
   const pending = new Map<number, _Pending & { timer: ReturnType<typeof setTimeout> }>();
   const definition = options.validators.find((c) => _matches(c.topic, topic));
   let entries: PresenceEntry[] = [];
+  let count: PresenceCount | undefined;
   let tabs = 1;
   let joinPromise: Promise<Payload> | undefined;
   let settleJoin: _Pending | undefined;
@@ -168,7 +189,8 @@ export function openTabChannel(options: TabChannelOptions): Channel {
       } else if (msg.t === "presence") {
         entries = msg.entries;
         tabs = msg.tabs;
-        presenceListeners.call(entries, { tabs });
+        count = msg.count;
+        presenceListeners.call(entries, { tabs, count: presenceCount(entries, count) });
       } else if (msg.t === "closed") {
         sub.joining = false;
         closeListeners.call(msg.reason);
@@ -177,7 +199,7 @@ export function openTabChannel(options: TabChannelOptions): Channel {
   };
   subs.add(cid, sub);
 
-  return {
+  const api = {
     topic,
     join() {
       if (joinPromise && sub.joining) return joinPromise;
@@ -220,6 +242,10 @@ export function openTabChannel(options: TabChannelOptions): Channel {
     presence: {
       list: () => entries,
       onSync: (callback) => presenceListeners.add(callback),
+      count: () => presenceCount(entries, count),
+      page: (cursor = null, limit = 50) =>
+        api.push(PRESENCE_PAGE_EVENT as never, { cursor, limit } as never)
+          .then((response) => response as unknown as PresencePage),
     },
     onClose: (callback) => closeListeners.add(callback),
     leave() {
@@ -228,4 +254,5 @@ export function openTabChannel(options: TabChannelOptions): Channel {
       link.send({ t: "leave", from: tab, cid });
     },
   } as Channel;
+  return api;
 }

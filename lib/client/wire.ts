@@ -15,6 +15,14 @@ export interface PresenceEntry {
   metas: Payload[];
 }
 
+/** A crowd's count as the server's `occupancy` event carries it (docs/crowds.md). */
+export interface PresenceCount {
+  /** Connections (presence metas). */
+  subscribers: number;
+  /** Distinct presence keys. */
+  users: number;
+}
+
 /** How the engine is set up; every tab sharing an engine passes the same. */
 export interface EngineOptions {
   /** The Phoenix socket endpoint, e.g. `/socket` (absolute in a worker: it has no page URL). */
@@ -70,7 +78,14 @@ export type EngineMessage =
     | { t: "joined"; cid: number; status: "ok" | "error"; response: Payload }
     | { t: "reply"; cid: number; ref: number; status: string; response: Payload }
     | { t: "msg"; topic: string; event: string; payload: Payload; fp: number; from?: string }
-    | { t: "presence"; topic: string; entries: PresenceEntry[]; tabs: number }
+    | {
+      t: "presence";
+      topic: string;
+      entries: PresenceEntry[];
+      tabs: number;
+      /** The server's count while the topic is a crowd (then `entries` is its visible set). */
+      count?: PresenceCount;
+    }
     | { t: "closed"; cid: number; reason: string }
     | { t: "cursor"; topic: string; cursor: string; params: Payload; fresh: boolean }
     | { t: "forget"; topic?: string; key?: string }

@@ -177,9 +177,20 @@ export interface ChannelDefinition<Params = Payload> {
    */
   presenceLeaveGraceMs?: number;
   /**
+   * Above this many distinct presence keys a topic of this channel is a crowd (docs/crowds.md):
+   * joiners get a bounded visible set, diffs only when it changes, and everyone the count as an
+   * `occupancy` event. Default 150; back to full presence below 80% of it.
+   */
+  crowdThreshold?: number;
+  /** How many keys a crowd shows (default 20), plus as many always-visible ones. */
+  crowdVisible?: number;
+  /** Keys with a meta this marks stay visible in a crowd (say, the editors of a record). */
+  crowdAlwaysVisible?(meta: Payload): boolean;
+  /**
    * Push an `occupancy` event `{subscribers, users}` (every transport, every node) to the
    * topic's subscribers when it changes, at most once a second: "1,204 watching" without a
-   * presence list of 1,204 entries.
+   * presence list of 1,204 entries. For channels without presence; a crowd (`crowdThreshold`)
+   * sends its own count.
    */
   occupancy?: boolean;
   /** Validates join params (failures refuse the join with an error naming the field). */
@@ -257,7 +268,15 @@ export function defineChannel<
       `invalid presenceLeaveGraceMs ${grace} for "${definition.topic}": use 0-60000 (ms)`,
     );
   }
+  _checkCount(definition.topic, "crowdThreshold", definition.crowdThreshold, 1_000_000);
+  _checkCount(definition.topic, "crowdVisible", definition.crowdVisible, 1_000);
   return definition;
+}
+
+/** A crowd option is a whole number from 1 to `max` (or absent). */
+function _checkCount(topic: string, name: string, value: number | undefined, max: number): void {
+  if (value === undefined || (Number.isInteger(value) && value >= 1 && value <= max)) return;
+  throw new Error(`invalid ${name} ${value} for "${topic}": use a whole number from 1 to ${max}`);
 }
 
 /** Finds the channel for a topic. */

@@ -33,6 +33,7 @@ import type { Message, Payload } from "./message.ts";
 import type { Identity, SessionServices } from "./session_services.ts";
 import type { PresenceState } from "./presence.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
+import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
 
 /** What a channel server needs of the session that owns it. */
@@ -157,6 +158,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    */
   async handlePush(msg: Message): Promise<boolean> {
     const channel = this.definition;
+    // Crowd presence (crowd.ts): a page of the member list, for channels with presence.
+    if (msg.event === PRESENCE_PAGE_EVENT && this.#hasPresence()) {
+      const { status, response } = answerPageRequest(this.#node.presence, this.topic, msg.payload);
+      this.reply(msg, status, response);
+      return true;
+    }
     const handler = channel.events?.[msg.event];
     const bytes = msg.binary;
     let result: HandlerResult;
@@ -267,6 +274,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   deliver(b: Broadcast): void {
+    if (this.#crowdHandled(b)) return;
     if (this.#held) this.#held.push(b);
     else this.#forward(b);
   }
@@ -336,6 +344,26 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   /** Pushes the topic's `presence_state` (encoded once per batch window, see the tracker). */
   pushPresenceState(): void {
+    this.#pushState(true);
+  }
+
+  /**
+   * Crowd presence (crowd.ts): another node's diffs are dropped (each node tells its own
+   * clients), and the state a topic sends everyone on becoming a crowd becomes this client's
+   * own: the visible set and its own keys. True when `b` was handled here.
+   */
+  #crowdHandled(b: Broadcast): boolean {
+    const diff = b.event === PhxEvent.presenceDiff;
+    if (!diff && b.event !== PhxEvent.presenceState) return false;
+    if (!this.#node.presence.isCrowd(this.topic)) return false;
+    if (diff) return b.origin.nodeId !== this.#node.hub.nodeId;
+    if (!this.#trackedKeys?.size || !this.#hasPresence()) return false;
+    this.#pushState(false);
+    return true;
+  }
+
+  /** Pushes the topic's `presence_state` (and a crowd's count to a joiner, `withCount`). */
+  #pushState(withCount: boolean): void {
     if (this.#stopped) return;
     this.owner.send({
       joinRef: this.joinRef,
@@ -343,8 +371,16 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       topic: this.topic,
       event: PhxEvent.presenceState,
       payload: {},
-      payloadJson: this.#node.presence.stateJson(this.topic),
+      payloadJson: this.#node.presence.stateJson(this.topic, this.#trackedKeys),
     });
+    // A crowd's joiner is told the count at once, not at the next change.
+    const occupancy = withCount && this.#node.presence.occupancy(this.topic);
+    if (occupancy) this.#send(ControlEvent.occupancy, { ...occupancy });
+  }
+
+  #hasPresence(): boolean {
+    const presence = this.definition.presence;
+    return presence === true || (typeof presence === "function" && presence(this));
   }
 
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {

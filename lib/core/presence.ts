@@ -13,8 +13,24 @@
 import type { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
+import {
+  differenceOf,
+  emptyPresenceState,
+  isEmptyDiff,
+  mergeDiff,
+  type PresenceDiff,
+} from "./presence_diff.ts";
+import {
+  bucketOf,
+  BucketSender,
+  bucketTopic,
+  CROWD_BUCKETS,
+  parseBucketTopic,
+} from "./crowd_buckets.ts";
+import { CrowdPresence, type CrowdSettings, type Occupancy, type PresencePage } from "./crowd.ts";
 
 export type { PresenceMeta, PresenceState } from "./broker.ts";
+export { emptyPresenceState } from "./presence_diff.ts";
 
 /** Options of {@link PresenceTracker}. */
 export interface PresenceOptions {
@@ -26,11 +42,8 @@ export interface PresenceOptions {
    * new join, so clients never see the key gone (a tab handing its connection to another).
    */
   leaveGraceMs?: number;
-}
-
-interface _Diff {
-  joins: PresenceState;
-  leaves: PresenceState;
+  /** The crowd settings of a topic's channel (none: the topic is never a crowd, see crowd.ts). */
+  crowdSettings?: (topic: string) => CrowdSettings | undefined;
 }
 
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
@@ -43,11 +56,20 @@ interface _Lingering {
 export class PresenceTracker {
   /** topic → key → owner id → meta */
   readonly #topics = new Map<string, Map<string, Map<string, PresenceMeta>>>();
-  readonly #pending = new Map<string, _Diff>();
+  readonly #pending = new Map<string, PresenceDiff>();
   /** Encoded states, valid until the topic's next diff goes out or another node changes it. */
   readonly #stateCache = new Map<string, string>();
   /** Other nodes' presences, as their brokers report them: node → topic → state. */
   readonly #remote = new Map<string, Map<string, PresenceState>>();
+  /** Crowd topics whose state other nodes send in buckets (crowd_buckets.ts) → buckets held. */
+  readonly #bucketed = new Map<string, number>();
+  readonly #buckets = new BucketSender();
+  /**
+   * Other nodes' changes of crowd topics, applied with the next batch: a node entering a crowd
+   * sends its whole state emptied and its buckets, maybe in several envelopes; taken together,
+   * nothing seems to leave and come back.
+   */
+  readonly #remotePending = new Map<string, { diff: PresenceDiff; deliver: boolean }>();
   /**
    * topic → key → metas whose leave is held (see {@link PresenceOptions.leaveGraceMs}). They
    * are still listed and replicated: clients and other nodes were not told they left.
@@ -61,15 +83,31 @@ export class PresenceTracker {
    */
   onTopicChange?: (topic: string) => void;
   readonly #refPrefix: string;
+  /** Crowd mode (crowd.ts): it reads the members through this tracker. */
+  readonly #crowd: CrowdPresence;
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
     this.#refPrefix = `${hub.nodeId}.${Date.now().toString(36)}.`;
+    this.#crowd = new CrowdPresence(
+      {
+        keys: (topic) => this.#keys(topic),
+        metasOf: (topic, key) => this.#metasOf(topic, key),
+        counts: (topic) => this.counts(topic),
+        list: (topic) => this.list(topic),
+      },
+      {
+        deliverLocal: (topic, event, payload) => hub.deliverLocal(topic, event, payload),
+        replicate: (topic) => this.#replicate(topic),
+        now: () => hub.clock.now(),
+      },
+      options.crowdSettings ?? (() => undefined),
+    );
     hub.broker.onPresence({
       state: (nodeId, topic, state, announce) => this.#setRemote(nodeId, topic, state, announce),
       nodeDown: (nodeId) => this.#dropNode(nodeId),
       resync: () => {
         for (const topic of this.localTopics()) {
-          hub.broker.replicatePresence(topic, this.#localList(topic));
+          this.#replicate(topic, true);
         }
       },
     });
@@ -142,8 +180,8 @@ export class PresenceTracker {
   /** The full presence state of a topic on every node, as `presence_state` sends it. */
   list(topic: string): PresenceState {
     const state = this.#localList(topic);
-    for (const topics of this.#remote.values()) {
-      for (const [key, { metas }] of Object.entries(topics.get(topic) ?? {})) {
+    for (const remote of this.#remoteStates(topic)) {
+      for (const [key, { metas }] of Object.entries(remote)) {
         (state[key] ??= { metas: [] }).metas.push(...metas);
       }
     }
@@ -155,13 +193,50 @@ export class PresenceTracker {
    * pushes it, and re-encoding it per joiner would cost O(N²) in a join storm. A joiner gets
    * the changes since this snapshot in the window's diff, which it is subscribed to.
    */
-  stateJson(topic: string): string {
+  stateJson(topic: string, ownKeys?: Iterable<string>): string {
+    // A crowd's joiner gets the visible set and its own keys, not the whole list.
+    const crowd = this.#crowd.stateJson(topic, ownKeys);
+    if (crowd !== undefined) return crowd;
     let json = this.#stateCache.get(topic);
     if (json === undefined) {
       json = JSON.stringify(this.list(topic));
       this.#stateCache.set(topic, json);
     }
     return json;
+  }
+
+  /** True while `topic` is a crowd here (see crowd.ts). */
+  isCrowd(topic: string): boolean {
+    return this.#crowd.isCrowd(topic);
+  }
+
+  /** The count a crowd's joiner is told; undefined when the topic is not a crowd. */
+  occupancy(topic: string): Occupancy | undefined {
+    return this.#crowd.occupancy(topic);
+  }
+
+  /** One page of the topic's members in key order (see {@link CrowdPresence.pageOf}). */
+  page(topic: string, cursor: string | null, limit: number): PresencePage {
+    return this.#crowd.pageOf(topic, cursor, limit);
+  }
+
+  /** Metas (subscribers) and distinct keys (users) of a topic on every node. */
+  counts(topic: string): Occupancy {
+    let users = 0;
+    let subscribers = 0;
+    const seen = this.#remote.size ? new Set<string>() : undefined;
+    for (const key of this.#keys(topic)) {
+      users++;
+      seen?.add(key);
+    }
+    for (const owners of this.#topics.get(topic)?.values() ?? []) subscribers += owners.size;
+    for (const { metas } of this.#lingering.get(topic)?.values() ?? []) {
+      subscribers += metas.length;
+    }
+    for (const remote of this.#remoteStates(topic)) {
+      for (const { metas } of Object.values(remote)) subscribers += metas.length;
+    }
+    return { subscribers, users };
   }
 
   /** Topics with presences tracked on this node (held leaves included). */
@@ -177,9 +252,20 @@ export class PresenceTracker {
     this.#pending.clear();
     for (const [topic, diff] of pending) {
       this.#stateCache.delete(topic);
-      this.hub.broadcast(topic, "presence_diff", { ...diff });
-      this.hub.broker.replicatePresence(topic, this.#localList(topic));
+      // A crowd tells its clients what changed in the visible set, on each node by itself.
+      if (!this.#crowd.changed(topic, diff)) {
+        this.hub.broadcast(topic, "presence_diff", { ...diff });
+      }
+      this.#crowd.replicate(topic);
       this.onTopicChange?.(topic);
+    }
+    const remote = [...this.#remotePending];
+    this.#remotePending.clear();
+    for (const [topic, { diff, deliver }] of remote) {
+      if (this.#crowd.changed(topic, diff) || !deliver) continue;
+      if (!isEmptyDiff(diff)) {
+        this.hub.deliverLocal(topic, "presence_diff", { ...diff });
+      }
     }
   }
 
@@ -192,6 +278,66 @@ export class PresenceTracker {
       for (const key of [...keys.keys()]) this.#releaseLeave(topic, key);
     }
     this.flush();
+    this.#crowd.close();
+  }
+
+  /** Every key of a topic, once: this node's (earliest tracked first), then the others'. */
+  *#keys(topic: string): Generator<string> {
+    const local = this.#topics.get(topic);
+    const held = this.#lingering.get(topic);
+    if (local) yield* local.keys();
+    for (const key of held?.keys() ?? []) if (!local?.has(key)) yield key;
+    if (this.#remote.size === 0) return;
+    const seen = new Set<string>();
+    for (const remote of this.#remoteStates(topic)) {
+      for (const key of Object.keys(remote)) {
+        if (local?.has(key) || held?.has(key) || seen.has(key)) continue;
+        seen.add(key);
+        yield key;
+      }
+    }
+  }
+
+  /** A key's metas on every node (empty: not present). */
+  #metasOf(topic: string, key: string): PresenceMeta[] {
+    const metas = [...this.#lingering.get(topic)?.get(key)?.metas ?? []];
+    metas.push(...this.#topics.get(topic)?.get(key)?.values() ?? []);
+    const bucket = this.#bucketed.has(topic) ? bucketTopic(topic, bucketOf(key)) : undefined;
+    for (const topics of this.#remote.values()) {
+      const entry = topics.get(topic)?.[key] ?? (bucket && topics.get(bucket)?.[key]);
+      if (entry) metas.push(...entry.metas);
+    }
+    return metas;
+  }
+
+  /** Each other node's state of a topic: whole, or in buckets while it is a crowd there. */
+  *#remoteStates(topic: string): Generator<PresenceState> {
+    const bucketed = this.#bucketed.has(topic);
+    for (const topics of this.#remote.values()) {
+      const whole = topics.get(topic);
+      if (whole) yield whole;
+      for (let b = 0; bucketed && b < CROWD_BUCKETS; b++) {
+        const part = topics.get(bucketTopic(topic, b));
+        if (part) yield part;
+      }
+    }
+  }
+
+  /**
+   * Sends this node's state of a topic to the others: whole for a room; for a crowd, the
+   * buckets that changed (crowd_buckets.ts). `all`: every bucket (a resync after an outage).
+   */
+  #replicate(topic: string, all = false): void {
+    const broker = this.hub.broker;
+    const local = this.#localList(topic);
+    if (!this.#crowd.isCrowd(topic)) {
+      for (const [name, state] of this.#buckets.clear(topic)) broker.replicatePresence(name, state);
+      return broker.replicatePresence(topic, local);
+    }
+    if (all) this.#buckets.clear(topic);
+    for (const [name, state] of this.#buckets.changed(topic, local)) {
+      broker.replicatePresence(name, state);
+    }
   }
 
   #localList(topic: string): PresenceState {
@@ -231,23 +377,49 @@ export class PresenceTracker {
   }
 
   /**
-   * Replaces another node's state of a topic. That node broadcasts the clients' diff itself,
-   * so nothing is sent here.
+   * Replaces another node's state of a topic (or of one bucket of a crowd topic). For a room
+   * that node broadcasts the clients' diff itself; for a crowd it does not, so this node tells
+   * its own clients (crowd.ts decides what they see).
    */
-  #setRemote(nodeId: string, topic: string, state: PresenceState, announce: boolean): void {
+  #setRemote(nodeId: string, name: string, state: PresenceState, announce: boolean): void {
+    const bucket = parseBucketTopic(name);
+    const topic = bucket?.topic ?? name;
     this.#stateCache.delete(topic);
     let topics = this.#remote.get(nodeId);
     if (!topics) this.#remote.set(nodeId, topics = new Map());
-    const before = topics.get(topic) ?? {};
-    if (Object.keys(state).length === 0) topics.delete(topic);
-    else topics.set(topic, state);
+    const before = topics.get(name);
+    const empty = Object.keys(state).length === 0;
+    if (empty) topics.delete(name);
+    else topics.set(name, state);
     if (topics.size === 0) this.#remote.delete(nodeId);
+    if (bucket) this.#countBucket(topic, (empty ? 0 : 1) - (before ? 1 : 0));
     this.onTopicChange?.(topic);
-    if (!announce) return;
-    const diff = _difference(before, state);
-    if (Object.keys(diff.joins).length || Object.keys(diff.leaves).length) {
+    const diff = differenceOf(before ?? {}, state);
+    if (bucket || this.#crowd.isCrowd(topic)) return this.#queueRemote(topic, diff, true);
+    // A room: its node broadcast the diff (unless it resends its state); it may make a crowd.
+    if (this.#crowd.changed(topic, diff) || !announce) return;
+    if (!isEmptyDiff(diff)) {
       this.hub.deliverLocal(topic, "presence_diff", { ...diff });
     }
+  }
+
+  /** Adds another node's change of a crowd topic to the next batch (see #remotePending). */
+  #queueRemote(topic: string, diff: PresenceDiff, deliver: boolean): void {
+    let queued = this.#remotePending.get(topic);
+    if (!queued) {
+      queued = { diff: { joins: emptyPresenceState(), leaves: emptyPresenceState() }, deliver };
+      this.#remotePending.set(topic, queued);
+      this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
+    }
+    queued.deliver ||= deliver;
+    mergeDiff(queued.diff, diff);
+  }
+
+  /** Keeps {@link #bucketed} in step: `delta` buckets of `topic` more (or fewer) held. */
+  #countBucket(topic: string, delta: number): void {
+    const held = (this.#bucketed.get(topic) ?? 0) + delta;
+    if (held > 0) this.#bucketed.set(topic, held);
+    else this.#bucketed.delete(topic);
   }
 
   /** A node died without a goodbye: its presences leave, told to this node's clients only. */
@@ -255,10 +427,20 @@ export class PresenceTracker {
     const topics = this.#remote.get(nodeId);
     if (!topics) return;
     this.#remote.delete(nodeId);
-    for (const [topic, leaves] of topics) {
+    // A crowd's buckets leave as one diff of their topic.
+    const byTopic = new Map<string, PresenceState>();
+    for (const [name, state] of topics) {
+      const topic = parseBucketTopic(name)?.topic ?? name;
+      if (topic !== name) this.#countBucket(topic, -1);
+      let leaves = byTopic.get(topic);
+      if (!leaves) byTopic.set(topic, leaves = emptyPresenceState());
+      Object.assign(leaves, state);
+    }
+    for (const [topic, leaves] of byTopic) {
       this.#stateCache.delete(topic);
-      this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
       this.onTopicChange?.(topic);
+      if (this.#crowd.changed(topic, { joins: emptyPresenceState(), leaves })) continue;
+      this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
     }
   }
 
@@ -273,7 +455,7 @@ export class PresenceTracker {
     return owners;
   }
 
-  #diff(topic: string): _Diff {
+  #diff(topic: string): PresenceDiff {
     let diff = this.#pending.get(topic);
     if (!diff) {
       this.#pending.set(
@@ -288,29 +470,4 @@ export class PresenceTracker {
   #nextRef(): string {
     return this.#refPrefix + (++this.#refCounter).toString(36);
   }
-}
-
-/**
- * A state keyed by presence keys, which are user strings (`constructor`, `__proto__`…): an
- * object without a prototype, so no key reads an inherited member or sets the prototype.
- * JSON sees an ordinary object.
- */
-export function emptyPresenceState(): PresenceState {
-  return Object.create(null);
-}
-
-/** The diff that turns `before` into `after`, comparing metas by `phx_ref`. */
-function _difference(before: PresenceState, after: PresenceState): _Diff {
-  const refs = (state: PresenceState) =>
-    new Set(Object.values(state).flatMap(({ metas }) => metas.map((m) => m.phx_ref)));
-  const [had, has] = [refs(before), refs(after)];
-  const pick = (state: PresenceState, keep: (ref: string) => boolean) => {
-    const out = emptyPresenceState();
-    for (const [key, { metas }] of Object.entries(state)) {
-      const kept = metas.filter((m) => keep(m.phx_ref));
-      if (kept.length) out[key] = { metas: kept };
-    }
-    return out;
-  };
-  return { joins: pick(after, (r) => !had.has(r)), leaves: pick(before, (r) => !has.has(r)) };
 }

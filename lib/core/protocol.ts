@@ -52,7 +52,10 @@ export const ControlEvent = {
   reset: "reset",
   /** SSE only: the join reply, as the first event of each topic. */
   joined: "joined",
-  /** `{subscribers, users}` of the topic, to channels with `occupancy: true` (see `occupancy.ts`). */
+  /**
+   * `{subscribers, users}`, at most once a second: a crowd's count (see crowd.ts), or the
+   * topic's subscribers for a channel with `occupancy: true` (see occupancy.ts).
+   */
   occupancy: "occupancy",
 } as const;
 

@@ -31,6 +31,7 @@ import type { Authenticate } from "./identity.ts";
 import type { Identity, IdentityCheck, SessionServices } from "./session_services.ts";
 import { type NodeOptions, nodeOptions } from "./options.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
+import { crowdSettingsOf } from "./crowd.ts";
 import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
@@ -149,6 +150,10 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     this.presence = new PresenceTracker(this.hub, {
       batchMs: this.options.presenceBatchMs,
       leaveGraceMs: this.options.presenceLeaveGraceMs,
+      crowdSettings: (topic) => {
+        const channel = this.router.match(topic)?.channel;
+        return channel && crowdSettingsOf(channel);
+      },
     });
     this.#registerMetrics();
   }

@@ -26,7 +26,7 @@ import { z } from "zod";
 import { inScope } from "../auth.ts";
 import { type ChannelContext, defineChannel, error, type EventHandler } from "../core/channel.ts";
 import type { Payload } from "../core/message.ts";
-import { PhxEvent, SupabaseEvent } from "../core/protocol.ts";
+import { ControlEvent, PhxEvent, SupabaseEvent } from "../core/protocol.ts";
 
 /** The topic prefix realtime-js puts before every channel name. */
 export const REALTIME_PREFIX = "realtime:";
@@ -129,6 +129,11 @@ const accessTokenEvent: EventHandler<RealtimeJoin, z.infer<typeof _accessToken>>
   },
 };
 
+/** Passes a presence event on to clients that enabled presence only. */
+function _ifPresence(ctx: ChannelContext<RealtimeJoin>, payload: Payload): Payload | null {
+  return _assigns(ctx).presenceEnabled ? payload : null;
+}
+
 /** The built-in `realtime:*` channel: Supabase Realtime's broadcast and presence. */
 export const realtimeChannel = defineChannel<RealtimeJoin>({
   topic: `${REALTIME_PREFIX}*`,
@@ -164,8 +169,10 @@ export const realtimeChannel = defineChannel<RealtimeJoin>({
   },
   handleOut: {
     // Like Supabase: a client that did not enable presence gets no presence events (it would
-    // buffer diffs without a state forever).
-    [PhxEvent.presenceDiff]: (ctx, payload) => _assigns(ctx).presenceEnabled ? payload : null,
+    // buffer diffs without a state forever); nor a crowd's states and counts (docs/crowds.md).
+    [PhxEvent.presenceDiff]: _ifPresence,
+    [PhxEvent.presenceState]: _ifPresence,
+    [ControlEvent.occupancy]: _ifPresence,
   },
 });
 
