@@ -174,7 +174,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   if ("WEBHOOK_URL" in cleaned && !("WEBHOOK_SECRET" in cleaned)) {
-    lines.push("  WEBHOOK_URL: set WEBHOOK_SECRET too (16+ characters): webhooks are always signed");
+    lines.push(
+      "  WEBHOOK_URL: set WEBHOOK_SECRET too (16+ characters): webhooks are always signed",
+    );
   }
   if (!parsed.success || lines.length > 0) {
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);

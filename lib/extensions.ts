@@ -41,6 +41,7 @@ export function extendNode(switchboard: Switchboard, setup: NodeExtensionSetup):
     heartbeatMs: config.redisHeartbeatMs,
     warmupMs: single ? 0 : undefined,
     single,
+    sends: config.webhook !== undefined,
   });
   pushOccupancy({
     cluster,

@@ -52,10 +52,14 @@ interface _Report {
   hello?: true;
   /** A node stopping: its counts go at once. */
   bye?: true;
+  /** The node can send webhooks (it has `WEBHOOK_URL`): only such nodes are elected. */
+  w?: true;
 }
 
 interface _Peer {
   since: number;
+  /** It can send webhooks. */
+  sends: boolean;
   seenAt: number;
   counts: Map<string, Occupancy>;
   /** A full snapshot being received. */
@@ -74,6 +78,8 @@ export interface ClusterOccupancyOptions {
   /** Every node sends all its counts this often; a peer silent for 2.5 times it is dropped. */
   heartbeatMs: number;
   log?: Logger;
+  /** This node can send webhooks (default true); see {@link ClusterOccupancy.isSender}. */
+  sends?: boolean;
   /** No peers can exist (the in-memory broker): no reports, and no timer while idle. */
   single?: boolean;
   /**
@@ -106,6 +112,7 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
   readonly #timers: Timers;
   readonly #tickMs: number;
   readonly #single: boolean;
+  readonly #sends: boolean;
   #stopTimer?: () => void;
   readonly #onError: (err: unknown) => void;
 
@@ -122,6 +129,7 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
     this.#warmupMs = options.warmupMs ?? 2 * this.#tickMs;
     this.#timers = options.timers;
     this.#single = options.single ?? false;
+    this.#sends = options.sends ?? true;
     this.#hub.add(OCCUPANCY_TOPIC, this);
     this.#local.onChange = () => this.wake();
     this.wake();
@@ -157,13 +165,17 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
   }
 
   /**
-   * True when this node sends the cluster's webhooks: it has heard its peers (past the warmup)
-   * and none of the live ones started before it (ties: the smaller node id).
+   * True when this node sends the cluster's webhooks: it can, it has heard its peers (past the
+   * warmup) and none of the live ones that can started before it (ties: the smaller node id).
+   * A node without `WEBHOOK_URL` is never elected, so a rolling change of the setting loses
+   * nothing.
    */
   isSender(): boolean {
     if (!this.warmedUp) return false;
     const self = this.#hub.nodeId;
+    if (!this.#sends) return false;
     for (const [id, peer] of this.#peers) {
+      if (!peer.sends) continue;
       if (peer.since < this.#since || (peer.since === this.#since && id < self)) return false;
     }
     return true;
@@ -231,9 +243,11 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
     let peer = this.#peers.get(report.n);
     if (!peer || peer.since !== report.since) {
       if (peer) this.#drop(report.n, this.#dirty);
-      this.#peers.set(report.n, peer = { since: report.since, seenAt: 0, counts: new Map() });
+      peer = { since: report.since, sends: false, seenAt: 0, counts: new Map() };
+      this.#peers.set(report.n, peer);
     }
     peer.seenAt = this.#clock.now();
+    peer.sends = report.w === true;
     if (report.hello) this.#snapshotAsked = true;
     if (!Array.isArray(report.t)) return;
     if (report.full) return this.#stage(peer, report.t, report.full);
@@ -294,6 +308,7 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
 
   #send(rows: _Report["t"], extra: Partial<_Report>): void {
     const report: _Report = { n: this.#hub.nodeId, since: this.#since, t: rows, ...extra };
+    if (this.#sends) report.w = true;
     if (this.#hello) {
       report.hello = true;
       this.#hello = false;
