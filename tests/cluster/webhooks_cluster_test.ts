@@ -1,8 +1,9 @@
 /**
- * Webhooks, occupancy and the server API across two nodes joined through Redis (the real
- * `redis-server` and the Upstash bridge), one real webhook receiver for both: each event is
- * sent once by the cluster, occupancy counts every transport on both nodes, and a disconnect
- * sent to one node ends the user's sessions on the other.
+ * Webhooks, occupancy and the server API across nodes joined through Redis (the real
+ * `redis-server` and the Upstash bridge), one real webhook receiver: two nodes with
+ * `WEBHOOK_URL` and an older one without it. Each event is sent once by the cluster, occupancy
+ * counts every transport on both nodes, a disconnect sent to one node ends the user's sessions
+ * on the other, and when the sending node is killed the other takes over.
  */
 import assert from "node:assert/strict";
 import { LongPoll } from "phoenix";
