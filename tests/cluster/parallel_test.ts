@@ -135,11 +135,13 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
       // Eventually consistent (within a second or two): then every read, whichever worker.
       const read = async () =>
         await (await fetch(`${url}/api/occupancy/record:par`, { client: fresh })).json();
+      // Compared within the wait: a client whose heartbeat reply came late (2 busy cores)
+      // reconnects and rejoins, and the count dips for a moment.
+      const expected = JSON.stringify({ topic: "record:par", subscribers: 16, users: 16 });
       await waitFor(async () => {
         const reads = await Promise.all(Array.from({ length: 6 }, read));
-        return reads.every((r) => r.subscribers === 16);
-      }, "16 subscribers whichever worker answers");
-      assert.deepEqual(await read(), { topic: "record:par", subscribers: 16, users: 16 });
+        return reads.every((r) => JSON.stringify(r) === expected);
+      }, "16 subscribers and users whichever worker answers");
       await waitFor(() => eventsOf(receiver, "record:par").length === 17, "17 events", 10_000);
       const events = eventsOf(receiver, "record:par");
       assert.equal(events[0], "channel_occupied");

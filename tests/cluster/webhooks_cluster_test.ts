@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { LongPoll } from "phoenix";
-import { postApi } from "../support/api.ts";
+import { postApi, waitForOccupancy } from "../support/api.ts";
 import { waitForCluster } from "../support/cluster.ts";
 import { connectSocket, disconnect, join } from "../support/phoenix.ts";
 import { startBridge, startRedis } from "../support/redis.ts";
@@ -17,10 +17,6 @@ import { waitFor } from "../support/wait.ts";
 import { eventsOf, startReceiver } from "../support/webhooks.ts";
 
 const SECRET = "cluster-webhook-secret";
-
-async function occupancy(node: ServerProcess, topic: string) {
-  return await (await fetch(`${node.url}/api/occupancy/${topic}`)).json();
-}
 
 async function webhookRequests(node: ServerProcess): Promise<number> {
   const text = await (await fetch(`${node.url}/metrics`)).text();
@@ -98,8 +94,7 @@ Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => 
       const b = await connectSocket(n2.socketUrl, { user_id: "dan" });
       await join(b.channel(topic));
       for (const node of [n1, n2]) {
-        await waitFor(async () => (await occupancy(node, topic)).subscribers === 4, "4 there");
-        assert.deepEqual(await occupancy(node, topic), { topic, subscribers: 4, users: 4 });
+        await waitForOccupancy(node.url, topic, { subscribers: 4, users: 4 });
       }
       await waitFor(() => pushed.at(-1)?.subscribers === 4, "the occupancy event on n1");
       await sse.next((e) => e.event === "occupancy" && e.json?.payload.subscribers === 4);
@@ -108,11 +103,7 @@ Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => 
       await disconnect(b);
       await sse.close();
       for (const node of [n1, n2]) {
-        await waitFor(
-          async () => (await occupancy(node, topic)).subscribers === 0,
-          "empty",
-          10_000,
-        );
+        await waitForOccupancy(node.url, topic, { subscribers: 0, users: 0 }, 10_000);
       }
     });
 
@@ -131,8 +122,9 @@ Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => 
       await join(annLp.channel(topic));
       const bob = await connectSocket(n2.socketUrl, { user_id: "bob" });
       await join(bob.channel(topic));
+      // Users add up per node: Ann on n1 and on n2 counts twice (docs/webhooks.md).
       for (const node of [n1, n2]) {
-        await waitFor(async () => (await occupancy(node, topic)).subscribers === 4, "4 there");
+        await waitForOccupancy(node.url, topic, { subscribers: 4, users: 3 });
       }
       const answer = await postApi(n1.url, "/api/disconnect", { user_id: "ann" });
       assert.deepEqual(answer, { status: 200, body: { sessions: 1 } });
@@ -141,12 +133,11 @@ Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => 
       annWs.disconnect();
       annLp.disconnect();
       for (const node of [n1, n2]) {
-        await waitFor(async () => (await occupancy(node, topic)).subscribers === 1, "bob only");
-        assert.deepEqual(await occupancy(node, topic), { topic, subscribers: 1, users: 1 });
+        await waitForOccupancy(node.url, topic, { subscribers: 1, users: 1 });
       }
       const unsubscribed = await postApi(n1.url, "/api/unsubscribe", { user_id: "bob", topic });
       assert.deepEqual(unsubscribed.body, { sessions: 0 }, "bob is on n2, not on n1");
-      await waitFor(async () => (await occupancy(n2, topic)).subscribers === 0, "bob removed");
+      await waitForOccupancy(n2.url, topic, { subscribers: 0, users: 0 });
       await disconnect(bob);
     });
 
@@ -176,7 +167,7 @@ Deno.test("webhooks and occupancy across two nodes through Redis", async (t) => 
         "channel_vacated",
       ]);
       assert.ok(await webhookRequests(other) > 0, "the survivor sent them");
-      assert.deepEqual(await occupancy(other, topic), { topic, subscribers: 0, users: 0 });
+      await waitForOccupancy(other.url, topic, { subscribers: 0, users: 0 });
     });
   } finally {
     await Promise.all([n0.stop(), n1.stop(), n2.stop()]);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { LongPoll } from "phoenix";
-import { publishStatus } from "../support/api.ts";
+import { publishStatus, waitForOccupancy } from "../support/api.ts";
 import { connectSocket, disconnect, join } from "../support/phoenix.ts";
 import { startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
@@ -13,12 +13,6 @@ import { waitFor } from "../support/wait.ts";
 import { eventsOf, startReceiver } from "../support/webhooks.ts";
 
 const SECRET = "webhook-secret-of-the-test";
-
-async function occupancy(url: string, topic: string) {
-  const res = await fetch(`${url}/api/occupancy/${topic}`);
-  assert.equal(res.status, 200);
-  return await res.json();
-}
 
 async function metric(url: string, line: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -94,8 +88,7 @@ Deno.test("webhooks and occupancy on one node", async (t) => {
         transport: LongPoll,
       });
       await join(lp.channel(topic));
-      await waitFor(async () => (await occupancy(server.url, topic)).subscribers === 3, "3 there");
-      assert.deepEqual(await occupancy(server.url, topic), { topic, subscribers: 3, users: 2 });
+      await waitForOccupancy(server.url, topic, { subscribers: 3, users: 2 });
       await waitFor(() => pushed.at(-1)?.subscribers === 3, "the occupancy event");
       assert.deepEqual(pushed.at(-1), { subscribers: 3, users: 2 });
       const overSse = await sse.next((e) =>
@@ -107,9 +100,9 @@ Deno.test("webhooks and occupancy on one node", async (t) => {
       await sse.close();
       await disconnect(lp);
       await waitFor(() => pushed.at(-1)?.subscribers === 1, "the others gone", 10_000);
-      assert.deepEqual(await occupancy(server.url, topic), { topic, subscribers: 1, users: 1 });
+      await waitForOccupancy(server.url, topic, { subscribers: 1, users: 1 });
       await disconnect(ws);
-      await waitFor(async () => (await occupancy(server.url, topic)).subscribers === 0, "empty");
+      await waitForOccupancy(server.url, topic, { subscribers: 0, users: 0 });
     });
 
     await t.step("a receiver answering 500 gets the events later", async () => {

@@ -8,6 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { waitFor } from "./wait.ts";
 
 /** Posts `payload` as event `status` on `topic` to `POST /api/broadcast` (open API, or bearer `apiToken`) and expects 202. */
 export async function publishStatus(
@@ -44,4 +45,29 @@ export async function postApi(
     body: JSON.stringify(body),
   });
   return { status: res.status, body: await res.json() };
+}
+
+/**
+ * Waits until `GET /api/occupancy/<topic>` answers exactly `counts` (it is eventually
+ * consistent across nodes, and a client reconnecting moves it for a moment: compare within the
+ * wait, not once after it).
+ */
+export async function waitForOccupancy(
+  url: string,
+  topic: string,
+  counts: { subscribers: number; users: number },
+  timeoutMs = 5_000,
+): Promise<void> {
+  const expected = JSON.stringify({ topic, ...counts });
+  let last = "";
+  await waitFor(
+    async () => {
+      last = JSON.stringify(await (await fetch(`${url}/api/occupancy/${topic}`)).json());
+      return last === expected;
+    },
+    `occupancy ${expected} at ${url}`,
+    timeoutMs,
+  ).catch((err) => {
+    throw new Error(`${err.message}; last: ${last}`);
+  });
 }
