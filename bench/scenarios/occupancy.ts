@@ -21,7 +21,7 @@ import { health } from "./cross_node.ts";
 export interface OccupancyOptions {
   /** Steady viewers, half per node. */
   viewers: number;
-  /** Viewers that arrive on node B each second of churn, in four waves (each leaves within 250 ms). */
+  /** Viewers that arrive on node B each second of churn, in waves (each leaves 100 ms later). */
   churnPerSecond: number;
   /** Seconds of churn. */
   seconds: number;
@@ -50,6 +50,9 @@ export interface OccupancyResult {
 }
 
 const TOPIC = "status:bench-occupancy";
+
+/** How often viewers arrive during the churn (each wave leaves 100 ms after it came). */
+const _WAVE_MS = 370;
 
 async function counted(node: Target): Promise<number> {
   const res = await fetch(`${node.url}/api/occupancy/${TOPIC}`);
@@ -109,8 +112,9 @@ export async function runOccupancy(o: OccupancyOptions): Promise<OccupancyResult
     await steady.call("reset");
     const before = await redisStats(redis.url);
     const started = performance.now();
-    // Four waves a second: the counts change several times within each tick of the nodes.
-    const wave = Math.max(1, Math.round(o.churnPerSecond / 4));
+    // A wave every 370 ms: the counts change within every tick of the nodes (a period that
+    // divides a second would meet each tick at the same point of the wave, and show no change).
+    const wave = Math.max(1, Math.round(o.churnPerSecond * _WAVE_MS / 1_000));
     let arrived = 0;
     while (performance.now() - started < o.seconds * 1_000) {
       const begun = performance.now();
@@ -118,7 +122,7 @@ export async function runOccupancy(o: OccupancyOptions): Promise<OccupancyResult
       arrived += wave;
       await sleep(100);
       await churn.call("close");
-      await sleep(Math.max(0, 250 - (performance.now() - begun)));
+      await sleep(Math.max(0, _WAVE_MS - (performance.now() - begun)));
     }
     const churnSeconds = (performance.now() - started) / 1000;
     const after = await redisStats(redis.url);
