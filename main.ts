@@ -7,10 +7,19 @@
  * @module
  */
 import { channels } from "./channels/mod.ts";
-import { createLogger, createSwitchboard, warnDevDefaults } from "./lib/mod.ts";
-import { configFromEnvOrExit, denoRuntime, exitGracefullyOnSignals } from "./lib/runtime/deno.ts";
-import { defaultMaxConnections, serveGuarded } from "./lib/runtime/deno_serve.ts";
-import { createApp } from "./routes/app.ts";
+import {
+  createApp,
+  createLogger,
+  createSwitchboard,
+  warnDevDefaults,
+} from "@switchboard/switchboard";
+import {
+  configFromEnvOrExit,
+  defaultMaxConnections,
+  denoRuntime,
+  exitGracefullyOnSignals,
+  serveGuarded,
+} from "@switchboard/switchboard/deno";
 
 const config = configFromEnvOrExit();
 const log = createLogger(config.logLevel);
@@ -22,7 +31,7 @@ export const switchboard = createSwitchboard({
   log,
 });
 /** The Hono app, for embedding or `deno serve`. */
-export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
 
 warnDevDefaults(config, log);
 

@@ -4,22 +4,22 @@
  * `deno serve serve.ts` needs no environment-variable trick. On the request path it uses web
  * APIs and `Deno.upgradeWebSocket` only; timers are plain (`deno serve` and Deploy own the
  * process's lifetime, so nothing needs unref'ing). Run it with `deno task serve`; on Deno
- * Deploy, make this file the entrypoint and set `UPSTASH_REDIS_REST_URL`/`_TOKEN` (README,
- * "Deploy to Deno Deploy").
+ * Deploy, make this file the entrypoint and set `UPSTASH_REDIS_REST_URL`/`_TOKEN` (docs/deployment.md,
+ * "Deno Deploy").
  * @module
  */
 import { channels } from "./channels/mod.ts";
 import {
   CONFIG_KEYS,
   ConfigError,
+  createApp,
   createLogger,
   createSwitchboard,
   loadConfig,
   plainTimers,
   warnDevDefaults,
-} from "./lib/mod.ts";
-import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
-import { createApp } from "./routes/app.ts";
+} from "@switchboard/switchboard";
+import { denoRuntime, readEnv } from "@switchboard/switchboard/deno";
 
 function _configure() {
   try {
@@ -35,6 +35,6 @@ const config = _configure();
 const log = createLogger(config.logLevel);
 const switchboard = createSwitchboard({ config, channels, timers: plainTimers, log });
 warnDevDefaults(config, log);
-const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
 
 export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;

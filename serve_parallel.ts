@@ -11,9 +11,12 @@
  * @module
  */
 import { channels } from "./channels/mod.ts";
-import { createLogger, createSwitchboard } from "./lib/mod.ts";
-import { configFromEnvOrExit, denoRuntime, exitGracefullyOnSignals } from "./lib/runtime/deno.ts";
-import { createApp } from "./routes/app.ts";
+import { createApp, createLogger, createSwitchboard } from "@switchboard/switchboard";
+import {
+  configFromEnvOrExit,
+  denoRuntime,
+  exitGracefullyOnSignals,
+} from "@switchboard/switchboard/deno";
 import { IsolateGroup, mergeIsolateMetrics } from "./lib/cluster/isolates.ts";
 
 /** The channel the isolates of one process share (several apps: set `REDIS_PREFIX`). */
@@ -35,7 +38,7 @@ const switchboard = createSwitchboard({
   log,
   isolatesChannel: `${_WORKERS_CHANNEL}:${config.redisPrefix}`,
 });
-const app = createApp(switchboard, { upgrade: denoRuntime.upgrade });
+const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
 
 // The isolates know each other: they stop together, and the operations endpoints answer for all.
 const group = new IsolateGroup({

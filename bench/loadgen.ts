@@ -68,6 +68,8 @@ class Client {
   presenceBytes = 0;
   users = 0;
   frames = 0;
+  /** SSE: bytes of `data:` matched after a line break at the end of the last chunk (-1: none). */
+  ssePartial = -1;
   completeAt = 0;
   #writing: Promise<void> = Promise.resolve();
 
@@ -311,16 +313,57 @@ function mark(c: Client, i: number, on: boolean): void {
   c.keyCount += on ? 1 : -1;
 }
 
+const _SSE_DATA = _enc.encode("data:");
+
+/**
+ * Counts the SSE events in `chunk` as deliveries: each has one `data:` line, found after a line
+ * break (only line breaks are looked at, so a 10 KB event costs a few `indexOf` calls). A break
+ * near the chunk's end is finished in the next chunk (`c.ssePartial`).
+ */
+function countSseEvents(c: Client, chunk: Uint8Array): void {
+  let from = 0;
+  if (c.ssePartial >= 0) {
+    let j = c.ssePartial;
+    while (j < _SSE_DATA.length && from < chunk.length && chunk[from] === _SSE_DATA[j]) {
+      j++;
+      from++;
+    }
+    c.ssePartial = -1;
+    if (j === _SSE_DATA.length) deliveredSse(c);
+    else if (from === chunk.length) return void (c.ssePartial = j);
+  }
+  for (let nl = chunk.indexOf(10, from); nl >= 0; nl = chunk.indexOf(10, nl + 1)) {
+    let j = 0;
+    let k = nl + 1;
+    while (j < _SSE_DATA.length && k < chunk.length && chunk[k] === _SSE_DATA[j]) {
+      j++;
+      k++;
+    }
+    if (j === _SSE_DATA.length) deliveredSse(c);
+    else if (k === chunk.length) c.ssePartial = j;
+  }
+}
+
+function deliveredSse(c: Client): void {
+  c.received++;
+  stats.received++;
+}
+
 async function readLoop(c: Client, rest: Uint8Array): Promise<void> {
   const reader = new FrameReader((op, d, s, e) => onFrame(c, op, d, s, e));
   const buf = new Uint8Array(16 * 1024);
   try {
     if (c.proto === "sse") {
       stats.sseBytes += rest.length;
+      countSseEvents(c, rest);
       for (;;) {
         const n = await c.conn.read(buf);
         if (n === null) break;
         stats.sseBytes += n;
+        const before = stats.received;
+        countSseEvents(c, buf.subarray(0, n));
+        if (stats.received !== before) stats.lastAt = nowEpoch();
+        if (waiters.size) checkWaiters();
       }
     } else {
       if (rest.length) reader.feed(rest);
@@ -531,6 +574,8 @@ async function waitDeliveries(a: { perSocket: number; timeoutMs: number }) {
     subscribers,
     minPerSocket: subscribers ? min : 0,
     lastAt: stats.lastAt,
+    /** Bytes the SSE clients read since the last reset (HTTP chunk framing included). */
+    sseBytes: stats.sseBytes,
     closedMeanwhile: subscribers - liveness.live,
     closeReasons,
   };
@@ -542,6 +587,7 @@ function reset() {
   stats.received = 0;
   stats.lastAt = 0;
   stats.occupancy = 0;
+  stats.sseBytes = 0;
   samples = [];
   return { live: live() };
 }

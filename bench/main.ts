@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd | occupancy (or 1-10, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd | deltas | occupancy (or 1-11, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -41,6 +41,14 @@ import { runWorkers, workersReport, type WorkersResult } from "./scenarios/worke
 import { parallelReport, type ParallelResult, runParallel } from "./scenarios/parallel.ts";
 import { type CrowdOptions, crowdReport, type CrowdResult, runCrowd } from "./scenarios/crowd.ts";
 import {
+  DELTAS_FULL,
+  DELTAS_QUICK,
+  type DeltasOptions,
+  deltasReport,
+  type DeltasResult,
+  runDeltas,
+} from "./scenarios/deltas.ts";
+import {
   type OccupancyOptions,
   occupancyReport,
   type OccupancyResult,
@@ -57,6 +65,7 @@ const SCENARIOS = [
   "workers",
   "parallel",
   "crowd",
+  "deltas",
   "occupancy",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
@@ -79,6 +88,8 @@ interface Config {
   parallel: { fanout: FanoutOptions; latency: LatencyOptions };
   /** Crowd presence: a join storm on one node and on two (bench/scenarios/crowd.ts). */
   crowd: CrowdOptions;
+  /** Fossil deltas against full payloads on a status page (scenarios/deltas.ts). */
+  deltas: DeltasOptions;
   /** An occupancy-heavy status page on two nodes with Redis. */
   occupancy: OccupancyOptions;
 }
@@ -113,6 +124,7 @@ const FULL: Config = {
     latency: { n: 2_000, rate: 10, seconds: 5, rounds: 3, sampleEvery: 10 },
   },
   crowd: { n: 5_000, spreadMs: 2_500 },
+  deltas: DELTAS_FULL,
   occupancy: { viewers: 2_000, churnPerSecond: 50, seconds: 10, idleSeconds: 60 },
 };
 
@@ -138,6 +150,7 @@ const QUICK: Config = {
     latency: { n: 500, rate: 10, seconds: 2, rounds: 2, sampleEvery: 5 },
   },
   crowd: { n: 1_000, spreadMs: 1_000 },
+  deltas: DELTAS_QUICK,
   occupancy: { viewers: 500, churnPerSecond: 20, seconds: 5, idleSeconds: 20 },
 };
 
@@ -160,7 +173,7 @@ function parseArgs(args: string[]) {
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd,occupancy] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd,deltas,occupancy] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -183,6 +196,7 @@ interface Results {
   workers?: WorkersResult;
   parallel?: ParallelResult;
   crowd?: CrowdResult;
+  deltas?: DeltasResult;
   occupancy?: OccupancyResult;
 }
 
@@ -262,6 +276,10 @@ async function main() {
   }
 
   if (scenarios.includes("crowd")) results.crowd = await runCrowd(config.crowd);
+  if (scenarios.includes("deltas")) {
+    log("Fossil deltas: a status page's SSE viewers with and without deltas, same server");
+    results.deltas = await runDeltas(config.deltas);
+  }
   if (scenarios.includes("occupancy")) {
     results.occupancy = await runOccupancy(config.occupancy);
   }
@@ -335,6 +353,7 @@ function buildReport(results: Results, config: Config, sioOk: boolean): Required
   if (results.parallel) sections.push(parallelReport(results.parallel, config.parallel.fanout));
   if (results.soak) sections.push(soakReport(results.soak));
   if (results.crowd) sections.push(crowdReport(results.crowd));
+  if (results.deltas) sections.push(deltasReport(results.deltas));
   if (results.occupancy) sections.push(occupancyReport(results.occupancy, config.occupancy));
   return {
     rows: sections.flatMap((s) => s.rows),

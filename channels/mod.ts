@@ -2,7 +2,7 @@
  * The application's channels, in the order topics are matched.
  * @module
  */
-import { realtimeChannel } from "../lib/mod.ts";
+import { realtimeChannel } from "@switchboard/switchboard";
 import { recordChannel } from "./record.ts";
 import { statusChannel } from "./status.ts";
 

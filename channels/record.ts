@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { defineChannel, event, inScope } from "../lib/mod.ts";
+import { defineChannel, event, inScope } from "@switchboard/switchboard";
 
 /** The `record:<id>` channel: presence of viewers and editors, patches to the others. */
 export const recordChannel = defineChannel({

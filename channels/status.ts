@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { type ChannelContext, defineChannel, error } from "../lib/mod.ts";
+import { type ChannelContext, defineChannel, error } from "@switchboard/switchboard";
 
 /** The current status of the page, as the join reply and a reset's state carry it. */
 async function currentStatus(ctx: ChannelContext) {

@@ -22,6 +22,7 @@ import { sign, verify } from "hono/jwt";
 import { fromUnpaddedBase64 } from "./core/base64.ts";
 import type { Authenticate, TokenClaims } from "./core/identity.ts";
 import { NODE_DEFAULTS } from "./core/options.ts";
+import { TOKEN_EXPIRED_REASON } from "./core/protocol.ts";
 
 export type { TokenClaims } from "./core/identity.ts";
 
@@ -62,10 +63,32 @@ export interface VerifyOptions {
   leewaySeconds?: number;
 }
 
-/** The outcome of {@link verifyToken}. */
+/**
+ * The outcome of {@link verifyToken}. A failure's `problem` says what was wrong in words a
+ * client is shown on every transport (`exp missing`, `bad signature: …`); `reason` is its kind.
+ */
 export type Verification =
   | { ok: true; claims: TokenClaims }
-  | { ok: false; reason: TokenFailure };
+  | { ok: false; reason: TokenFailure; problem: string };
+
+function _refused(reason: TokenFailure, problem: string): Verification {
+  return { ok: false, reason, problem };
+}
+
+/** The wording of each token problem, one place: every transport shows these. */
+const _PROBLEM = {
+  tooLong: `token malformed: longer than ${_MAX_TOKEN_LENGTH} characters`,
+  notJwt: "token malformed: not a JWT (header.payload.signature, base64url)",
+  badHeader: "token malformed: its header is not a JWT header",
+  badSignature: "bad signature: the token was not signed with this server's SOCKET_SECRET",
+  subMissing: "token malformed: sub missing (the user id, a non-empty string)",
+  expMissing: "token malformed: exp missing (expiry, seconds since the epoch)",
+  expNotTime: "token malformed: exp is not a number of seconds since the epoch",
+  nbfNotTime: "token malformed: nbf is not a number of seconds since the epoch",
+  badScope:
+    "token malformed: scope is neither a list of topic patterns nor a space-separated string",
+  notYetValid: "token not yet valid (nbf is in the future): check the clocks",
+} as const;
 
 /** Verifies a JWT's algorithm, signature and time claims; never throws. */
 export async function verifyToken(
@@ -75,7 +98,7 @@ export async function verifyToken(
 ): Promise<Verification> {
   const now = options.now ?? nowSeconds();
   const leeway = options.leewaySeconds ?? DEFAULT_TOKEN_LEEWAY_SECONDS;
-  if (token.length > _MAX_TOKEN_LENGTH) return { ok: false, reason: "malformed" };
+  if (token.length > _MAX_TOKEN_LENGTH) return _refused("malformed", _PROBLEM.tooLong);
   let payload: Record<string, unknown>;
   try {
     // Time claims are checked below, against the node's clock and with the leeway.
@@ -86,17 +109,19 @@ export async function verifyToken(
       iat: false,
     });
   } catch (err) {
-    return { ok: false, reason: _failure(err, token) };
+    return _failure(err, token);
   }
   const { sub, exp, nbf } = payload;
-  if (typeof sub !== "string" || sub === "" || !_isTime(exp)) {
-    return { ok: false, reason: "malformed" };
-  }
-  if (nbf !== undefined && !_isTime(nbf)) return { ok: false, reason: "malformed" };
+  if (typeof sub !== "string" || sub === "") return _refused("malformed", _PROBLEM.subMissing);
+  if (exp === undefined) return _refused("malformed", _PROBLEM.expMissing);
+  if (!_isTime(exp)) return _refused("malformed", _PROBLEM.expNotTime);
+  if (nbf !== undefined && !_isTime(nbf)) return _refused("malformed", _PROBLEM.nbfNotTime);
   const scope = _scope(payload.scope);
-  if (scope === null) return { ok: false, reason: "malformed" };
-  if (exp + leeway <= now) return { ok: false, reason: "expired" };
-  if (nbf !== undefined && nbf - leeway > now) return { ok: false, reason: "not_yet_valid" };
+  if (scope === null) return _refused("malformed", _PROBLEM.badScope);
+  if (exp + leeway <= now) return _refused("expired", TOKEN_EXPIRED_REASON);
+  if (nbf !== undefined && nbf - leeway > now) {
+    return _refused("not_yet_valid", _PROBLEM.notYetValid);
+  }
   const claims: TokenClaims = { sub, exp };
   if (nbf !== undefined) claims.nbf = nbf;
   if (_isTime(payload.iat)) claims.iat = payload.iat;
@@ -124,7 +149,7 @@ export function jwtAuthenticate(
     const result = await verifyToken(secret, token, { now, leewaySeconds });
     return result.ok
       ? { ok: true, identity: { userId: result.claims.sub, claims: result.claims } }
-      : { ok: false, reason: result.reason };
+      : { ok: false, reason: result.reason, problem: result.problem };
   };
 }
 
@@ -145,18 +170,30 @@ function _scope(value: unknown): string[] | undefined | null {
   return null;
 }
 
-function _failure(err: unknown, token: string): TokenFailure {
+function _failure(err: unknown, token: string): Verification {
+  const algorithm = () => {
+    const alg = _headerAlg(token);
+    const named = typeof alg === "string"
+      ? `algorithm ${JSON.stringify(alg.slice(0, 20))}`
+      : "no algorithm";
+    return _refused(
+      "algorithm_not_allowed",
+      `token ${named} not allowed: sign with ${TOKEN_ALGORITHM}`,
+    );
+  };
   switch ((err as Error)?.name) {
     case "JwtAlgorithmMismatch":
     case "JwtAlgorithmNotImplemented":
-      return "algorithm_not_allowed";
+      return algorithm();
     case "JwtTokenSignatureMismatched":
-      return "bad_signature";
+      return _refused("bad_signature", _PROBLEM.badSignature);
     case "JwtHeaderInvalid":
       // Hono refuses a header whose `alg` it does not know (`none`) like any bad header.
-      return _headerAlg(token) === TOKEN_ALGORITHM ? "malformed" : "algorithm_not_allowed";
+      return _headerAlg(token) === TOKEN_ALGORITHM
+        ? _refused("malformed", _PROBLEM.badHeader)
+        : algorithm();
     default:
-      return "malformed";
+      return _refused("malformed", _PROBLEM.notJwt);
   }
 }
 

@@ -228,4 +228,4 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 }
 
 /** The environment variables {@link loadConfig} reads, for `Deno.env` lookups. */
-export const CONFIG_KEYS = Object.keys(_schema.shape);
+export const CONFIG_KEYS: readonly string[] = Object.keys(_schema.shape);

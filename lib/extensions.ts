@@ -7,7 +7,7 @@
  * @example
  * ```ts
  * extendNode(switchboard, { config, timers: plainTimers, single: true });
- * switchboard.occupancyOf("status:acme"); // every node's subscribers
+ * switchboard.extensions.occupancy.of("status:acme"); // every node's subscribers
  * ```
  * @module
  */

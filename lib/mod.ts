@@ -1,10 +1,11 @@
 /**
- * Switchboard's public module: everything a channel author or an embedder needs. Channels
- * import only from here; tests of channels import `lib/testing.ts` beside it.
+ * Switchboard's library module, re-exported by the package entry (`mod.ts` at the root,
+ * `@switchboard/switchboard`, which adds `createApp`). Channels import the package entry;
+ * channel tests import `@switchboard/switchboard/testing`.
  *
  * @example A channel in ten lines
  * ```ts
- * import { defineChannel, error, event } from "../lib/mod.ts";
+ * import { defineChannel, error, event } from "@switchboard/switchboard";
  * import { z } from "zod";
  *
  * export const room = defineChannel({
@@ -16,11 +17,10 @@
  * });
  * ```
  *
- * @example Embedding a node
+ * @example Embedding a node, configured from the environment
  * ```ts
- * import { CONFIG_KEYS, createSwitchboard, loadConfig } from "./lib/mod.ts";
- * import { denoRuntime, readEnv } from "./lib/runtime/deno.ts";
- * import { createApp } from "./routes/app.ts";
+ * import { CONFIG_KEYS, createApp, createSwitchboard, loadConfig } from "@switchboard/switchboard";
+ * import { denoRuntime, readEnv } from "@switchboard/switchboard/deno";
  * const switchboard = createSwitchboard({ config: loadConfig(readEnv(CONFIG_KEYS)), channels: [room], timers: denoRuntime.timers });
  * Deno.serve(createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch);
  * ```
@@ -40,8 +40,12 @@ export {
   ok,
   Reply,
   type TokenRefresh,
+  type TopicPatternCheck,
   type TransportName,
 } from "./core/channel.ts";
+export { ChannelDefinitionError } from "./core/channel_checks.ts";
+export { InvalidPayloadError } from "./core/outbound.ts";
+export type { FieldError } from "./core/validation.ts";
 export type { Payload } from "./core/message.ts";
 export type { PresenceMeta, PresenceState } from "./core/presence.ts";
 export type { PresencePage } from "./core/crowd.ts";
@@ -62,12 +66,7 @@ export type { AccessDecision } from "./core/access.ts";
 export { REALTIME_PREFIX, realtimeChannel } from "./supabase/realtime.ts";
 
 // Running a node.
-export {
-  type Admission,
-  type NodeExtensions,
-  Switchboard,
-  type SwitchboardOptions,
-} from "./core/switchboard.ts";
+export { type Admission, Switchboard, type SwitchboardOptions } from "./core/switchboard.ts";
 export type { Identity } from "./core/session_services.ts";
 export { createSwitchboard, type NodeSetup, warnDevDefaults } from "./server.ts";
 export { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "./config.ts";
@@ -76,7 +75,12 @@ export { type Clock, plainTimers, type Timers } from "./core/time.ts";
 export type { UpgradedWebSocket, UpgradeWebSocket } from "./transports/upgrade.ts";
 
 // Who is watching: occupancy (one node, the cluster) and webhooks to the app's backend.
-export { LocalOccupancy, type Occupancy, type OccupancyReader } from "./core/occupancy.ts";
+export {
+  LocalOccupancy,
+  type NodeExtensions,
+  type Occupancy,
+  type OccupancyReader,
+} from "./core/occupancy.ts";
 export { ClusterOccupancy, type ClusterOccupancyOptions } from "./cluster/occupancy.ts";
 export {
   SIGNATURE_HEADER,

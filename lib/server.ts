@@ -6,7 +6,10 @@
  *
  * @example
  * ```ts
- * const switchboard = createSwitchboard({ config: loadConfig(env), channels, timers: denoTimers });
+ * // Defaults for everything (in-memory broker, plain timers, no env read):
+ * const switchboard = createSwitchboard({ channels: [room] });
+ * // Or from the environment, on Deno:
+ * const node = createSwitchboard({ config: loadConfig(readEnv(CONFIG_KEYS)), channels, timers: denoRuntime.timers });
  * ```
  * @module
  */
@@ -19,12 +22,17 @@ import type { Authenticate } from "./core/identity.ts";
 import { Switchboard } from "./core/switchboard.ts";
 import { type Clock, plainTimers, type Timers } from "./core/time.ts";
 import { extendNode } from "./extensions.ts";
-import type { Config } from "./config.ts";
+import { type Config, loadConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 
 /** What {@link createSwitchboard} needs. */
 export interface NodeSetup {
-  config: Config;
+  /**
+   * The configuration: a whole {@link Config} (`loadConfig(env)`), or only the fields to change
+   * from the defaults (`{ presenceLeaveGraceMs: 0 }`); omitted, every default applies. Nothing
+   * is read from the environment here.
+   */
+  config?: Partial<Config>;
   // deno-lint-ignore no-explicit-any
   channels: ChannelDefinition<any>[];
   timers?: Timers;
@@ -45,7 +53,8 @@ export interface NodeSetup {
  * the HS256 JWT verifier when `SOCKET_SECRET` is set.
  */
 export function createSwitchboard(setup: NodeSetup): Switchboard<Config> {
-  const { config, timers, clock, log } = setup;
+  const { timers, clock, log } = setup;
+  const config: Config = { ...loadConfig({}), ...setup.config };
   const broker = setup.broker ?? (config.redis
     ? new RedisBroker({
       ...config.redis,

@@ -1,7 +1,9 @@
 /**
  * Channel test helpers (Phoenix's `ChannelTest` is the model): test a channel in a few lines,
  * in-process, without a network. Connect as a user, join with params, push and await the
- * reply, wait for a broadcast or a push, read presence, and move a fake clock.
+ * reply, wait for a broadcast or a push, read presence, and move a fake clock: `t.clock` is the
+ * node's clock and timers, so `t.clock.advance(ms)` fires the presence batches, leave graces
+ * and sweeps that fall due (see `tests/readme_channel_test.ts`).
  *
  * Clients go through the same session, channel server, hub and presence tracker as real
  * WebSocket clients; only the bytes are skipped.
@@ -9,7 +11,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { channelTest } from "./lib/testing.ts";
+ * import { channelTest } from "@switchboard/switchboard/testing";
  * import { recordChannel } from "./channels/record.ts";
  *
  * Deno.test("a patch reaches the others, not the sender", async () => {
@@ -31,20 +33,48 @@ import type { ChannelDefinition } from "./core/channel.ts";
 import type { Connection, TransportName } from "./core/connection.ts";
 import type { Message, Payload } from "./core/message.ts";
 import type { Identity } from "./core/session_services.ts";
+import type { TokenClaims } from "./core/identity.ts";
 import type { PresenceState } from "./core/presence.ts";
 import { PhxEvent } from "./core/protocol.ts";
 import type { Session } from "./core/session.ts";
 import { Switchboard } from "./core/switchboard.ts";
-import type { Clock } from "./core/time.ts";
+import type { Clock, Timers } from "./core/time.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { authenticateFor } from "./server.ts";
 import type { Logger } from "./log.ts";
 
-/** A clock that moves only when told to. */
-export class FakeClock implements Clock {
-  #now: number;
+/** A timer a {@link FakeClock} holds until its time comes. */
+interface _FakeTimer {
+  at: number;
+  /** The period of a repeating timer. */
+  every?: number;
+  fn: () => void;
+  /** Order of creation: timers due at the same time fire in it. */
+  seq: number;
+}
 
-  constructor(start = Date.UTC(2030, 0, 1)) {
+/** More timer firings than this in one `advance` is a timer rescheduling itself without end. */
+const _MAX_FIRINGS = 100_000;
+
+/**
+ * A clock that moves only when told to, and the node's timers on it: a channel test's node
+ * schedules everything through it (presence batches and leave graces, the sweep that closes
+ * idle and expired sessions), and {@link FakeClock.advance} fires what falls due, in order.
+ * Nothing waits on real time.
+ *
+ * @example
+ * ```ts
+ * const clock = new FakeClock();
+ * clock.after(2000, () => console.log("fired"));
+ * clock.advance(2000); // logs "fired"
+ * ```
+ */
+export class FakeClock implements Clock, Timers {
+  #now: number;
+  #timers: _FakeTimer[] = [];
+  #seq = 0;
+
+  constructor(start: number = Date.UTC(2030, 0, 1)) {
     this.#now = start;
   }
 
@@ -52,9 +82,49 @@ export class FakeClock implements Clock {
     return this.#now;
   }
 
-  /** Moves the clock forward by `ms`. */
+  every(ms: number, fn: () => void): () => void {
+    return this.#add({ at: this.#now + Math.max(1, ms), every: Math.max(1, ms), fn });
+  }
+
+  after(ms: number, fn: () => void): () => void {
+    return this.#add({ at: this.#now + Math.max(0, ms), fn });
+  }
+
+  /** Timers scheduled and not yet fired (repeating ones count until cancelled). */
+  get pendingTimers(): number {
+    return this.#timers.length;
+  }
+
+  /**
+   * Moves the clock forward by `ms`, firing every timer that falls due on the way, each at its
+   * own time (the clock reads that time while it runs), repeating ones as often as they fall.
+   */
   advance(ms: number): void {
-    this.#now += ms;
+    if (!(ms >= 0) || !Number.isFinite(ms)) {
+      throw new RangeError(`advance(${ms}): move the clock forward by a finite number of ms`);
+    }
+    const end = this.#now + ms;
+    for (let fired = 0;; fired++) {
+      const next = this.#timers.reduce<_FakeTimer | undefined>(
+        (best, t) => !best || t.at < best.at || (t.at === best.at && t.seq < best.seq) ? t : best,
+        undefined,
+      );
+      if (!next || next.at > end) break;
+      if (fired >= _MAX_FIRINGS) {
+        throw new Error(`advance(${ms}) fired ${_MAX_FIRINGS} timers: one reschedules itself`);
+      }
+      this.#now = next.at;
+      if (next.every !== undefined) next.at += next.every;
+      else this.#timers = this.#timers.filter((t) => t !== next);
+      next.fn();
+    }
+    this.#now = end;
+  }
+
+  #add(timer: Omit<_FakeTimer, "seq">): () => void {
+    const entry = { ...timer, seq: this.#seq++ };
+    this.#timers.push(entry);
+    return () => void (this.#timers = this.#timers.filter((t) => t !== entry));
   }
 }
 
@@ -64,14 +134,25 @@ export interface ChannelTestOptions {
   channels: ChannelDefinition<any>[];
   /** Environment variables, as `loadConfig` reads them (e.g. `{ PUSH_BURST: "5" }`). */
   env?: Record<string, string>;
-  /** Defaults to a {@link FakeClock}. */
-  clock?: Clock;
+  /**
+   * The node's clock and timers (default: a new {@link FakeClock}): time moves only with
+   * `t.clock.advance(ms)`, which fires the presence batches, leave graces and sweeps due.
+   */
+  clock?: FakeClock;
   /** Defaults to a logger that keeps lines in {@link ChannelTest.logs}. */
   log?: Logger;
   /** How long `push`, `join` and `nextEvent` wait before failing (default 2000 ms). */
   timeoutMs?: number;
   /** The node's broker (default: the memory broker), e.g. one that plays another node. */
   broker?: Broker;
+}
+
+/** Options of {@link ChannelTest.connect}. */
+export interface TestConnectOptions {
+  /** The transport the session says it uses (default `websocket`). */
+  transport?: TransportName;
+  /** A verified token's claims for the client (see {@link ChannelTest.connect}). */
+  claims?: TokenClaims;
 }
 
 /** A reply as the client receives it. */
@@ -92,11 +173,16 @@ export interface ReceivedFrame extends Message {
 /** A test run: the node, its clients and its clock. Dispose it (or `close()`) when done. */
 export interface ChannelTest extends AsyncDisposable {
   readonly switchboard: Switchboard<Config>;
-  readonly clock: Clock;
+  /** Moves the node's time: `t.clock.advance(ms)` fires every timer that falls due. */
+  readonly clock: FakeClock;
   /** Log lines written by the library during the test (`"error: a channel callback crashed"`). */
   readonly logs: string[];
-  /** Connects a client with connect params (the identity is `user_id`, as in dev mode). */
-  connect(params?: Record<string, string>, options?: { transport?: TransportName }): TestClient;
+  /**
+   * Connects a client with connect params (the identity is `user_id`, as in dev mode). With
+   * `claims`, the client holds them as a verified token's (`sub` is its user, `exp` ends its
+   * session once the test's clock passes it, plus `TOKEN_LEEWAY_SECONDS`).
+   */
+  connect(params?: Record<string, string>, options?: TestConnectOptions): TestClient;
   /** Publishes as the HTTP API does. */
   publish(topic: string, event: string, payload: Payload): void;
   /** The topic's presence on this node, as `presence_state` sends it. */
@@ -121,6 +207,7 @@ export function channelTest(options: ChannelTestOptions): ChannelTest {
     authenticate: authenticateFor(config),
     channels: options.channels,
     clock,
+    timers: clock,
     log,
     broker: options.broker,
   });
@@ -134,8 +221,9 @@ export function channelTest(options: ChannelTestOptions): ChannelTest {
     switchboard,
     clock,
     logs,
-    connect(params = {}, { transport = "websocket" } = {}) {
-      const identity: Identity = { userId: params.user_id ?? `anon-${clients.length + 1}` };
+    connect(params = {}, { transport = "websocket", claims } = {}) {
+      const userId = claims?.sub ?? params.user_id ?? `anon-${clients.length + 1}`;
+      const identity: Identity = claims ? { userId, claims } : { userId };
       const client = new TestClient({ switchboard, params, identity, transport, timeoutMs });
       clients.push(client);
       return client;

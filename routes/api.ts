@@ -11,7 +11,7 @@ import { type Context, Hono } from "hono";
 import { topicProblem } from "../lib/core/topic.ts";
 import { z } from "zod";
 import { bearerToken } from "../lib/auth.ts";
-import { eventNameProblem } from "../lib/core/protocol.ts";
+import { eventNameProblem, ReplyReason, unmatchedTopicError } from "../lib/core/protocol.ts";
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { describeErrors, nestsDeeperThan } from "../lib/core/validation.ts";
@@ -19,6 +19,7 @@ import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
 import { readJsonBody } from "./body.ts";
 import { isRealtimeBatch, publishRealtimeBatch, realtimeApiRoutes } from "./realtime_api.ts";
 import { notModified } from "./etag.ts";
+import { refuseInvalidPayloads } from "./payload_check.ts";
 
 /** The body schema of one message; payloads nest at most `maxDepth` levels. */
 function _messageSchema(maxDepth: number) {
@@ -56,12 +57,14 @@ export function apiRoutes(switchboard: Switchboard<Config>): Hono {
     const problem = topicProblem(topic);
     if (problem) return c.json({ error: `invalid topic: ${problem}` }, 400);
     if (!switchboard.hasChannel(topic)) {
-      return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
+      return c.json({ error: unmatchedTopicError(topic), reason: ReplyReason.unmatchedTopic }, 404);
     }
     if (isApiToken(c)) return undefined;
     const token = bearerToken(c.req.header("authorization")) ?? c.req.query("token");
     const identity = await switchboard.identify(token);
-    if (!identity.ok) return c.json({ error: identity.error }, identity.status);
+    if (!identity.ok) {
+      return c.json({ error: identity.error, reason: identity.reason }, identity.status);
+    }
     const access = switchboard.authorize(identity.identity, topic);
     if (access.ok) return undefined;
     if (access.status === 401) c.header("www-authenticate", 'Bearer realm="switchboard"');
@@ -94,7 +97,15 @@ export function apiRoutes(switchboard: Switchboard<Config>): Hono {
         error: `invalid body: ${field}: no channel matches "${messages[index].topic}"`,
       }, 400);
     }
-    // All or nothing: a message too large for the cluster bus refuses the whole body.
+    // All or nothing: a payload its channel's `messages` schema refuses, or a message too large
+    // for the cluster bus, refuses the whole body.
+    const invalid = refuseInvalidPayloads(
+      c,
+      switchboard,
+      messages,
+      (i) => Array.isArray(parsed.data) ? `[${i}].` : "",
+    );
+    if (invalid) return invalid;
     const tooLarge = switchboard.refusalOf(messages);
     if (tooLarge) return c.json({ error: tooLarge }, 413);
     for (const m of messages) switchboard.publish(m.topic, m.event, m.payload);
@@ -138,7 +149,7 @@ export function apiRoutes(switchboard: Switchboard<Config>): Hono {
     const refused = await refuseRead(c, topic);
     if (refused) return refused;
     c.header("cache-control", "no-store");
-    return c.json({ topic, ...switchboard.occupancyOf(topic) });
+    return c.json({ topic, ...switchboard.extensions.occupancy.of(topic) });
   });
   return app;
 }

@@ -54,7 +54,7 @@ export function serverApiRoutes(switchboard: Switchboard<Config>): Hono {
     const body = await read(c.req.raw, _disconnect);
     if ("refused" in body) return unauthorized(c);
     if ("error" in body) return c.json({ error: body.error }, body.status);
-    return c.json({ sessions: switchboard.disconnectUser(body.value.user_id) });
+    return c.json({ sessions: switchboard.extensions.disconnect(body.value.user_id) });
   });
 
   app.post("/api/unsubscribe", async (c) => {
@@ -62,7 +62,7 @@ export function serverApiRoutes(switchboard: Switchboard<Config>): Hono {
     if ("refused" in body) return unauthorized(c);
     if ("error" in body) return c.json({ error: body.error }, body.status);
     const { user_id, topic } = body.value;
-    return c.json({ sessions: switchboard.unsubscribeUser(user_id, topic) });
+    return c.json({ sessions: switchboard.extensions.unsubscribe(user_id, topic) });
   });
   return app;
 }

@@ -1,10 +1,15 @@
 /**
- * The whole HTTP app: every transport and API mounted on one Hono instance.
+ * The whole HTTP app: every transport and API mounted on one Hono instance, to serve alone or
+ * to mount in the host's own Hono app (`app.route("/rt", …)`): every endpoint is relative, so
+ * under a prefix the clients use `/rt/socket`, `/rt/events`, `/rt/api/...`. The demo pages and
+ * their `/assets` mount only with `pages: true`, so they never shadow the host's routes.
  *
  * @example
  * ```ts
- * const app = createApp(new Switchboard({ config, channels }), { upgrade: denoRuntime.upgrade });
- * Deno.serve(app.fetch);
+ * const switchboard = createSwitchboard({ channels: [room] });
+ * const host = new Hono();
+ * host.route("/rt", createApp(switchboard, { upgrade: denoRuntime.upgrade }));
+ * Deno.serve(host.fetch);
  * ```
  * @module
  */
@@ -26,6 +31,11 @@ import type { UpgradeWebSocket } from "../lib/transports/upgrade.ts";
 export interface AppOptions {
   /** The WebSocket upgrade (`denoRuntime.upgrade`, or the Workers adapter's). */
   upgrade: UpgradeWebSocket;
+  /**
+   * Mount the demo pages (`/`, `/status/:page`, `/records/:id`) and `/assets/` (the browser
+   * client, phoenix.js). Default false: an embedded Switchboard serves only its endpoints.
+   */
+  pages?: boolean;
 }
 
 /** Builds the app for a switchboard. */
@@ -38,7 +48,7 @@ export function createApp(switchboard: Switchboard<Config>, options: AppOptions)
   app.route("/", apiRoutes(switchboard));
   app.route("/", serverApiRoutes(switchboard));
   app.route("/", opsRoutes(switchboard));
-  app.route("/", pageRoutes(switchboard));
+  if (options.pages) app.route("/", pageRoutes(switchboard));
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
     switchboard.log.error("a request failed", {

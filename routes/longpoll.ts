@@ -8,7 +8,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { fromBase64 } from "../lib/core/base64.ts";
-import { EndReason } from "../lib/core/protocol.ts";
+import { EndReason, RefusalReason, unsupportedVsnError } from "../lib/core/protocol.ts";
 import type { Session } from "../lib/core/session.ts";
 import { serializerFor } from "../lib/core/serializer.ts";
 import type { Config } from "../lib/config.ts";
@@ -54,14 +54,19 @@ export function longpollRoutes(switchboard: Switchboard<Config>): Hono {
   app.get("/socket/longpoll", async (c) => {
     const params = connectParams(new URL(c.req.url).searchParams);
     const serializer = serializerFor(params.vsn);
-    if (!serializer) return reply(c, { status: 403, error: `unsupported vsn "${params.vsn}"` });
+    if (!serializer) {
+      const reason = RefusalReason.unsupportedVsn;
+      return reply(c, { status: 403, error: unsupportedVsnError(params.vsn), reason });
+    }
     const existing = polls.get(params.token);
     if (!existing || existing.closed) {
       if (existing) polls.end(existing, EndReason.closed);
       const authToken = c.req.header("x-phoenix-authtoken");
       if (authToken) params.token = authToken;
       const admission = await switchboard.admit(params, c.req.header("origin") ?? null);
-      if (!admission.ok) return reply(c, { status: 403, error: admission.error });
+      if (!admission.ok) {
+        return reply(c, { status: 403, error: admission.error, reason: admission.reason });
+      }
       const connection = polls.create({
         serializer,
         maxQueued: switchboard.config.maxOutboundBytes,

@@ -33,7 +33,7 @@ export function statusPage(switchboard: Switchboard<Config>) {
     const iso = current ? new Date(current.at).toISOString() : "";
     const path = `/status/${encodeURIComponent(page)}`;
     // Viewers on every node, kept current by the channel's `occupancy` event.
-    const watching = switchboard.occupancyOf(topic).subscribers;
+    const watching = switchboard.extensions.occupancy.of(topic).subscribers;
     const body = `<div id="status-page" data-topic="${escapeHtml(topic)}" data-status="${
       escapeHtml(JSON.stringify(status))
     }" data-updated-at="${iso}" data-server-now="${now}" data-worker="${

@@ -14,7 +14,8 @@ import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
-import { SupabaseEvent } from "../lib/core/protocol.ts";
+import { refuseInvalidPayloads } from "./payload_check.ts";
+import { ReplyReason, SupabaseEvent, unmatchedTopicError } from "../lib/core/protocol.ts";
 import { REALTIME_PREFIX, realtimeTopic, userBroadcast } from "../lib/supabase/realtime.ts";
 import { type ApiCaller, apiCaller, unauthorized } from "./api_auth.ts";
 import { readBytesBody, readJsonBody } from "./body.ts";
@@ -75,9 +76,14 @@ export async function publishRealtimeBatch(
       error: `invalid body: messages[${index}].topic: no channel matches "${topic}"`,
     }, 400);
   }
-  for (const m of messages) {
-    switchboard.publish(m.topic, SupabaseEvent.broadcast, userBroadcast(m.event, m.payload));
-  }
+  const broadcasts = messages.map((m) => ({
+    topic: m.topic,
+    event: SupabaseEvent.broadcast,
+    payload: userBroadcast(m.event, m.payload),
+  }));
+  const invalid = refuseInvalidPayloads(c, switchboard, broadcasts, (i) => `messages[${i}].`);
+  if (invalid) return invalid;
+  for (const b of broadcasts) switchboard.publish(b.topic, b.event, b.payload);
   switchboard.metrics.inc("switchboard_api_messages_total", undefined, messages.length);
   return c.json({ accepted: messages.length }, 202);
 }
@@ -99,7 +105,7 @@ export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
     const refused = await _refuse(c, switchboard, caller, [topic]);
     if (refused) return refused;
     if (!switchboard.hasChannel(topic)) {
-      return c.json({ error: `unknown topic "${topic}": no channel matches it` }, 404);
+      return c.json({ error: unmatchedTopicError(topic), reason: ReplyReason.unmatchedTopic }, 404);
     }
     const max = switchboard.config.maxApiBodyBytes;
     const binary = c.req.header("content-type")?.startsWith("application/octet-stream");
@@ -111,7 +117,11 @@ export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
     } else {
       const body = await readJsonBody(c.req.raw, max);
       if (!body.ok) return c.json({ error: body.error }, body.status);
-      switchboard.publish(topic, SupabaseEvent.broadcast, userBroadcast(event, body.value));
+      const payload = userBroadcast(event, body.value);
+      const message = { topic, event: SupabaseEvent.broadcast, payload };
+      const invalid = refuseInvalidPayloads(c, switchboard, [message], () => "");
+      if (invalid) return invalid;
+      switchboard.publish(topic, SupabaseEvent.broadcast, payload);
     }
     switchboard.metrics.inc("switchboard_api_messages_total");
     return c.json({ accepted: 1 }, 202);

@@ -1,12 +1,14 @@
 /**
- * `GET /events?topic=T[&topic=T2…]`: Server-Sent Events. Each message on a topic is one event
- * `event: E` / `data: {"topic": T, "payload": P}` with an `id:` cursor over all the stream's
- * topics; the join reply comes first as `event: joined`.
+ * `GET /events?topic=T[&topic=T2…][&delta=fossil]`: Server-Sent Events. Each message on a topic
+ * is one event `event: E` / `data: {"topic": T, "payload": P}` with an `id:` cursor over all the
+ * stream's topics; the join reply comes first as `event: joined`. With `delta=fossil`, messages
+ * after the first may come as `data: {"topic": T, "delta": D}` (docs/deltas.md).
  * @module
  */
+import { DELTA_FORMAT } from "../lib/core/delta.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { Hono } from "hono";
-import { CloseCode, EndReason, ReplyReason } from "../lib/core/protocol.ts";
+import { CloseCode, EndReason, ReplyReason, unmatchedTopicError } from "../lib/core/protocol.ts";
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { type Cursor, CursorError, parseCursor, unusableCursor } from "../lib/resume/cursor.ts";
@@ -43,7 +45,10 @@ export function sseRoutes(switchboard: Switchboard<Config>): Hono {
     }
     const unknown = topics.find((t) => !switchboard.hasChannel(t));
     if (unknown !== undefined) {
-      return c.json({ error: `unknown topic "${unknown}": no channel matches it` }, 404);
+      return c.json(
+        { error: unmatchedTopicError(unknown), reason: ReplyReason.unmatchedTopic },
+        404,
+      );
     }
     // EventSource sends Last-Event-ID when it reconnects; `cursor` serves clients that poll
     // first (GET /api/topics/:topic gives one) or cannot set headers.
@@ -61,11 +66,22 @@ export function sseRoutes(switchboard: Switchboard<Config>): Hono {
         topics.map((t) => [t, unusableCursor(ReplyReason.cursorUnusable)]),
       );
     }
+    // Asked of every topic's join (which refuses any other value); not a connect param.
+    const delta = search.get("delta");
+    if (delta !== null && delta !== DELTA_FORMAT) {
+      return c.json(
+        { error: `delta must be "${DELTA_FORMAT}" (or left out for full payloads)` },
+        400,
+      );
+    }
     search.delete("topic");
     search.delete("cursor");
+    search.delete("delta");
     const params = connectParams(search);
     const admission = await switchboard.admit(params, c.req.header("origin") ?? null);
-    if (!admission.ok) return c.json({ error: admission.error }, admission.status);
+    if (!admission.ok) {
+      return c.json({ error: admission.error, reason: admission.reason }, admission.status);
+    }
     // Every topic's access before the stream opens: no token where one is needed is 401.
     for (const topic of topics) {
       const access = switchboard.authorize(admission.identity, topic);
@@ -80,7 +96,8 @@ export function sseRoutes(switchboard: Switchboard<Config>): Hono {
     connection.retry(jitteredRetryMs());
     const session = switchboard.openSession({ connection, params, identity: admission.identity });
     for (const [i, topic] of topics.entries()) {
-      const result = await session.join(topic, { ...params }, String(i + 1), resume.get(topic));
+      const payload = delta === null ? { ...params } : { ...params, delta };
+      const result = await session.join(topic, payload, String(i + 1), resume.get(topic));
       if (result.status === "error") {
         session.close(EndReason.refused);
         connection.close(CloseCode.policyViolation, "join refused");

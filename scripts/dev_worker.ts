@@ -12,38 +12,13 @@
 import { CONFIG_KEYS } from "../lib/config.ts";
 import { buildWorker } from "./build_worker.ts";
 import { freePort } from "./support/process.ts";
+import { CLOUDFLARE_DIR, ensureWrangler, WRANGLER } from "./support/wrangler.ts";
 
-const _root = new URL("../", import.meta.url);
-const _cloudflare = new URL("deploy/cloudflare/", _root);
-/** The wrangler pinned in deploy/cloudflare/package.json. */
-const _WRANGLER = new URL("node_modules/.bin/wrangler", _cloudflare).pathname;
 /** Variables the Worker reads besides the server's own. */
 const _WORKER_KEYS = ["SWITCHBOARD_NODES"];
 /** PORT and HOST are wrangler's to listen on, not the Worker's. */
 const _NOT_BINDINGS = new Set(["PORT", "HOST"]);
 const _READY_TIMEOUT_MS = 60_000;
-
-/** Installs the pinned wrangler with `npm ci` when it is missing. */
-async function ensureWrangler(): Promise<void> {
-  try {
-    await Deno.stat(_WRANGLER);
-    return;
-  } catch { /* not installed yet */ }
-  console.log("dev:worker: installing the pinned wrangler (npm ci in deploy/cloudflare) …");
-  const status = await new Deno.Command("npm", {
-    args: ["ci", "--no-audit", "--no-fund"],
-    cwd: _cloudflare,
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn().status.catch((err) => {
-    throw new Error(`dev:worker: could not run npm (${err}); install Node 20+ and npm`);
-  });
-  if (!status.success) {
-    throw new Error(
-      "dev:worker: npm ci in deploy/cloudflare failed (see above); run it by hand, then retry",
-    );
-  }
-}
 
 /** One `KEY="value"` line of a dotenv file, escaped for wrangler's dotenv parser. */
 function _dotenvLine(key: string, value: string): string {
@@ -102,7 +77,7 @@ if (import.meta.main) {
   const dir = await Deno.makeTempDir({ prefix: "switchboard-worker-" });
   let bundle: string;
   try {
-    await ensureWrangler();
+    await ensureWrangler({ who: "dev:worker" });
     // Its own folder: wrangler watches the bundle's folder and reloads on any change there.
     bundle = await buildWorker(`${dir}/bundle/worker.js`);
   } catch (err) {
@@ -112,12 +87,12 @@ if (import.meta.main) {
   }
   const envFile = `${dir}/bindings.env`;
   await Deno.writeTextFile(envFile, bindingsFromEnv(env), { mode: 0o600 });
-  const child = new Deno.Command(_WRANGLER, {
+  const child = new Deno.Command(WRANGLER, {
     args: [
       "dev",
       bundle,
       "--config",
-      new URL("wrangler.toml", _cloudflare).pathname,
+      new URL("wrangler.toml", CLOUDFLARE_DIR).pathname,
       "--env-file",
       envFile,
       "--port",

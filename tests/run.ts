@@ -1,9 +1,21 @@
 /**
  * `deno task test`: runs every suite under tests/ with `deno test`, streams its output, and ends
  * with one plain line `N passed, N failed` (tests and their steps counted together) for CI.
+ * It sets up what the chosen suites need that npm provides: when one of them starts the Worker
+ * (imports tests/support/worker.ts), the pinned wrangler is installed first if it is missing, as
+ * `deno task dev:worker` does.
  * @module
  */
+import { ensureWrangler } from "../scripts/support/wrangler.ts";
+import { needsWrangler } from "./support/suites.ts";
+
 const args = Deno.args.length ? Deno.args : ["tests/"];
+const paths = args.filter((a) => !a.startsWith("-"));
+if (await needsWrangler(paths.length ? paths : ["."])) {
+  // A failed install is reported, not fatal: the other suites still run, and the Worker suites
+  // fail saying what is missing.
+  await ensureWrangler({ who: "test" }).catch((err) => console.error(err.message));
+}
 const child = new Deno.Command(Deno.execPath(), {
   // All permissions: the suites spawn servers, redis-server and Chromium, and read /proc for RSS.
   args: ["test", "--allow-all", ...args],

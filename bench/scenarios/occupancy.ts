@@ -1,5 +1,5 @@
 /**
- * Scenario 10, an occupancy-heavy status page: `viewers` watch one status topic with
+ * Scenario 11, an occupancy-heavy status page: `viewers` watch one status topic with
  * `occupancy: true` on two Switchboard nodes joined by Redis (half over WebSocket on node A,
  * half over SSE on node B), while other viewers come and go on node B every second. Measured:
  * how long until both nodes count every viewer, how many `occupancy` events a steady viewer
@@ -191,7 +191,7 @@ function round(x: number): number {
 export function occupancyReport(r: OccupancyResult, o: OccupancyOptions): Section {
   const key = "switchboard_2node";
   const notes = r.error ? { [key]: r.error } : undefined;
-  const title = `10 occupancy, status page ${count(o.viewers)} viewers, 2 nodes`;
+  const title = `11 occupancy, status page ${count(o.viewers)} viewers, 2 nodes`;
   const row = (metric: string, unit: string, value: number | undefined, goal: string) => ({
     scenario: "",
     metric,

@@ -8,20 +8,20 @@
  * serves which request is {@link chooseNode}'s decision.
  *
  * Run it locally on workerd with `deno task dev:worker`; deploy with `wrangler deploy`
- * (README, "Deploy to Cloudflare Workers").
+ * (docs/deployment.md, "Cloudflare Workers").
  * @module
  */
 import { channels } from "../../channels/mod.ts";
 import {
   CONFIG_KEYS,
   ConfigError,
+  createApp,
   createLogger,
   createSwitchboard,
   loadConfig,
   warnDevDefaults,
-} from "../../lib/mod.ts";
-import { bindingsEnv, cloudflareRuntime } from "../../lib/runtime/cloudflare.ts";
-import { createApp } from "../../routes/app.ts";
+} from "@switchboard/switchboard";
+import { bindingsEnv, cloudflareRuntime } from "@switchboard/switchboard/cloudflare";
 import { chooseNode, DEFAULT_NODE } from "./routing.ts";
 
 /** A Durable Object's id: `name` is set for ids made with `idFromName`. */
@@ -92,7 +92,7 @@ export class SwitchboardNode {
     });
     warnDevDefaults(config, log);
     log.info(`switchboard node ${nodeId} started (${switchboard.brokerState().kind} broker)`);
-    return createApp(switchboard, { upgrade: cloudflareRuntime.upgrade });
+    return createApp(switchboard, { upgrade: cloudflareRuntime.upgrade, pages: true });
   }
 }
 

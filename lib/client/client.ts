@@ -60,6 +60,12 @@ export interface ClientOptions<C extends ChannelList = never> {
   longPollFallbackMs?: number;
   /** A presence key that leaves and is back within this time is shown throughout (default 3000 ms). */
   presenceLeaveGraceMs?: number;
+  /**
+   * Ask for Fossil deltas (default true): channels and feeds whose channel allows them receive
+   * small deltas instead of whole payloads after the first, and the client rebuilds the
+   * payloads, so callbacks always see whole ones (docs/deltas.md).
+   */
+  deltas?: boolean;
   /** A leading tab silent this long (frozen) is taken over (default 4000 ms). */
   leaderTimeoutMs?: number;
   /**
@@ -99,6 +105,7 @@ export function connect<C extends ChannelList = never>(options: ClientOptions<C>
       params: options.params ?? {},
       longPollFallbackMs: options.longPollFallbackMs ?? 2500,
       presenceLeaveGraceMs: options.presenceLeaveGraceMs ?? 3000,
+      deltas: options.deltas ?? true,
     },
     share: options.share ?? "auto",
     workerUrl: options.workerUrl ?? "/assets/switchboard-worker.js",

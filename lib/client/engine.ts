@@ -20,6 +20,7 @@
  * @module
  */
 import { LongPoll, Presence, Socket } from "phoenix";
+import { DELTA_EVENT, DELTA_FORMAT, DeltaDecoder } from "./delta.ts";
 import { type ConnectionState, type Feed, openFeed } from "./feed.ts";
 import { connectPhoenix, type PhoenixConnection, type SocketLike } from "./phoenix_helpers.ts";
 import { readOccupancy } from "./crowd.ts";
@@ -111,6 +112,8 @@ export class Engine {
   readonly #subs = new Map<string, SubTarget>();
   readonly #tabs = new Set<string>();
   #closed = false;
+  /** The channels' delta bases, when the engine asks for deltas. */
+  readonly #deltas?: DeltaDecoder;
 
   constructor(
     readonly options: EngineOptions,
@@ -118,6 +121,14 @@ export class Engine {
     resume?: ResumeState,
   ) {
     this.resume = resume ?? new ResumeState();
+    if (options.deltas) this.#deltas = new DeltaDecoder();
+  }
+
+  /** Deltas applied so far, on channels and open feeds (docs/deltas.md). */
+  get deltasApplied(): number {
+    let n = this.#deltas?.applied ?? 0;
+    for (const entry of this.#feeds.values()) n += entry.feed.deltasApplied;
+    return n;
   }
 
   /** The tabs the engine has heard from and not seen leave. */
@@ -203,13 +214,7 @@ export class Engine {
     let entry = this.#topics.get(topic);
     if (entry && JSON.stringify(entry.params) !== JSON.stringify(params)) {
       // New params for a joined topic: the last join wins, as in Phoenix, for every tab.
-      entry.params = params;
-      entry.joined = undefined;
-      entry.channel.leave();
-      const subs = entry.subs;
-      this.#topics.delete(topic);
-      entry = this.#openTopic(topic, params);
-      for (const [k, sub] of subs) entry.subs.set(k, sub);
+      entry = this.#reopen(entry, params);
     }
     entry ??= this.#openTopic(topic, params);
     entry.subs.set(key, { tab, cid });
@@ -219,6 +224,18 @@ export class Engine {
       this.#out({ t: "joined", to: [tab], cid, ...entry.joined });
       if (entry.hasPresence) this.#sendPresence(entry);
     }
+  }
+
+  /** Leaves the topic's channel and joins it again (resuming) with `params`, for the same tabs. */
+  #reopen(entry: TopicEntry, params: Payload): TopicEntry {
+    this.#topics.delete(entry.topic);
+    entry.joined = undefined;
+    entry.channel.leave();
+    for (const { timer } of entry.departing.values()) clearTimeout(timer);
+    this.#deltas?.forget(entry.topic);
+    const fresh = this.#openTopic(entry.topic, params);
+    for (const [k, sub] of entry.subs) fresh.subs.set(k, sub);
+    return fresh;
   }
 
   #openTopic(topic: string, params: Payload): TopicEntry {
@@ -240,12 +257,24 @@ export class Engine {
       const resumable = known && JSON.stringify(known.params) === JSON.stringify(entry.params);
       entry.skip = resumable ? new Map(known.log) : new Map();
       entry.resumed = Boolean(resumable);
-      return { ...entry.params, cursor: resumable ? known.cursor : "" };
+      const params = { ...entry.params, cursor: resumable ? known.cursor : "" };
+      return this.#deltas ? { ...params, delta: DELTA_FORMAT } : params;
     });
     channel.onMessage = (event, payload) => {
-      if (this.#topics.get(topic) !== entry) return payload;
-      if (!_INTERNAL.test(event)) this.#message(entry, event, payload);
-      else if (event === "occupancy") this.#occupancy(entry, payload);
+      // Before its join reply, a message is the previous instance's, still on its way (after
+      // a rejoin on this socket): the new instance replays it from the cursor.
+      if (this.#topics.get(topic) !== entry || !entry.joined) return payload;
+      if (event === DELTA_EVENT) {
+        // One that cannot be applied: join again from the cursor (the server replays in full,
+        // and what was delivered already is skipped).
+        const rebuilt = this.#deltas?.applyFrame(topic, payload);
+        if (rebuilt) this.#message(entry, rebuilt.event, rebuilt.payload);
+        else this.#reopen(entry, entry.params);
+      } else if (!_INTERNAL.test(event)) {
+        // Replayed ones too (skipped below): the server counts them as the client's latest.
+        this.#deltas?.full(topic, event, payload);
+        this.#message(entry, event, payload);
+      } else if (event === "occupancy") this.#occupancy(entry, payload);
       return payload;
     };
     // Bound before Presence's own: a full state ends a crowd before the list is synced.
@@ -398,6 +427,7 @@ export class Engine {
       created.feed = openFeed({
         url: `${this.options.eventsUrl}${sep}topic=${encodeURIComponent(topic)}${extra}`,
         events,
+        deltas: this.options.deltas,
         cursor: this.resume.feeds.get(key),
         onEvent: (e) => {
           if (this.#feeds.get(key) !== created) return;
@@ -451,6 +481,7 @@ export class Engine {
       }
       this.#topics.delete(sub.topic);
       for (const { timer } of entry.departing.values()) clearTimeout(timer);
+      this.#deltas?.forget(sub.topic);
       entry.channel.leave();
       // Left on purpose: a later join starts live, not from this join's cursor.
       this.#out({ t: "forget", to: [], topic: sub.topic });

@@ -25,6 +25,7 @@
  * ```
  * @module
  */
+import { DELTA_FORMAT, DeltaDecoder } from "./delta.ts";
 
 /** The connection state of a feed or socket. `since` is a `Date.now()` timestamp. */
 export type ConnectionState =
@@ -33,12 +34,17 @@ export type ConnectionState =
   | { kind: "reconnecting"; since: number }
   | { kind: "offline"; since: number };
 
-/** One SSE event: `data` is `{topic, payload}`; `id` is the stream cursor so far. */
+/**
+ * One SSE event: `data` is `{topic, payload}` (or `{topic, delta}`, applied here); `id` is the
+ * stream cursor so far.
+ */
 export interface FeedEvent {
   event: string;
   topic: string;
   payload: Record<string, unknown>;
   id: string;
+  /** It came as a Fossil delta (see {@link FeedOptions.deltas}). */
+  delta?: boolean;
 }
 
 /** Options of {@link openFeed}. */
@@ -66,6 +72,12 @@ export interface FeedOptions {
   retryStreamMs?: number;
   /** Resume from this SSE id (a feed taken over from another tab); default: start live. */
   cursor?: string;
+  /**
+   * Ask for Fossil deltas (`delta=fossil`, docs/deltas.md) and apply them, so `onEvent` always
+   * gets full payloads; a delta that cannot be applied reopens the stream from the event before
+   * it, which the server answers with full payloads. Default false.
+   */
+  deltas?: boolean;
   /** Inject or disable (null) EventSource; defaults to the global one. */
   EventSource?: typeof EventSource | null;
 }
@@ -73,6 +85,8 @@ export interface FeedOptions {
 /** An open feed. */
 export interface Feed {
   readonly state: ConnectionState;
+  /** Deltas applied so far (0 unless {@link FeedOptions.deltas}). */
+  readonly deltasApplied: number;
   /** `sse` while the stream is used, `poll` while polling. */
   readonly mode: "sse" | "poll";
   /** The last `id:` received (the resume cursor). */
@@ -108,6 +122,10 @@ export function openFeed(options: FeedOptions): Feed {
   let delay = baseDelay;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
+  const deltas = options.deltas ? new DeltaDecoder() : undefined;
+  const streamUrl = deltas
+    ? `${options.url}${options.url.includes("?") ? "&" : "?"}delta=${DELTA_FORMAT}`
+    : options.url;
 
   const setState = (next: ConnectionState) => {
     if (closed) return;
@@ -131,10 +149,10 @@ export function openFeed(options: FeedOptions): Feed {
     lastStreamTry = Date.now();
     // A new EventSource cannot send Last-Event-ID: the server takes the cursor as `cursor=`.
     const url = lastEventId
-      ? `${options.url}${options.url.includes("?") ? "&" : "?"}cursor=${
+      ? `${streamUrl}${streamUrl.includes("?") ? "&" : "?"}cursor=${
         encodeURIComponent(lastEventId)
       }`
-      : options.url;
+      : streamUrl;
     const es = source = new ES!(url);
     es.onopen = () => {
       lastSeen = Date.now();
@@ -146,19 +164,35 @@ export function openFeed(options: FeedOptions): Feed {
         if (es !== source) return;
         const m = e as MessageEvent<string>;
         lastSeen = Date.now();
+        const before = lastEventId;
         if (m.lastEventId) lastEventId = m.lastEventId;
-        let data: { topic?: string; payload?: Record<string, unknown> };
+        let data: { topic?: string; payload?: Record<string, unknown>; delta?: unknown };
         try {
           data = JSON.parse(m.data);
         } catch {
           return;
         }
+        const topic = data.topic ?? "";
+        let payload = data.payload ?? {};
+        const isDelta = typeof data.delta === "string";
+        if (deltas && isDelta) {
+          const rebuilt = deltas.apply(topic, name, data.delta as string);
+          if (!rebuilt) {
+            // Ask again from the event before this one: a resumed stream starts with full ones.
+            lastEventId = before;
+            openStream();
+            return;
+          }
+          payload = rebuilt;
+        } else if (isDelta) return; // not asked for: nothing to apply it to
+        else deltas?.full(topic, name, payload);
         setState({ kind: "live", via: "sse", since: Date.now() });
         options.onEvent({
           event: name,
-          topic: data.topic ?? "",
-          payload: data.payload ?? {},
+          topic,
+          payload,
           id: lastEventId,
+          ...(isDelta ? { delta: true } : {}),
         });
       });
     }
@@ -258,6 +292,9 @@ export function openFeed(options: FeedOptions): Feed {
     },
     get lastEventId() {
       return lastEventId;
+    },
+    get deltasApplied() {
+      return deltas?.applied ?? 0;
     },
     async refresh() {
       if (closed) return false;

@@ -94,8 +94,11 @@ feed.on("joined", (e) => {
   joinedAt = Date.now();
   setStatus(reply.status ?? null, reply.updated_at ? Date.parse(reply.updated_at) : null);
 });
+/** Updates that arrived as Fossil deltas, on the page for whoever wants to see (and tests). */
+let deltas = 0;
 feed.on("status", (e) => {
   if (e.replayed) return;
+  if (e.delta) root.dataset.deltas = String(++deltas);
   // A message replayed on resume right after the join reply: the reply's time is right.
   if (Date.now() - joinedAt < 2_000 && JSON.stringify(e.payload) === JSON.stringify(status)) return;
   setStatus(e.payload, serverNow());

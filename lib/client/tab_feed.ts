@@ -29,6 +29,8 @@ export interface FeedMessage {
    * current state may ignore these).
    */
   replayed: boolean;
+  /** It came from the server as a Fossil delta (the payload is the rebuilt one). */
+  delta: boolean;
 }
 
 /** A read-only feed of one tab (SSE, then ETag polling), shared by the browser's tabs. */
@@ -97,6 +99,7 @@ export function openTabFeed(options: TabFeedOptions): SharedFeed {
           payload: msg.payload,
           id: msg.id,
           replayed: msg.replayed ?? false,
+          delta: msg.delta ?? false,
         });
       } else if (msg.t === "feedPoll") pollListeners.call(msg.body);
       else if (msg.t === "feedState") {

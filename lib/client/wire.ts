@@ -37,6 +37,8 @@ export interface EngineOptions {
   longPollFallbackMs: number;
   /** A key that leaves presence and comes back within this time is shown throughout. */
   presenceLeaveGraceMs: number;
+  /** Ask for Fossil deltas on channels and feeds, and apply them (docs/deltas.md). */
+  deltas: boolean;
 }
 
 /** Tab → engine. `from` is the tab's id, `cid` its own id for a channel or feed. */
@@ -98,6 +100,8 @@ export type EngineMessage =
       id: string;
       /** Sent again to a tab that subscribed for the first time after it came. */
       replayed?: boolean;
+      /** It came from the server as a Fossil delta (the payload is the rebuilt one). */
+      delta?: boolean;
     }
     | { t: "feedState"; key: string; state: ConnectionState }
     | { t: "feedPoll"; key: string; body: unknown }

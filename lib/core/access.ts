@@ -22,7 +22,12 @@ import { ReplyReason } from "./protocol.ts";
 /** The outcome of {@link decideAccess}: refusals carry the HTTP status and a clear error. */
 export type AccessDecision =
   | { ok: true }
-  | { ok: false; status: 401 | 403; reason: typeof ReplyReason.unauthorized; error: string };
+  | {
+    ok: false;
+    status: 401 | 403;
+    reason: typeof ReplyReason.unauthorized | typeof ReplyReason.unmatchedTopic;
+    error: string;
+  };
 
 /** What {@link decideAccess} looks at. */
 export interface AccessRequest {

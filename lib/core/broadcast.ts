@@ -36,6 +36,14 @@ export interface BroadcastInit {
   at?: number;
 }
 
+/** A broadcast's Fossil delta against its topic's previous message (made by `delta.ts`). */
+export interface BroadcastDelta {
+  /** The message the delta applies to. */
+  readonly base: { readonly message: Broadcast };
+  /** The delta as a JSON string literal, or null when the full payload is to be sent. */
+  readonly deltaJson: string | null;
+}
+
 const _NO_ORIGIN: Origin = Object.freeze({ nodeId: "" });
 
 /** A message to every subscriber of a topic, with memoized encodings. */
@@ -48,6 +56,11 @@ export class Broadcast {
   readonly stream: string;
   readonly seq: number;
   readonly at: number;
+  /**
+   * Its link to the topic's previous message, for subscribers that take deltas (set by the hub
+   * before delivery, dropped after it: see `delta.ts`).
+   */
+  delta?: BroadcastDelta;
   /** Format name → encoding; a broadcast rarely meets more than two formats. */
   #encodings?: Map<string, string | Uint8Array>;
 
@@ -76,5 +89,8 @@ export class Broadcast {
    */
   releaseEncodings(): void {
     this.#encodings = undefined;
+    // Deltas are for live delivery only (a replay sends full payloads), and the link holds the
+    // previous message's text, which a message kept in history must not keep alive.
+    this.delta = undefined;
   }
 }

@@ -21,6 +21,7 @@ import type { TokenClaims } from "./identity.ts";
 import type { TransportName } from "./connection.ts";
 import type { Identity } from "./identity.ts";
 import { ReplyReason } from "./protocol.ts";
+import { checkChannel, checkChannelSet, type OptionKind } from "./channel_checks.ts";
 
 export type { TransportName };
 
@@ -193,6 +194,11 @@ export interface ChannelDefinition<Params = Payload> {
    * sends its own count.
    */
   occupancy?: boolean;
+  /**
+   * Whether subscribers that ask for Fossil deltas (`delta: "fossil"`) get them (default true;
+   * `false`: always full payloads, e.g. for payloads that never resemble the previous one).
+   */
+  deltas?: boolean;
   /** Validates join params (failures refuse the join with an error naming the field). */
   joinParams?: z.ZodType<Params>;
   /** Authorize and set up; return an error reply to refuse. */
@@ -212,8 +218,10 @@ export interface ChannelDefinition<Params = Payload> {
   terminate?(ctx: ChannelContext<Params>, reason: string): void;
   /**
    * The events this channel sends to clients (broadcasts, pushes) and their payload schemas.
-   * The server does not check them: they type the Switchboard client's `on` (`import type`)
-   * and let it validate what arrives (`validate` option of `connect` in lib/client).
+   * Enforced on the way out: a publish (API: 422 `invalid_payload`), `ctx.broadcast`,
+   * `ctx.push` or `switchboard.publish` whose JSON payload fails its event's schema is refused
+   * and nothing is sent (see `outbound.ts`). They also type the Switchboard client's `on`
+   * (`import type`) and let it validate what arrives (`validate` option of `connect`).
    */
   messages?: Record<string, z.ZodType<Payload>>;
   /**
@@ -222,6 +230,34 @@ export interface ChannelDefinition<Params = Payload> {
    */
   resetState?(ctx: ChannelContext<Params>): Payload | Promise<Payload>;
 }
+
+/**
+ * Every option of {@link ChannelDefinition} and what its value must be: the ONE list of option
+ * names that `defineChannel` and the node check definitions against (unknown names are refused
+ * with the nearest known one). A new option must be added here: the `Record` over the
+ * definition's keys makes a missing or a stale name a compile error.
+ */
+export const CHANNEL_OPTION_KINDS: Readonly<Record<keyof ChannelDefinition, OptionKind>> = {
+  topic: "topic",
+  access: "access",
+  authorize: "function",
+  joinToken: "function",
+  presence: "boolean-or-function",
+  presenceLeaveGraceMs: "grace",
+  crowdThreshold: "number",
+  crowdVisible: "number",
+  crowdAlwaysVisible: "function",
+  occupancy: "boolean",
+  deltas: "boolean",
+  joinParams: "schema",
+  join: "function",
+  events: "events",
+  handleIn: "function",
+  handleOut: "functions",
+  terminate: "function",
+  messages: "schemas",
+  resetState: "function",
+};
 
 /**
  * A channel definition that keeps its literal topic pattern, event names and message schemas
@@ -239,6 +275,23 @@ export type TypedChannelDefinition<
   messages?: Messages;
 };
 
+type _BadPattern = `use "prefix:*" (one "*", last, after a ":") or an exact topic without "*"`;
+
+/**
+ * What a literal topic pattern must also satisfy, so TypeScript refuses `"chat*"`, `"chat:"`,
+ * `"*"` and `"chat:*:x"` where they are written: a bad one asks for a `topicPattern` property
+ * whose type is the fix (`Property 'topicPattern' is missing … use "prefix:*" …`). A topic
+ * that is only a `string` is checked when defined, at run time.
+ */
+export type TopicPatternCheck<T extends string> = string extends T ? unknown
+  : T extends `${infer P}*` ? P extends `${string}*${string}` | "" ? { topicPattern: _BadPattern }
+    : P extends `${string}:` ? unknown
+    : { topicPattern: _BadPattern }
+  : T extends `${string}*${string}` ? { topicPattern: _BadPattern }
+  : T extends `${string}:`
+    ? { topicPattern: `an exact topic does not end with ":"; for a prefix write "${T}*"` }
+  : unknown;
+
 /**
  * Identity function that gives a channel definition its types: the join params from
  * `joinParams` (events do not decide them), and the literal topic, event names and message
@@ -255,19 +308,10 @@ export function defineChannel<
     topic: Topic;
     events?: Events;
     messages?: Messages;
-  },
+  } & TopicPatternCheck<Topic>,
 ): TypedChannelDefinition<Params, Topic, Events, Messages> {
-  if (!/^[^*]+(\*)?$/.test(definition.topic)) {
-    throw new Error(
-      `invalid topic pattern "${definition.topic}": use "prefix:*" or an exact topic`,
-    );
-  }
-  const grace = definition.presenceLeaveGraceMs;
-  if (grace !== undefined && !(Number.isInteger(grace) && grace >= 0 && grace <= 60_000)) {
-    throw new Error(
-      `invalid presenceLeaveGraceMs ${grace} for "${definition.topic}": use 0-60000 (ms)`,
-    );
-  }
+  // Refuses what TypeScript did not catch (code run unchecked): see channel_checks.ts.
+  checkChannel(definition, CHANNEL_OPTION_KINDS);
   _checkCount(definition.topic, "crowdThreshold", definition.crowdThreshold, 1_000_000);
   _checkCount(definition.topic, "crowdVisible", definition.crowdVisible, 1_000);
   return definition;
@@ -285,6 +329,8 @@ export class ChannelRouter {
 
   // deno-lint-ignore no-explicit-any
   constructor(channels: ChannelDefinition<any>[]) {
+    // Channels not made with defineChannel are checked here too, and the set as a whole.
+    checkChannelSet(channels, CHANNEL_OPTION_KINDS);
     this.#channels = channels;
   }
 

@@ -16,6 +16,7 @@ import { describeError } from "../log.ts";
 import { CursorError, formatCursor, parseCursor, type TopicCursor } from "../resume/cursor.ts";
 import { type HandlerResult, Reply } from "./channel.ts";
 import { type ChannelOwner, ChannelServer, toReply } from "./channel_server.ts";
+import { takeDeltaParam } from "./delta.ts";
 import type { Payload } from "./message.ts";
 import { decideAccess } from "./access.ts";
 import { EndReason, ReplyReason } from "./protocol.ts";
@@ -53,7 +54,16 @@ export interface JoinRequest {
  */
 export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Promise<Joined> {
   const { node } = owner;
-  const { topic, payload, joinRef } = request;
+  const { topic, joinRef } = request;
+  // The `delta` param is Switchboard's: read and removed before the channel sees the payload.
+  const deltaParam = takeDeltaParam(request.payload);
+  if (!deltaParam.ok) {
+    return {
+      status: "error",
+      response: { reason: ReplyReason.invalidParams, detail: deltaParam.detail },
+    };
+  }
+  const payload = deltaParam.payload;
   const problem = topicProblem(topic);
   if (problem) {
     return {
@@ -119,6 +129,8 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
     subtopic,
     joinRef,
     params,
+    deltas: deltaParam.wants && channel.deltas !== false &&
+      owner.connection.sendDelta !== undefined,
   });
   let result: HandlerResult;
   try {

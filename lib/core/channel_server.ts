@@ -20,6 +20,7 @@ import { MessageTooLargeError } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
 import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
+import { DeltaReceiver } from "./delta.ts";
 import {
   type ChannelContext,
   type ChannelDefinition,
@@ -33,6 +34,7 @@ import type { Message, Payload } from "./message.ts";
 import type { Identity, SessionServices } from "./session_services.ts";
 import type { PresenceState } from "./presence.ts";
 import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
+import { checkOutbound, InvalidPayloadError } from "./outbound.ts";
 import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
 
@@ -73,6 +75,8 @@ export interface ChannelServerInit {
   subtopic: string;
   joinRef: string | null;
   params: unknown;
+  /** The client asked for deltas, the channel allows them and the transport carries them. */
+  deltas?: boolean;
 }
 
 let _serverCounter = 0;
@@ -97,6 +101,8 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   #held?: Broadcast[];
   /** The join reply: a reset's state unless the channel has `resetState`. */
   #joinState: Payload = {};
+  /** What the client received last, when it takes deltas (`delta.ts`). */
+  readonly #delta?: DeltaReceiver;
 
   constructor(init: ChannelServerInit) {
     this.owner = init.owner;
@@ -105,6 +111,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.subtopic = init.subtopic;
     this.joinRef = init.joinRef;
     this.params = init.params;
+    if (init.deltas) this.#delta = new DeltaReceiver();
   }
 
   get #node(): SessionServices {
@@ -196,6 +203,12 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     } catch (err) {
       if (err instanceof MessageTooLargeError) {
         this.reply(msg, "error", { reason: ReplyReason.messageTooLarge, detail: err.message });
+        return true;
+      }
+      if (err instanceof InvalidPayloadError) {
+        // The handler sent what its channel's `messages` schema refuses: nothing went out.
+        const { errors, message: detail } = err;
+        this.reply(msg, "error", { reason: ReplyReason.invalidPayload, errors, detail });
         return true;
       }
       this.#node.log.error("a channel callback crashed", {
@@ -310,10 +323,15 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   #forward(b: Broadcast): void {
     const intercept = this.definition.handleOut?.[b.event];
+    const connection = this.owner.connection;
     if (!intercept) {
-      if (b.binary !== undefined && !this.owner.connection.binary) return this.#skipBinary();
-      return this.owner.connection.sendBroadcast(b);
+      if (b.binary !== undefined && !connection.binary) return this.#skipBinary();
+      const delta = this.#delta?.take(b);
+      if (delta === undefined) return connection.sendBroadcast(b);
+      return connection.sendDelta!(b, delta);
     }
+    // A payload made for this client alone: the next message cannot be a delta against it.
+    this.#delta?.forget();
     const payload = intercept(this, b.payload);
     if (payload === null) return;
     this.owner.send({
@@ -326,18 +344,24 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   #skipBinary(): void {
+    this.#delta?.forget();
     const transport = this.owner.connection.transport;
     this.#node.metrics.inc("switchboard_binary_skipped_total", { transport });
   }
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("push", event);
+    if (!(payload instanceof Uint8Array)) {
+      checkOutbound(this.definition, this.topic, event, payload);
+    }
     this.#send(event, payload, meta);
   }
 
   /** Pushes to this client without the check: the library's own control events use it. */
   #send(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     if (this.#stopped) return;
+    // The client counts a push (or a reset) as the topic's latest payload: no delta against it.
+    this.#delta?.forget();
     const body = _body(payload, meta);
     this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, ...body });
   }
@@ -386,12 +410,14 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcast", event);
     const body = _body(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
     _checkEvent("broadcastFrom", event);
     const body = _body(payload, meta);
+    if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     const options = { exceptId: this.id, binary: body.binary };
     this.#node.hub.broadcast(this.topic, event, body.payload, options);
   }

@@ -36,6 +36,12 @@ export interface Connection {
   /** A fan-out frame shared by every subscriber of the topic (encoded once per broadcast). */
   sendBroadcast(b: Broadcast): void;
   /**
+   * `b` as a Fossil delta against the previous message this client received on the topic
+   * (`deltaJson` is the delta as a JSON string literal; see `delta.ts`). Transports without it
+   * never send deltas.
+   */
+  sendDelta?(b: Broadcast, deltaJson: string): void;
+  /**
    * Told where a topic starts before its join reply (SSE writes it into its event ids). With
    * `pending`, the position is the client's own and not judged yet: the replay calls
    * `startTopic` again, before anything else of the topic, with the position it found usable

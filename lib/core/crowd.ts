@@ -90,6 +90,8 @@ export interface CrowdOutput {
   /** Sends this node's state of the topic to the other nodes. */
   replicate(topic: string): void;
   now(): number;
+  /** Runs `fn` once after `ms` (the node's timers, so a test's fake clock drives the ticks). */
+  after(ms: number, fn: () => void): () => void;
 }
 
 /** One page of {@link CrowdPresence.pageOf}. */
@@ -200,7 +202,8 @@ interface _Crowd {
   /** When the last tick ran: ticks (occupancy, replication) are a second apart at least. */
   tickAt: number;
   replicateDue: boolean;
-  timer?: ReturnType<typeof setTimeout>;
+  /** Cancels the scheduled tick. */
+  cancelTick?: () => void;
 }
 
 /** The crowd regime of a node's presence topics; the tracker calls it on every change. */
@@ -310,8 +313,8 @@ export class CrowdPresence {
   /** Sends what is due now and stops the timers (the node is going away). */
   close(): void {
     for (const [topic, crowd] of this.#crowds) {
-      clearTimeout(crowd.timer);
-      crowd.timer = undefined;
+      crowd.cancelTick?.();
+      crowd.cancelTick = undefined;
       if (crowd.replicateDue) this.output.replicate(topic);
       crowd.replicateDue = false;
     }
@@ -350,7 +353,7 @@ export class CrowdPresence {
   }
 
   #leave(topic: string, crowd: _Crowd): void {
-    clearTimeout(crowd.timer);
+    crowd.cancelTick?.();
     this.#crowds.delete(topic);
     if (crowd.replicateDue) this.output.replicate(topic);
     this.output.deliverLocal(topic, PhxEvent.presenceState, this.members.list(topic));
@@ -408,13 +411,13 @@ export class CrowdPresence {
 
   /** Runs the topic's tick once the interval since the last tick has passed. */
   #schedule(topic: string, crowd: _Crowd): void {
-    if (crowd.timer !== undefined) return;
+    if (crowd.cancelTick !== undefined) return;
     const wait = Math.max(0, crowd.tickAt + OCCUPANCY_INTERVAL_MS - this.output.now());
-    crowd.timer = setTimeout(() => this.#tick(topic, crowd), wait);
+    crowd.cancelTick = this.output.after(wait, () => this.#tick(topic, crowd));
   }
 
   #tick(topic: string, crowd: _Crowd): void {
-    crowd.timer = undefined;
+    crowd.cancelTick = undefined;
     if (this.#crowds.get(topic) !== crowd) return;
     crowd.tickAt = this.output.now();
     if (crowd.replicateDue) {

@@ -24,6 +24,7 @@ import { TOPICS_KEPT, TopicStore } from "./topic_store.ts";
 import type { Payload } from "./message.ts";
 import type { LocalOccupancy } from "./occupancy.ts";
 import { INTERNAL_TOPIC_PREFIX } from "./topic.ts";
+import { chainDelta } from "./delta.ts";
 
 /** Anything that receives the broadcasts of a topic: a channel instance, in practice. */
 export interface Subscriber {
@@ -180,6 +181,7 @@ export class Hub {
     if (entry) entry.seq = seq;
     const b = new Broadcast({ topic, event, payload, binary, origin, stream, seq, at });
     this.#store.keep(b, entry);
+    if (entry) entry.deltaBase = chainDelta(entry.deltaBase, b); // delta hook
     this.#deliver(b);
     return b;
   }
@@ -289,6 +291,8 @@ export class Hub {
     }
     const b = _fromMessage(msg);
     this.#store.keep(b);
+    const entry = b.seq > 0 ? this.#store.get(b.topic) : undefined;
+    if (entry) entry.deltaBase = chainDelta(entry.deltaBase, b); // delta hook
     if (gap) this.#lost(msg.topic);
     this.#deliver(b);
   }

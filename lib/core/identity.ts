@@ -50,11 +50,14 @@ export interface Identity {
 
 /**
  * The outcome of {@link Authenticate}: who holds the token, or a short reason it was refused
- * (a metric label and part of the 403 message: `expired`, `bad_signature`…).
+ * (a metric label: `expired`, `bad_signature`…) and, optionally, the problem in words a client
+ * is shown on every transport (`token malformed: exp missing …`; default `token refused:
+ * <reason>`). The JWT verifier's reasons map to the refusal words of `protocol.ts`
+ * (`RefusalReason`); any other reason is refused as `token_refused`.
  */
 export type Authentication =
   | { ok: true; identity: Identity }
-  | { ok: false; reason: string };
+  | { ok: false; reason: string; problem?: string };
 
 /**
  * Tells who holds a connect token; never throws. `now` is the node's clock in seconds since

@@ -29,6 +29,21 @@ export interface OccupancyReader {
   of(topic: string): Occupancy;
 }
 
+/**
+ * What the cluster layer plugs into a node (`lib/extensions.ts`); the defaults serve this node
+ * only. `/api/occupancy` and the server API go through it.
+ */
+export interface NodeExtensions {
+  /** Counts of a topic (the default: this node's). */
+  occupancy: OccupancyReader;
+  /** Disconnects `userId` everywhere; returns how many sessions ended on this node. */
+  disconnect(userId: string): number;
+  /** Removes `userId` from `topic` everywhere; returns how many sessions left it on this node. */
+  unsubscribe(userId: string, topic: string): number;
+  /** Stops the extension's timers (after the sessions ended, before the broker stops). */
+  close?(): void | Promise<void>;
+}
+
 /** Nobody there. */
 export const EMPTY_OCCUPANCY: Readonly<Occupancy> = Object.freeze({ subscribers: 0, users: 0 });
 

@@ -13,6 +13,7 @@
 import type { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
+import { plainTimers, type Timers } from "./time.ts";
 import {
   differenceOf,
   emptyPresenceState,
@@ -42,6 +43,8 @@ export interface PresenceOptions {
    * new join, so clients never see the key gone (a tab handing its connection to another).
    */
   leaveGraceMs?: number;
+  /** Schedules batches and leave graces (default: plain timers; tests pass a fake clock). */
+  timers?: Timers;
   /** The crowd settings of a topic's channel (none: the topic is never a crowd, see crowd.ts). */
   crowdSettings?: (topic: string) => CrowdSettings | undefined;
 }
@@ -49,7 +52,7 @@ export interface PresenceOptions {
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
 interface _Lingering {
   metas: PresenceMeta[];
-  timer: ReturnType<typeof setTimeout>;
+  cancel: () => void;
 }
 
 /** The node's presence: who is on each topic here and on the other nodes, and their diffs. */
@@ -75,7 +78,9 @@ export class PresenceTracker {
    * are still listed and replicated: clients and other nodes were not told they left.
    */
   readonly #lingering = new Map<string, Map<string, _Lingering>>();
-  #timer?: ReturnType<typeof setTimeout>;
+  /** Cancels the pending batch's flush. */
+  #cancelFlush?: () => void;
+  readonly #timers: Timers;
   #refCounter = 0;
   /**
    * Told of each topic whose cluster-wide state changed (a diff sent here, another node's state
@@ -88,6 +93,7 @@ export class PresenceTracker {
 
   constructor(readonly hub: Hub, readonly options: PresenceOptions) {
     this.#refPrefix = `${hub.nodeId}.${Date.now().toString(36)}.`;
+    this.#timers = options.timers ?? plainTimers;
     this.#crowd = new CrowdPresence(
       {
         keys: (topic) => this.#keys(topic),
@@ -99,6 +105,7 @@ export class PresenceTracker {
         deliverLocal: (topic, event, payload) => hub.deliverLocal(topic, event, payload),
         replicate: (topic) => this.#replicate(topic),
         now: () => hub.clock.now(),
+        after: (ms, fn) => this.#timers.after(ms, fn),
       },
       options.crowdSettings ?? (() => undefined),
     );
@@ -246,8 +253,8 @@ export class PresenceTracker {
 
   /** Sends every pending diff now (held leaves stay held until their grace ends). */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelFlush?.();
+    this.#cancelFlush = undefined;
     const pending = [...this.#pending];
     this.#pending.clear();
     for (const [topic, diff] of pending) {
@@ -361,8 +368,8 @@ export class PresenceTracker {
       held.metas.push(meta);
       return;
     }
-    const timer = setTimeout(() => this.#releaseLeave(topic, key), graceMs);
-    keys.set(key, { metas: [meta], timer });
+    const cancel = this.#timers.after(graceMs, () => this.#releaseLeave(topic, key));
+    keys.set(key, { metas: [meta], cancel });
   }
 
   /** Moves the held leave of `key` (if any) into the topic's pending diff. */
@@ -370,7 +377,7 @@ export class PresenceTracker {
     const keys = this.#lingering.get(topic);
     const held = keys?.get(key);
     if (!keys || !held) return;
-    clearTimeout(held.timer);
+    held.cancel();
     keys.delete(key);
     if (keys.size === 0) this.#lingering.delete(topic);
     (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(...held.metas);
@@ -409,7 +416,7 @@ export class PresenceTracker {
     if (!queued) {
       queued = { diff: { joins: emptyPresenceState(), leaves: emptyPresenceState() }, deliver };
       this.#remotePending.set(topic, queued);
-      this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
+      this.#cancelFlush ??= this.#timers.after(this.options.batchMs, () => this.flush());
     }
     queued.deliver ||= deliver;
     mergeDiff(queued.diff, diff);
@@ -462,7 +469,7 @@ export class PresenceTracker {
         topic,
         diff = { joins: emptyPresenceState(), leaves: emptyPresenceState() },
       );
-      this.#timer ??= setTimeout(() => this.flush(), this.options.batchMs);
+      this.#cancelFlush ??= this.#timers.after(this.options.batchMs, () => this.flush());
     }
     return diff;
   }

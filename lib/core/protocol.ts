@@ -4,7 +4,7 @@
  * here, so transports and channels never spell a literal twice.
  *
  * Words marked **Phoenix** are fixed by the official client (or its server) and must not change;
- * the others are Switchboard's own, documented in the README and stable across versions.
+ * the others are Switchboard's own, documented in docs/protocol.md and stable across versions.
  *
  * @example
  * ```ts
@@ -79,16 +79,98 @@ export const CloseCode = {
    * one. The Phoenix client reconnects by itself; with `params` as a function it sends new ones.
    */
   tokenExpired: 4001,
+  /** Refused at connect: the token's signature is not this server's (`SOCKET_SECRET`). */
+  badSignature: 4002,
+  /** Refused at connect: the token is not a usable JWT; the reason names the problem. */
+  tokenMalformed: 4003,
+  /** Refused at connect: the token is signed with another algorithm than HS256. */
+  algorithmNotAllowed: 4004,
+  /** Refused at connect: the token's `nbf` is in the future. */
+  tokenNotYetValid: 4005,
+  /** Refused at connect: a token is required and none was sent. */
+  tokenMissing: 4006,
+  /** Refused at connect: the page's origin is not in `ALLOWED_ORIGINS`. */
+  originNotAllowed: 4007,
+  /** Refused at connect: the `vsn` param names a protocol version this server does not speak. */
+  unsupportedVsn: 4008,
+  /** Refused at connect by an injected authenticate hook, for a reason of its own. */
+  tokenRefused: 4009,
   /**
    * The backend disconnected this user (`POST /api/disconnect`): the old token is refused, so
    * reconnect only with a fresh one (application code, RFC 6455 §7.4.2).
    */
-  disconnected: 4003,
+  disconnected: 4010,
+  /** Refused at connect: the token was issued before its user was disconnected by the backend. */
+  tokenRevoked: 4011,
 } as const;
 
 /** The close reason sent with {@link CloseCode.disconnected}. */
 export const DISCONNECTED_REASON =
   "disconnected by the server: the old token is refused, reconnect only with a fresh one";
+
+/**
+ * Why a connection or a read was refused, as a word clients may match on: the `reason` of
+ * HTTP error bodies (SSE, long-poll, API), of the join replies on a refused WebSocket, and,
+ * with {@link REFUSAL_CLOSE_CODES}, the close code of that WebSocket. The human wording goes
+ * with it unchanged on every transport (the `error` body field, the `detail` of a reply, the
+ * close reason). `docs/protocol-refusals.md` lists them.
+ */
+export const RefusalReason = {
+  tokenExpired: "token_expired",
+  badSignature: "bad_signature",
+  tokenMalformed: "token_malformed",
+  algorithmNotAllowed: "algorithm_not_allowed",
+  tokenNotYetValid: "token_not_yet_valid",
+  tokenMissing: "token_missing",
+  originNotAllowed: "origin_not_allowed",
+  unsupportedVsn: "unsupported_vsn",
+  tokenRefused: "token_refused",
+  tokenRevoked: "token_revoked",
+} as const;
+
+/** One of {@link RefusalReason}'s values. */
+export type RefusalReasonName = typeof RefusalReason[keyof typeof RefusalReason];
+
+/** The WebSocket close code of each refusal (4000-4999: the application's own, RFC 6455). */
+export const REFUSAL_CLOSE_CODES: Readonly<Record<RefusalReasonName, number>> = {
+  token_expired: CloseCode.tokenExpired,
+  bad_signature: CloseCode.badSignature,
+  token_malformed: CloseCode.tokenMalformed,
+  algorithm_not_allowed: CloseCode.algorithmNotAllowed,
+  token_not_yet_valid: CloseCode.tokenNotYetValid,
+  token_missing: CloseCode.tokenMissing,
+  origin_not_allowed: CloseCode.originNotAllowed,
+  unsupported_vsn: CloseCode.unsupportedVsn,
+  token_refused: CloseCode.tokenRefused,
+  token_revoked: CloseCode.tokenRevoked,
+};
+
+/**
+ * How long a refused WebSocket stays open before the server closes it with the refusal's code
+ * and reason. A refusal is sent over an accepted socket because a browser cannot read why an
+ * upgrade was refused (403 is a bare close event). But the official Phoenix client reconnects
+ * 10 ms after any close of a socket that had opened (its backoff restarts at every open): closed
+ * at once, a refused client would reconnect ~100 times a second. Held this long, it retries at
+ * most every 5 s, the longest step of its own backoff; meanwhile its joins get error replies
+ * carrying the same reason.
+ */
+export const REFUSAL_LINGER_MS = 5_000;
+
+/**
+ * The one wording of an unknown topic, on every transport: the WebSocket join reply's reason is
+ * Phoenix's `unmatched topic`; HTTP answers (SSE, API) say it with the topic, as
+ * `{error: unmatchedTopicError(topic), reason: "unmatched topic"}`.
+ */
+export function unmatchedTopicError(topic: string): string {
+  return `${ReplyReason.unmatchedTopic}: no channel matches "${topic}"`;
+}
+
+/** The one wording of an unknown `vsn` connect param (WebSocket close reason, long-poll body). */
+export function unsupportedVsnError(vsn: string | undefined): string {
+  return `unsupported vsn ${
+    JSON.stringify(String(vsn).slice(0, 20))
+  }: use 2.0.0 (or omit it for 1.0.0)`;
+}
 
 /** The close reason sent with {@link CloseCode.tokenExpired}. */
 export const TOKEN_EXPIRED_REASON = "token expired: reconnect with a fresh token";

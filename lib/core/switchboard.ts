@@ -25,16 +25,27 @@ import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
 import type { Connection } from "./connection.ts";
 import { Hub } from "./hub.ts";
 import type { Payload } from "./message.ts";
-import { LocalOccupancy, type Occupancy, type OccupancyReader } from "./occupancy.ts";
+import { LocalOccupancy, type NodeExtensions } from "./occupancy.ts";
 import { Revocations } from "./revocations.ts";
 import type { Authenticate } from "./identity.ts";
 import type { Identity, IdentityCheck, SessionServices } from "./session_services.ts";
 import { type NodeOptions, nodeOptions } from "./options.ts";
 import { type PresenceState, PresenceTracker } from "./presence.ts";
 import { crowdSettingsOf } from "./crowd.ts";
-import { CloseCode, EndReason, eventNameProblem, TOKEN_EXPIRED_REASON } from "./protocol.ts";
+import {
+  CloseCode,
+  EndReason,
+  eventNameProblem,
+  RefusalReason,
+  type RefusalReasonName,
+  ReplyReason,
+  TOKEN_EXPIRED_REASON,
+  unmatchedTopicError,
+} from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
+import { checkOutbound, outboundProblems } from "./outbound.ts";
+import type { FieldError } from "./validation.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
 
 export type { Identity } from "./session_services.ts";
@@ -44,7 +55,16 @@ export type { Clock } from "./time.ts";
 /** The outcome of {@link Switchboard.admit}. */
 export type Admission =
   | { ok: true; identity: Identity }
-  | { ok: false; status: 401 | 403; error: string };
+  | { ok: false; status: 401 | 403; error: string; reason: RefusalReasonName };
+
+/** A token failure's kind (see lib/auth.ts) as the refusal word clients see. */
+const _TOKEN_REFUSALS: Readonly<Record<string, RefusalReasonName>> = {
+  expired: RefusalReason.tokenExpired,
+  bad_signature: RefusalReason.badSignature,
+  malformed: RefusalReason.tokenMalformed,
+  algorithm_not_allowed: RefusalReason.algorithmNotAllowed,
+  not_yet_valid: RefusalReason.tokenNotYetValid,
+};
 
 const _NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
@@ -75,21 +95,6 @@ export interface SwitchboardOptions<C extends Partial<NodeOptions> = Partial<Nod
   log?: Logger;
 }
 
-/**
- * What the cluster layer plugs into a node (`lib/cluster/services.ts`); the defaults serve
- * this node only. The server API and `/api/occupancy` go through it.
- */
-export interface NodeExtensions {
-  /** Counts of a topic (the default: this node's). */
-  occupancy: OccupancyReader;
-  /** Disconnects `userId` everywhere; returns how many sessions ended on this node. */
-  disconnect(userId: string): number;
-  /** Removes `userId` from `topic` everywhere; returns how many sessions left it on this node. */
-  unsubscribe(userId: string, topic: string): number;
-  /** Stops the extension's timers (after the sessions ended, before the broker stops). */
-  close?(): void | Promise<void>;
-}
-
 /** What {@link Switchboard.openSession} needs. */
 export interface OpenSession {
   connection: Connection;
@@ -110,12 +115,15 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   readonly router: ChannelRouter;
   readonly hub: Hub;
   readonly presence: PresenceTracker;
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics = new Metrics();
   /** This node's subscribers and users per topic (every transport). */
-  readonly occupancy = new LocalOccupancy();
+  readonly occupancy: LocalOccupancy = new LocalOccupancy();
   /** Users disconnected by the backend: their old tokens are refused. */
-  readonly revocations = new Revocations();
-  /** Cluster-wide occupancy and server API; replaced by `lib/cluster/services.ts`. */
+  readonly revocations: Revocations = new Revocations();
+  /**
+   * Occupancy and the server API (`/api/occupancy`, `/api/disconnect`, `/api/unsubscribe`):
+   * this node's by default, the cluster's once `lib/extensions.ts` plugs them in.
+   */
   extensions: NodeExtensions = {
     occupancy: this.occupancy,
     disconnect: (userId) => this.disconnectLocal(userId),
@@ -150,6 +158,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     this.presence = new PresenceTracker(this.hub, {
       batchMs: this.options.presenceBatchMs,
       leaveGraceMs: this.options.presenceLeaveGraceMs,
+      timers: this.timers,
       crowdSettings: (topic) => {
         const channel = this.router.match(topic)?.channel;
         return channel && crowdSettingsOf(channel);
@@ -168,11 +177,15 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   /**
    * Broadcasts to every subscriber of `topic` on every node (the API's publish); with `binary`,
    * a binary broadcast whose JSON metadata is `payload`. Reserved and malformed event names
-   * throw (see `eventNameProblem`): validate input before calling.
+   * throw (see `eventNameProblem`), and so does a JSON payload that fails the channel's
+   * `messages` schema for `event` (`InvalidPayloadError`, nothing is sent): validate input
+   * before calling ({@link payloadProblems}).
    */
   publish(topic: string, event: string, payload: Payload, binary?: Uint8Array): Broadcast {
     const problem = eventNameProblem(event);
     if (problem !== undefined) throw new TypeError(`event ${JSON.stringify(event)} ${problem}`);
+    const channel = binary ? undefined : this.router.match(topic)?.channel;
+    if (channel) checkOutbound(channel, topic, event, payload);
     return this.hub.broadcast(topic, event, payload, binary ? { binary } : undefined);
   }
 
@@ -187,8 +200,8 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       return {
         ok: false,
         status: 403,
-        reason: "unauthorized",
-        error: `unknown topic "${topic}": no channel matches it`,
+        reason: ReplyReason.unmatchedTopic,
+        error: unmatchedTopicError(topic),
       };
     }
     return decideAccess({ channel: match.channel, identity, topic });
@@ -212,6 +225,15 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     return undefined;
   }
 
+  /**
+   * The fields of `payload` that fail the `messages` schema of `event` in `topic`'s channel
+   * (`payload.<path>`), or undefined when it may be published: what {@link publish} refuses.
+   */
+  payloadProblems(topic: string, event: string, payload: Payload): FieldError[] | undefined {
+    const channel = this.router.match(topic)?.channel;
+    return channel ? outboundProblems(channel, event, payload) : undefined;
+  }
+
   /** The topic's last message (not presence), from this node or the broker's shared copy. */
   lastMessage(topic: string): Promise<Broadcast | undefined> {
     return this.hub.fetchLast(topic);
@@ -227,25 +249,10 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     return this.presence.list(topic);
   }
 
-  /** Subscribers and distinct users of `topic`, every transport, on every node. */
-  occupancyOf(topic: string): Occupancy {
-    return this.extensions.occupancy.of(topic);
-  }
-
   /**
-   * Ends every session of `userId` on every node (`POST /api/disconnect`); its tokens issued
-   * until now are refused. Returns how many sessions ended on this node (0 when repeated).
+   * Ends `userId`'s sessions on this node and refuses their tokens issued until now (the
+   * cluster layer calls it on each node for `POST /api/disconnect`); 0 when repeated.
    */
-  disconnectUser(userId: string): number {
-    return this.extensions.disconnect(userId);
-  }
-
-  /** Removes `userId` from `topic` on every node; returns how many sessions left it here. */
-  unsubscribeUser(userId: string, topic: string): number {
-    return this.extensions.unsubscribe(userId, topic);
-  }
-
-  /** {@link disconnectUser} on this node only (the cluster layer calls it on each node). */
   disconnectLocal(userId: string): number {
     this.revocations.revoke(userId, this.clock.now());
     let count = 0;
@@ -258,7 +265,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     return count;
   }
 
-  /** {@link unsubscribeUser} on this node only. */
+  /** Removes `userId` from `topic` on this node; returns how many sessions left it. */
   unsubscribeLocal(userId: string, topic: string): number {
     if (!this.occupancy.has(topic, userId)) return 0;
     let count = 0;
@@ -302,13 +309,15 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     const allowed = this.options.allowedOrigins;
     if (origin !== null && allowed && !allowed.includes(origin)) {
       this.metrics.inc("switchboard_refused_total", { reason: "origin" });
-      return { ok: false, status: 403, error: `origin ${origin} is not allowed` };
+      const reason = RefusalReason.originNotAllowed;
+      return { ok: false, status: 403, error: `origin ${origin} is not allowed`, reason };
     }
     if (
       this.#authenticate !== undefined && !params.token && !this.router.hasPublicChannel
     ) {
       this.metrics.inc("switchboard_refused_total", { reason: "no_token" });
-      return { ok: false, status: 401, error: "missing token: connect with a signed token param" };
+      const error = "token missing: connect with a signed token param";
+      return { ok: false, status: 401, error, reason: RefusalReason.tokenMissing };
     }
     return this.identify(params.token, params.user_id);
   }
@@ -329,7 +338,10 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     return authenticate(token, { now: Math.floor(this.clock.now() / 1000) }).then((result) => {
       if (!result.ok) {
         this.metrics.inc("switchboard_refused_total", { reason: result.reason });
-        return { ok: false, status: 403, error: `token refused: ${result.reason}` } as const;
+        // A hook's own reasons (not the JWT verifier's) are a generic refusal, in its words.
+        const reason = _TOKEN_REFUSALS[result.reason] ?? RefusalReason.tokenRefused;
+        const error = result.problem ?? `token refused: ${result.reason}`;
+        return { ok: false, status: 403, error, reason } as const;
       }
       const { identity } = result;
       const issued = { sub: identity.userId, iat: identity.claims?.iat };
@@ -340,6 +352,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
           status: 403,
           error: "token refused: revoked (the user was disconnected by the server); " +
             "reconnect with a token issued after the disconnect",
+          reason: RefusalReason.tokenRevoked,
         } as const;
       }
       return { ok: true, identity } as const;
@@ -349,7 +362,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   /** Verifies a token as {@link admit} does; undefined without an authenticate hook (dev). */
   verifyIdentity(token: string): Promise<IdentityCheck> | undefined {
     if (this.#authenticate === undefined) return undefined;
-    if (token === "") return Promise.resolve({ ok: false, error: "token refused: empty" });
+    if (token === "") return Promise.resolve({ ok: false, error: "token malformed: empty" });
     return Promise.resolve(this.identify(token)).then((admission) =>
       admission.ok ? admission : { ok: false, error: admission.error }
     );

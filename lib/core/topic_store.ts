@@ -13,6 +13,7 @@
  * @module
  */
 import type { Broadcast } from "./broadcast.ts";
+import type { PayloadText } from "./delta.ts";
 import {
   DEFAULT_HISTORY,
   DEFAULT_HISTORY_MAX_BYTES,
@@ -36,6 +37,8 @@ export interface TopicEntry {
   seq: number;
   /** The stream this node numbers the topic's messages in. */
   stream: string;
+  /** The last numbered JSON message, the base of the next one's delta (`delta.ts`). */
+  deltaBase?: PayloadText;
 }
 
 /** A message kept for replay, in the node-wide arrival order the byte budget evicts in. */

@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import type { Timers } from "../core/time.ts";
+import { plainTimers, type Timers } from "../core/time.ts";
 import { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { UpgradeWebSocket } from "../transports/upgrade.ts";
@@ -24,6 +24,9 @@ export const denoTimers: Timers = {
     Deno.unrefTimer(id);
     return () => clearInterval(id);
   },
+  // One-shot timers (presence batches and leave graces) stay ref'ed, as setTimeout is: their
+  // work (a leave going out) should happen before the process ends.
+  after: plainTimers.after,
 };
 
 /**
@@ -117,3 +120,11 @@ export function exitGracefullyOnSignals(stop: () => Promise<void>, log: Logger):
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
 }
+
+// `deno run` entries serve with a connection cap: part of the Deno adapter's public face.
+export {
+  defaultMaxConnections,
+  type GuardedServeOptions,
+  type GuardedServer,
+  serveGuarded,
+} from "./deno_serve.ts";

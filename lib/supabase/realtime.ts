@@ -24,7 +24,13 @@
  */
 import { z } from "zod";
 import { inScope } from "../auth.ts";
-import { type ChannelContext, defineChannel, error, type EventHandler } from "../core/channel.ts";
+import {
+  type ChannelContext,
+  type ChannelDefinition,
+  defineChannel,
+  error,
+  type EventHandler,
+} from "../core/channel.ts";
 import type { Payload } from "../core/message.ts";
 import { ControlEvent, PhxEvent, SupabaseEvent } from "../core/protocol.ts";
 
@@ -53,7 +59,25 @@ const _joinParams = z.looseObject({
   access_token: z.string().min(1).max(_MAX_TOKEN).optional(),
 });
 
-type RealtimeJoin = z.infer<typeof _joinParams>;
+/** A realtime-js join payload as {@link _joinParams} parses it (written out: no inferred types in the public API). */
+interface RealtimeJoin {
+  config: {
+    broadcast: { self: boolean; ack: boolean; [key: string]: unknown };
+    presence: { key: string; enabled: boolean; [key: string]: unknown };
+    postgres_changes: unknown[];
+    private: boolean;
+    [key: string]: unknown;
+  };
+  access_token?: string;
+  [key: string]: unknown;
+}
+
+// The written-out type must stay what the schema parses: this fails to compile when they part.
+const _sameJoin: [RealtimeJoin, z.infer<typeof _joinParams>] = [
+  {} as z.infer<typeof _joinParams>,
+  {} as RealtimeJoin,
+];
+void _sameJoin;
 
 /** What one joined instance remembers from its join config. */
 interface RealtimeAssigns {
@@ -135,7 +159,7 @@ function _ifPresence(ctx: ChannelContext<RealtimeJoin>, payload: Payload): Paylo
 }
 
 /** The built-in `realtime:*` channel: Supabase Realtime's broadcast and presence. */
-export const realtimeChannel = defineChannel<RealtimeJoin>({
+export const realtimeChannel: ChannelDefinition<RealtimeJoin> = defineChannel<RealtimeJoin>({
   topic: `${REALTIME_PREFIX}*`,
   joinParams: _joinParams as z.ZodType<RealtimeJoin>,
   presence: (ctx) => _assigns(ctx).presenceEnabled,

@@ -13,6 +13,7 @@
  */
 import type { Broadcast } from "../core/broadcast.ts";
 import type { Connection } from "../core/connection.ts";
+import { deltaFrame } from "../core/delta.ts";
 import type { Message } from "../core/message.ts";
 import { EndReason } from "../core/protocol.ts";
 import type { Serializer } from "../core/serializer.ts";
@@ -63,6 +64,10 @@ export class LongPollConnection implements Connection {
 
   sendBroadcast(b: Broadcast): void {
     this.#enqueue(this.serializer.encodeBroadcast(b));
+  }
+
+  sendDelta(b: Broadcast, deltaJson: string): void {
+    this.#enqueue(deltaFrame(this.serializer, b, deltaJson));
   }
 
   close(_code: number, _reason: string): void {

@@ -16,7 +16,14 @@ import type { Message } from "../core/message.ts";
 import { CloseCode, ControlEvent, EndReason, PhxEvent } from "../core/protocol.ts";
 import type { Clock } from "../core/time.ts";
 import { type Cursor, formatCursor, type TopicCursor } from "../resume/cursor.ts";
-import { sseBroadcastBytes, sseComment, sseEvent, sseId, sseRetry } from "./sse_framing.ts";
+import {
+  sseBroadcastBytes,
+  sseComment,
+  sseDeltaBytes,
+  sseEvent,
+  sseId,
+  sseRetry,
+} from "./sse_framing.ts";
 
 const _encoder = new TextEncoder();
 const _HEARTBEAT = _encoder.encode(sseComment("heartbeat"));
@@ -146,6 +153,15 @@ export class SseConnection implements Connection {
   }
 
   sendBroadcast(b: Broadcast): void {
+    this.#sendNumbered(b, sseBroadcastBytes(b));
+  }
+
+  sendDelta(b: Broadcast, deltaJson: string): void {
+    this.#sendNumbered(b, sseDeltaBytes(b, deltaJson));
+  }
+
+  /** A fan-out event, after the `id:` that counts it in the cursor when it is numbered. */
+  #sendNumbered(b: Broadcast, bytes: Uint8Array): void {
     if (b.seq > 0) {
       const position = this.cursor.get(b.topic);
       if (position) {
@@ -154,7 +170,7 @@ export class SseConnection implements Connection {
       }
       this.#writeId();
     }
-    this.write(sseBroadcastBytes(b));
+    this.write(bytes);
   }
 
   /**

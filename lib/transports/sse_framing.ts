@@ -40,10 +40,13 @@ export function sseEvent(
   binary?: Uint8Array,
 ): string {
   const bytes = binary === undefined ? "" : `,"binary":"${toBase64(binary)}"`;
+  return _event(topic, event, `"payload":${payloadJson}${bytes}`);
+}
+
+/** `event:` and the data line `{"topic": T, <fields>}`, and the blank line. */
+function _event(topic: string, event: string, fields: string): string {
   // JSON never holds raw newlines, so one data line always suffices.
-  return `event: ${_field("event", event)}\ndata: {"topic":${
-    JSON.stringify(topic)
-  },"payload":${payloadJson}${bytes}}\n\n`;
+  return `event: ${_field("event", event)}\ndata: {"topic":${JSON.stringify(topic)},${fields}}\n\n`;
 }
 
 /** The `id:` line that precedes an event (a resume cursor). */
@@ -64,6 +67,17 @@ export function sseComment(text: string): string {
 /** A broadcast's event lines as bytes, encoded once per broadcast for every SSE subscriber. */
 export function sseBroadcastBytes(b: Broadcast): Uint8Array {
   return b.encoded("sse", _encodeBroadcast);
+}
+
+/**
+ * A broadcast sent as a Fossil delta (`delta.ts`), encoded once per broadcast:
+ * `event: E` / `data: {"topic": T, "delta": D}`.
+ */
+export function sseDeltaBytes(b: Broadcast, deltaJson: string): Uint8Array {
+  return b.encoded(
+    "sse-delta",
+    () => _encoder.encode(_event(b.topic, b.event, `"delta":${deltaJson}`)),
+  );
 }
 
 function _encodeBroadcast(b: Broadcast): Uint8Array {

@@ -13,6 +13,7 @@
 import { fromUnpaddedBase64 } from "../core/base64.ts";
 import type { Broadcast } from "../core/broadcast.ts";
 import type { Connection } from "../core/connection.ts";
+import { deltaFrame } from "../core/delta.ts";
 import type { Message } from "../core/message.ts";
 import { CloseCode, EndReason, PHOENIX_TOPIC, PhxEvent } from "../core/protocol.ts";
 import type { Serializer } from "../core/serializer.ts";
@@ -111,6 +112,10 @@ export class WebSocketConnection implements Connection {
   sendBroadcast(b: Broadcast): void {
     const codec = this.serializer.binary;
     this.#send(b.binary && codec ? codec.encodeBroadcast(b) : this.serializer.encodeBroadcast(b));
+  }
+
+  sendDelta(b: Broadcast, deltaJson: string): void {
+    this.#send(deltaFrame(this.serializer, b, deltaJson));
   }
 
   #send(frame: string | Uint8Array): void {

@@ -9,7 +9,9 @@ Deno.test("record: join tracks the user, patches reach the others but not the se
   const bob = t.connect({ user_id: "bob" });
   assert.deepEqual(await ann.join("record:1", { name: "Ann" }), { status: "ok", response: {} });
   await bob.join("record:1", { name: "Bob" });
-  // The state is encoded once per batch window; Bob's own join follows in that window's diff.
+  // The state is encoded once per batch window (PRESENCE_BATCH_MS, 20 ms); Bob's own join
+  // follows in that window's diff. The test's clock moves the window along.
+  t.clock.advance(20);
   assert.ok("ann" in await bob.nextEvent("record:1", "presence_state"));
   const diff = await bob.nextEvent("record:1", "presence_diff");
   assert.deepEqual(Object.keys(diff.joins as object).sort(), ["ann", "bob"]);

@@ -39,7 +39,10 @@ Deno.test("no public channel: a connect without a token is 401; authorize guards
   const app = serve({ SOCKET_SECRET: SECRET });
   try {
     const ws = `${app.socketUrl}/websocket?vsn=2.0.0`;
-    assert.equal((await upgradeStatus(ws)).status, 401);
+    // Accepted so that a browser can read why; the 101 names the refusal, the close says it.
+    const refused = await upgradeStatus(ws);
+    assert.equal(refused.status, 101);
+    assert.match(refused.head, /x-switchboard-refusal: token_missing/i);
     const none = await fetch(`${app.url}/events?topic=team:ann`);
     assert.equal(none.status, 401);
     await none.body?.cancel();
@@ -131,10 +134,15 @@ Deno.test("token leeway: exp and nbf tolerate the configured skew, not more", as
     leewaySeconds: 30,
   }));
   assert.equal((await check({ exp: t - 29 })).ok, true);
-  assert.deepEqual(await check({ exp: t - 30 }), { ok: false, reason: "expired" });
+  assert.deepEqual(await check({ exp: t - 30 }), {
+    ok: false,
+    reason: "expired",
+    problem: "token expired: reconnect with a fresh token",
+  });
   assert.equal((await check({ exp: t + 60, nbf: t + 30 })).ok, true);
   assert.deepEqual(await check({ exp: t + 60, nbf: t + 31 }), {
     ok: false,
     reason: "not_yet_valid",
+    problem: "token not yet valid (nbf is in the future): check the clocks",
   });
 });

@@ -12,7 +12,7 @@ import { Switchboard } from "../../lib/core/switchboard.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { denoRuntime } from "../../lib/runtime/deno.ts";
 import { createApp } from "../../routes/app.ts";
-import { isReply, openRaw, replyOf, upgradeStatus } from "../support/raw_ws.ts";
+import { isReply, openRaw, replyOf, upgradeOutcome } from "../support/raw_ws.ts";
 
 const channels = [
   defineChannel({
@@ -49,9 +49,9 @@ function serve(authenticate?: Authenticate) {
 }
 
 Deno.test("an injected authenticate hook decides who connects; no hook trusts user_id", async (t) => {
-  await t.step("with the hook: no token is 401, its token joins as its user", async () => {
+  await t.step("with the hook: no token is refused, its token joins as its user", async () => {
     await using app = serve(badges);
-    assert.equal((await upgradeStatus(app.socket)).status, 401);
+    assert.equal(await upgradeOutcome(app.socket), "token_missing");
     const raw = await openRaw(`${app.socket}&token=badge:ann`);
     raw.push("1", "1", "team:ann", "phx_join", {});
     const reply = replyOf(await raw.next(isReply("1")));
@@ -62,14 +62,24 @@ Deno.test("an injected authenticate hook decides who connects; no hook trusts us
     await raw.close();
   });
 
-  await t.step("with the hook: a token it refuses is 403, counted with its reason", async () => {
-    await using app = serve(badges);
-    assert.equal((await upgradeStatus(`${app.socket}&token=forged`)).status, 403);
-    const refused = app.switchboard.metrics.value("switchboard_refused_total", {
-      reason: "unknown_badge",
-    });
-    assert.equal(refused, 1);
-  });
+  await t.step(
+    "with the hook: a token it refuses is refused (token_refused), counted with its reason",
+    async () => {
+      await using app = serve(badges);
+      assert.equal(await upgradeOutcome(`${app.socket}&token=forged`), "token_refused");
+      const refused = app.switchboard.metrics.value("switchboard_refused_total", {
+        reason: "unknown_badge",
+      });
+      assert.equal(refused, 1);
+      // In the hook's words on SSE too (its reasons are not the JWT verifier's).
+      const http = app.socket.replace("ws:", "http:").split("/socket")[0];
+      const sse = await fetch(`${http}/events?topic=team:x&token=forged`);
+      assert.deepEqual(await sse.json(), {
+        error: "token refused: unknown_badge",
+        reason: "token_refused",
+      });
+    },
+  );
 
   await t.step("without a hook: user_id is trusted (dev), tokens are not looked at", async () => {
     await using app = serve();

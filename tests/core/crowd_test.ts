@@ -13,9 +13,9 @@ import {
   CROWD_BUCKETS,
   parseBucketTopic,
 } from "../../lib/core/crowd_buckets.ts";
+import { OCCUPANCY_INTERVAL_MS } from "../../lib/core/crowd.ts";
 import { realtimeChannel } from "../../lib/mod.ts";
 import { channelTest, type TestClient } from "../../lib/testing.ts";
-import { waitFor } from "../support/wait.ts";
 
 const crowdChannel = defineChannel({
   topic: "crowd:*",
@@ -54,6 +54,8 @@ Deno.test("above the threshold a joiner sees the visible set and itself, and the
   // Each client's list keeps its own key (m10 is not visible).
   const m10 = clients.get("m10")!.events("crowd:a", "presence_state").at(-1)!;
   assert.deepEqual(keysOf(m10), ["m00", "m01", "m02", "m10"]);
+  // The count goes out once a second: on the test's clock.
+  t.clock.advance(OCCUPANCY_INTERVAL_MS);
   assert.deepEqual(await first.nextEvent("crowd:a", "occupancy"), { subscribers: 11, users: 11 });
 
   const late = t.connect({ user_id: "late" });
@@ -98,16 +100,17 @@ Deno.test("a crowd is a room again below 80% of the threshold, with the full lis
     clients.get(key)!.disconnect();
     t.flushPresence();
   }
-  // The count (and whether the crowd is over) is decided once a second.
-  await waitFor(told(8), "the count of 8", 5_000);
+  // The count (and whether the crowd is over) is decided once a second, on the test's clock.
+  t.clock.advance(OCCUPANCY_INTERVAL_MS);
+  assert.ok(told(8)(), "the count of 8");
   assert.equal(watcher.events("crowd:b", "presence_state").length, crowdStates);
   // 7 is below 80%: a room again, with the full list.
   clients.get("k7")!.disconnect();
   t.flushPresence();
-  await waitFor(
-    () => watcher.events("crowd:b", "presence_state").length > crowdStates,
+  t.clock.advance(OCCUPANCY_INTERVAL_MS);
+  assert.ok(
+    watcher.events("crowd:b", "presence_state").length > crowdStates,
     "the full presence_state",
-    5_000,
   );
   const full = watcher.events("crowd:b", "presence_state").at(-1)!;
   assert.deepEqual(keysOf(full), ["k0", "k1", "k2", "k3", "k4", "k5", "k6"]);
@@ -192,7 +195,9 @@ Deno.test("realtime: a crowd's states and counts reach only clients that enabled
     members.push(member);
   }
   t.flushPresence();
-  // The 151st key made a crowd: the members are told the count, the quiet client nothing.
+  // The 151st key made a crowd: the members are told the count (once a second, on the test's
+  // clock), the quiet client nothing.
+  t.clock.advance(OCCUPANCY_INTERVAL_MS);
   assert.deepEqual(await members[0].nextEvent("realtime:crowd", "occupancy"), {
     subscribers: 151,
     users: 151,

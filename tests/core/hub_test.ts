@@ -5,7 +5,7 @@ import { type BrokerMessage, MessageTooLargeError } from "../../lib/core/broker.
 import { MemoryBroker } from "../../lib/core/broker_memory.ts";
 import type { Broadcast } from "../../lib/core/broadcast.ts";
 import { Hub } from "../../lib/core/hub.ts";
-import { channelTest } from "../../lib/testing.ts";
+import { channelTest, FakeClock } from "../../lib/testing.ts";
 import { statusChannel } from "../../channels/status.ts";
 
 Deno.test("every subscriber gets the same Broadcast object, so it is encoded once", () => {
@@ -119,7 +119,12 @@ Deno.test("a message too large for the bus is refused before anything happens", 
 
 Deno.test("a viewer whose updates from another node were lost gets a reset with the current status", async () => {
   const broker = new InboxBroker();
-  await using t = channelTest({ channels: [statusChannel], broker, clock: Date });
+  // Real time as the start: the messages below carry `at: Date.now()`.
+  await using t = channelTest({
+    channels: [statusChannel],
+    broker,
+    clock: new FakeClock(Date.now()),
+  });
   const viewer = t.connect();
   assert.equal((await viewer.join("status:lost", {})).status, "ok");
   const from = (seq: number): BrokerMessage => ({

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { sign, verify } from "hono/jwt";
 import { connectSocket, disconnect, join, Socket } from "../support/phoenix.ts";
-import { isReply, openRaw, replyOf, upgradeStatus } from "../support/raw_ws.ts";
+import { isReply, openRaw, replyOf, upgradeOutcome } from "../support/raw_ws.ts";
 import { startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
@@ -51,12 +51,11 @@ async function longPoll(url: string, init: RequestInit = {}) {
 Deno.test("standard JWTs: HS256 minted by any library; alg none, other algorithms, old format refused", async (t) => {
   const server = await startServer({ SOCKET_SECRET: SECRET, API_TOKEN });
   const ws = `${server.socketUrl}/websocket?vsn=2.0.0`;
-  const status = async (token: string) =>
-    (await upgradeStatus(`${ws}&token=${encodeURIComponent(token)}`)).status;
+  const status = (token: string) => upgradeOutcome(`${ws}&token=${encodeURIComponent(token)}`);
   try {
     await t.step("a HS256 JWT connects; its sub is the user", async () => {
       const token = await jwt({ sub: "ann", iat: now() });
-      assert.equal(await status(token), 101);
+      assert.equal(await status(token), "accepted");
       const socket = await connectSocket(server.socketUrl, { token, user_id: "mallory" });
       await join(socket.channel("record:jwt", { name: "Ann" }));
       const list = await getJson(`${server.url}/api/presence/record:jwt`, {
@@ -66,21 +65,34 @@ Deno.test("standard JWTs: HS256 minted by any library; alg none, other algorithm
       await disconnect(socket);
     });
 
-    await t.step("alg none, HS512, wrong secret, expired, not yet valid: 403", async () => {
-      const [, payload] = (await jwt({ sub: "root" })).split(".");
-      const none = `${b64url({ alg: "none", typ: "JWT" })}.${payload}.`;
-      const hs512 = await sign({ sub: "root", exp: now() + 60 }, SECRET, "HS512");
-      const forged = await jwt({ sub: "root" }, "another-secret-0123456789");
-      const expired = await jwt({ sub: "ann", exp: now() - 120 });
-      const early = await jwt({ sub: "ann", nbf: now() + 600 });
-      const noExp = await sign({ sub: "ann" }, SECRET, "HS256");
-      for (const token of [none, hs512, forged, expired, early, noExp, "garbage"]) {
-        assert.equal(await status(token), 403, token);
-      }
-      const refused = await fetch(`${server.url}/events?topic=status:a&token=${none}`);
-      assert.equal(refused.status, 403);
-      assert.match((await refused.json()).error, /token refused: algorithm_not_allowed/);
-    });
+    await t.step(
+      "alg none, HS512, wrong secret, expired, not yet valid: refused, saying why",
+      async () => {
+        const [, payload] = (await jwt({ sub: "root" })).split(".");
+        const none = `${b64url({ alg: "none", typ: "JWT" })}.${payload}.`;
+        const hs512 = await sign({ sub: "root", exp: now() + 60 }, SECRET, "HS512");
+        const forged = await jwt({ sub: "root" }, "another-secret-0123456789");
+        const expired = await jwt({ sub: "ann", exp: now() - 120 });
+        const early = await jwt({ sub: "ann", nbf: now() + 600 });
+        const noExp = await sign({ sub: "ann" }, SECRET, "HS256");
+        const expected: [string, string][] = [
+          [none, "algorithm_not_allowed"],
+          [hs512, "algorithm_not_allowed"],
+          [forged, "bad_signature"],
+          [expired, "token_expired"],
+          [early, "token_not_yet_valid"],
+          [noExp, "token_malformed"],
+          ["garbage", "token_malformed"],
+        ];
+        for (const [token, reason] of expected) assert.equal(await status(token), reason, token);
+        const refused = await fetch(`${server.url}/events?topic=status:a&token=${none}`);
+        assert.equal(refused.status, 403);
+        assert.deepEqual(await refused.json(), {
+          error: 'token algorithm "none" not allowed: sign with HS256',
+          reason: "algorithm_not_allowed",
+        });
+      },
+    );
 
     await t.step("the old <payload>.<signature> format is refused", async () => {
       const body = b64url({ sub: "ann", exp: now() + 60 });
@@ -97,7 +109,7 @@ Deno.test("standard JWTs: HS256 minted by any library; alg none, other algorithm
       const signature = btoa(String.fromCharCode(...mac)).replace(/=+$/, "")
         .replace(/\+/g, "-").replace(/\//g, "_");
       const old = `${body}.${signature}`;
-      assert.equal(await status(old), 403);
+      assert.equal(await status(old), "token_malformed");
     });
 
     await t.step("scope as a claim: array or space-separated string", async () => {
@@ -128,7 +140,7 @@ Deno.test("standard JWTs: HS256 minted by any library; alg none, other algorithm
       assert.equal(claims.sub, "carol");
       assert.deepEqual(claims.scope, ["record:1"]);
       assert.ok(Number(claims.exp) > now() + 100);
-      assert.equal(await status(token), 101);
+      assert.equal(await status(token), "accepted");
     });
   } finally {
     await server.stop();

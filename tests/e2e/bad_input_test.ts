@@ -10,7 +10,7 @@ import {
   type RawFrame,
   type RawSocket,
   replyOf,
-  upgradeStatus,
+  upgradeOutcome,
 } from "../support/raw_ws.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
@@ -387,11 +387,14 @@ Deno.test("bad input on the WebSocket transport", async (t) => {
       });
     });
 
-    await t.step("an unsupported vsn is refused with HTTP 403 before the upgrade", async () => {
+    await t.step("an unsupported vsn is refused, saying so (close 4008)", async () => {
       const url = wsUrl(server, "future", "3.0.0");
-      const { status, head } = await upgradeStatus(url);
-      assert.equal(status, 403, head);
-      await assert.rejects(openRaw(url));
+      assert.equal(await upgradeOutcome(url), "unsupported_vsn");
+      const raw = await openRaw(url);
+      assert.deepEqual(await raw.closed, {
+        code: 4008,
+        reason: 'unsupported vsn "3.0.0": use 2.0.0 (or omit it for 1.0.0)',
+      });
       await assertOthersFine();
     });
 

@@ -158,6 +158,8 @@ Deno.test("a handover between engines: resumed from the cursor, nothing lost, no
     params: { user_id: "ann" },
     longPollFallbackMs: 2500,
     presenceLeaveGraceMs: 0,
+    // Each engine rebuilds deltas from its own messages: the new one starts with full ones.
+    deltas: true,
   };
   const topic = "record:handover";
   const publish = async (from: number, to: number) => {

@@ -91,6 +91,13 @@ Deno.test("pages in a real browser", async (t) => {
         await waitForText(page, "#current", "Degraded performance", 1_000);
         assert.match(await page.locator("#message").innerText(), /Elevated error rates/);
         assert.equal(await page.locator("#updated").innerText(), "just now");
+        // The next update comes as a Fossil delta against that one, rebuilt by the client.
+        await publishStatus(server.url, "status:acme", {
+          state: "degraded",
+          message: "Elevated error rates on the EU API; we have identified the cause.",
+        });
+        await waitForText(page, "#message", "identified the cause", 1_000);
+        assert.equal(await page.locator("#status-page").getAttribute("data-deltas"), "1");
         await page.screenshot({ path: new URL("status.png", shots).pathname, fullPage: true });
         assertClean(watch);
         await context.close();

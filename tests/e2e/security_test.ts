@@ -8,25 +8,10 @@ import { nowSeconds, signToken } from "../../lib/auth.ts";
 import { connectSocket, disconnect, join, push } from "../support/phoenix.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
+import { upgradeOutcome } from "../support/raw_ws.ts";
 import { delay, waitFor } from "../support/wait.ts";
 
 const SECRET = "test-secret-0123456789";
-
-/** The HTTP status of a WebSocket upgrade (101 when accepted). */
-async function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  const u = new URL(url);
-  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-  await conn.write(new TextEncoder().encode(
-    `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\n` +
-      `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
-      `Sec-WebSocket-Version: 13\r\n${extra}\r\n`,
-  ));
-  const buf = new Uint8Array(256);
-  const n = await conn.read(buf);
-  conn.close();
-  return Number(new TextDecoder().decode(buf.subarray(0, n ?? 0)).split(" ")[1]);
-}
 
 function rssKiB(server: ServerProcess): number {
   const status = Deno.readTextFileSync(`/proc/${server.process.pid}/status`);
@@ -59,15 +44,22 @@ Deno.test("signed tokens and origins", async (t) => {
     }.${signature}`;
 
     await t.step(
-      "WebSocket: none anonymous, forged/tampered/expired 403, valid accepted",
+      "WebSocket: none anonymous, forged/tampered/expired refused saying why, valid accepted",
       async () => {
         // Without a token the socket connects anonymously (status:* is public); record joins
         // are refused then (access_test.ts).
-        assert.equal(await upgradeStatus(ws), 101);
-        for (const token of [forged, tampered, expired, `${header}.${payload}.`, "garbage"]) {
-          assert.equal(await upgradeStatus(`${ws}&token=${encodeURIComponent(token)}`), 403, token);
+        assert.equal(await upgradeOutcome(ws), "accepted");
+        const refused: [string, string][] = [
+          [forged, "bad_signature"],
+          [tampered, "bad_signature"],
+          [expired, "token_expired"],
+          [`${header}.${payload}.`, "bad_signature"],
+          ["garbage", "token_malformed"],
+        ];
+        for (const [token, reason] of refused) {
+          assert.equal(await upgradeOutcome(`${ws}&token=${encodeURIComponent(token)}`), reason);
         }
-        assert.equal(await upgradeStatus(`${ws}&token=${valid}`), 101);
+        assert.equal(await upgradeOutcome(`${ws}&token=${valid}`), "accepted");
       },
     );
 
@@ -128,8 +120,8 @@ Deno.test("signed tokens and origins", async (t) => {
     await t.step("origins: others refused on WebSocket and SSE; the API answers CORS", async () => {
       const good = { origin: "https://app.example" };
       const evil = { origin: "https://evil.example" };
-      assert.equal(await upgradeStatus(`${ws}&token=${valid}`, evil), 403);
-      assert.equal(await upgradeStatus(`${ws}&token=${valid}`, good), 101);
+      assert.equal(await upgradeOutcome(`${ws}&token=${valid}`, evil), "origin_not_allowed");
+      assert.equal(await upgradeOutcome(`${ws}&token=${valid}`, good), "accepted");
       const refused = await fetch(`${server.url}/events?topic=status:o&token=${valid}`, {
         headers: evil,
       });

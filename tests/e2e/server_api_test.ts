@@ -108,7 +108,7 @@ Deno.test("server API: disconnect and unsubscribe", async (t) => {
       const answer = await postApi(server.url, "/api/disconnect", { user_id: "ann" }, API);
       assert.deepEqual(answer, { status: 200, body: { sessions: 4 } });
       const closed = await annRaw.closed;
-      assert.equal(closed.code, 4003);
+      assert.equal(closed.code, 4010);
       assert.match(closed.reason, /disconnected by the server/);
       const rawClose = annRaw.log.find((f) => f.event === "phx_close");
       assert.deepEqual(rawClose?.payload, { reason: "disconnected" });
@@ -128,14 +128,16 @@ Deno.test("server API: disconnect and unsubscribe", async (t) => {
       await waitFor(() => bobGot.length === 1, "bob still gets the status");
 
       // The old token is refused everywhere; a token issued after the disconnect is not.
+      // A refused WebSocket is accepted, says why, and is closed later (protocol-refusals.md).
       const ws = await upgradeStatus(`${server.socketUrl}/websocket?vsn=2.0.0&token=${annToken}`);
-      assert.equal(ws.status, 403);
+      assert.match(ws.head, /x-switchboard-refusal: token_revoked/i);
       const sse = await fetch(`${server.url}/events?topic=status:api&token=${annToken}`);
-      await sse.body?.cancel();
       assert.equal(sse.status, 403);
+      assert.equal((await sse.json()).reason, "token_revoked");
       const fresh = await token("ann", Math.floor(Date.now() / 1000) + 1);
       const back = await upgradeStatus(`${server.socketUrl}/websocket?vsn=2.0.0&token=${fresh}`);
       assert.equal(back.status, 101);
+      assert.doesNotMatch(back.head, /x-switchboard-refusal/i);
 
       await disconnect(bob);
     });

@@ -13,6 +13,7 @@ import { connectSocket, disconnect, join, push, withPresence } from "../support/
 import { isReply, openRaw, replyOf } from "../support/raw_ws.ts";
 import { openSse } from "../support/sse.ts";
 import { waitFor } from "../support/wait.ts";
+import { WRANGLER } from "../../scripts/support/wrangler.ts";
 import { eventsOf, startReceiver } from "../support/webhooks.ts";
 import { halfClosedSockets, processTree, startWorker } from "../support/worker.ts";
 
@@ -360,6 +361,27 @@ Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
       );
     });
 
+    await t.step(
+      "a refused WebSocket says why on workerd too: the join's reply, then a 4001 close",
+      async () => {
+        const expired = await signToken(SECRET, { sub: "ann", exp: nowSeconds() - 120 });
+        const raw = await openRaw(`${worker.socketUrl}/websocket?vsn=2.0.0&token=${expired}`);
+        raw.push("1", "1", "record:refused", "phx_join", { name: "Ann" });
+        const reply = replyOf(await raw.next(isReply("1")));
+        assert.deepEqual(reply, {
+          status: "error",
+          response: {
+            reason: "token_expired",
+            detail: "token expired: reconnect with a fresh token",
+          },
+        });
+        assert.deepEqual(await raw.closed, {
+          code: 4001,
+          reason: "token expired: reconnect with a fresh token",
+        });
+      },
+    );
+
     await t.step("without Redis, node=<other> is refused with what to do", async () => {
       const res = await fetch(`${worker.url}/healthz?node=node-2`);
       assert.equal(res.status, 400);
@@ -463,7 +485,7 @@ Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
         }).output();
         assert.ok(build.success, new TextDecoder().decode(build.stderr));
         const dry = await new Deno.Command(
-          new URL("deploy/cloudflare/node_modules/.bin/wrangler", _root).pathname,
+          WRANGLER,
           {
             args: ["deploy", "--dry-run", "--outdir", out],
             cwd: new URL("deploy/cloudflare/", _root),

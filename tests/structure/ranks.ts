@@ -37,10 +37,12 @@ export const RANKS: readonly Rank[] = [
       "lib/config.ts",
     ],
   },
-  // The server wiring, the HTTP routes, the demo channels, the entries and the browser client.
+  // The server wiring, the HTTP routes, the demo channels, the entries (the package's `mod.ts`
+  // too) and the browser client.
   {
     name: "wiring",
     paths: [
+      "mod.ts",
       "lib/server.ts",
       "lib/extensions.ts",
       "lib/mod.ts",

@@ -47,7 +47,7 @@ export function serveInProcess({ channels, env = {}, clock }: InProcessOptions):
   });
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    createApp(switchboard, { upgrade: denoRuntime.upgrade }).fetch,
+    createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true }).fetch,
   );
   const base = `127.0.0.1:${server.addr.port}`;
   const close = async () => {

@@ -235,3 +235,17 @@ export async function upgradeStatus(
     conn.close();
   }
 }
+
+/**
+ * How the server answered a WebSocket upgrade: `"accepted"`, the refusal word of a refused one
+ * (its 101 carries `x-switchboard-refusal`, and the socket closes with the refusal's 4xxx code
+ * after a linger), or `"http <status>"` when the upgrade itself was refused.
+ */
+export async function upgradeOutcome(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const { status, head } = await upgradeStatus(url, headers);
+  if (status !== 101) return `http ${status}`;
+  return head.match(/^x-switchboard-refusal: *(\S+)/im)?.[1] ?? "accepted";
+}

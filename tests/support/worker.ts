@@ -3,10 +3,9 @@
  * (scripts/dev_worker.ts: bundle, then the pinned `wrangler dev`), on a free port.
  * @module
  */
+import { WRANGLER } from "../../scripts/support/wrangler.ts";
 import { type ServerProcess, spawnListening } from "./server.ts";
 export { processTree } from "../../scripts/support/process.ts";
-
-const _wrangler = new URL("../../deploy/cloudflare/node_modules/.bin/wrangler", import.meta.url);
 
 /**
  * Spawns `deno task dev:worker` with `env` as the Worker's bindings (plus PORT=0,
@@ -18,11 +17,12 @@ export async function startWorker(
   { timeoutMs = 60_000 } = {},
 ): Promise<ServerProcess> {
   try {
-    await Deno.stat(_wrangler);
+    await Deno.stat(WRANGLER);
   } catch {
-    // Tests use no network: the pinned wrangler must be installed beforehand (.ci/run does).
+    // Tests use no network: `deno task test` installs the pinned wrangler before it runs them.
     throw new Error(
-      "wrangler is not installed: run `npm ci --prefix deploy/cloudflare` (CI: .ci/run does it)",
+      "wrangler is not installed: run the suites with `deno task test` (it installs it), " +
+        "or `npm ci --prefix deploy/cloudflare`",
     );
   }
   return await spawnListening({

@@ -127,7 +127,7 @@ Deno.test("SSE transport", async (t) => {
         const cases: [string, number, RegExp][] = [
           ["/events", 400, /missing topic/],
           ["/events?topic=", 400, /missing topic/],
-          ["/events?topic=nope:1", 404, /unknown topic "nope:1"/],
+          ["/events?topic=nope:1", 404, /unmatched topic: no channel matches "nope:1"/],
           ["/events?topic=status:ok&topic=nope:2", 404, /nope:2/],
           [`/events?topic=record:1&name=${"x".repeat(200)}`, 403, /invalid_params/],
         ];
