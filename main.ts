@@ -18,6 +18,7 @@ import {
   defaultMaxConnections,
   denoRuntime,
   exitGracefullyOnSignals,
+  guardProcess,
   serveGuarded,
 } from "@switchboard/switchboard/deno";
 
@@ -34,6 +35,8 @@ export const switchboard = createSwitchboard({
 export const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
 
 warnDevDefaults(config, log);
+// Issue 21: what escapes every handler is logged and counted, not fatal.
+guardProcess(switchboard);
 
 if (import.meta.main) {
   const derived = defaultMaxConnections();
@@ -51,7 +54,8 @@ if (import.meta.main) {
     hostname: config.host,
     handler: app.fetch,
     maxConnections,
-    openConnections: () => switchboard.sessionCount,
+    // WebSockets and SSE responses until their socket is done; long-polls have their own budget.
+    openConnections: () => switchboard.connectedCount,
     log,
     // Printed at every log level: scripts and tests read the port from this line.
     onListen: ({ hostname, port }) =>

@@ -19,7 +19,7 @@ import {
   plainTimers,
   warnDevDefaults,
 } from "@switchboard/switchboard";
-import { denoRuntime, readEnv } from "@switchboard/switchboard/deno";
+import { denoRuntime, guardProcess, readEnv } from "@switchboard/switchboard/deno";
 
 function _configure() {
   try {
@@ -36,5 +36,7 @@ const log = createLogger(config.logLevel);
 const switchboard = createSwitchboard({ config, channels, timers: plainTimers, log });
 warnDevDefaults(config, log);
 const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
+// Issue 21: what escapes every handler is logged and counted, not fatal.
+guardProcess(switchboard);
 
 export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;

@@ -16,6 +16,7 @@ import {
   configFromEnvOrExit,
   denoRuntime,
   exitGracefullyOnSignals,
+  guardProcess,
 } from "@switchboard/switchboard/deno";
 import { IsolateGroup, mergeIsolateMetrics } from "./lib/cluster/isolates.ts";
 
@@ -39,6 +40,8 @@ const switchboard = createSwitchboard({
   isolatesChannel: `${_WORKERS_CHANNEL}:${config.redisPrefix}`,
 });
 const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
+// Issue 21: what escapes every handler is logged and counted, not fatal to the worker.
+guardProcess(switchboard);
 
 // The isolates know each other: they stop together, and the operations endpoints answer for all.
 const group = new IsolateGroup({

@@ -9,7 +9,8 @@
  * @module
  */
 import { z } from "zod";
-import { NODE_DEFAULTS as _D } from "./core/options.ts";
+import { type LongPollLimits, NODE_DEFAULTS as _D } from "./core/options.ts";
+import type { UserQuotaLimits } from "./core/user_quotas.ts";
 import { DEFAULT_HISTORY_MAX_BYTES } from "./resume/history.ts";
 
 const _port = z.coerce.number().int().min(0).max(65535);
@@ -31,7 +32,7 @@ const _schema = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   MAX_FRAME_BYTES: _positiveInt.default(_D.maxFrameBytes),
   MAX_API_BODY_BYTES: _positiveInt.default(1024 * 1024),
-  MAX_PAYLOAD_DEPTH: _positiveInt.max(1000).default(32),
+  MAX_PAYLOAD_DEPTH: _positiveInt.max(1000).default(_D.maxPayloadDepth),
   HEARTBEAT_TIMEOUT_MS: _positiveInt.default(_D.heartbeatTimeoutMs),
   SSE_HEARTBEAT_MS: _positiveInt.default(15_000),
   PRESENCE_BATCH_MS: z.coerce.number().int().min(0).default(_D.presenceBatchMs),
@@ -60,7 +61,15 @@ const _schema = z.object({
   MAX_TOPICS_PER_SESSION: _positiveInt.default(_D.maxTopicsPerSession),
   PUSH_RATE_PER_SEC: _positiveInt.default(_D.pushRate.perSecond),
   PUSH_BURST: _positiveInt.default(_D.pushRate.burst),
-  MAX_OUTBOUND_BYTES: _positiveInt.default(2 * 1024 * 1024),
+  MAX_OUTBOUND_BYTES: _positiveInt.default(_D.maxOutboundBytes),
+  MAX_PRESENCE_META_BYTES: _positiveInt.default(_D.limits.presenceMetaBytes),
+  MAX_PRESENCES_PER_USER: _positiveInt.default(_D.limits.presencesPerUser),
+  MAX_PRESENCE_BYTES_PER_USER: _positiveInt.default(_D.limits.presenceBytesPerUser),
+  MAX_TOPICS_PER_USER: _positiveInt.default(_D.limits.topicsPerUser),
+  MAX_LONGPOLL_SESSIONS: _positiveInt.optional(),
+  MAX_LONGPOLL_SESSIONS_PER_ADDRESS: _positiveInt.default(_D.longpoll.maxSessionsPerAddress),
+  LONGPOLL_FIRST_POLL_MS: _positiveInt.default(_D.longpoll.firstPollMs),
+  API_AUTH_FAILURES_PER_MINUTE: _positiveInt.default(30),
   WEBHOOK_URL: z.url().regex(/^https?:/, "use an http(s) URL").optional(),
   WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
   WEBHOOK_RETRY_MS: z.string().transform((v, ctx) => {
@@ -146,6 +155,12 @@ export interface Config {
     timeoutMs: number;
     maxQueue: number;
   };
+  /** Bounds of presence and subscriptions (docs/limits.md). */
+  limits: UserQuotaLimits;
+  /** Long-poll admission (docs/limits.md). */
+  longpoll: LongPollLimits;
+  /** Failed API authentications per client address per minute before 429. */
+  apiAuthFailuresPerMinute: number;
 }
 
 /** Thrown by {@link loadConfig}; the message lists every bad variable and what to do. */
@@ -224,6 +239,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         maxQueue: e.WEBHOOK_MAX_QUEUE,
       }
       : undefined,
+    limits: {
+      presenceMetaBytes: e.MAX_PRESENCE_META_BYTES,
+      presencesPerUser: e.MAX_PRESENCES_PER_USER,
+      presenceBytesPerUser: e.MAX_PRESENCE_BYTES_PER_USER,
+      topicsPerUser: e.MAX_TOPICS_PER_USER,
+    },
+    longpoll: {
+      maxSessions: e.MAX_LONGPOLL_SESSIONS,
+      maxSessionsPerAddress: e.MAX_LONGPOLL_SESSIONS_PER_ADDRESS,
+      firstPollMs: e.LONGPOLL_FIRST_POLL_MS,
+    },
+    apiAuthFailuresPerMinute: e.API_AUTH_FAILURES_PER_MINUTE,
   };
 }
 

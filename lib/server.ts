@@ -107,9 +107,12 @@ export function authenticateFor(config: Config): Authenticate | undefined {
   return jwtAuthenticate(config.socketSecret, { leewaySeconds: config.tokenLeewaySeconds });
 }
 
+/** Shorter `API_TOKEN`s are reported loudly at start (see {@link warnDevDefaults}). */
+export const API_TOKEN_MIN_LENGTH = 16;
+
 /**
- * Says at start which development defaults are in force (an open API, trusted `user_id`), so
- * nobody ships them unknowingly. Every entry point calls it once.
+ * Says at start which development defaults are in force (an open API, trusted `user_id`), and
+ * an `API_TOKEN` too short to resist guessing, so nobody ships them unknowingly. Every entry point calls it once.
  *
  * @example
  * ```ts
@@ -119,6 +122,14 @@ export function authenticateFor(config: Config): Authenticate | undefined {
 export function warnDevDefaults(config: Config, log: Logger): void {
   if (config.apiToken === undefined) {
     log.warn("API_TOKEN is unset: POST /api/broadcast is open to anyone (dev only)");
+  }
+  if (config.apiToken !== undefined && config.apiToken.length < API_TOKEN_MIN_LENGTH) {
+    // Loud, not fatal: a short token is guessable, yet refusing to start would take a
+    // running deployment down on upgrade. Guesses are throttled per address meanwhile.
+    log.error(
+      `API_TOKEN is only ${config.apiToken.length} characters: anyone may guess it. Use at ` +
+        `least ${API_TOKEN_MIN_LENGTH} random characters (openssl rand -hex 32)`,
+    );
   }
   if (config.socketSecret === undefined) {
     log.warn("SOCKET_SECRET is unset: the user_id connect param is trusted (dev only)");

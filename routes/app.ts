@@ -19,6 +19,7 @@ import { describeError } from "../lib/log.ts";
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { apiRoutes } from "./api.ts";
+import { apiAuthThrottle } from "./api_throttle.ts";
 import { serverApiRoutes } from "./api_server.ts";
 import { longpollRoutes } from "./longpoll.ts";
 import { opsRoutes } from "./ops.ts";
@@ -42,6 +43,8 @@ export interface AppOptions {
 export function createApp(switchboard: Switchboard<Config>, options: AppOptions): Hono {
   const app = new Hono();
   app.use(corsMiddleware(switchboard.config.allowedOrigins));
+  // Issue 21: failed API authentications are throttled per client address.
+  app.use("/api/*", apiAuthThrottle(switchboard));
   app.route("/", websocketRoutes(switchboard, options.upgrade));
   app.route("/", longpollRoutes(switchboard));
   app.route("/", sseRoutes(switchboard));

@@ -16,12 +16,17 @@ import type { Switchboard } from "../lib/core/switchboard.ts";
 import { type LongPollConnection, LongPollSessions } from "../lib/transports/longpoll.ts";
 import { readBytesBody } from "./body.ts";
 import { connectParams } from "./params.ts";
+import { clientAddress } from "./client_address.ts";
 
 /** How long a poll is held open when nothing is queued (the client's own timeout is 20 s). */
 const _HOLD_MS = 10_000;
 /** The client sends at most this many frames per POST. */
 const _MAX_LINES = 100;
 const _encoder = new TextEncoder();
+/** The session ids this transport hands out (`crypto.randomUUID()`); a JWT never matches. */
+const _SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Seconds a client refused by the long-poll budget is told to wait. */
+const _RETRY_AFTER_SECONDS = 5;
 const _JSON_HEADERS = {
   "content-type": "application/json",
   "cache-control": "no-store",
@@ -43,6 +48,7 @@ export function longpollRoutes(switchboard: Switchboard<Config>): Hono {
   const app = new Hono();
   const polls = new LongPollSessions({
     timeoutMs: switchboard.config.longpollTimeoutMs,
+    firstPollMs: switchboard.config.longpoll.firstPollMs,
     timers: switchboard.timers,
     clock: switchboard.clock,
   });
@@ -59,6 +65,9 @@ export function longpollRoutes(switchboard: Switchboard<Config>): Hono {
       return reply(c, { status: 403, error: unsupportedVsnError(params.vsn), reason });
     }
     const existing = polls.get(params.token);
+    // A session id this node no longer knows (ended, or another node's): Phoenix answers 410
+    // and the client opens a new session. It is not a connect token to verify.
+    if (!existing && _SESSION_ID.test(params.token ?? "")) return reply(c, { status: 410 });
     if (!existing || existing.closed) {
       if (existing) polls.end(existing, EndReason.closed);
       const authToken = c.req.header("x-phoenix-authtoken");
@@ -67,10 +76,19 @@ export function longpollRoutes(switchboard: Switchboard<Config>): Hono {
       if (!admission.ok) {
         return reply(c, { status: 403, error: admission.error, reason: admission.reason });
       }
+      // Issue 21: sessions without a socket have their own budget, per address too.
+      const ticket = switchboard.longPolls.take(clientAddress(c));
+      if (!ticket.ok) {
+        switchboard.metrics.inc("switchboard_refused_total", { reason: "longpoll_budget" });
+        c.header("retry-after", String(_RETRY_AFTER_SECONDS));
+        c.header("cache-control", "no-store");
+        return c.json({ status: 429, error: `${ticket.error}: retry later` }, 429);
+      }
       const connection = polls.create({
         serializer,
         maxQueued: switchboard.config.maxOutboundBytes,
       });
+      connection.onEnd = ticket.release;
       connection.session = switchboard.openSession({
         connection,
         params,

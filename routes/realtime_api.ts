@@ -14,6 +14,9 @@ import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
+import { payloadProblem } from "../lib/core/limits.ts";
+import type { Payload } from "../lib/core/message.ts";
+import { MessageTooLargeError } from "../lib/core/broker.ts";
 import { refuseInvalidPayloads } from "./payload_check.ts";
 import { ReplyReason, SupabaseEvent, unmatchedTopicError } from "../lib/core/protocol.ts";
 import { REALTIME_PREFIX, realtimeTopic, userBroadcast } from "../lib/supabase/realtime.ts";
@@ -81,8 +84,14 @@ export async function publishRealtimeBatch(
     event: SupabaseEvent.broadcast,
     payload: userBroadcast(m.event, m.payload),
   }));
+  // All or nothing (issue 21): every message is checked before any is published; depth first
+  // (a schema would recurse into a hostile value), then the channel's schema, then the bus.
+  const tooDeep = _refuseDepth(c, switchboard, broadcasts);
+  if (tooDeep) return tooDeep;
   const invalid = refuseInvalidPayloads(c, switchboard, broadcasts, (i) => `messages[${i}].`);
   if (invalid) return invalid;
+  const tooLarge = _refuseSize(c, switchboard, broadcasts);
+  if (tooLarge) return tooLarge;
   for (const b of broadcasts) switchboard.publish(b.topic, b.event, b.payload);
   switchboard.metrics.inc("switchboard_api_messages_total", undefined, messages.length);
   return c.json({ accepted: messages.length }, 202);
@@ -113,13 +122,21 @@ export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
       const body = await readBytesBody(c.req.raw, max);
       if (!body.ok) return c.json({ error: body.error }, body.status);
       const meta = { type: SupabaseEvent.broadcast, event };
-      switchboard.publish(topic, SupabaseEvent.broadcast, meta, body.value);
+      try {
+        switchboard.publish(topic, SupabaseEvent.broadcast, meta, body.value);
+      } catch (err) {
+        if (!(err instanceof MessageTooLargeError)) throw err;
+        switchboard.metrics.inc("switchboard_refused_total", { reason: "message_too_large" });
+        return c.json({ error: err.message }, 413);
+      }
     } else {
       const body = await readJsonBody(c.req.raw, max);
       if (!body.ok) return c.json({ error: body.error }, body.status);
       const payload = userBroadcast(event, body.value);
       const message = { topic, event: SupabaseEvent.broadcast, payload };
-      const invalid = refuseInvalidPayloads(c, switchboard, [message], () => "");
+      const invalid = _refuseDepth(c, switchboard, [message]) ??
+        refuseInvalidPayloads(c, switchboard, [message], () => "") ??
+        _refuseSize(c, switchboard, [message]);
       if (invalid) return invalid;
       switchboard.publish(topic, SupabaseEvent.broadcast, payload);
     }
@@ -127,6 +144,35 @@ export function realtimeApiRoutes(switchboard: Switchboard<Config>): Hono {
     return c.json({ accepted: 1 }, 202);
   });
   return app;
+}
+
+/** A 400 when a payload nests past `MAX_PAYLOAD_DEPTH`; undefined when none does. */
+function _refuseDepth(
+  c: Context,
+  switchboard: Switchboard<Config>,
+  messages: { topic: string; event: string; payload: Payload }[],
+): Response | undefined {
+  const maxDepth = switchboard.config.maxPayloadDepth;
+  for (const [i, m] of messages.entries()) {
+    const problem = payloadProblem(m.payload, { maxDepth });
+    if (problem === undefined) continue;
+    switchboard.metrics.inc("switchboard_refused_total", { reason: ReplyReason.invalidPayload });
+    const where = messages.length > 1 ? `messages[${i}].payload` : "payload";
+    return c.json({ error: `invalid body: ${where} ${problem}` }, 400);
+  }
+  return undefined;
+}
+
+/** A 413 when a message is too large for the cluster bus; undefined when all fit. */
+function _refuseSize(
+  c: Context,
+  switchboard: Switchboard<Config>,
+  messages: { topic: string; event: string; payload: Payload }[],
+): Response | undefined {
+  const tooLarge = switchboard.refusalOf(messages);
+  if (tooLarge === undefined) return undefined;
+  switchboard.metrics.inc("switchboard_refused_total", { reason: ReplyReason.messageTooLarge });
+  return c.json({ error: tooLarge }, 413);
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { DELTA_FORMAT } from "../lib/core/delta.ts";
 import { topicProblem } from "../lib/core/topic.ts";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { CloseCode, EndReason, ReplyReason, unmatchedTopicError } from "../lib/core/protocol.ts";
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
@@ -17,6 +17,15 @@ import { connectParams } from "./params.ts";
 
 /** More topics than this on one stream is refused. */
 const _MAX_TOPICS = 32;
+
+/**
+ * Settles when the response is delivered or its connection closed: Deno's
+ * `ServeHandlerInfo.completed` (Hono's env on Deno); undefined where the runtime has none.
+ */
+function responseDone(c: Context): Promise<unknown> | undefined {
+  const completed = (c.env as { completed?: unknown } | undefined)?.completed;
+  return completed instanceof Promise ? completed.catch(() => {}) : undefined;
+}
 
 /** The SSE transport's routes. */
 export function sseRoutes(switchboard: Switchboard<Config>): Hono {
@@ -116,6 +125,9 @@ export function sseRoutes(switchboard: Switchboard<Config>): Hono {
       if (reason !== EndReason.closed) session.close(reason);
     };
     live.add(connection);
+    // Counted against MAX_CONNECTIONS until its socket is done with it, not its session:
+    // a stream cut while its reader stopped reading keeps its socket (issue 21).
+    switchboard.sseResponses.hold(responseDone(c) ?? connection.finished);
     startTicker();
     return new Response(connection.stream, {
       headers: {

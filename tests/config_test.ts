@@ -80,6 +80,14 @@ Deno.test("loadConfig", async (t) => {
       WEBHOOK_RETRY_MS: "100, 200,400",
       WEBHOOK_TIMEOUT_MS: "3000",
       WEBHOOK_MAX_QUEUE: "50",
+      MAX_PRESENCE_META_BYTES: "1000",
+      MAX_PRESENCES_PER_USER: "3",
+      MAX_PRESENCE_BYTES_PER_USER: "2500",
+      MAX_TOPICS_PER_USER: "4",
+      MAX_LONGPOLL_SESSIONS: "40",
+      MAX_LONGPOLL_SESSIONS_PER_ADDRESS: "5",
+      LONGPOLL_FIRST_POLL_MS: "700",
+      API_AUTH_FAILURES_PER_MINUTE: "6",
     });
     assert.deepEqual({ ...config }, {
       port: 8080,
@@ -115,6 +123,14 @@ Deno.test("loadConfig", async (t) => {
         timeoutMs: 3000,
         maxQueue: 50,
       },
+      limits: {
+        presenceMetaBytes: 1000,
+        presencesPerUser: 3,
+        presenceBytesPerUser: 2500,
+        topicsPerUser: 4,
+      },
+      longpoll: { maxSessions: 40, maxSessionsPerAddress: 5, firstPollMs: 700 },
+      apiAuthFailuresPerMinute: 6,
     });
     assert.equal(loadConfig({ ALLOWED_ORIGINS: "*" }).allowedOrigins, undefined, "* means any");
     assert.throws(() => loadConfig({ ALLOWED_ORIGINS: "example.com" }), /ALLOWED_ORIGINS/);

@@ -22,6 +22,8 @@ import { decideAccess } from "./access.ts";
 import { EndReason, ReplyReason } from "./protocol.ts";
 import { topicProblem } from "./topic.ts";
 import { fieldErrors } from "./validation.ts";
+import { LimitError } from "./limits.ts";
+import { takeTopic } from "./instance_quota.ts";
 
 /** The result of a join, as the reply carries it. */
 export interface JoinResult {
@@ -110,6 +112,15 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
     }
   }
   request.beforeJoin?.();
+  // Issue 21: topics per user over all its sockets (instance_quota.ts).
+  let quotaUser: string | undefined;
+  try {
+    quotaUser = takeTopic(node.quotas, owner.identity);
+  } catch (err) {
+    if (!(err instanceof LimitError)) throw err;
+    node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+    return { status: "error", response: { reason: err.reason, detail: err.message } };
+  }
   const { channel, subtopic } = match;
   let params: unknown = payload;
   if (channel.joinParams) {
@@ -129,6 +140,7 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
     subtopic,
     joinRef,
     params,
+    quotaUser,
     deltas: deltaParam.wants && channel.deltas !== false &&
       owner.connection.sendDelta !== undefined,
   });
@@ -140,6 +152,11 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
       throw new TypeError("join must return an object, not bytes");
     }
   } catch (err) {
+    if (err instanceof LimitError) {
+      server.stop(EndReason.refused);
+      node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+      return { status: "error", response: { reason: err.reason, detail: err.message } };
+    }
     node.log.error("a channel's join crashed", { topic, error: describeError(err) });
     server.stop(EndReason.crash);
     return { status: "error", response: { reason: ReplyReason.joinCrashed } };

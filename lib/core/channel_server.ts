@@ -18,8 +18,8 @@ import type { TokenClaims } from "./identity.ts";
 import { describeError } from "../log.ts";
 import { MessageTooLargeError } from "./broker.ts";
 import type { TopicCursor } from "../resume/cursor.ts";
-import { judgedCursor } from "../resume/history.ts";
 import type { Broadcast } from "./broadcast.ts";
+import { PacedReplay, type ReplayHost, replayMissed } from "./replay_pacing.ts";
 import { DeltaReceiver } from "./delta.ts";
 import {
   type ChannelContext,
@@ -37,6 +37,8 @@ import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from
 import { checkOutbound, InvalidPayloadError } from "./outbound.ts";
 import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
+import { assertPayload, LimitError, whenRefused } from "./limits.ts";
+import { InstanceQuota } from "./instance_quota.ts";
 
 /** What a channel server needs of the session that owns it. */
 export interface ChannelOwner {
@@ -75,6 +77,8 @@ export interface ChannelServerInit {
   subtopic: string;
   joinRef: string | null;
   params: unknown;
+  /** The user whose topic count this instance holds (see `user_quotas.ts`), if any. */
+  quotaUser?: string;
   /** The client asked for deltas, the channel allows them and the transport carries them. */
   deltas?: boolean;
 }
@@ -98,9 +102,11 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   #trackedKeys?: Set<string>;
   #stopped = false;
   /** Live broadcasts held back while a replay (or a reset) is running. */
-  #held?: Broadcast[];
+  #held?: PacedReplay;
   /** The join reply: a reset's state unless the channel has `resetState`. */
   #joinState: Payload = {};
+  /** This instance's share of its user's bounds (issue 21). */
+  readonly #quota: InstanceQuota;
   /** What the client received last, when it takes deltas (`delta.ts`). */
   readonly #delta?: DeltaReceiver;
 
@@ -111,6 +117,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.subtopic = init.subtopic;
     this.joinRef = init.joinRef;
     this.params = init.params;
+    this.#quota = InstanceQuota.of(init.owner.node, init.quotaUser, this.id);
     if (init.deltas) this.#delta = new DeltaReceiver();
   }
 
@@ -150,12 +157,13 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    */
   activate(resume?: TopicCursor, state: Payload = {}): void {
     this.#joinState = state;
-    if (resume) this.#replay(resume, state);
+    if (resume) replayMissed(this.#replayHost(), resume, state);
     this.#node.hub.add(this.topic, this);
     const tracks = this.#deferredTracks ?? [];
     this.#deferredTracks = undefined;
     this.#active = true;
-    for (const [key, meta] of tracks) this.track(key, meta);
+    // Checked when `join` tracked them; a topic that filled up since refuses them here.
+    for (const [key, meta] of tracks) whenRefused(() => this.track(key, meta), this.#node.metrics);
   }
 
   /**
@@ -205,6 +213,11 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
         this.reply(msg, "error", { reason: ReplyReason.messageTooLarge, detail: err.message });
         return true;
       }
+      if (err instanceof LimitError) {
+        this.#node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+        this.reply(msg, "error", { reason: err.reason, detail: err.message });
+        return true;
+      }
       if (err instanceof InvalidPayloadError) {
         // The handler sent what its channel's `messages` schema refuses: nothing went out.
         const { errors, message: detail } = err;
@@ -249,46 +262,23 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.owner.send({ joinRef: jr, ref: jr, topic: this.topic, event, payload });
   }
 
-  async #replay(resume: TopicCursor, state: Payload): Promise<void> {
-    const held: Broadcast[] = [];
-    this.#held = held;
-    const hub = this.#node.hub;
-    const seen = new Map(resume.streams);
-    const restart = (reason: string) => {
-      this.owner.connection.startTopic?.(this.topic, hub.head(this.topic));
-      this.#send(ControlEvent.reset, { reason, state });
+  /** What a resume's replay needs of this instance (`replay_pacing.ts`). */
+  #replayHost(): ReplayHost {
+    return {
+      topic: this.topic,
+      connection: this.owner.connection,
+      node: this.#node,
+      stopped: () => this.#stopped,
+      forward: (b) => this.#forward(b),
+      reset: (reason, state) => this.#send(ControlEvent.reset, { reason, state }),
+      freshState: this.definition.resetState && (() => this.definition.resetState!(this)),
+      hold: (replay) => this.#held = replay,
     };
-    try {
-      // A position the client sent but the server cannot read: nothing to look up.
-      const { messages, complete, heads } = resume.resetReason === undefined
-        ? await hub.replay(this.topic, resume)
-        : { messages: [], complete: false, heads: new Map() };
-      if (this.#stopped) return;
-      if (complete) {
-        this.owner.connection.startTopic?.(this.topic, judgedCursor(resume, heads));
-        for (const b of messages) {
-          seen.set(b.stream, b.seq);
-          this.#forward(b);
-        }
-      } else {
-        this.#node.metrics.inc("switchboard_resume_resets_total");
-        restart(resume.resetReason ?? ReplyReason.historyWindowExceeded);
-      }
-    } catch (err) {
-      this.#node.log.error("a replay failed", { topic: this.topic, error: describeError(err) });
-      restart(ReplyReason.historyUnavailable);
-    } finally {
-      this.#held = undefined;
-    }
-    for (const b of held) {
-      if (b.seq > 0 && (seen.get(b.stream) ?? 0) >= b.seq) continue;
-      this.#forward(b);
-    }
   }
 
   deliver(b: Broadcast): void {
     if (this.#crowdHandled(b)) return;
-    if (this.#held) this.#held.push(b);
+    if (this.#held) this.#held.hold(b);
     else this.#forward(b);
   }
 
@@ -299,11 +289,11 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
    */
   lost(): void {
     if (this.#stopped || this.#held) return;
-    const held: Broadcast[] = [];
+    const held = new PacedReplay(this.owner.connection, Infinity);
     this.#held = held;
     const finish = () => {
       this.#held = undefined;
-      for (const b of held) this.#forward(b);
+      for (const b of held.held) this.#forward(b);
     };
     (async () => {
       const state = this.definition.resetState
@@ -350,7 +340,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("push", event);
+    _checkEvent("push", event, [payload, meta], this.#node.options.maxPayloadDepth);
     if (!(payload instanceof Uint8Array)) {
       checkOutbound(this.definition, this.topic, event, payload);
     }
@@ -408,14 +398,14 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("broadcast", event);
+    _checkEvent("broadcast", event, [payload, meta], this.#node.options.maxPayloadDepth);
     const body = _body(payload, meta);
     if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("broadcastFrom", event);
+    _checkEvent("broadcastFrom", event, [payload, meta], this.#node.options.maxPayloadDepth);
     const body = _body(payload, meta);
     if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     const options = { exceptId: this.id, binary: body.binary };
@@ -433,20 +423,25 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   track(key: string, meta: Payload): void {
     if (this.#stopped) return;
     if (!this.#active) {
+      this.#quota.reserveMeta(key, meta);
       (this.#deferredTracks ??= []).push([key, meta]);
       return;
     }
-    this.#node.presence.track(this.topic, this.id, key, meta);
+    const presence = this.#node.presence;
+    this.#quota.withMeta(key, meta, () => presence.track(this.topic, this.id, key, meta));
     (this.#trackedKeys ??= new Set()).add(key);
   }
 
   updatePresence(key: string, meta: Payload): void {
-    this.#node.presence.update(this.topic, this.id, key, meta);
+    const presence = this.#node.presence;
+    const old = presence.get(this.topic, this.id, key);
+    this.#quota.withMeta(key, meta, () => presence.update(this.topic, this.id, key, meta), old);
   }
 
   untrack(key: string): void {
     this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     this.#trackedKeys?.delete(key);
+    this.#quota.releaseMeta(key);
   }
 
   presenceOf(key: string): Payload | undefined {
@@ -483,18 +478,20 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
       this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     }
     this.#trackedKeys = undefined;
+    this.#quota.release();
     this.#node.hub.remove(this.topic, this);
   }
 }
 
 /**
  * Channels may not send the protocol's reserved events (a forged `reset` or `presence_diff`)
- * or names that break a transport's framing (CR/LF in an SSE `event:` line). A violation is a
- * bug in the channel: it throws, and the callback's crash handling takes over.
+ * or names that break a transport's framing (CR/LF in an SSE `event:` line): a bug, the crash
+ * handling takes over. A payload past MAX_PAYLOAD_DEPTH is refused ({@link LimitError}).
  */
-function _checkEvent(method: string, event: string): void {
+function _checkEvent(method: string, event: string, payloads: unknown[], maxDepth: number): void {
   const problem = eventNameProblem(event);
   if (problem !== undefined) {
     throw new TypeError(`ctx.${method}: event ${JSON.stringify(event)} ${problem}`);
   }
+  assertPayload(payloads, maxDepth);
 }

@@ -49,6 +49,13 @@ export interface Connection {
    * server could not use).
    */
   startTopic?(topic: string, position: TopicCursor, pending?: boolean): void;
+  /**
+   * Bytes written that the client has not taken yet (0 once closed; absent: the transport
+   * cannot tell). A resume's replay waits on it (`replay_pacing.ts`).
+   */
+  backlog?(): number;
+  /** Resolves when the client took some of the backlog, or the connection closed. */
+  drained?(): Promise<void>;
   /** Resolves once the connection is closed (lets a shutdown wait for close frames to go). */
   readonly whenClosed?: Promise<void>;
   /** Ends the connection; `code` is one of the WebSocket close codes in `protocol.ts`. */

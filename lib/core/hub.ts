@@ -68,6 +68,8 @@ export interface HubOptions {
   log?: Logger;
   /** Counts each topic's subscribers and users (occupancy hook; default: not counted). */
   occupancy?: LocalOccupancy;
+  /** Told of a subscriber's failure in a fan-out (default: logged); the others still get it. */
+  onError?: (err: unknown) => void;
 }
 
 /** The node's topic registry and history: local delivery at once, the broker for the rest. */
@@ -100,7 +102,8 @@ export class Hub {
     this.nodeId = options.nodeId;
     this.clock = options.clock ?? Date;
     const log = options.log ?? defaultLogger;
-    this.#onError = (err) => log.error("a subscriber failed", { error: describeError(err) });
+    this.#onError = options.onError ??
+      ((err) => log.error("a subscriber failed", { error: describeError(err) }));
     const { broker, nodeId } = options;
     this.runId = broker.runId ?? newRunId();
     this.#store = new TopicStore({

@@ -12,6 +12,7 @@
  * @module
  */
 import { DEFAULT_HISTORY, type HistoryLimits } from "../resume/history.ts";
+import type { UserQuotaLimits } from "./user_quotas.ts";
 
 /** The fields the core reads, every one resolved (see {@link nodeOptions}). */
 export interface NodeOptions {
@@ -35,6 +36,26 @@ export interface NodeOptions {
   pushRate: { perSecond: number; burst: number };
   /** Topics one session may join (`MAX_TOPICS_PER_SESSION`). */
   maxTopicsPerSession: number;
+  /** Deepest nesting of any payload or presence meta (`MAX_PAYLOAD_DEPTH`). */
+  maxPayloadDepth: number;
+  /** A client's unread output budget (`MAX_OUTBOUND_BYTES`); a replay is paced by it. */
+  maxOutboundBytes: number;
+  /** Per-meta and per-user bounds (`MAX_PRESENCE_META_BYTES`, `MAX_*_PER_USER`). */
+  limits: UserQuotaLimits;
+  /** The long-poll sessions' own budget (`MAX_LONGPOLL_SESSIONS*`, `LONGPOLL_FIRST_POLL_MS`). */
+  longpoll: LongPollLimits;
+  /** The connection cap (`MAX_CONNECTIONS`), when set: long-polls get a quarter of it. */
+  maxConnections?: number;
+}
+
+/** Long-poll sessions hold no TCP connection between polls: their own, smaller budget. */
+export interface LongPollLimits {
+  /** Sessions on the node; unset: a quarter of `maxConnections` (2,500 without a cap). */
+  maxSessions?: number;
+  /** Sessions per client address. */
+  maxSessionsPerAddress: number;
+  /** A session that has not polled again within this long after it was created ends. */
+  firstPollMs: number;
 }
 
 /** The defaults of {@link NodeOptions}; `lib/config.ts` uses the same numbers for its env. */
@@ -48,6 +69,15 @@ export const NODE_DEFAULTS: Readonly<Omit<NodeOptions, "nodeId" | "allowedOrigin
     maxFrameBytes: 64 * 1024,
     pushRate: Object.freeze({ perSecond: 50, burst: 100 }),
     maxTopicsPerSession: 100,
+    maxPayloadDepth: 32,
+    maxOutboundBytes: 2 * 1024 * 1024,
+    limits: Object.freeze({
+      presenceMetaBytes: 32 * 1024,
+      presencesPerUser: 200,
+      presenceBytesPerUser: 2 * 1024 * 1024,
+      topicsPerUser: 1000,
+    }),
+    longpoll: Object.freeze({ maxSessionsPerAddress: 50, firstPollMs: 5_000 }),
   });
 
 /**
@@ -66,5 +96,10 @@ export function nodeOptions(input: Partial<NodeOptions> = {}): NodeOptions {
     maxFrameBytes: input.maxFrameBytes ?? NODE_DEFAULTS.maxFrameBytes,
     pushRate: input.pushRate ?? NODE_DEFAULTS.pushRate,
     maxTopicsPerSession: input.maxTopicsPerSession ?? NODE_DEFAULTS.maxTopicsPerSession,
+    maxPayloadDepth: input.maxPayloadDepth ?? NODE_DEFAULTS.maxPayloadDepth,
+    maxOutboundBytes: input.maxOutboundBytes ?? NODE_DEFAULTS.maxOutboundBytes,
+    limits: input.limits ?? NODE_DEFAULTS.limits,
+    longpoll: input.longpoll ?? NODE_DEFAULTS.longpoll,
+    maxConnections: input.maxConnections,
   };
 }

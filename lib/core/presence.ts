@@ -11,6 +11,8 @@
  * @module
  */
 import type { Hub } from "./hub.ts";
+import { guarded, type PresenceErrorHandler, sendPresenceDiff } from "./presence_flush.ts";
+import { PresenceBytes } from "./presence_bytes.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
 import { plainTimers, type Timers } from "./time.ts";
@@ -47,6 +49,10 @@ export interface PresenceOptions {
   timers?: Timers;
   /** The crowd settings of a topic's channel (none: the topic is never a crowd, see crowd.ts). */
   crowdSettings?: (topic: string) => CrowdSettings | undefined;
+  /** Told of a failure contained in a flush or a broker callback (`presence_flush.ts`). */
+  onError?: PresenceErrorHandler;
+  /** Told when a topic's diff was too large for the bus and went out per key. */
+  onSplit?: (topic: string) => void;
 }
 
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
@@ -81,6 +87,12 @@ export class PresenceTracker {
   /** Cancels the pending batch's flush. */
   #cancelFlush?: () => void;
   readonly #timers: Timers;
+  /** Issue 21: the bytes of this node's metas per topic, within the bus line. */
+  readonly #bytes = new PresenceBytes((topic) => {
+    const line = this.hub.broker.maxMessageBytes;
+    // A crowd's state is replicated in buckets, each its own message (crowd_buckets.ts).
+    return line && this.#crowd.isCrowd(topic) ? line * CROWD_BUCKETS : line;
+  });
   #refCounter = 0;
   /**
    * Told of each topic whose cluster-wide state changed (a diff sent here, another node's state
@@ -109,12 +121,14 @@ export class PresenceTracker {
       },
       options.crowdSettings ?? (() => undefined),
     );
+    // The broker calls these from its own loops: a failure stays with its topic (issue 21).
     hub.broker.onPresence({
-      state: (nodeId, topic, state, announce) => this.#setRemote(nodeId, topic, state, announce),
-      nodeDown: (nodeId) => this.#dropNode(nodeId),
+      state: (nodeId, topic, state, announce) =>
+        this.#guard("remote state", topic, () => this.#setRemote(nodeId, topic, state, announce)),
+      nodeDown: (nodeId) => this.#guard("node down", "", () => this.#dropNode(nodeId)),
       resync: () => {
         for (const topic of this.localTopics()) {
-          this.#replicate(topic, true);
+          this.#guard("resync", topic, () => this.#replicate(topic, true));
         }
       },
     });
@@ -122,12 +136,12 @@ export class PresenceTracker {
 
   /** Tracks `key` on `topic` for one owner (a channel instance); returns the new `phx_ref`. */
   track(topic: string, ownerId: string, key: string, meta: Payload): string {
-    const owners = this.#owners(topic, key, true)!;
-    if (owners.has(ownerId)) {
+    if (this.#owners(topic, key, false)?.has(ownerId)) {
       throw new Error(`"${key}" is already tracked on ${topic} by this channel; use update`);
     }
     const entry = { ...meta, phx_ref: this.#nextRef() } as PresenceMeta;
-    owners.set(ownerId, entry);
+    this.#bytes.claim(topic, entry); // issue 21: refused here, before anything changes
+    this.#owners(topic, key, true)!.set(ownerId, entry);
     const diff = this.#diff(topic);
     (diff.joins[key] ??= { metas: [] }).metas.push(entry);
     // Back within the grace: the held leave rides with this join, which clients apply first.
@@ -149,6 +163,7 @@ export class PresenceTracker {
       phx_ref: this.#nextRef(),
       phx_ref_prev: old.phx_ref,
     } as PresenceMeta;
+    this.#bytes.claim(topic, entry, old);
     owners.set(ownerId, entry);
     const diff = this.#diff(topic);
     (diff.joins[key] ??= { metas: [] }).metas.push(entry);
@@ -176,7 +191,10 @@ export class PresenceTracker {
     const graceMs = options.leaveGraceMs ?? this.options.leaveGraceMs ?? 0;
     // Only the last meta's leave shows as the key going away; other leaves go out at once.
     if (owners.size === 0 && graceMs > 0) this.#holdLeave(topic, key, old, graceMs);
-    else (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(old);
+    else {
+      this.#bytes.unclaim(topic, old);
+      (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(old);
+    }
   }
 
   /** The current meta of one owner for `key`, if tracked. */
@@ -259,20 +277,23 @@ export class PresenceTracker {
     this.#pending.clear();
     for (const [topic, diff] of pending) {
       this.#stateCache.delete(topic);
-      // A crowd tells its clients what changed in the visible set, on each node by itself.
-      if (!this.#crowd.changed(topic, diff)) {
-        this.hub.broadcast(topic, "presence_diff", { ...diff });
-      }
-      this.#crowd.replicate(topic);
+      // One topic's failure stays with it (issue 21: it used to end the process).
+      this.#guard("diff", topic, () => {
+        // A crowd tells its clients what changed in the visible set, on each node by itself.
+        if (this.#crowd.changed(topic, diff)) return;
+        const { onError, onSplit } = this.options;
+        sendPresenceDiff({ hub: this.hub, topic, diff, onError, onSplit });
+      });
+      this.#guard("replicate", topic, () => this.#crowd.replicate(topic));
       this.onTopicChange?.(topic);
     }
     const remote = [...this.#remotePending];
     this.#remotePending.clear();
     for (const [topic, { diff, deliver }] of remote) {
-      if (this.#crowd.changed(topic, diff) || !deliver) continue;
-      if (!isEmptyDiff(diff)) {
-        this.hub.deliverLocal(topic, "presence_diff", { ...diff });
-      }
+      this.#guard("remote diff", topic, () => {
+        if (this.#crowd.changed(topic, diff) || !deliver) return;
+        if (!isEmptyDiff(diff)) this.hub.deliverLocal(topic, "presence_diff", { ...diff });
+      });
     }
   }
 
@@ -347,6 +368,11 @@ export class PresenceTracker {
     }
   }
 
+  /** Runs `fn`; a failure is reported with its step and topic instead of thrown. */
+  #guard(step: string, topic: string, fn: () => void): void {
+    guarded(this.options.onError, { step, topic }, fn);
+  }
+
   #localList(topic: string): PresenceState {
     const state = emptyPresenceState();
     for (const [key, { metas }] of this.#lingering.get(topic) ?? []) {
@@ -380,6 +406,7 @@ export class PresenceTracker {
     held.cancel();
     keys.delete(key);
     if (keys.size === 0) this.#lingering.delete(topic);
+    for (const meta of held.metas) this.#bytes.unclaim(topic, meta);
     (this.#diff(topic).leaves[key] ??= { metas: [] }).metas.push(...held.metas);
   }
 

@@ -238,6 +238,11 @@ export const ReplyReason = {
   cursorUnusable: "cursor_unusable",
   /** `reset`: messages from another node were lost (an outage longer than it could re-send). */
   messagesLost: "messages_lost",
+  /**
+   * `reset`: the client was too far behind for its outbound budget (`MAX_OUTBOUND_BYTES`):
+   * live messages piled up while the replay waited for it to read.
+   */
+  tooFarBehind: "too_far_behind",
   /** A push whose broadcast is too large for the cluster bus. */
   messageTooLarge: "message_too_large",
   /** `phx_close`: the backend removed the user from the topic (`POST /api/unsubscribe`). */

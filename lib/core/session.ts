@@ -30,6 +30,7 @@ import {
   ReplyReason,
 } from "./protocol.ts";
 import { TokenBucket } from "./rate_limit.ts";
+import { payloadProblem } from "./limits.ts";
 import { FrameError, type Serializer, v2Serializer } from "./serializer.ts";
 
 export type { JoinResult } from "./channel_join.ts";
@@ -164,6 +165,17 @@ export class Session implements ChannelOwner {
       return;
     }
     this.#refused = 0;
+    // Issue 21: nothing nested past MAX_PAYLOAD_DEPTH gets near a handler or an encoder.
+    const maxDepth = this.node.options.maxPayloadDepth;
+    const problem = payloadProblem(msg.payload, { maxDepth });
+    if (problem !== undefined) {
+      this.node.metrics.inc("switchboard_refused_total", { reason: ReplyReason.invalidPayload });
+      this.#reply(msg, msg.joinRef, "error", {
+        reason: ReplyReason.invalidPayload,
+        detail: `payload ${problem}`,
+      });
+      return;
+    }
     (this.#inbox ??= []).push(msg);
     if (!this.#draining) this.#drain();
   }

@@ -13,6 +13,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import type { UserQuotas } from "./user_quotas.ts";
 import type { ChannelRouter } from "./channel.ts";
 import type { Hub } from "./hub.ts";
 import type { NodeOptions } from "./options.ts";
@@ -40,4 +41,6 @@ export interface SessionServices {
   readonly router: ChannelRouter;
   readonly hub: Hub;
   readonly presence: PresenceTracker;
+  /** Per-user bounds (issue 21); absent: none apply. */
+  readonly quotas?: UserQuotas;
 }

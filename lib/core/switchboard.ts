@@ -17,13 +17,15 @@
 import { type AccessDecision, decideAccess } from "./access.ts";
 import { type Broker, type BrokerState, MessageTooLargeError } from "./broker.ts";
 import { MemoryBroker } from "./broker_memory.ts";
-import { defaultLogger, type Logger } from "../log.ts";
+import { defaultLogger, describeError, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { formatCursor } from "../resume/cursor.ts";
 import type { Broadcast } from "./broadcast.ts";
 import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
 import type { Connection } from "./connection.ts";
 import { Hub } from "./hub.ts";
+import { UserQuotas } from "./user_quotas.ts";
+import { AddressBudget, HeldConnections } from "./admission.ts";
 import type { Payload } from "./message.ts";
 import { LocalOccupancy, type NodeExtensions } from "./occupancy.ts";
 import { Revocations } from "./revocations.ts";
@@ -129,13 +131,24 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     disconnect: (userId) => this.disconnectLocal(userId),
     unsubscribe: (userId, topic) => this.unsubscribeLocal(userId, topic),
   };
+  /** Per-user bounds over all of a user's sockets (`user_quotas.ts`). */
+  readonly quotas: UserQuotas;
   readonly clock: Clock;
   readonly timers: Timers;
   readonly log: Logger;
   readonly startedAt: number;
   readonly #sessions = new Set<Session>();
-  readonly #forget = (session: Session) => this.#unregister(session);
+  readonly #forget = (session: Session) => {
+    if (this.#sessions.has(session) && session.transport === "websocket") this.#websockets--;
+    this.#unregister(session);
+  };
   readonly #authenticate?: Authenticate;
+  /** Open WebSocket sessions (issue 21: see {@link connectedCount}). */
+  #websockets = 0;
+  /** SSE responses, counted until their socket is done with them (`admission.ts`). */
+  readonly sseResponses = new HeldConnections();
+  /** Long-poll sessions: their own budget, per client address too (`admission.ts`). */
+  readonly longPolls: AddressBudget;
   #stopSweeper?: () => void;
 
   constructor(options: SwitchboardOptions<C>) {
@@ -154,10 +167,22 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       clock: this.clock,
       log: this.log,
       occupancy: this.occupancy,
+      onError: (err) => this.containedError("fan-out", err),
+    });
+    this.quotas = new UserQuotas(this.options.limits);
+    const { maxSessions, maxSessionsPerAddress } = this.options.longpoll;
+    const cap = this.options.maxConnections;
+    this.longPolls = new AddressBudget({
+      // A quarter of the connection cap by default: long-polls cannot crowd out the rest.
+      total: maxSessions ?? (cap ? Math.max(1, Math.floor(cap / 4)) : 2_500),
+      perAddress: maxSessionsPerAddress,
+      what: "long-poll sessions",
     });
     this.presence = new PresenceTracker(this.hub, {
       batchMs: this.options.presenceBatchMs,
       leaveGraceMs: this.options.presenceLeaveGraceMs,
+      onError: (err, at) => this.containedError(`presence ${at.step}`, err, { ...at }),
+      onSplit: () => this.metrics.inc("switchboard_presence_diffs_split_total"),
       timers: this.timers,
       crowdSettings: (topic) => {
         const channel = this.router.match(topic)?.channel;
@@ -168,6 +193,15 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   }
 
   // ---- The façade: what routes, pages and embedders use. ----
+
+  /**
+   * Logs and counts (`switchboard_contained_errors_total{where}`) a failure that was kept to
+   * its key, topic or session instead of ending the process.
+   */
+  containedError(where: string, err: unknown, context: Record<string, unknown> = {}): void {
+    this.metrics.inc("switchboard_contained_errors_total", { where });
+    this.log.error(`${where} failed; contained`, { ...context, error: describeError(err) });
+  }
 
   /** True when a channel serves `topic`. */
   hasChannel(topic: string): boolean {
@@ -285,6 +319,16 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     return this.#sessions.size;
   }
 
+  /**
+   * Connections that hold a socket beyond a request and count against `MAX_CONNECTIONS`:
+   * WebSocket sessions and SSE responses not done yet. Long-poll sessions hold no socket
+   * between polls: their held polls count as requests in flight, the sessions against
+   * {@link longPolls}.
+   */
+  get connectedCount(): number {
+    return this.#websockets + this.sseResponses.size;
+  }
+
   // ---- Sessions: what transports use. ----
 
   /**
@@ -381,6 +425,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       onClose: this.#forget,
     });
     this.#sessions.add(session);
+    if (connection.transport === "websocket") this.#websockets++;
     this.metrics.inc("switchboard_connections_total", { transport: connection.transport });
     this.#startSweeper();
     return session;
@@ -460,6 +505,14 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   }
 
   #registerMetrics(): void {
+    this.metrics.gauge(
+      "switchboard_admission",
+      "long-poll sessions (own budget) and SSE responses held until their socket is done",
+      () => [[{ kind: "longpoll_sessions" }, this.longPolls.size], [
+        { kind: "sse_responses" },
+        this.sseResponses.size,
+      ]],
+    );
     this.metrics.gauge("switchboard_connections", "open sessions by transport", () => {
       const counts: Record<string, number> = { websocket: 0, longpoll: 0, sse: 0 };
       for (const s of this.#sessions) counts[s.transport]++;

@@ -14,7 +14,8 @@
  */
 import { plainTimers, type Timers } from "../core/time.ts";
 import { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "../config.ts";
-import type { Logger } from "../log.ts";
+import { describeError, type Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import type { UpgradeWebSocket } from "../transports/upgrade.ts";
 
 /** Deno's timers: repeating ones are unref'ed, so an idle sweeper never holds the process. */
@@ -128,3 +129,41 @@ export {
   type GuardedServer,
   serveGuarded,
 } from "./deno_serve.ts";
+/**
+ * The process' last line of defence: an error that escaped every handler (a rejected promise
+ * nobody awaited, an exception thrown in a timer) is logged and counted in
+ * `switchboard_uncaught_errors_total` instead of ending the process and dropping every socket.
+ * Such an error is still a bug: tests assert the counter stays 0. Returns the uninstaller.
+ *
+ * @example
+ * ```ts
+ * import { Metrics } from "../metrics.ts";
+ * import { createLogger } from "../log.ts";
+ * const stop = guardProcess({ metrics: new Metrics(), log: createLogger("info") });
+ * stop();
+ * ```
+ */
+export function guardProcess(node: { metrics: Metrics; log: Logger }): () => void {
+  let escaped = 0;
+  node.metrics.counter(
+    "switchboard_uncaught_errors_total",
+    "errors that escaped every handler (bugs): logged and counted, the process kept serving",
+    () => escaped,
+  );
+  const onError = (kind: string, error: unknown, event: Event) => {
+    event.preventDefault();
+    escaped++;
+    node.log.error("an error escaped every handler; the node keeps serving", {
+      kind,
+      error: describeError(error),
+    });
+  };
+  const rejection = (e: PromiseRejectionEvent) => onError("unhandledrejection", e.reason, e);
+  const uncaught = (e: ErrorEvent) => onError("error", e.error ?? e.message, e);
+  globalThis.addEventListener("unhandledrejection", rejection);
+  globalThis.addEventListener("error", uncaught);
+  return () => {
+    globalThis.removeEventListener("unhandledrejection", rejection);
+    globalThis.removeEventListener("error", uncaught);
+  };
+}

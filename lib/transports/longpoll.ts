@@ -42,8 +42,14 @@ export class LongPollConnection implements Connection {
   #queued = 0;
   session?: Session;
   lastPoll: number;
+  /** Polls made with this session's token (the one that created it does not count). */
+  polls = 0;
+  /** Called once when the session ends (gives back its place in the long-poll budget). */
+  onEnd?: () => void;
   closed = false;
   #waiter?: () => void;
+  /** Replays waiting for the client to poll what is queued (see {@link backlog}). */
+  #drainWaiters: (() => void)[] = [];
 
   constructor(init: LongPollConnectionInit) {
     this.token = init.token;
@@ -55,7 +61,25 @@ export class LongPollConnection implements Connection {
   /** Takes everything queued. */
   drain(): string[] {
     this.#queued = 0;
-    return this.queue.splice(0);
+    const frames = this.queue.splice(0);
+    this.#wakeDrain();
+    return frames;
+  }
+
+  /** Characters queued for the next poll (0 once closed). */
+  backlog(): number {
+    return this.closed ? 0 : this.#queued;
+  }
+
+  drained(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #wakeDrain(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   sendMessage(msg: Message): void {
@@ -73,6 +97,7 @@ export class LongPollConnection implements Connection {
   close(_code: number, _reason: string): void {
     this.closed = true;
     this.#wake();
+    this.#wakeDrain();
   }
 
   /** Resolves when there is something to send, the connection closes, the poll is aborted, or after `ms`. */
@@ -103,6 +128,7 @@ export class LongPollConnection implements Connection {
     if (this.#queued > this.maxQueued) {
       this.queue.length = 0;
       this.closed = true;
+      this.#wakeDrain();
       this.session?.close(EndReason.slowConsumer);
     }
     // Answer on the next microtask, so frames written together go out in one response.
@@ -120,6 +146,11 @@ export class LongPollConnection implements Connection {
 export interface LongPollSessionsInit {
   /** A session with no poll for this long ends. */
   timeoutMs: number;
+  /**
+   * A session never polled with its token within this long after it was created ends (a
+   * client that opens sessions and never uses them costs the node little for little time).
+   */
+  firstPollMs?: number;
   timers: Timers;
   clock: Clock;
 }
@@ -148,7 +179,7 @@ export class LongPollSessions {
     });
     this.#sessions.set(connection.token, connection);
     this.#stopSweeper ??= this.#init.timers.every(
-      Math.min(5_000, this.#init.timeoutMs / 3),
+      Math.min(5_000, this.#init.timeoutMs / 3, (this.#init.firstPollMs ?? Infinity) / 2),
       () => this.sweep(),
     );
     return connection;
@@ -157,12 +188,14 @@ export class LongPollSessions {
   /** Marks a poll now (the client is still there). */
   touch(connection: LongPollConnection): void {
     connection.lastPoll = this.#init.clock.now();
+    connection.polls++;
   }
 
   /** Ends a connection's session and forgets its token. */
   end(connection: LongPollConnection, reason: string): void {
-    this.#sessions.delete(connection.token);
-    connection.closed = true;
+    if (!this.#sessions.delete(connection.token)) return;
+    connection.close(0, reason);
+    connection.onEnd?.();
     connection.session?.close(reason);
     if (this.#sessions.size === 0) {
       this.#stopSweeper?.();
@@ -172,11 +205,13 @@ export class LongPollSessions {
 
   /** Ends abandoned sessions (no poll for a while): their channels stop, presences leave. */
   sweep(): void {
-    const deadline = this.#init.clock.now() - this.#init.timeoutMs;
-    for (const connection of this.#sessions.values()) {
-      if (connection.closed || (!connection.waiting && connection.lastPoll < deadline)) {
-        this.end(connection, EndReason.timeout);
-      }
+    const now = this.#init.clock.now();
+    const deadline = now - this.#init.timeoutMs;
+    const unusedBefore = now - (this.#init.firstPollMs ?? this.#init.timeoutMs);
+    for (const connection of [...this.#sessions.values()]) {
+      const idle = !connection.waiting && connection.lastPoll < deadline;
+      const unused = connection.polls === 0 && connection.lastPoll < unusedBefore;
+      if (connection.closed || idle || unused) this.end(connection, EndReason.timeout);
     }
   }
 }

@@ -84,6 +84,18 @@ export class SseConnection implements Connection {
   #held: (Uint8Array | _HeldId)[] = [];
   #heldBytes = 0;
   readonly #closeTimeoutMs: number;
+  /** Replays waiting for the client to read (see {@link backlog}). */
+  #drainWaiters: (() => void)[] = [];
+  /** Ended by the server: the response closes once its queue is read (see {@link finished}). */
+  #ending = false;
+  #lingerTimer?: ReturnType<typeof setTimeout>;
+  #finish!: () => void;
+  /**
+   * Resolves when the stream is done: read to its end, the client gone, or dropped unread.
+   * Where the runtime cannot say when the response's socket is done (Deno's
+   * `info.completed` can), it counts as a connection until then (issue 21).
+   */
+  readonly finished: Promise<void> = new Promise((resolve) => this.#finish = resolve);
   /** Called once when the stream ends: the client is gone or too slow, or the server closed it. */
   onEnd: (reason: SseEnd) => void = () => {};
 
@@ -96,9 +108,18 @@ export class SseConnection implements Connection {
       start: (controller) => {
         this.#controller = controller;
       },
+      // The response took a chunk and wants more: a paced replay may write again, and an
+      // ending stream whose queue was read to its end closes.
+      pull: () => {
+        this.#wakeDrain();
+        if (this.#ending && this.#unread() === 0) this.#end();
+      },
       cancel: () => {
+        const wasOpen = this.#open;
         this.#open = false;
-        this.onEnd(EndReason.disconnect);
+        this.#wakeDrain();
+        this.#done();
+        if (wasOpen) this.onEnd(EndReason.disconnect);
       },
     }, { highWaterMark: init.maxBuffered, size: (chunk) => chunk.byteLength });
   }
@@ -112,6 +133,22 @@ export class SseConnection implements Connection {
     // decides must not let the other topics' messages pile up without end.
     this.#heldBytes += bytes.byteLength;
     if (this.#heldBytes > this.#maxBuffered) this.#dropSlowConsumer();
+  }
+
+  /** Bytes queued or held that the client has not read (0 once the stream ended). */
+  backlog(): number {
+    return this.#open ? this.#unread() + this.#heldBytes : 0;
+  }
+
+  drained(): Promise<void> {
+    if (!this.#open) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #wakeDrain(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /** Tells EventSource how long to wait before it reconnects. */
@@ -192,10 +229,8 @@ export class SseConnection implements Connection {
     this.#pending.clear();
     this.#release();
     this.#open = false;
-    // A reader that stopped reading would keep the response, and its connection, open for
-    // good: what it has not read within the close timeout is dropped with the connection.
-    if (this.#unread() === 0) this.#end();
-    else setTimeout(() => this.#unread() === 0 ? this.#end() : this.#cut(), this.#closeTimeoutMs);
+    this.#wakeDrain();
+    this.#linger(this.#closeTimeoutMs);
     this.onEnd(EndReason.closed);
   }
 
@@ -204,16 +239,34 @@ export class SseConnection implements Connection {
     return this.#maxBuffered - (this.#controller.desiredSize ?? this.#maxBuffered);
   }
 
+  /**
+   * Ends the response once what is queued was read (pull closes it), or drops it unread after
+   * `ms`: a reader that stopped reading would keep it, and its connection, open for good.
+   */
+  #linger(ms: number): void {
+    this.#ending = true;
+    if (this.#unread() === 0) return this.#end();
+    this.#lingerTimer = setTimeout(() => this.#cut(), ms);
+  }
+
   #end(): void {
     try {
       this.#controller.close();
     } catch { /* already closed by the client */ }
+    this.#done();
   }
 
   #cut(): void {
     try {
-      this.#controller.error(new Error("closed stream not read within the close timeout"));
+      this.#controller.error(new Error("stream not read to its end in time"));
     } catch { /* already closed by the client */ }
+    this.#done();
+  }
+
+  #done(): void {
+    this.#ending = false;
+    clearTimeout(this.#lingerTimer);
+    this.#finish();
   }
 
   #writeId(): void {
@@ -236,6 +289,7 @@ export class SseConnection implements Connection {
     const held = this.#held;
     this.#held = [];
     this.#heldBytes = 0;
+    this.#wakeDrain();
     for (const item of held) {
       if (!this.#open) return;
       this.#enqueue(
@@ -252,10 +306,19 @@ export class SseConnection implements Connection {
     if ((this.#controller.desiredSize ?? 0) < 0) this.#dropSlowConsumer();
   }
 
+  /**
+   * Past the limit the session ends and the stream is dropped; EventSource resumes from its
+   * Last-Event-ID. Its response counts as a connection until its socket is done with it
+   * (`routes/sse.ts`).
+   */
   #dropSlowConsumer(): void {
     this.#open = false;
     this.#held = [];
-    this.#controller.error(new Error("slow consumer"));
+    this.#heldBytes = 0;
+    this.#wakeDrain();
+    // Errored at once, not left to be read: Deno then drops the connection when it can (not
+    // while its socket is full; see docs/limits.md), and the queue is freed now.
+    this.#cut();
     this.onEnd(EndReason.slowConsumer);
   }
 

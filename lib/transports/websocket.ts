@@ -114,6 +114,24 @@ export class WebSocketConnection implements Connection {
     this.#send(b.binary && codec ? codec.encodeBroadcast(b) : this.serializer.encodeBroadcast(b));
   }
 
+  /**
+   * Bytes the socket has not sent yet (0 once closed). Workers' sockets cannot tell: there
+   * it is what the heartbeats have not proven delivered (see {@link UnprovenBytes}).
+   */
+  backlog(): number {
+    if (this.socket.readyState !== WebSocket.OPEN) return 0;
+    return this.#unproven ? this.#unproven.unproven : this.socket.bufferedAmount;
+  }
+
+  /**
+   * WebSockets have no event for their buffer emptying: a replay looks again shortly (a
+   * heartbeat interval is what proves delivery on Workers, so it looks less often there).
+   */
+  drained(): Promise<void> {
+    const ms = this.#unproven ? 1_000 : 20;
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
   sendDelta(b: Broadcast, deltaJson: string): void {
     this.#send(deltaFrame(this.serializer, b, deltaJson));
   }
@@ -173,6 +191,11 @@ export class UnprovenBytes {
   /** Counts a frame just sent; returns what is unproven now. */
   sent(length: number): number {
     this.#sent += length;
+    return this.#sent - this.#proven;
+  }
+
+  /** What was sent and not proven delivered yet. */
+  get unproven(): number {
     return this.#sent - this.#proven;
   }
 

@@ -16,22 +16,13 @@ import {
   withPresence,
 } from "../support/phoenix.ts";
 import { freePort } from "../support/redis.ts";
-import { spawnListening } from "../support/server.ts";
+import { parallelTaskArgs, spawnListening } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
 import { eventsOf, startReceiver } from "../support/webhooks.ts";
 
-const root = new URL("../../", import.meta.url);
 /** A new connection per request: the kernel picks the worker per connection. */
 const fresh = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
-
-/** The `start:parallel` task's command line, as deno.json has it. */
-async function taskArgs(): Promise<string[]> {
-  const json = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
-  const [deno, ...args] = (json.tasks["start:parallel"] as string).split(" ");
-  assert.equal(deno, "deno");
-  return args;
-}
 
 async function post(url: string, body: unknown): Promise<void> {
   const res = await fetch(`${url}/api/broadcast`, {
@@ -56,7 +47,7 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
   const port = freePort();
   await using receiver = startReceiver("parallel-webhook-secret");
   const server = await spawnListening({
-    args: await taskArgs(),
+    args: await parallelTaskArgs(),
     env: {
       PORT: String(port),
       HOST: "127.0.0.1",

@@ -57,3 +57,11 @@ export function runServerExpectingExit(
     timeoutMs: 20_000,
   });
 }
+
+/** The `deno task start:parallel` command line as deno.json has it, without `deno`. */
+export async function parallelTaskArgs(): Promise<string[]> {
+  const json = JSON.parse(await Deno.readTextFile(new URL("deno.json", _root)));
+  const [deno, ...args] = (json.tasks["start:parallel"] as string).split(" ");
+  if (deno !== "deno") throw new Error(`start:parallel does not start with deno: ${deno}`);
+  return args;
+}

@@ -42,7 +42,7 @@ export interface SseStream {
 export async function openSse(
   url: string,
   headers: HeadersInit = {},
-  options: { client?: Deno.HttpClient } = {},
+  options: { client?: Deno.HttpClient; pauseMs?: number } = {},
 ): Promise<SseStream> {
   const controller = new AbortController();
   const response = await fetch(url, {
@@ -103,6 +103,8 @@ export async function openSse(
     let current: { event?: string; data: string[]; id?: string } = { data: [] };
     try {
       for await (const chunk of response.body!.pipeThrough(new TextDecoderStream())) {
+        // A reader on a slow link: one chunk per pause, so the server's queue fills up.
+        if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
         buffer += chunk;
         let nl: number;
         while ((nl = buffer.indexOf("\n")) >= 0) {
@@ -150,4 +152,56 @@ export async function openSse(
     }
   })();
   return stream;
+}
+
+/** What {@link followSse} saw over all its connections. */
+export interface SseFollow {
+  /** Every event of every connection, in order. */
+  events: SseEvent[];
+  /** Streams opened (the first one included). */
+  connects: number;
+  /** Streams opened that delivered no event at all (a resume cut before it started). */
+  empty: number;
+}
+
+/**
+ * Reads `url` the way EventSource does on a bad link: whenever the stream ends (cut as a slow
+ * consumer), it reconnects with the last event id as `Last-Event-ID`, until `done` holds for
+ * the events so far or `maxConnects` streams were opened. `pauseMs` slows the reading down.
+ */
+export async function followSse(
+  url: string,
+  options: {
+    done: (events: SseEvent[]) => boolean;
+    maxConnects: number;
+    pauseMs?: number;
+    /** Where to resume from on the first connection (an id an earlier stream ended at). */
+    lastEventId?: string;
+  },
+): Promise<SseFollow> {
+  const follow: SseFollow = { events: [], connects: 0, empty: 0 };
+  let lastEventId = options.lastEventId ?? "";
+  while (follow.connects < options.maxConnects && !options.done(follow.events)) {
+    follow.connects++;
+    const headers: Record<string, string> = lastEventId ? { "last-event-id": lastEventId } : {};
+    const stream = await openSse(url, headers, { pauseMs: options.pauseMs });
+    if (!stream.response.ok) throw new Error(`SSE refused: ${stream.response.status}`);
+    let seen = 0;
+    // Bounded: the stream ends (cut or closed), or the events say the reader is done.
+    while (true) {
+      const ended = await Promise.race([
+        stream.ended.then(() => true),
+        stream.next((_e) => true, 30_000).then(() => false),
+      ]).catch(() => true);
+      for (const event of stream.events.slice(seen)) {
+        follow.events.push(event);
+        lastEventId = event.lastEventId || lastEventId;
+      }
+      seen = stream.events.length;
+      if (ended || options.done(follow.events)) break;
+    }
+    if (seen === 0) follow.empty++;
+    await stream.close();
+  }
+  return follow;
 }

@@ -1,0 +1,112 @@
+/**
+ * The burst of issue 21 (600 × 20 KB status messages in 15 batches of 40, through the API) and
+ * the check that a viewer converged: every message in order, or a reset then the current state.
+ *
+ * @example
+ * ```ts
+ * const reading = followSse(`${url}/events?topic=status:burst`, { done: sawLast(600), maxConnects: 25 });
+ * await publishBurst(url, "status:burst");
+ * checkConverged((await reading).events).last; // 600
+ * ```
+ * @module
+ */
+import assert from "node:assert/strict";
+import { followSse, openSse, type SseEvent } from "./sse.ts";
+import { waitFor } from "./wait.ts";
+
+/**
+ * 600 × 20 KB in 15 batches of 40, as the issue's reproduction published them (`from`: the
+ * first number, for a second burst on the same topic).
+ */
+export async function publishBurst(
+  url: string,
+  topic: string,
+  { total = 600, batch = 40, from = 1 } = {},
+) {
+  const pad = "x".repeat(20_000);
+  const last = from + total - 1;
+  for (let first = from; first <= last; first += batch) {
+    const body = Array.from({ length: Math.min(batch, last - first + 1) }, (_, i) => ({
+      topic,
+      event: "status",
+      payload: { n: first + i, pad },
+    }));
+    const res = await fetch(`${url}/api/broadcast`, { method: "POST", body: JSON.stringify(body) });
+    await res.body?.cancel();
+    assert.equal(res.status, 202);
+  }
+}
+
+/**
+ * Checks a viewer's events: every status in order, none twice, none skipped, except that a
+ * `reset` may jump to the current state (the status it carries); returns the last number seen.
+ */
+export function checkConverged(events: SseEvent[]): { last: number; resets: number } {
+  let expected = 1;
+  let resets = 0;
+  for (const event of events) {
+    if (event.event === "reset") {
+      resets++;
+      const state = event.json!.payload.state as { status: { n: number } | null };
+      expected = (state.status?.n ?? 0) + 1;
+    } else if (event.event === "status") {
+      const n = event.json!.payload.n as number;
+      assert.equal(n, expected, `status ${n} arrived where ${expected} was due`);
+      expected++;
+    }
+  }
+  return { last: expected - 1, resets };
+}
+
+/** Done once the last status, or a reset carrying it, was read. */
+export const sawLast = (total: number) => (events: SseEvent[]) =>
+  events.some((e) =>
+    (e.event === "status" && e.json!.payload.n === total) ||
+    (e.event === "reset" &&
+      (e.json!.payload.state as { status: { n: number } | null }).status?.n === total)
+  );
+
+/** Where {@link resumeAfterBurst} reads and publishes, and how fast its viewer reads. */
+export interface ResumeAfterBurst {
+  /** The node the viewer reads from. */
+  viewerUrl: string;
+  /** The node the burst is published on (the same, or another node of the cluster). */
+  publisherUrl: string;
+  topic: string;
+  /** Pause after each chunk read (0: full speed). */
+  pauseMs: number;
+}
+
+/**
+ * A viewer reads the start of a burst, loses its connection, and comes back with its
+ * Last-Event-ID once the burst is over and the viewer's node holds all of it (~11 MB to
+ * replay, past MAX_OUTBOUND_BYTES), reconnecting as EventSource does. Asserts it ends with
+ * every message in order (or a reset then the current state) and no empty resume.
+ */
+export async function resumeAfterBurst(options: ResumeAfterBurst): Promise<void> {
+  const { viewerUrl, publisherUrl, topic, pauseMs } = options;
+  const url = `${viewerUrl}/events?topic=${topic}`;
+  const first = await openSse(url);
+  await first.next((e) => e.event === "joined");
+  const publishing = publishBurst(publisherUrl, topic);
+  await first.next((e) => e.event === "status" && e.json!.payload.n === 20, 15_000);
+  await first.close();
+  await publishing;
+  await waitFor(
+    async () => {
+      const body = await (await fetch(`${viewerUrl}/api/topics/${topic}`)).json();
+      return body.payload?.n === 600;
+    },
+    "the viewer's node holds the whole burst",
+    15_000,
+  );
+  const follow = await followSse(url, {
+    done: sawLast(600),
+    maxConnects: 10,
+    pauseMs,
+    lastEventId: first.events.at(-1)!.lastEventId,
+  });
+  const { last } = checkConverged([...first.events, ...follow.events]);
+  assert.equal(last, 600, `ended at ${last} of 600 after ${follow.connects} connects`);
+  assert.equal(follow.empty, 0, `${follow.empty} of ${follow.connects} resumes were empty`);
+}
