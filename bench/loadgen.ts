@@ -35,6 +35,21 @@ const _DELIVERY: Record<Proto, Uint8Array> = {
   sse: _enc.encode("event:"),
 };
 
+/** The `occupancy` event's name as it follows the topic in a Phoenix frame. */
+const _OCCUPANCY = _enc.encode('"occupancy",');
+
+/**
+ * True for an `occupancy` event (counts a channel pushes on its own, not a delivery of a
+ * published message): after `[null,null,` comes the topic string, then the event name. SSE
+ * streams are counted in bytes only.
+ */
+function isOccupancy(data: Uint8Array, s: number, e: number, proto: Proto): boolean {
+  let i = s + _DELIVERY[proto].length;
+  if (proto !== "phoenix" || data[i] !== 0x22) return false;
+  for (i++; i < e && data[i] !== 0x22; i++) if (data[i] === 0x5c) i++;
+  return startsWith(data, i + 2, e, _OCCUPANCY);
+}
+
 const nowEpoch = () => performance.timeOrigin + performance.now();
 
 /** Clients in the LIVE state, and deliveries counted by clients that closed since the reset. */
@@ -114,7 +129,7 @@ class Client {
 }
 
 const clients: Client[] = [];
-const stats = { received: 0, lastAt: 0, sseBytes: 0 };
+const stats = { received: 0, lastAt: 0, sseBytes: 0, occupancy: 0 };
 /** Why connections ended: `<close code> <reason>` from the server's close frame, or `eof`. */
 const closeReasons: Record<string, number> = {};
 let samples: number[] = [];
@@ -156,6 +171,10 @@ function onFrame(c: Client, op: number, data: Uint8Array, s: number, e: number):
     c.frames++;
     if (c.crowd && scanCrowd(c, data, s, e)) return;
     if (c.state === LIVE && !c.keys && startsWith(data, s, e, _DELIVERY[c.proto])) {
+      if (isOccupancy(data, s, e, c.proto)) {
+        stats.occupancy++;
+        return;
+      }
       c.received++;
       stats.received++;
       if (c.sampled) {
@@ -567,6 +586,7 @@ function reset() {
   liveness.receivedByClosed = 0;
   stats.received = 0;
   stats.lastAt = 0;
+  stats.occupancy = 0;
   stats.sseBytes = 0;
   samples = [];
   return { live: live() };

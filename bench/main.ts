@@ -6,7 +6,7 @@
  * ```sh
  * deno task bench                      # everything, ~10 min
  * deno task bench --quick              # smaller N, a smoke run in ~2 min
- * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd | deltas (or 1-10, comma-separated)
+ * deno task bench --scenario=fanout    # fanout | latency | memory | storm | cross-node | soak | workers | parallel | crowd | deltas | occupancy (or 1-11, comma-separated)
  * deno task bench --out=path.json
  * ```
  * @module
@@ -48,6 +48,12 @@ import {
   type DeltasResult,
   runDeltas,
 } from "./scenarios/deltas.ts";
+import {
+  type OccupancyOptions,
+  occupancyReport,
+  type OccupancyResult,
+  runOccupancy,
+} from "./scenarios/occupancy.ts";
 
 const SCENARIOS = [
   "fanout",
@@ -60,6 +66,7 @@ const SCENARIOS = [
   "parallel",
   "crowd",
   "deltas",
+  "occupancy",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -83,6 +90,8 @@ interface Config {
   crowd: CrowdOptions;
   /** Fossil deltas against full payloads on a status page (scenarios/deltas.ts). */
   deltas: DeltasOptions;
+  /** An occupancy-heavy status page on two nodes with Redis. */
+  occupancy: OccupancyOptions;
 }
 
 const _fanout = (n: number, batch: number, perRound: number, rounds: number): FanoutOptions => ({
@@ -116,6 +125,7 @@ const FULL: Config = {
   },
   crowd: { n: 5_000, spreadMs: 2_500 },
   deltas: DELTAS_FULL,
+  occupancy: { viewers: 2_000, churnPerSecond: 50, seconds: 10, idleSeconds: 60 },
 };
 
 const QUICK: Config = {
@@ -141,6 +151,7 @@ const QUICK: Config = {
   },
   crowd: { n: 1_000, spreadMs: 1_000 },
   deltas: DELTAS_QUICK,
+  occupancy: { viewers: 500, churnPerSecond: 20, seconds: 5, idleSeconds: 20 },
 };
 
 function parseArgs(args: string[]) {
@@ -162,7 +173,7 @@ function parseArgs(args: string[]) {
       });
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd,deltas] [--out=FILE]",
+        "deno task bench [--quick] [--scenario=fanout,latency,memory,storm,cross-node,soak,workers,parallel,crowd,deltas,occupancy] [--out=FILE]",
       );
       Deno.exit(0);
     } else throw new Error(`unknown argument ${arg} (try --help)`);
@@ -186,6 +197,7 @@ interface Results {
   parallel?: ParallelResult;
   crowd?: CrowdResult;
   deltas?: DeltasResult;
+  occupancy?: OccupancyResult;
 }
 
 async function main() {
@@ -268,6 +280,9 @@ async function main() {
     log("Fossil deltas: a status page's SSE viewers with and without deltas, same server");
     results.deltas = await runDeltas(config.deltas);
   }
+  if (scenarios.includes("occupancy")) {
+    results.occupancy = await runOccupancy(config.occupancy);
+  }
 
   const { rows, notes } = buildReport(results, config, sio.ok);
   const finished = new Date();
@@ -339,6 +354,7 @@ function buildReport(results: Results, config: Config, sioOk: boolean): Required
   if (results.soak) sections.push(soakReport(results.soak));
   if (results.crowd) sections.push(crowdReport(results.crowd));
   if (results.deltas) sections.push(deltasReport(results.deltas));
+  if (results.occupancy) sections.push(occupancyReport(results.occupancy, config.occupancy));
   return {
     rows: sections.flatMap((s) => s.rows),
     notes: sections.flatMap((s) => s.notes ?? []),

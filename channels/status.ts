@@ -22,6 +22,8 @@ export const statusChannel = defineChannel({
   topic: "status:*",
   // Status pages are read by anonymous visitors, also when records need signed tokens.
   access: "public",
+  // "N watching" on the status page: the count is pushed, no presence list needed.
+  occupancy: true,
   join: currentStatus,
   resetState: currentStatus,
   handleIn: () => error({ reason: "read_only" }),

@@ -124,6 +124,7 @@ export async function verifyToken(
   }
   const claims: TokenClaims = { sub, exp };
   if (nbf !== undefined) claims.nbf = nbf;
+  if (_isTime(payload.iat)) claims.iat = payload.iat;
   if (scope !== undefined) claims.scope = scope;
   return { ok: true, claims };
 }

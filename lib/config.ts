@@ -70,6 +70,20 @@ const _schema = z.object({
   MAX_LONGPOLL_SESSIONS_PER_ADDRESS: _positiveInt.default(_D.longpoll.maxSessionsPerAddress),
   LONGPOLL_FIRST_POLL_MS: _positiveInt.default(_D.longpoll.firstPollMs),
   API_AUTH_FAILURES_PER_MINUTE: _positiveInt.default(30),
+  WEBHOOK_URL: z.url().regex(/^https?:/, "use an http(s) URL").optional(),
+  WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  WEBHOOK_RETRY_MS: z.string().transform((v, ctx) => {
+    const delays = v.split(",").map((d) => Number(d.trim()));
+    if (delays.length > 20 || delays.some((d) => !Number.isInteger(d) || d < 0 || d > 600_000)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "use up to 20 comma-separated waits in ms (0-600000), e.g. 2000,8000,30000",
+      });
+    }
+    return delays;
+  }).optional(),
+  WEBHOOK_TIMEOUT_MS: _positiveInt.max(60_000).default(10_000),
+  WEBHOOK_MAX_QUEUE: _positiveInt.max(1_000_000).default(10_000),
 });
 
 /** The validated server configuration. */
@@ -130,6 +144,17 @@ export interface Config {
   pushRate: { perSecond: number; burst: number };
   /** A client whose unsent outbound data passes this is disconnected as a slow consumer. */
   maxOutboundBytes: number;
+  /**
+   * Where webhooks go (`WEBHOOK_URL`, signed with `WEBHOOK_SECRET`); unset: no webhooks. Each
+   * batch is tried once, then again after each wait of `retryMs`; `maxQueue` events wait at most.
+   */
+  webhook?: {
+    url: string;
+    secret: string;
+    retryMs?: number[];
+    timeoutMs: number;
+    maxQueue: number;
+  };
   /** Bounds of presence and subscriptions (docs/limits.md). */
   limits: UserQuotaLimits;
   /** Long-poll admission (docs/limits.md). */
@@ -161,6 +186,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (("UPSTASH_REDIS_REST_URL" in cleaned) !== ("UPSTASH_REDIS_REST_TOKEN" in cleaned)) {
     lines.push(
       "  UPSTASH_REDIS_REST_URL/UPSTASH_REDIS_REST_TOKEN: set both (Redis broker) or neither",
+    );
+  }
+  if ("WEBHOOK_URL" in cleaned && !("WEBHOOK_SECRET" in cleaned)) {
+    lines.push(
+      "  WEBHOOK_URL: set WEBHOOK_SECRET too (16+ characters): webhooks are always signed",
     );
   }
   if (!parsed.success || lines.length > 0) {
@@ -200,6 +230,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxTopicsPerSession: e.MAX_TOPICS_PER_SESSION,
     pushRate: { perSecond: e.PUSH_RATE_PER_SEC, burst: e.PUSH_BURST },
     maxOutboundBytes: e.MAX_OUTBOUND_BYTES,
+    webhook: e.WEBHOOK_URL && e.WEBHOOK_SECRET
+      ? {
+        url: e.WEBHOOK_URL,
+        secret: e.WEBHOOK_SECRET,
+        retryMs: e.WEBHOOK_RETRY_MS,
+        timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+        maxQueue: e.WEBHOOK_MAX_QUEUE,
+      }
+      : undefined,
     limits: {
       presenceMetaBytes: e.MAX_PRESENCE_META_BYTES,
       presencesPerUser: e.MAX_PRESENCES_PER_USER,

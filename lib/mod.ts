@@ -48,7 +48,7 @@ export { InvalidPayloadError } from "./core/outbound.ts";
 export type { FieldError } from "./core/validation.ts";
 export type { Payload } from "./core/message.ts";
 export type { PresenceMeta, PresenceState } from "./core/presence.ts";
-export type { Occupancy, PresencePage } from "./core/crowd.ts";
+export type { PresencePage } from "./core/crowd.ts";
 export type { Broadcast } from "./core/broadcast.ts";
 export {
   CloseCode,
@@ -73,6 +73,24 @@ export { type Config, CONFIG_KEYS, ConfigError, loadConfig } from "./config.ts";
 export { createLogger, type Logger, type LogLevel } from "./log.ts";
 export { type Clock, plainTimers, type Timers } from "./core/time.ts";
 export type { UpgradedWebSocket, UpgradeWebSocket } from "./transports/upgrade.ts";
+
+// Who is watching: occupancy (one node, the cluster) and webhooks to the app's backend.
+export {
+  LocalOccupancy,
+  type NodeExtensions,
+  type Occupancy,
+  type OccupancyReader,
+} from "./core/occupancy.ts";
+export { ClusterOccupancy, type ClusterOccupancyOptions } from "./cluster/occupancy.ts";
+export {
+  SIGNATURE_HEADER,
+  signWebhook,
+  type WebhookBody,
+  type WebhookEvent,
+  type WebhookEventName,
+  WebhookSender,
+  type WebhookSenderOptions,
+} from "./webhooks/sender.ts";
 
 // Brokers: how nodes act as one.
 export type { Broker, BrokerState } from "./core/broker.ts";

@@ -20,7 +20,8 @@ import type { Broker } from "./core/broker.ts";
 import type { ChannelDefinition } from "./core/channel.ts";
 import type { Authenticate } from "./core/identity.ts";
 import { Switchboard } from "./core/switchboard.ts";
-import type { Clock, Timers } from "./core/time.ts";
+import { type Clock, plainTimers, type Timers } from "./core/time.ts";
+import { extendNode } from "./extensions.ts";
 import { type Config, loadConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 
@@ -79,7 +80,7 @@ export function createSwitchboard(setup: NodeSetup): Switchboard<Config> {
     })
     : undefined);
   const authenticate = authenticateFor(config);
-  return new Switchboard({
+  const switchboard = new Switchboard({
     config,
     channels: setup.channels,
     broker,
@@ -89,6 +90,10 @@ export function createSwitchboard(setup: NodeSetup): Switchboard<Config> {
     clock,
     log,
   });
+  // No peers to hear on the in-memory broker: webhooks go out from the first tick.
+  const single = switchboard.brokerState().kind === "memory";
+  extendNode(switchboard, { config, timers: timers ?? plainTimers, single });
+  return switchboard;
 }
 
 /**

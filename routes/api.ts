@@ -1,6 +1,7 @@
 /**
  * The HTTP API: `POST /api/broadcast` (bearer `API_TOKEN`), `GET /api/topics/:topic` (last
- * message with `ETag`) and `GET /api/presence/:topic`. Reads ask the topic's channel, like a
+ * message with `ETag`), `GET /api/presence/:topic` and `GET /api/occupancy/:topic` (every
+ * node's subscribers and users). Reads ask the topic's channel, like a
  * join: the API token reads everything, a connect token (bearer or `?token=`) what it may
  * join, and a visitor without a token the public channels. Supabase Realtime's REST broadcasts
  * are in `realtime_api.ts`.
@@ -141,6 +142,14 @@ export function apiRoutes(switchboard: Switchboard<Config>): Hono {
     if (refused) return refused;
     c.header("cache-control", "no-store");
     return c.json({ topic, presences: switchboard.presenceOf(topic) });
+  });
+
+  app.get("/api/occupancy/:topic", async (c) => {
+    const topic = c.req.param("topic");
+    const refused = await refuseRead(c, topic);
+    if (refused) return refused;
+    c.header("cache-control", "no-store");
+    return c.json({ topic, ...switchboard.extensions.occupancy.of(topic) });
   });
   return app;
 }

@@ -20,6 +20,7 @@ import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { apiRoutes } from "./api.ts";
 import { apiAuthThrottle } from "./api_throttle.ts";
+import { serverApiRoutes } from "./api_server.ts";
 import { longpollRoutes } from "./longpoll.ts";
 import { opsRoutes } from "./ops.ts";
 import { pageRoutes } from "./pages.ts";
@@ -48,6 +49,7 @@ export function createApp(switchboard: Switchboard<Config>, options: AppOptions)
   app.route("/", longpollRoutes(switchboard));
   app.route("/", sseRoutes(switchboard));
   app.route("/", apiRoutes(switchboard));
+  app.route("/", serverApiRoutes(switchboard));
   app.route("/", opsRoutes(switchboard));
   if (options.pages) app.route("/", pageRoutes(switchboard));
   app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));

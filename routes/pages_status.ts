@@ -32,6 +32,8 @@ export function statusPage(switchboard: Switchboard<Config>) {
     const view = describeStatus(status);
     const iso = current ? new Date(current.at).toISOString() : "";
     const path = `/status/${encodeURIComponent(page)}`;
+    // Viewers on every node, kept current by the channel's `occupancy` event.
+    const watching = switchboard.extensions.occupancy.of(topic).subscribers;
     const body = `<div id="status-page" data-topic="${escapeHtml(topic)}" data-status="${
       escapeHtml(JSON.stringify(status))
     }" data-updated-at="${iso}" data-server-now="${now}" data-worker="${
@@ -48,6 +50,9 @@ export function statusPage(switchboard: Switchboard<Config>) {
     }</time> <span id="updated-at">${
       current ? `(at ${formatClock(current.at, true)} UTC)` : ""
     }</span></p>
+<p id="watching" class="updated"${watching ? "" : " hidden"}>${
+      watching ? `${watching.toLocaleString("en")} watching` : ""
+    }</p>
 <div id="connection" class="connection" data-state="connecting" hidden>
 <span class="dot" aria-hidden="true"></span>
 <span id="connection-text" role="status">Connecting to live updates…</span>

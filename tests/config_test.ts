@@ -75,6 +75,11 @@ Deno.test("loadConfig", async (t) => {
       MAX_LONGPOLL_BODY_BYTES: "2048",
       MAX_CONNECTIONS: "300",
       CLOSE_TIMEOUT_MS: "1500",
+      WEBHOOK_URL: "https://app.example/hooks",
+      WEBHOOK_SECRET: "webhook-secret-16",
+      WEBHOOK_RETRY_MS: "100, 200,400",
+      WEBHOOK_TIMEOUT_MS: "3000",
+      WEBHOOK_MAX_QUEUE: "50",
       MAX_PRESENCE_META_BYTES: "1000",
       MAX_PRESENCES_PER_USER: "3",
       MAX_PRESENCE_BYTES_PER_USER: "2500",
@@ -111,6 +116,13 @@ Deno.test("loadConfig", async (t) => {
       maxOutboundBytes: 4096,
       tokenLeewaySeconds: 0,
       maxPayloadDepth: 8,
+      webhook: {
+        url: "https://app.example/hooks",
+        secret: "webhook-secret-16",
+        retryMs: [100, 200, 400],
+        timeoutMs: 3000,
+        maxQueue: 50,
+      },
       limits: {
         presenceMetaBytes: 1000,
         presencesPerUser: 3,
@@ -124,6 +136,11 @@ Deno.test("loadConfig", async (t) => {
     assert.throws(() => loadConfig({ ALLOWED_ORIGINS: "example.com" }), /ALLOWED_ORIGINS/);
     // A dead node must still be noticed within 30 s (2.5 heartbeats).
     assert.throws(() => loadConfig({ REDIS_HEARTBEAT_MS: "13000" }), /REDIS_HEARTBEAT_MS/);
+    // Webhooks are always signed; the retry schedule is a short list of waits.
+    assert.throws(() => loadConfig({ WEBHOOK_URL: "https://a.example/h" }), /WEBHOOK_SECRET/);
+    assert.throws(() => loadConfig({ WEBHOOK_RETRY_MS: "1s,2s" }), /WEBHOOK_RETRY_MS/);
+    assert.throws(() => loadConfig({ WEBHOOK_URL: "ftp://a.example/h" }), /WEBHOOK_URL/);
+    assert.equal(loadConfig({}).webhook, undefined, "no URL: no webhooks");
   });
 
   await t.step("PORT=0 (any free port) is allowed", () => {

@@ -87,7 +87,9 @@ async function measureRedisCost(redisUrl: string, publishUrl: string): Promise<R
 /** The key of the two-node subject in results. */
 export const TWO_NODES = "switchboard_2node";
 
-async function health(url: string): Promise<{ broker?: { kind?: string; connected?: boolean } }> {
+export async function health(
+  url: string,
+): Promise<{ broker?: { kind?: string; connected?: boolean } }> {
   try {
     const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
     return await r.json();

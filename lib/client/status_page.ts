@@ -7,6 +7,7 @@
  */
 import type { channels } from "../../channels/mod.ts";
 import { connect } from "./client.ts";
+import { readOccupancy } from "./crowd.ts";
 import { browser, byId, pageToken } from "./dom.ts";
 import type { ConnectionState } from "./feed.ts";
 import { describeStatus, formatAgo, formatClock } from "./format.ts";
@@ -25,6 +26,7 @@ const updatedAt = $("updated-at");
 const connection = $("connection");
 const connectionText = $("connection-text");
 const refreshForm = $("refresh-form");
+const watching = $("watching");
 
 /** Server clock minus ours, so ages are right even when this device's clock is off. */
 const skew = (Number(root.dataset.serverNow) || Date.now()) - Date.now();
@@ -84,7 +86,7 @@ const client = connect<typeof channels>({
   params: token ? { token } : {},
   workerUrl: root.dataset.worker,
 });
-const feed = client.feed(topic, { events: ["joined", "status"] });
+const feed = client.feed(topic, { events: ["joined", "status", "occupancy"] });
 // Events replayed to a tab that opened after the stream: this page's HTML is newer.
 feed.on("joined", (e) => {
   if (e.replayed) return;
@@ -100,6 +102,13 @@ feed.on("status", (e) => {
   // A message replayed on resume right after the join reply: the reply's time is right.
   if (Date.now() - joinedAt < 2_000 && JSON.stringify(e.payload) === JSON.stringify(status)) return;
   setStatus(e.payload, serverNow());
+});
+// Everyone watching this page on every node, whatever their transport (at most once a second).
+feed.on("occupancy", (e) => {
+  const count = readOccupancy(e.payload as Record<string, unknown>);
+  if (!count) return;
+  watching.hidden = count.subscribers === 0;
+  watching.textContent = `${count.subscribers.toLocaleString("en")} watching`;
 });
 feed.onState(renderConnection);
 feed.onPoll((body) => {

@@ -188,6 +188,13 @@ export interface ChannelDefinition<Params = Payload> {
   /** Keys with a meta this marks stay visible in a crowd (say, the editors of a record). */
   crowdAlwaysVisible?(meta: Payload): boolean;
   /**
+   * Push an `occupancy` event `{subscribers, users}` (every transport, every node) to the
+   * topic's subscribers when it changes, at most once a second: "1,204 watching" without a
+   * presence list of 1,204 entries. For channels without presence; a crowd (`crowdThreshold`)
+   * sends its own count.
+   */
+  occupancy?: boolean;
+  /**
    * Whether subscribers that ask for Fossil deltas (`delta: "fossil"`) get them (default true;
    * `false`: always full payloads, e.g. for payloads that never resemble the previous one).
    */
@@ -240,6 +247,7 @@ export const CHANNEL_OPTION_KINDS: Readonly<Record<keyof ChannelDefinition, Opti
   crowdThreshold: "number",
   crowdVisible: "number",
   crowdAlwaysVisible: "function",
+  occupancy: "boolean",
   deltas: "boolean",
   joinParams: "schema",
   join: "function",

@@ -30,6 +30,7 @@ import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
 import { ControlEvent, PhxEvent, ReplyReason } from "./protocol.ts";
 import { emptyPresenceState, isEmptyDiff, type PresenceDiff } from "./presence_diff.ts";
+import type { Occupancy } from "./occupancy.ts";
 
 /** A channel's crowd settings (see `crowdThreshold` and friends in `channel.ts`). */
 export interface CrowdSettings {
@@ -65,11 +66,8 @@ export function crowdSettingsOf(channel: {
   return settings;
 }
 
-/** The count of a topic's presence: metas (connections) and distinct keys (users). */
-export interface Occupancy {
-  subscribers: number;
-  users: number;
-}
+// A crowd's count has the shape of every occupancy count (occupancy.ts): one type for both.
+export type { Occupancy } from "./occupancy.ts";
 
 /** A presence diff, as the tracker batches it. */
 export type CrowdDiff = PresenceDiff;

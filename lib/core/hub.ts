@@ -22,12 +22,16 @@ import type { Clock } from "./time.ts";
 import { headCursor, type Heads, type HistoryLimits, replayFrom } from "../resume/history.ts";
 import { TOPICS_KEPT, TopicStore } from "./topic_store.ts";
 import type { Payload } from "./message.ts";
+import type { LocalOccupancy } from "./occupancy.ts";
+import { INTERNAL_TOPIC_PREFIX } from "./topic.ts";
 import { chainDelta } from "./delta.ts";
 
 /** Anything that receives the broadcasts of a topic: a channel instance, in practice. */
 export interface Subscriber {
   /** Unique per subscriber; broadcast-from skips the subscriber with the origin's `exceptId`. */
   readonly id: string;
+  /** The user it serves: counted in the topic's occupancy (none: an internal subscriber). */
+  readonly userId?: string;
   deliver(broadcast: Broadcast): void;
   /**
    * Messages of this topic from another node were lost (a gap this node could not fill): the
@@ -62,6 +66,8 @@ export interface HubOptions {
   clock?: Clock;
   /** Where subscriber failures are reported (default: {@link defaultLogger}). */
   log?: Logger;
+  /** Counts each topic's subscribers and users (occupancy hook; default: not counted). */
+  occupancy?: LocalOccupancy;
   /** Told of a subscriber's failure in a fan-out (default: logged); the others still get it. */
   onError?: (err: unknown) => void;
 }
@@ -69,6 +75,8 @@ export interface HubOptions {
 /** The node's topic registry and history: local delivery at once, the broker for the rest. */
 export class Hub {
   readonly #subscribers = new Map<string, Set<Subscriber>>();
+  /** The one subscriber of each internal topic (see {@link INTERNAL_TOPIC_PREFIX}). */
+  readonly #internal = new Map<string, Subscriber>();
   readonly #store: TopicStore;
   /** This node run's id (the broker's, when it has one): sequences restart at 1 with every run. */
   readonly runId: string;
@@ -88,9 +96,11 @@ export class Hub {
   readonly broker: Broker;
   readonly nodeId: string;
   readonly clock: Clock;
+  readonly occupancy?: LocalOccupancy;
 
   constructor(options: HubOptions) {
     this.broker = options.broker;
+    this.occupancy = options.occupancy;
     this.nodeId = options.nodeId;
     this.clock = options.clock ?? Date;
     const log = options.log ?? defaultLogger;
@@ -133,17 +143,24 @@ export class Hub {
 
   /** Adds a subscriber to a topic (no closure kept: for the many idle subscribers). */
   add(topic: string, subscriber: Subscriber): void {
+    if (topic.startsWith(INTERNAL_TOPIC_PREFIX)) {
+      this.#internal.set(topic, subscriber);
+      return;
+    }
     let set = this.#subscribers.get(topic);
     if (!set) this.#subscribers.set(topic, set = new Set());
+    if (set.has(subscriber)) return;
     set.add(subscriber);
+    if (subscriber.userId !== undefined) this.occupancy?.joined(topic, subscriber.userId);
   }
 
   /** Removes a subscriber from a topic; forgets the topic when it was the last. */
   remove(topic: string, subscriber: Subscriber): void {
+    if (this.#internal.get(topic) === subscriber) this.#internal.delete(topic);
     const current = this.#subscribers.get(topic);
-    if (!current) return;
-    current.delete(subscriber);
+    if (!current?.delete(subscriber)) return;
     if (current.size === 0) this.#subscribers.delete(topic);
+    if (subscriber.userId !== undefined) this.occupancy?.left(topic, subscriber.userId);
   }
 
   /** Number of local subscribers of a topic. */
@@ -174,7 +191,8 @@ export class Hub {
     const origin: Origin = exceptId === undefined
       ? { nodeId: this.nodeId }
       : { nodeId: this.nodeId, exceptId };
-    const entry = _EPHEMERAL.has(event) ? undefined : this.#store.touch(topic);
+    const internal = topic.startsWith(INTERNAL_TOPIC_PREFIX);
+    const entry = internal || _EPHEMERAL.has(event) ? undefined : this.#store.touch(topic);
     const stream = entry?.stream ?? "";
     const seq = entry ? entry.seq + 1 : 0;
     const at = this.clock.now();
@@ -334,6 +352,12 @@ export class Hub {
   }
 
   #deliver(b: Broadcast): void {
+    const internal = this.#internal.get(b.topic);
+    if (internal) {
+      // The cluster's own messages go to the other nodes' handler only, uncounted.
+      if (b.origin.nodeId !== this.nodeId) internal.deliver(b);
+      return;
+    }
     this.counts.broadcasts++;
     const set = this.#subscribers.get(b.topic);
     if (!set) return;

@@ -26,6 +26,8 @@ export interface TokenClaims {
   exp: number;
   /** Not valid before, seconds since the epoch. */
   nbf?: number;
+  /** Issued at, seconds since the epoch: tokens issued before a server disconnect are refused. */
+  iat?: number;
   /** Topic patterns (`record:42`, `record:*`) the holder may join, when the channel checks. */
   scope?: string[];
 }

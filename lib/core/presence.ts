@@ -76,6 +76,11 @@ export class PresenceTracker {
     return line && this.#crowd.isCrowd(topic) ? line * CROWD_BUCKETS : line;
   });
   #refCounter = 0;
+  /**
+   * Told of each topic whose cluster-wide state changed (a diff sent here, another node's state
+   * applied or dropped): the webhooks' member events watch it (hook; default none).
+   */
+  onTopicChange?: (topic: string) => void;
   readonly #refPrefix: string;
   /** Crowd mode (crowd.ts): it reads the members through this tracker. */
   readonly #crowd: CrowdPresence;
@@ -274,6 +279,7 @@ export class PresenceTracker {
         sendPresenceDiff({ hub: this.hub, topic, diff, onError, onSplit });
       });
       this.#guard("replicate", topic, () => this.#crowd.replicate(topic));
+      this.onTopicChange?.(topic);
     }
     const remote = [...this.#remotePending];
     this.#remotePending.clear();
@@ -415,6 +421,7 @@ export class PresenceTracker {
     else topics.set(name, state);
     if (topics.size === 0) this.#remote.delete(nodeId);
     if (bucket) this.#countBucket(topic, (empty ? 0 : 1) - (before ? 1 : 0));
+    this.onTopicChange?.(topic);
     const diff = differenceOf(before ?? {}, state);
     if (bucket || this.#crowd.isCrowd(topic)) return this.#queueRemote(topic, diff, true);
     // A room: its node broadcast the diff (unless it resends its state); it may make a crowd.
@@ -459,6 +466,7 @@ export class PresenceTracker {
     }
     for (const [topic, leaves] of byTopic) {
       this.#stateCache.delete(topic);
+      this.onTopicChange?.(topic);
       if (this.#crowd.changed(topic, { joins: emptyPresenceState(), leaves })) continue;
       this.hub.deliverLocal(topic, "presence_diff", { joins: emptyPresenceState(), leaves });
     }

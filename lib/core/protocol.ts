@@ -52,7 +52,10 @@ export const ControlEvent = {
   reset: "reset",
   /** SSE only: the join reply, as the first event of each topic. */
   joined: "joined",
-  /** A crowd's count `{subscribers, users}` (see crowd.ts), at most once a second. */
+  /**
+   * `{subscribers, users}`, at most once a second: a crowd's count (see crowd.ts), or the
+   * topic's subscribers for a channel with `occupancy: true` (see occupancy.ts).
+   */
   occupancy: "occupancy",
 } as const;
 
@@ -92,7 +95,18 @@ export const CloseCode = {
   unsupportedVsn: 4008,
   /** Refused at connect by an injected authenticate hook, for a reason of its own. */
   tokenRefused: 4009,
+  /**
+   * The backend disconnected this user (`POST /api/disconnect`): the old token is refused, so
+   * reconnect only with a fresh one (application code, RFC 6455 §7.4.2).
+   */
+  disconnected: 4010,
+  /** Refused at connect: the token was issued before its user was disconnected by the backend. */
+  tokenRevoked: 4011,
 } as const;
+
+/** The close reason sent with {@link CloseCode.disconnected}. */
+export const DISCONNECTED_REASON =
+  "disconnected by the server: the old token is refused, reconnect only with a fresh one";
 
 /**
  * Why a connection or a read was refused, as a word clients may match on: the `reason` of
@@ -111,6 +125,7 @@ export const RefusalReason = {
   originNotAllowed: "origin_not_allowed",
   unsupportedVsn: "unsupported_vsn",
   tokenRefused: "token_refused",
+  tokenRevoked: "token_revoked",
 } as const;
 
 /** One of {@link RefusalReason}'s values. */
@@ -127,6 +142,7 @@ export const REFUSAL_CLOSE_CODES: Readonly<Record<RefusalReasonName, number>> = 
   origin_not_allowed: CloseCode.originNotAllowed,
   unsupported_vsn: CloseCode.unsupportedVsn,
   token_refused: CloseCode.tokenRefused,
+  token_revoked: CloseCode.tokenRevoked,
 };
 
 /**
@@ -229,6 +245,10 @@ export const ReplyReason = {
   tooFarBehind: "too_far_behind",
   /** A push whose broadcast is too large for the cluster bus. */
   messageTooLarge: "message_too_large",
+  /** `phx_close`: the backend removed the user from the topic (`POST /api/unsubscribe`). */
+  unsubscribed: "unsubscribed",
+  /** `phx_close`: the backend disconnected the user (`POST /api/disconnect`). */
+  disconnected: "disconnected",
 } as const;
 
 /** Why a session or a channel instance ended (passed to `terminate`, counted in metrics). */
@@ -244,6 +264,8 @@ export const EndReason = {
   shutdown: "shutdown",
   /** The session's token expired. */
   expired: "expired",
+  /** The backend removed the user (`POST /api/disconnect` or `/api/unsubscribe`). */
+  removed: "removed",
   closed: "closed",
 } as const;
 

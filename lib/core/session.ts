@@ -23,6 +23,7 @@ import type { Identity, SessionServices } from "./session_services.ts";
 import {
   badFrame,
   CloseCode,
+  DISCONNECTED_REASON,
   EndReason,
   PHOENIX_TOPIC,
   PhxEvent,
@@ -247,6 +248,35 @@ export class Session implements ChannelOwner {
     this.identity = check.identity;
     this.changed();
     return { ok: true };
+  }
+
+  /**
+   * The backend removed this user from `topic` (`POST /api/unsubscribe`): the channel ends
+   * and the client gets `phx_close` with `{reason: "unsubscribed"}` (a Phoenix channel does not
+   * rejoin after it). Returns false when the session had not joined the topic.
+   */
+  unsubscribe(topic: string): boolean {
+    const server = this.#channels.get(topic);
+    if (!server || this.#closed) return false;
+    this.#forget(server);
+    server.end(EndReason.removed, PhxEvent.close, { reason: ReplyReason.unsubscribed });
+    return true;
+  }
+
+  /**
+   * The backend disconnected this user (`POST /api/disconnect`): every channel gets `phx_close`
+   * with `{reason: "disconnected"}`, then the connection closes with
+   * {@link CloseCode.disconnected} and the session ends.
+   */
+  disconnect(): void {
+    if (this.#closed) return;
+    for (const topic of [...this.#channels.keys()]) {
+      const server = this.#channels.get(topic)!;
+      this.#forget(server);
+      server.end(EndReason.removed, PhxEvent.close, { reason: ReplyReason.disconnected });
+    }
+    this.connection.close(CloseCode.disconnected, DISCONNECTED_REASON);
+    this.close(EndReason.removed);
   }
 
   /** Ends every channel (presence leaves) and unregisters; the transport closes the bytes. */

@@ -26,6 +26,8 @@ import { Hub } from "./hub.ts";
 import { UserQuotas } from "./user_quotas.ts";
 import { AddressBudget, HeldConnections } from "./admission.ts";
 import type { Payload } from "./message.ts";
+import { LocalOccupancy, type NodeExtensions } from "./occupancy.ts";
+import { Revocations } from "./revocations.ts";
 import type { Authenticate } from "./identity.ts";
 import type { Identity, IdentityCheck, SessionServices } from "./session_services.ts";
 import { type NodeOptions, nodeOptions } from "./options.ts";
@@ -83,6 +85,19 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   readonly hub: Hub;
   readonly presence: PresenceTracker;
   readonly metrics: Metrics = new Metrics();
+  /** This node's subscribers and users per topic (every transport). */
+  readonly occupancy: LocalOccupancy = new LocalOccupancy();
+  /** Users disconnected by the backend: their old tokens are refused. */
+  readonly revocations: Revocations = new Revocations();
+  /**
+   * Occupancy and the server API (`/api/occupancy`, `/api/disconnect`, `/api/unsubscribe`):
+   * this node's by default, the cluster's once `lib/extensions.ts` plugs them in.
+   */
+  extensions: NodeExtensions = {
+    occupancy: this.occupancy,
+    disconnect: (userId) => this.disconnectLocal(userId),
+    unsubscribe: (userId, topic) => this.unsubscribeLocal(userId, topic),
+  };
   /** Per-user bounds over all of a user's sockets (`user_quotas.ts`). */
   readonly quotas: UserQuotas;
   readonly clock: Clock;
@@ -120,6 +135,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       history: this.options.history,
       clock: this.clock,
       log: this.log,
+      occupancy: this.occupancy,
       onError: (err) => this.containedError("fan-out", err),
     });
     this.quotas = new UserQuotas(this.options.limits);
@@ -236,6 +252,32 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     return this.presence.list(topic);
   }
 
+  /**
+   * Ends `userId`'s sessions on this node and refuses their tokens issued until now (the
+   * cluster layer calls it on each node for `POST /api/disconnect`); 0 when repeated.
+   */
+  disconnectLocal(userId: string): number {
+    this.revocations.revoke(userId, this.clock.now());
+    let count = 0;
+    for (const session of [...this.#sessions]) {
+      if (session.userId !== userId || session.closed) continue;
+      session.disconnect();
+      count++;
+    }
+    if (count) this.metrics.inc("switchboard_api_disconnected_total", undefined, count);
+    return count;
+  }
+
+  /** Removes `userId` from `topic` on this node; returns how many sessions left it. */
+  unsubscribeLocal(userId: string, topic: string): number {
+    if (!this.occupancy.has(topic, userId)) return 0;
+    let count = 0;
+    for (const session of this.#sessions) {
+      if (session.userId === userId && session.unsubscribe(topic)) count++;
+    }
+    return count;
+  }
+
   /** The broker's state for `/healthz` and `/metrics`. */
   brokerState(): BrokerState {
     return this.hub.broker.state();
@@ -314,7 +356,19 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
         const error = result.problem ?? `token refused: ${result.reason}`;
         return { ok: false, status: 403, error, reason } as const;
       }
-      return { ok: true, identity: result.identity } as const;
+      const { identity } = result;
+      const issued = { sub: identity.userId, iat: identity.claims?.iat };
+      if (this.revocations.refuses(issued, this.clock.now())) {
+        this.metrics.inc("switchboard_refused_total", { reason: "revoked" });
+        return {
+          ok: false,
+          status: 403,
+          error: "token refused: revoked (the user was disconnected by the server); " +
+            "reconnect with a token issued after the disconnect",
+          reason: RefusalReason.tokenRevoked,
+        } as const;
+      }
+      return { ok: true, identity } as const;
     });
   }
 
@@ -406,6 +460,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     this.#stopSweeper?.();
     this.#stopSweeper = undefined;
     this.presence.close();
+    await this.extensions.close?.();
     await this.hub.broker.close();
   }
 

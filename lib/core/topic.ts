@@ -15,6 +15,12 @@
 /** Longest topic name accepted, in UTF-8 bytes (the same bound as a binary frame's fields). */
 export const MAX_TOPIC_BYTES = 255;
 
+/**
+ * Topics of the cluster's own messages (occupancy reports, server API commands): no client may
+ * name one, and the hub neither keeps nor counts them as the node's topics and broadcasts.
+ */
+export const INTERNAL_TOPIC_PREFIX = "$switchboard:";
+
 const _encoder = new TextEncoder();
 
 /** What is wrong with a topic name, or undefined when it is acceptable. */
@@ -26,6 +32,9 @@ export function topicProblem(topic: string): string | undefined {
   const bytes = topic.length * 3 <= MAX_TOPIC_BYTES ? topic.length : _encoder.encode(topic).length;
   if (bytes > MAX_TOPIC_BYTES) return _tooLong(String(bytes));
   if (!topic.isWellFormed()) return "topic must be well-formed Unicode";
+  if (topic.startsWith(INTERNAL_TOPIC_PREFIX)) {
+    return `topics starting with ${INTERNAL_TOPIC_PREFIX} are the cluster's own: name another`;
+  }
   return undefined;
 }
 

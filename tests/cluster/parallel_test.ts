@@ -19,6 +19,7 @@ import { freePort } from "../support/redis.ts";
 import { parallelTaskArgs, spawnListening } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
+import { eventsOf, startReceiver } from "../support/webhooks.ts";
 
 /** A new connection per request: the kernel picks the worker per connection. */
 const fresh = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
@@ -44,9 +45,17 @@ async function workers(url: string) {
 
 Deno.test("deno task start:parallel: two isolates act as one server", async (t) => {
   const port = freePort();
+  await using receiver = startReceiver("parallel-webhook-secret");
   const server = await spawnListening({
     args: await parallelTaskArgs(),
-    env: { PORT: String(port), HOST: "127.0.0.1", DENO_JOBS: "2", LOG_LEVEL: "warn" },
+    env: {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DENO_JOBS: "2",
+      LOG_LEVEL: "warn",
+      WEBHOOK_URL: receiver.url,
+      WEBHOOK_SECRET: "parallel-webhook-secret",
+    },
     timeoutMs: 20_000,
   });
   const url = server.url;
@@ -111,6 +120,27 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
         "every client sees all 16",
         10_000,
       );
+    });
+
+    await t.step("occupancy and webhooks count both workers, each event once", async () => {
+      // Eventually consistent (within a second or two): then every read, whichever worker.
+      const read = async () =>
+        await (await fetch(`${url}/api/occupancy/record:par`, { client: fresh })).json();
+      // Compared within the wait: a client whose heartbeat reply came late (2 busy cores)
+      // reconnects and rejoins, and the count dips for a moment.
+      const expected = JSON.stringify({ topic: "record:par", subscribers: 16, users: 16 });
+      await waitFor(async () => {
+        const reads = await Promise.all(Array.from({ length: 6 }, read));
+        return reads.every((r) => JSON.stringify(r) === expected);
+      }, "16 subscribers and users whichever worker answers");
+      await waitFor(() => eventsOf(receiver, "record:par").length === 17, "17 events", 10_000);
+      const events = eventsOf(receiver, "record:par");
+      assert.equal(events[0], "channel_occupied");
+      assert.deepEqual(
+        events.slice(1).sort(),
+        Array.from({ length: 16 }, (_, i) => `member_added:u${i}`).sort(),
+      );
+      assert.ok(receiver.requests.every((r) => r.verified));
     });
 
     await t.step("API broadcasts reach all; broadcast-from is not echoed", async () => {

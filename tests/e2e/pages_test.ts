@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { launchBrowser, type PageWatch, waitForText, watchPage } from "../support/browser.ts";
 import { type ServerProcess, startServer } from "../support/server.ts";
+import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
 
 const shots = Deno.env.get("UPDATE_SCREENSHOTS") === "1"
@@ -114,6 +115,17 @@ Deno.test("pages in a real browser", async (t) => {
       await waitForText(page, "#updated", "5 min ago");
       await page.clock.fastForward("55:00");
       await waitForText(page, "#updated", "1 h ago");
+      await context.close();
+    });
+
+    await t.step('status: "N watching" counts the viewers, whatever their transport', async () => {
+      const { context, page, watch } = await open(browser, "/status/watched", server);
+      await waitForText(page, "#watching", "1 watching");
+      const sse = await openSse(`${server.url}/events?topic=status:watched`);
+      await waitForText(page, "#watching", "2 watching");
+      await sse.close();
+      await waitForText(page, "#watching", "1 watching");
+      assertClean(watch);
       await context.close();
     });
 

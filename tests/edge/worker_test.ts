@@ -14,6 +14,7 @@ import { isReply, openRaw, replyOf } from "../support/raw_ws.ts";
 import { openSse } from "../support/sse.ts";
 import { waitFor } from "../support/wait.ts";
 import { WRANGLER } from "../../scripts/support/wrangler.ts";
+import { eventsOf, startReceiver } from "../support/webhooks.ts";
 import { halfClosedSockets, processTree, startWorker } from "../support/worker.ts";
 
 const SECRET = "worker-secret-0123456789";
@@ -75,7 +76,10 @@ const _UPGRADE = "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 
 Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
+  await using receiver = startReceiver("worker-webhook-secret");
   const worker = await startWorker({
+    WEBHOOK_URL: receiver.url,
+    WEBHOOK_SECRET: "worker-webhook-secret",
     API_TOKEN,
     SOCKET_SECRET: SECRET,
     HISTORY_SIZE: "50",
@@ -131,6 +135,18 @@ Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
           202,
         );
         await waitFor(() => annPatches.length === 2 && bobPatches.length === 1, "patches");
+        // Occupancy and signed webhooks from the node object.
+        const occupancy = await fetch(`${worker.url}/api/occupancy/record:edge`, {
+          headers: { authorization: `Bearer ${API_TOKEN}` },
+        });
+        assert.deepEqual(await occupancy.json(), {
+          topic: "record:edge",
+          subscribers: 2,
+          users: 2,
+        });
+        await waitFor(() => eventsOf(receiver, "record:edge").length === 3, "3 webhook events");
+        assert.equal(eventsOf(receiver, "record:edge")[0], "channel_occupied");
+        assert.ok(receiver.requests.every((r) => r.verified));
         assert.deepEqual(annPatches, [{ line: 1 }, { line: 2 }]);
         assert.deepEqual(bobPatches, [{ line: 2 }], "a patch is not echoed to its sender");
         // A status page: read-only, the last status for a late joiner.

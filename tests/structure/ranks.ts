@@ -23,7 +23,8 @@ export const RANKS: readonly Rank[] = [
   { name: "base", paths: ["lib/resume/", "lib/log.ts", "lib/metrics.ts"] },
   { name: "core", paths: ["lib/core/"] },
   // What the core is plugged into: other nodes, client transports, runtimes, Supabase's
-  // protocol, the JWT verifier and the environment's configuration.
+  // protocol, the webhooks to the app's backend, the JWT verifier and the environment's
+  // configuration.
   {
     name: "edges",
     paths: [
@@ -31,6 +32,7 @@ export const RANKS: readonly Rank[] = [
       "lib/transports/",
       "lib/runtime/",
       "lib/supabase/",
+      "lib/webhooks/",
       "lib/auth.ts",
       "lib/config.ts",
     ],
@@ -42,6 +44,7 @@ export const RANKS: readonly Rank[] = [
     paths: [
       "mod.ts",
       "lib/server.ts",
+      "lib/extensions.ts",
       "lib/mod.ts",
       "lib/testing.ts",
       "lib/client/",
