@@ -69,17 +69,14 @@ export class PresenceTracker {
   /** Cancels the pending batch's flush. */
   #cancelFlush?: () => void;
   readonly #timers: Timers;
-  /** Issue 21: the bytes of this node's metas per topic, within the bus line. */
+  /** The bytes of this node's metas per topic, within the bus line. */
   readonly #bytes = new PresenceBytes((topic) => {
     const line = this.hub.broker.maxMessageBytes;
     // A crowd's state is replicated in buckets, each its own message (crowd_buckets.ts).
     return line && this.#crowd.isCrowd(topic) ? line * CROWD_BUCKETS : line;
   });
   #refCounter = 0;
-  /**
-   * Told of each topic whose cluster-wide state changed (a diff sent here, another node's state
-   * applied or dropped): the webhooks' member events watch it (hook; default none).
-   */
+  /** Told of each topic whose cluster-wide state changed: the webhooks' member events. */
   onTopicChange?: (topic: string) => void;
   readonly #refPrefix: string;
   /** Crowd mode (crowd.ts): it reads the members through this tracker. */
@@ -236,16 +233,10 @@ export class PresenceTracker {
   /** Metas (subscribers) and distinct keys (users) of a topic on every node. */
   counts(topic: string): Occupancy {
     let users = 0;
+    for (const _key of this.#keys(topic)) users++;
     let subscribers = 0;
-    const seen = this.#remote.size ? new Set<string>() : undefined;
-    for (const key of this.#keys(topic)) {
-      users++;
-      seen?.add(key);
-    }
     for (const owners of this.#topics.get(topic)?.values() ?? []) subscribers += owners.size;
-    for (const { metas } of this.#lingering.get(topic)?.values() ?? []) {
-      subscribers += metas.length;
-    }
+    for (const held of this.#lingering.get(topic)?.values() ?? []) subscribers += held.metas.length;
     for (const remote of this.#remoteStates(topic)) {
       for (const { metas } of Object.values(remote)) subscribers += metas.length;
     }

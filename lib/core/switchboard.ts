@@ -45,6 +45,8 @@ import {
 } from "./protocol.ts";
 import { Session } from "./session.ts";
 import type { OpenSession, SwitchboardOptions } from "./switchboard_options.ts";
+import { registerNodeMetrics } from "./node_metrics.ts";
+import { disconnectUser, unsubscribeUser } from "./user_sessions.ts";
 import { checkOutbound, outboundProblems } from "./outbound.ts";
 import type { FieldError } from "./validation.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
@@ -158,7 +160,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
         return channel && crowdSettingsOf(channel);
       },
     });
-    this.#registerMetrics();
+    registerNodeMetrics(this, () => this.#sessions);
   }
 
   // ---- The façade: what routes, pages and embedders use. ----
@@ -258,24 +260,14 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
    */
   disconnectLocal(userId: string): number {
     this.revocations.revoke(userId, this.clock.now());
-    let count = 0;
-    for (const session of [...this.#sessions]) {
-      if (session.userId !== userId || session.closed) continue;
-      session.disconnect();
-      count++;
-    }
+    const count = disconnectUser(this.#sessions, userId);
     if (count) this.metrics.inc("switchboard_api_disconnected_total", undefined, count);
     return count;
   }
 
   /** Removes `userId` from `topic` on this node; returns how many sessions left it. */
   unsubscribeLocal(userId: string, topic: string): number {
-    if (!this.occupancy.has(topic, userId)) return 0;
-    let count = 0;
-    for (const session of this.#sessions) {
-      if (session.userId === userId && session.unsubscribe(topic)) count++;
-    }
-    return count;
+    return this.occupancy.has(topic, userId) ? unsubscribeUser(this.#sessions, userId, topic) : 0;
   }
 
   /** The broker's state for `/healthz` and `/metrics`. */
@@ -476,51 +468,5 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     if (this.#stopSweeper !== undefined) return;
     const every = Math.max(250, Math.min(5_000, this.options.heartbeatTimeoutMs / 4));
     this.#stopSweeper = this.#sweepTimers.every(every, () => this.sweep());
-  }
-
-  #registerMetrics(): void {
-    this.metrics.gauge(
-      "switchboard_admission",
-      "long-poll sessions (own budget) and SSE responses held until their socket is done",
-      () => [[{ kind: "longpoll_sessions" }, this.longPolls.size], [
-        { kind: "sse_responses" },
-        this.sseResponses.size,
-      ]],
-    );
-    this.metrics.gauge("switchboard_connections", "open sessions by transport", () => {
-      const counts: Record<string, number> = { websocket: 0, longpoll: 0, sse: 0 };
-      for (const s of this.#sessions) counts[s.transport]++;
-      return Object.entries(counts).map(([transport, n]) => [{ transport }, n]);
-    });
-    this.metrics.counter(
-      "switchboard_broadcasts_total",
-      "broadcasts delivered on this node (published here or received from other nodes)",
-      () => this.hub.counts.broadcasts,
-    );
-    this.metrics.counter(
-      "switchboard_deliveries_total",
-      "broadcasts handed to local subscribers (one per subscriber)",
-      () => this.hub.counts.deliveries,
-    );
-    this.metrics.gauge("switchboard_topics", "topics with local subscribers", () => [[
-      {},
-      this.hub.topicCount,
-    ]]);
-    this.metrics.gauge(
-      "switchboard_history_bytes",
-      "bytes kept for replay (budget HISTORY_MAX_BYTES) and as topics' last messages",
-      () => {
-        const kept = this.hub.keptBytes;
-        return [[{ kind: "history" }, kept.history], [{ kind: "last" }, kept.last]];
-      },
-    );
-    this.metrics.gauge("switchboard_broker_connected", "1 when the broker is connected", () => {
-      const s = this.brokerState();
-      return [[{ kind: s.kind }, s.connected ? 1 : 0]];
-    });
-    this.metrics.gauge("switchboard_broker_lag_ms", "last seen cross-node delivery lag", () => {
-      const s = this.brokerState();
-      return [[{ kind: s.kind }, s.lagMs]];
-    });
   }
 }
