@@ -116,7 +116,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   /** Open WebSocket sessions (issue 21: see {@link connectedCount}). */
   #websockets = 0;
   /** SSE responses, counted until their socket is done with them (`admission.ts`). */
-  readonly sseResponses = new HeldConnections();
+  readonly sseResponses: HeldConnections = new HeldConnections();
   /** Long-poll sessions: their own budget, per client address too (`admission.ts`). */
   readonly longPolls: AddressBudget;
   #stopSweeper?: () => void;
