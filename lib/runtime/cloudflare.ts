@@ -71,7 +71,7 @@ export class AwakeTimers implements Timers {
   }
 
   /** Runs the tasks that are due (all of them with `force`). */
-  tick(force = false, now = Date.now()): void {
+  tick(force: boolean = false, now: number = Date.now()): void {
     for (const task of [...this.#tasks]) {
       if (!force && now < task.due) continue;
       if (task.once) this.#tasks.delete(task);
