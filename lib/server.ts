@@ -36,6 +36,8 @@ export interface NodeSetup {
   // deno-lint-ignore no-explicit-any
   channels: ChannelDefinition<any>[];
   timers?: Timers;
+  /** The timers of the session sweep (default `timers`; see `SwitchboardOptions`). */
+  sweepTimers?: Timers;
   clock?: Clock;
   log?: Logger;
   /** A broker of the caller's instead of the one the configuration names (tests). */
@@ -84,6 +86,7 @@ export function createSwitchboard(setup: NodeSetup): Switchboard<Config> {
     broker,
     authenticate,
     timers,
+    sweepTimers: setup.sweepTimers,
     clock,
     log,
   });

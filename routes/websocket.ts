@@ -44,9 +44,10 @@ export function websocketRoutes(switchboard: Switchboard<Config>, upgrade: Upgra
     const params = connectParams(new URL(req.url).searchParams);
     const protocols = offeredProtocols(req.headers.get("sec-websocket-protocol"));
     // The browser fails the handshake unless the server picks one of the offered protocols.
-    const accept = (serializer: Serializer) => {
-      const { socket, response, openedAlready, terminate } = upgrade(req, {
+    const accept = (serializer: Serializer, hibernatable = true) => {
+      const { socket, response, openedAlready, terminate, hibernation } = upgrade(req, {
         protocol: protocols.includes("phoenix") ? "phoenix" : undefined,
+        hibernatable,
       });
       const connection = new WebSocketConnection({
         socket,
@@ -54,15 +55,16 @@ export function websocketRoutes(switchboard: Switchboard<Config>, upgrade: Upgra
         maxBuffered: switchboard.config.maxOutboundBytes,
         closeTimeoutMs: switchboard.config.closeTimeoutMs,
         terminate,
+        lastPingAt: hibernation?.lastPingAt,
       });
-      return { connection, response, openedAlready };
+      return { connection, response, openedAlready, hibernation };
     };
     const refuse = (status: 401 | 403, reason: RefusalReasonName, error: string) => {
       // Bounded: past the cap, a refusal is a plain HTTP error again.
       if (lingering >= _MAX_LINGERING) return c.json({ error, reason }, status);
       let accepted;
       try {
-        accepted = accept(serializerFor(params.vsn) ?? v2Serializer);
+        accepted = accept(serializerFor(params.vsn) ?? v2Serializer, false);
       } catch {
         // A handshake the runtime cannot complete (a malformed upgrade): the HTTP answer says it.
         return c.json({ error, reason }, status);
@@ -86,12 +88,14 @@ export function websocketRoutes(switchboard: Switchboard<Config>, upgrade: Upgra
     const pending = switchboard.admit(params, req.headers.get("origin"));
     const admission = pending instanceof Promise ? await pending : pending;
     if (!admission.ok) return refuse(admission.status, admission.reason, admission.error);
-    const { connection, response, openedAlready } = accept(serializer);
+    const { connection, response, openedAlready, hibernation } = accept(serializer);
     const { identity } = admission;
     connection.listen(
       () => switchboard.openSession({ connection, params, identity, serializer }),
       openedAlready,
+      hibernation !== undefined,
     );
+    hibernation?.adopt(connection);
     return response;
   });
   return app;

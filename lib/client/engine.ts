@@ -19,7 +19,8 @@
  * ```
  * @module
  */
-import { LongPoll, Presence, Socket } from "phoenix";
+import { LongPoll, Presence } from "phoenix";
+import { FixedHeartbeatSocket } from "./fixed_heartbeat.ts";
 import { DELTA_EVENT, DELTA_FORMAT, DeltaDecoder } from "./delta.ts";
 import { type ConnectionState, type Feed, openFeed } from "./feed.ts";
 import { connectPhoenix, type PhoenixConnection, type SocketLike } from "./phoenix_helpers.ts";
@@ -195,7 +196,8 @@ export class Engine {
   }
 
   #socket(): PhoenixSocket {
-    this.#connection ??= connectPhoenix<PhoenixSocket>({ Socket, LongPoll }, {
+    // The fixed heartbeat: a Cloudflare node object answers it without waking.
+    this.#connection ??= connectPhoenix<PhoenixSocket>({ Socket: FixedHeartbeatSocket, LongPoll }, {
       endpoint: this.options.endpoint,
       params: this.options.params,
       longPollFallbackMs: this.options.longPollFallbackMs,

@@ -136,9 +136,8 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
   }
 
   /**
-   * Starts the tick timer if it stopped. A single node stops it while it has no subscribers
-   * and nothing changed (a Worker's Durable Object is not kept busy by an idle timer); a
-   * presence change wakes it too.
+   * Starts the tick timer if it stopped. A single node stops it while nothing changed (a
+   * Worker's Durable Object is not kept busy by an idle timer); a change wakes it.
    */
   wake(): void {
     if (this.#stopTimer || this.#closed) return;
@@ -220,7 +219,9 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
       if (now - peer.seenAt > this.#ttlMs) this.#drop(id, dirty);
     }
     for (const listener of this.#listeners) listener(dirty);
-    if (this.#single && dirty.size === 0 && this.#local.topicCount === 0) {
+    // A single node has nobody to report to: with nothing changed the timer stops, also while
+    // sockets stay connected (a hibernating Durable Object must not be kept awake by it).
+    if (this.#single && dirty.size === 0) {
       this.#stopTimer?.();
       this.#stopTimer = undefined;
     }

@@ -25,19 +25,21 @@ import {
   type ChannelContext,
   type ChannelDefinition,
   type HandlerResult,
-  Reply,
   type TokenRefresh,
 } from "./channel.ts";
 import type { Connection, TransportName } from "./connection.ts";
 import type { Subscriber } from "./hub.ts";
 import type { Message, Payload } from "./message.ts";
 import type { Identity, SessionServices } from "./session_services.ts";
-import type { PresenceState } from "./presence.ts";
-import { ControlEvent, EndReason, eventNameProblem, PhxEvent, ReplyReason } from "./protocol.ts";
+import type { PresenceMeta, PresenceState } from "./presence.ts";
+import { ControlEvent, EndReason, PhxEvent, ReplyReason } from "./protocol.ts";
+import { checkEventName, messageBody, toReply } from "./channel_output.ts";
+
+export { toReply } from "./channel_output.ts";
 import { checkOutbound, InvalidPayloadError } from "./outbound.ts";
 import { answerPageRequest, PRESENCE_PAGE_EVENT } from "./crowd.ts";
 import { fieldErrors } from "./validation.ts";
-import { assertPayload, LimitError, whenRefused } from "./limits.ts";
+import { LimitError, whenRefused } from "./limits.ts";
 import { InstanceQuota } from "./instance_quota.ts";
 
 /** What a channel server needs of the session that owns it. */
@@ -51,22 +53,8 @@ export interface ChannelOwner {
   send(msg: Message): void;
   /** Verifies a fresh token and makes it the session's (see {@link ChannelContext.refreshToken}). */
   refreshToken(token: string): Promise<TokenRefresh>;
-}
-
-/** Turns what a callback returned into a reply (nothing: no reply). */
-export function toReply(result: HandlerResult): Reply | undefined {
-  if (result === undefined || result === null) return undefined;
-  if (result instanceof Reply) return result;
-  return new Reply("ok", result);
-}
-
-/** A payload as message fields: bytes become a binary message with `meta` as its JSON part. */
-function _body(
-  payload: Payload | Uint8Array,
-  meta: Payload = {},
-): { payload: Payload; binary?: Uint8Array } {
-  if (!(payload instanceof Uint8Array)) return { payload };
-  return { payload: meta, binary: payload };
+  /** Told when the presences of its channels changed (a session snapshot holds them). */
+  changed?(): void;
 }
 
 /** The fields of a {@link ChannelServer}. */
@@ -147,6 +135,27 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
 
   get stopped(): boolean {
     return this.#stopped;
+  }
+
+  /** What a session snapshot keeps of this instance (`session_snapshot.ts`). */
+  snapshot(): { presences: [string, PresenceMeta][]; deltas: boolean } {
+    const presences: [string, PresenceMeta][] = [];
+    for (const key of this.#trackedKeys ?? []) {
+      const meta = this.#node.presence.get(this.topic, this.id, key);
+      if (meta) presences.push([key, meta]);
+    }
+    return { presences, deltas: this.#delta !== undefined };
+  }
+
+  /** Back after a wake (`session_snapshot.ts`): subscribed, presences as they were, silently. */
+  restore(presences: readonly (readonly [string, PresenceMeta])[]): void {
+    this.#node.hub.add(this.topic, this);
+    this.#active = true;
+    this.#trackedKeys = new Set(presences.map(([key]) => key));
+    for (const [key, meta] of presences) {
+      this.#quota.reserveMeta(key, meta);
+      this.#node.presence.restore(this.topic, this.id, key, meta);
+    }
   }
 
   /**
@@ -340,7 +349,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   push(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("push", event, [payload, meta], this.#node.options.maxPayloadDepth);
+    checkEventName("push", event, [payload, meta], this.#node.options.maxPayloadDepth);
     if (!(payload instanceof Uint8Array)) {
       checkOutbound(this.definition, this.topic, event, payload);
     }
@@ -352,7 +361,7 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     if (this.#stopped) return;
     // The client counts a push (or a reset) as the topic's latest payload: no delta against it.
     this.#delta?.forget();
-    const body = _body(payload, meta);
+    const body = messageBody(payload, meta);
     this.owner.send({ joinRef: this.joinRef, ref: null, topic: this.topic, event, ...body });
   }
 
@@ -398,15 +407,15 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
   }
 
   broadcast(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("broadcast", event, [payload, meta], this.#node.options.maxPayloadDepth);
-    const body = _body(payload, meta);
+    checkEventName("broadcast", event, [payload, meta], this.#node.options.maxPayloadDepth);
+    const body = messageBody(payload, meta);
     if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     this.#node.hub.broadcast(this.topic, event, body.payload, { binary: body.binary });
   }
 
   broadcastFrom(event: string, payload: Payload | Uint8Array, meta?: Payload): void {
-    _checkEvent("broadcastFrom", event, [payload, meta], this.#node.options.maxPayloadDepth);
-    const body = _body(payload, meta);
+    checkEventName("broadcastFrom", event, [payload, meta], this.#node.options.maxPayloadDepth);
+    const body = messageBody(payload, meta);
     if (!body.binary) checkOutbound(this.definition, this.topic, event, body.payload);
     const options = { exceptId: this.id, binary: body.binary };
     this.#node.hub.broadcast(this.topic, event, body.payload, options);
@@ -430,18 +439,21 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     const presence = this.#node.presence;
     this.#quota.withMeta(key, meta, () => presence.track(this.topic, this.id, key, meta));
     (this.#trackedKeys ??= new Set()).add(key);
+    this.owner.changed?.();
   }
 
   updatePresence(key: string, meta: Payload): void {
     const presence = this.#node.presence;
     const old = presence.get(this.topic, this.id, key);
     this.#quota.withMeta(key, meta, () => presence.update(this.topic, this.id, key, meta), old);
+    this.owner.changed?.();
   }
 
   untrack(key: string): void {
     this.#node.presence.untrack(this.topic, this.id, key, this.#leaveGrace());
     this.#trackedKeys?.delete(key);
     this.#quota.releaseMeta(key);
+    this.owner.changed?.();
   }
 
   presenceOf(key: string): Payload | undefined {
@@ -481,17 +493,4 @@ export class ChannelServer implements ChannelContext<unknown>, Subscriber {
     this.#quota.release();
     this.#node.hub.remove(this.topic, this);
   }
-}
-
-/**
- * Channels may not send the protocol's reserved events (a forged `reset` or `presence_diff`)
- * or names that break a transport's framing (CR/LF in an SSE `event:` line): a bug, the crash
- * handling takes over. A payload past MAX_PAYLOAD_DEPTH is refused ({@link LimitError}).
- */
-function _checkEvent(method: string, event: string, payloads: unknown[], maxDepth: number): void {
-  const problem = eventNameProblem(event);
-  if (problem !== undefined) {
-    throw new TypeError(`ctx.${method}: event ${JSON.stringify(event)} ${problem}`);
-  }
-  assertPayload(payloads, maxDepth);
 }

@@ -58,6 +58,14 @@ export interface Connection {
   drained?(): Promise<void>;
   /** Resolves once the connection is closed (lets a shutdown wait for close frames to go). */
   readonly whenClosed?: Promise<void>;
+  /**
+   * Clock time of the client's last heartbeat that the runtime answered without the session
+   * (Cloudflare's WebSocket auto-response, see `lib/core/heartbeat.ts`); the idle sweep counts
+   * it as a sign of life. Absent where every heartbeat reaches the session.
+   */
+  lastPingAt?(): number | undefined;
+  /** Told when what a snapshot of its session holds changed (see `Session.changed`). */
+  sessionChanged?(): void;
   /** Ends the connection; `code` is one of the WebSocket close codes in `protocol.ts`. */
   close(code: number, reason: string): void;
 }

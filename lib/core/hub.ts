@@ -88,6 +88,8 @@ export class Hub {
   /** Reads of a topic's shared last message in flight: concurrent polls share one. */
   readonly #lastReads = new Map<string, Promise<Broadcast | undefined>>();
   #onError: (err: unknown) => void;
+  /** Told of every message this node numbers (see {@link persistWith}). */
+  #persist?: (b: Broadcast) => void;
   /** Broadcasts handed to local subscribers (from this node or others), and deliveries made. */
   readonly counts = { broadcasts: 0, deliveries: 0 };
 
@@ -114,6 +116,23 @@ export class Hub {
     });
     broker.onMessage((msg) => this.#receive(msg));
     broker.onLoss(() => this.#lostEverywhere());
+  }
+
+  /**
+   * Hands every message this node numbers to `persist` once kept (a Cloudflare node object
+   * writes them to its storage, so a wake finds them: {@link restore}).
+   */
+  persistWith(persist: (b: Broadcast) => void): void {
+    this.#persist = persist;
+  }
+
+  /**
+   * Takes back messages this node kept before its memory was lost (oldest first): they become
+   * the topics' last messages and resume windows again, and each topic goes on numbering in
+   * the stream of its newest one. Nothing is delivered.
+   */
+  restore(messages: Iterable<Broadcast>): void {
+    for (const b of messages) this.#store.restore(b);
   }
 
   /** Adds a subscriber to a topic; returns the function that removes it. */
@@ -184,7 +203,10 @@ export class Hub {
     if (entry) entry.seq = seq;
     const b = new Broadcast({ topic, event, payload, binary, origin, stream, seq, at });
     this.#store.keep(b, entry);
-    if (entry) entry.deltaBase = chainDelta(entry.deltaBase, b); // delta hook
+    if (entry) {
+      entry.deltaBase = chainDelta(entry.deltaBase, b); // delta hook
+      this.#persist?.(b);
+    }
     this.#deliver(b);
     return b;
   }

@@ -11,7 +11,7 @@
  * @module
  */
 import type { Hub } from "./hub.ts";
-import { guarded, type PresenceErrorHandler, sendPresenceDiff } from "./presence_flush.ts";
+import { guarded, sendPresenceDiff } from "./presence_flush.ts";
 import { PresenceBytes } from "./presence_bytes.ts";
 import type { Payload } from "./message.ts";
 import type { PresenceMeta, PresenceState } from "./broker.ts";
@@ -30,30 +30,12 @@ import {
   CROWD_BUCKETS,
   parseBucketTopic,
 } from "./crowd_buckets.ts";
-import { CrowdPresence, type CrowdSettings, type Occupancy, type PresencePage } from "./crowd.ts";
+import { CrowdPresence, type Occupancy, type PresencePage } from "./crowd.ts";
+import type { PresenceOptions } from "./presence_options.ts";
 
 export type { PresenceMeta, PresenceState } from "./broker.ts";
 export { emptyPresenceState } from "./presence_diff.ts";
-
-/** Options of {@link PresenceTracker}. */
-export interface PresenceOptions {
-  /** Diffs of one topic within this window go out as one `presence_diff` (0: next tick). */
-  batchMs: number;
-  /**
-   * How long the leave of a key's last meta on this node is held (0: sent at once). When the
-   * key is tracked again on the topic within it, the leave goes out in the same diff as the
-   * new join, so clients never see the key gone (a tab handing its connection to another).
-   */
-  leaveGraceMs?: number;
-  /** Schedules batches and leave graces (default: plain timers; tests pass a fake clock). */
-  timers?: Timers;
-  /** The crowd settings of a topic's channel (none: the topic is never a crowd, see crowd.ts). */
-  crowdSettings?: (topic: string) => CrowdSettings | undefined;
-  /** Told of a failure contained in a flush or a broker callback (`presence_flush.ts`). */
-  onError?: PresenceErrorHandler;
-  /** Told when a topic's diff was too large for the bus and went out per key. */
-  onSplit?: (topic: string) => void;
-}
+export type { PresenceOptions } from "./presence_options.ts";
 
 /** A key's last metas on this node after they were untracked, until their leave goes out. */
 interface _Lingering {
@@ -144,6 +126,12 @@ export class PresenceTracker {
     // Back within the grace: the held leave rides with this join, which clients apply first.
     this.#releaseLeave(topic, key);
     return entry.phx_ref;
+  }
+
+  /** Puts back a meta from before a wake (Cloudflare hibernation): its `phx_ref`, no diff. */
+  restore(topic: string, ownerId: string, key: string, meta: PresenceMeta): void {
+    this.#owners(topic, key, true)!.set(ownerId, meta);
+    this.#stateCache.delete(topic);
   }
 
   /**
@@ -253,6 +241,12 @@ export class PresenceTracker {
       for (const { metas } of Object.values(remote)) subscribers += metas.length;
     }
     return { subscribers, users };
+  }
+
+  /** After {@link restore}: crowds are crowds again, their clients get the visible set. */
+  resumeCrowds(): void {
+    const none = { joins: emptyPresenceState(), leaves: emptyPresenceState() };
+    for (const topic of this.localTopics()) this.#crowd.changed(topic, none);
   }
 
   /** Topics with presences tracked on this node (held leaves included). */

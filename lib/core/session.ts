@@ -98,6 +98,27 @@ export class Session implements ChannelOwner {
     return [...this.#channels.keys()];
   }
 
+  /** The channel server of a joined topic (a session snapshot reads them). */
+  channel(topic: string): ChannelServer | undefined {
+    return this.#channels.get(topic);
+  }
+
+  /**
+   * Takes back a channel server rebuilt from a snapshot (`session_snapshot.ts`): no join runs
+   * and nothing is sent, the client already holds this join.
+   */
+  restoreChannel(server: ChannelServer): void {
+    this.#channels.set(server.topic, server);
+  }
+
+  /**
+   * What a snapshot of this session holds changed (a join, a leave, a presence, the token):
+   * the transport is told, if it keeps one (Cloudflare's hibernatable sockets).
+   */
+  changed(): void {
+    if (!this.#closed) this.connection.sessionChanged?.();
+  }
+
   /** Decodes one text frame and handles it; bad frames get an error frame, never a crash. */
   receiveText(text: string): void {
     this.lastSeen = this.node.clock.now();
@@ -225,6 +246,7 @@ export class Session implements ChannelOwner {
       return { ok: false, reason: "token is for another user: reconnect to switch users" };
     }
     this.identity = check.identity;
+    this.changed();
     return { ok: true };
   }
 
@@ -321,7 +343,10 @@ export class Session implements ChannelOwner {
     if (msg.event === PhxEvent.join) {
       const result = await this.#join(msg.topic, msg.payload, msg.joinRef ?? msg.ref);
       this.#reply(msg, result.unmatched ? null : msg.joinRef, result.status, result.response);
-      return result.activate?.();
+      result.activate?.();
+      // Also after a refused rejoin: the previous instance ended.
+      this.changed();
+      return;
     }
     const server = this.#channels.get(msg.topic);
     if (!server) {
@@ -333,9 +358,13 @@ export class Session implements ChannelOwner {
     if (msg.event === PhxEvent.leave) {
       server.reply(msg, "ok", {});
       this.#end(server, EndReason.leave, PhxEvent.close);
+      this.changed();
       return;
     }
-    if (!await server.handlePush(msg)) this.#forget(server);
+    if (!await server.handlePush(msg)) {
+      this.#forget(server);
+      this.changed();
+    }
   }
 
   async #join(

@@ -15,14 +15,13 @@
  * @module
  */
 import { type AccessDecision, decideAccess } from "./access.ts";
-import { type Broker, type BrokerState, MessageTooLargeError } from "./broker.ts";
+import { type BrokerState, MessageTooLargeError } from "./broker.ts";
 import { MemoryBroker } from "./broker_memory.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { formatCursor } from "../resume/cursor.ts";
 import type { Broadcast } from "./broadcast.ts";
-import { type ChannelDefinition, ChannelRouter } from "./channel.ts";
-import type { Connection } from "./connection.ts";
+import { ChannelRouter } from "./channel.ts";
 import { Hub } from "./hub.ts";
 import { UserQuotas } from "./user_quotas.ts";
 import { AddressBudget, HeldConnections } from "./admission.ts";
@@ -44,8 +43,8 @@ import {
   TOKEN_EXPIRED_REASON,
   unmatchedTopicError,
 } from "./protocol.ts";
-import type { Serializer } from "./serializer.ts";
 import { Session } from "./session.ts";
+import type { OpenSession, SwitchboardOptions } from "./switchboard_options.ts";
 import { registerNodeMetrics } from "./node_metrics.ts";
 import { disconnectUser, unsubscribeUser } from "./user_sessions.ts";
 import { checkOutbound, outboundProblems } from "./outbound.ts";
@@ -53,6 +52,7 @@ import type { FieldError } from "./validation.ts";
 import { type Clock, plainTimers, type Timers } from "./time.ts";
 
 export type { Identity } from "./session_services.ts";
+export type { OpenSession, SwitchboardOptions } from "./switchboard_options.ts";
 export type { AccessDecision } from "./access.ts";
 export type { Clock } from "./time.ts";
 
@@ -74,39 +74,6 @@ const _NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
 function _anonymousId(): string {
   return `anon-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-/**
- * Options of {@link Switchboard}. `C` is what the embedder passes as `config`: the core reads
- * only its {@link NodeOptions} fields (defaults for the rest); the server wiring passes its
- * whole configuration and reads it back as {@link Switchboard.config}.
- */
-export interface SwitchboardOptions<C extends Partial<NodeOptions> = Partial<NodeOptions>> {
-  config: C;
-  /**
-   * Tells who holds a connect token (the server wiring injects the HS256 JWT verifier when
-   * `SOCKET_SECRET` is set). Without it nothing is verified and `user_id` is trusted (dev).
-   */
-  authenticate?: Authenticate;
-  // deno-lint-ignore no-explicit-any
-  channels: ChannelDefinition<any>[];
-  /** Defaults to the in-memory broker (one process). */
-  broker?: Broker;
-  clock?: Clock;
-  /** The runtime's timers (default: plain `setInterval`; Deno's adapter unrefs them). */
-  timers?: Timers;
-  /** Where the library logs (default: warnings and errors to stderr). */
-  log?: Logger;
-}
-
-/** What {@link Switchboard.openSession} needs. */
-export interface OpenSession {
-  connection: Connection;
-  /** The connect params; `token` and `vsn` are not kept. */
-  params: Record<string, string>;
-  identity: Identity;
-  /** Decodes the client's frames (default v2). */
-  serializer?: Serializer;
 }
 
 /** A Switchboard node: the sessions of this process and the façade routes use. */
@@ -137,6 +104,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   readonly quotas: UserQuotas;
   readonly clock: Clock;
   readonly timers: Timers;
+  readonly #sweepTimers: Timers;
   readonly log: Logger;
   readonly startedAt: number;
   readonly #sessions = new Set<Session>();
@@ -159,6 +127,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     this.#authenticate = options.authenticate;
     this.clock = options.clock ?? Date;
     this.timers = options.timers ?? plainTimers;
+    this.#sweepTimers = options.sweepTimers ?? this.timers;
     this.log = options.log ?? defaultLogger;
     this.startedAt = this.clock.now();
     this.router = new ChannelRouter(options.channels);
@@ -405,7 +374,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   }
 
   /** Opens a session for an admitted client. */
-  openSession({ connection, params, identity, serializer }: OpenSession): Session {
+  openSession({ connection, params, identity, serializer, restored }: OpenSession): Session {
     const { token: _token, vsn: _vsn, ...rest } = params;
     const connectParams = Object.keys(rest).length ? rest : _NO_PARAMS;
     const session = new Session({
@@ -418,7 +387,9 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
     });
     this.#sessions.add(session);
     if (connection.transport === "websocket") this.#websockets++;
-    this.metrics.inc("switchboard_connections_total", { transport: connection.transport });
+    if (!restored) {
+      this.metrics.inc("switchboard_connections_total", { transport: connection.transport });
+    }
     this.#startSweeper();
     return session;
   }
@@ -443,7 +414,10 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
         session.connection.close(CloseCode.tokenExpired, TOKEN_EXPIRED_REASON);
         session.close(EndReason.expired);
         expired++;
-      } else if (session.transport === "websocket" && session.lastSeen <= idleBefore) {
+      } else if (
+        session.transport === "websocket" && session.lastSeen <= idleBefore &&
+        !((session.connection.lastPingAt?.() ?? 0) > idleBefore)
+      ) {
         // SSE streams end with their TCP stream; long-poll sessions with their polls.
         session.connection.close(CloseCode.goingAway, "idle timeout: no heartbeat");
         session.close(EndReason.timeout);
@@ -493,6 +467,6 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
   #startSweeper(): void {
     if (this.#stopSweeper !== undefined) return;
     const every = Math.max(250, Math.min(5_000, this.options.heartbeatTimeoutMs / 4));
-    this.#stopSweeper = this.timers.every(every, () => this.sweep());
+    this.#stopSweeper = this.#sweepTimers.every(every, () => this.sweep());
   }
 }

@@ -142,6 +142,18 @@ export class TopicStore {
     }
   }
 
+  /**
+   * Keeps a message of an earlier life of this node (restored from storage, oldest first): the
+   * topic goes on numbering in its stream after it.
+   */
+  restore(b: Broadcast): void {
+    if (b.seq === 0) return;
+    const topic = this.touch(b.topic);
+    topic.stream = b.stream;
+    topic.seq = b.seq;
+    this.keep(b, topic);
+  }
+
   /** Makes `b` the topic's last message without keeping it for replay (a shared copy read). */
   setLast(name: string, b: Broadcast): void {
     this.#setLast(this.touch(name), b, _sizeOf(b));

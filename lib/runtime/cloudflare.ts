@@ -11,54 +11,18 @@
  * ```
  * @module
  */
-import { plainTimers } from "../core/time.ts";
-import type { UpgradeWebSocket } from "../transports/upgrade.ts";
+import { plainTimers, type Timers } from "../core/time.ts";
+import { cloudflareUpgrade } from "./cloudflare_upgrade.ts";
 
-/** The server side of a Workers WebSocket: a web `WebSocket` plus `accept()`. */
-interface _WorkersWebSocket extends WebSocket {
-  accept(): void;
-}
-
-/** `new WebSocketPair()`: index 0 goes to the client in the 101 response, 1 stays here. */
-type _WebSocketPairConstructor = new () => { 0: WebSocket; 1: _WorkersWebSocket };
-
-/**
- * Upgrades through a `WebSocketPair`: the server side is accepted at once (so it is already
- * open: Workers fire no `open` event after `accept()`), and the chosen subprotocol is echoed in
- * the 101 response (a browser that offered one, as the Phoenix `authToken` option does, fails
- * the handshake without it).
- */
-export const cloudflareUpgrade: UpgradeWebSocket = (_request, { protocol }) => {
-  const Pair = (globalThis as { WebSocketPair?: _WebSocketPairConstructor }).WebSocketPair;
-  if (Pair === undefined) {
-    throw new Error(
-      "WebSocketPair is missing: the Workers adapter runs only on Cloudflare Workers (workerd); " +
-        "on Deno use lib/runtime/deno.ts",
-    );
-  }
-  const pair = new Pair();
-  const server = pair[1];
-  server.accept();
-  // When the client goes (close frame or dropped connection), workerd keeps the connection
-  // open (CLOSE-WAIT, a file descriptor per socket) until this side closes too: measured, 2,000
-  // dead sockets held after a fan-out's clients disconnected. Close it at once.
-  server.addEventListener("close", () => {
-    try {
-      server.close();
-    } catch { /* already closed from this side */ }
-  });
-  const init = {
-    status: 101,
-    webSocket: pair[0],
-    headers: protocol ? { "sec-websocket-protocol": protocol } : undefined,
-  };
-  // `webSocket` is a Workers extension of ResponseInit.
-  return {
-    socket: server,
-    response: new Response(null, init as ResponseInit),
-    openedAlready: true,
-  };
-};
+// What a hibernating node object needs besides (docs/hibernation.md), for the Worker entry.
+export {
+  type ConnectionSettings,
+  HibernatingSockets,
+  type HibernationState,
+} from "./cloudflare_hibernation.ts";
+export { NodeStorage, type SqlStorage } from "./cloudflare_storage.ts";
+export { FIXED_PING, FIXED_PONG } from "../core/heartbeat.ts";
+export { cloudflareUpgrade, webSocketPair } from "./cloudflare_upgrade.ts";
 
 /**
  * The string bindings among `keys` (a Worker's `env` also holds objects: Durable Object
@@ -79,3 +43,52 @@ export function bindingsEnv(bindings: object, keys: readonly string[]): Record<s
  * no unref, and a Durable Object's timers run only while it is in memory anyway.
  */
 export const cloudflareRuntime = { timers: plainTimers, upgrade: cloudflareUpgrade } as const;
+
+/**
+ * Timers that never keep a Durable Object in memory: a pending `setInterval` would stop it
+ * from hibernating. Nothing runs on its own; the object calls {@link AwakeTimers.tick} on each
+ * event it handles (and from an alarm where work must happen while it sleeps), which runs
+ * every task whose interval has passed.
+ *
+ * @example
+ * ```ts
+ * const sweepTimers = new AwakeTimers();
+ * const switchboard = createSwitchboard({ config, channels, sweepTimers });
+ * // on every event of the object:
+ * sweepTimers.tick();
+ * ```
+ */
+export class AwakeTimers implements Timers {
+  readonly #tasks = new Set<{ ms: number; fn: () => void; due: number; once: boolean }>();
+
+  every(ms: number, fn: () => void): () => void {
+    return this.#add({ ms, fn, due: Date.now() + ms, once: false });
+  }
+
+  /** Runs `fn` at the first tick `ms` or more from now. */
+  after(ms: number, fn: () => void): () => void {
+    return this.#add({ ms, fn, due: Date.now() + ms, once: true });
+  }
+
+  /** Runs the tasks that are due (all of them with `force`). */
+  tick(force: boolean = false, now: number = Date.now()): void {
+    for (const task of [...this.#tasks]) {
+      if (!force && now < task.due) continue;
+      if (task.once) this.#tasks.delete(task);
+      else task.due = now + task.ms;
+      task.fn();
+    }
+  }
+
+  /** When the next task is due, if there is one. */
+  get nextDue(): number | undefined {
+    let next: number | undefined;
+    for (const { due } of this.#tasks) if (!(next! <= due)) next = due;
+    return next;
+  }
+
+  #add(task: { ms: number; fn: () => void; due: number; once: boolean }): () => void {
+    this.#tasks.add(task);
+    return () => this.#tasks.delete(task);
+  }
+}

@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import type { WebSocketConnection } from "./websocket.ts";
 
 /** What an upgrade gives back: the server side of the socket and the 101 response to return. */
 export interface UpgradedWebSocket {
@@ -24,10 +25,27 @@ export interface UpgradedWebSocket {
    * that never answers a close (it stopped reading). Absent when the runtime cannot.
    */
   terminate?: () => void;
+  /**
+   * Set by runtimes that deliver the socket's events themselves (Cloudflare's hibernatable
+   * sockets): the connection must not listen to the socket, and is handed over with `adopt`
+   * once its session is open, so the runtime feeds it events and keeps its session's snapshot.
+   */
+  hibernation?: {
+    adopt(connection: WebSocketConnection): void;
+    /** When the runtime last answered the client's fixed heartbeat (see `WebSocketConnection`). */
+    lastPingAt?: () => number | undefined;
+  };
 }
 
 /** Upgrades a request; `protocol` is the subprotocol to answer with, when one is chosen. */
 export type UpgradeWebSocket = (
   request: Request,
-  options: { protocol?: string },
+  options: {
+    protocol?: string;
+    /**
+     * False for a socket that must not hibernate (a refused one, which lingers and closes: its
+     * events come through listeners). Runtimes without hibernation ignore it.
+     */
+    hibernatable?: boolean;
+  },
 ) => UpgradedWebSocket;

@@ -33,6 +33,12 @@ export interface WebSocketConnectionInit {
   closeTimeoutMs?: number;
   /** The runtime's way to drop the connection (`UpgradedWebSocket.terminate` in upgrade.ts). */
   terminate?: () => void;
+  /**
+   * When the runtime last answered the client's fixed heartbeat itself (Cloudflare's
+   * auto-response, `lib/core/heartbeat.ts`): a sign of life, and a delivery proof like a
+   * heartbeat reply (see {@link UnprovenBytes}).
+   */
+  lastPingAt?: () => number | undefined;
 }
 
 /** Moves frames between one WebSocket and its session. */
@@ -43,7 +49,13 @@ export class WebSocketConnection implements Connection {
   readonly maxBuffered: number;
   readonly #closeTimeoutMs: number;
   readonly #terminate?: () => void;
+  readonly #lastPingAt?: () => number | undefined;
+  /** The runtime's last answered ping already counted as proof, and when it was looked at. */
+  #pingSeen = 0;
+  #pingCheckedAt = 0;
   session?: Session;
+  /** Told when what a snapshot of the session holds changed (hibernatable sockets). */
+  onSessionChange?: (session: Session) => void;
   #sent = 0;
   /** Opens the session once the socket is open, dropped once it is. */
   #opening?: () => Session;
@@ -56,19 +68,24 @@ export class WebSocketConnection implements Connection {
     this.maxBuffered = init.maxBuffered;
     this.#closeTimeoutMs = init.closeTimeoutMs ?? 5_000;
     this.#terminate = init.terminate;
+    this.#lastPingAt = init.lastPingAt;
     if (typeof init.socket.bufferedAmount !== "number") this.#unproven = new UnprovenBytes();
   }
 
   /**
    * Listens to the socket (this object is the listener of every event: no closures kept per
    * idle socket) and opens the session with `openSession` once the socket is open, or at once
-   * when it is open already (Workers fire no `open` after `accept()`).
+   * when it is open already (Workers fire no `open` after `accept()`). With `fedByRuntime`,
+   * no listener is added: the runtime hands the events to {@link handleEvent} itself
+   * (Cloudflare's hibernatable sockets fire none).
    */
-  listen(openSession: () => Session, openedAlready = false): void {
-    // Binary frames arrive as ArrayBuffers (the browser default is Blob, which reads async).
-    this.socket.binaryType = "arraybuffer";
-    for (const type of ["open", "message", "close", "error"]) {
-      this.socket.addEventListener(type, this);
+  listen(openSession: () => Session, openedAlready = false, fedByRuntime = false): void {
+    if (!fedByRuntime) {
+      // Binary frames arrive as ArrayBuffers (the browser default is Blob, which reads async).
+      this.socket.binaryType = "arraybuffer";
+      for (const type of ["open", "message", "close", "error"]) {
+        this.socket.addEventListener(type, this);
+      }
     }
     if (openedAlready) this.session = openSession();
     else this.#opening = openSession;
@@ -77,23 +94,40 @@ export class WebSocketConnection implements Connection {
   /** The socket's events. */
   handleEvent(event: Event): void {
     if (event.type === "message") {
-      const data = (event as MessageEvent).data;
-      if (typeof data === "string") return this.session?.receiveText(data);
-      if (data instanceof ArrayBuffer) return this.session?.receiveBinary(new Uint8Array(data));
-      this.session?.rejectFrame("binary frames must arrive as ArrayBuffer");
+      this.receiveData((event as MessageEvent).data);
     } else if (event.type === "open" && this.#opening) {
       const open = this.#opening;
       this.#opening = undefined;
       this.session = open();
     } else if (event.type === "close") {
-      this.session?.close(EndReason.disconnect);
+      this.peerClosed();
     }
+  }
+
+  /** One frame from the client (a runtime that fires no events hands it over here). */
+  receiveData(data: unknown): void {
+    if (typeof data === "string") return this.session?.receiveText(data);
+    if (data instanceof ArrayBuffer) return this.session?.receiveBinary(new Uint8Array(data));
+    this.session?.rejectFrame("binary frames must arrive as ArrayBuffer");
+  }
+
+  /** The connection ended from the client's side (or was lost). */
+  peerClosed(): void {
+    this.session?.close(EndReason.disconnect);
   }
 
   /** Made on demand (at shutdown): a promise per idle socket would cost memory for nothing. */
   get whenClosed(): Promise<void> {
     if (this.socket.readyState === WebSocket.CLOSED) return Promise.resolve();
     return new Promise((resolve) => this.socket.addEventListener("close", () => resolve()));
+  }
+
+  lastPingAt(): number | undefined {
+    return this.#lastPingAt?.();
+  }
+
+  sessionChanged(): void {
+    if (this.session) this.onSessionChange?.(this.session);
   }
 
   /** Binary frames need the v2 serializer. */
@@ -140,7 +174,13 @@ export class WebSocketConnection implements Connection {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     this.socket.send(frame);
     if (this.#unproven) {
-      if (this.#unproven.sent(frame.length) > this.maxBuffered) this.#cutOff();
+      let unproven = this.#unproven.sent(frame.length);
+      // Answered pings are looked at only once half the budget is unproven: a fan-out's sends
+      // cost nothing more.
+      if (unproven > this.maxBuffered / 2 && this.#lastPingAt && this.#countPing()) {
+        unproven = this.#unproven.sent(0);
+      }
+      if (unproven > this.maxBuffered) this.#cutOff();
       return;
     }
     // A client that stops reading makes the unsent bytes pile up here; past the limit it goes
@@ -148,6 +188,22 @@ export class WebSocketConnection implements Connection {
     // bufferedAmount is a call into the runtime: every 16th frame (or a large one) is enough.
     if ((++this.#sent & 15) !== 0 && frame.length < 16_384) return;
     if (this.socket.bufferedAmount > this.maxBuffered) this.#cutOff();
+  }
+
+  /**
+   * A ping the runtime answered since the last look proves delivery as a heartbeat reply does;
+   * true when it moved the proof. Looked at once a second at most (a call into the runtime), so
+   * the proof may be up to a second late: a little more counts as delivered than strictly is.
+   */
+  #countPing(): boolean {
+    const now = Date.now();
+    if (now - this.#pingCheckedAt < 1_000) return false;
+    this.#pingCheckedAt = now;
+    const at = this.#lastPingAt!() ?? 0;
+    if (at <= this.#pingSeen) return false;
+    this.#pingSeen = at;
+    this.#unproven!.heartbeatReplied();
+    return true;
   }
 
   #cutOff(): void {
