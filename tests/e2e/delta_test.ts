@@ -21,6 +21,19 @@ import { startServer } from "../support/server.ts";
 import { openSse, type SseStream } from "../support/sse.ts";
 import { waitFor } from "../support/wait.ts";
 
+/** The options of an engine that asks for deltas from the server at `url`. */
+function deltaEngineOptions(url: string): ConstructorParameters<typeof Engine>[0] {
+  return {
+    endpoint: `${url.replace("http", "ws")}/socket`,
+    eventsUrl: `${url}/events`,
+    pollUrl: `${url}/api/topics/`,
+    params: {},
+    longPollFallbackMs: 2500,
+    presenceLeaveGraceMs: 0,
+    deltas: true,
+  };
+}
+
 Deno.test("deltas: 100 one-component updates over SSE and WebSocket, with and without", async (t) => {
   const server = await startServer();
   const topic = "status:delta-e2e";
@@ -260,15 +273,7 @@ Deno.test("deltas in our client: channels and feeds rebuild every payload; a bad
       const got = { channel: [] as string[], feed: [] as string[], feedDeltas: 0 };
       let joined = false;
       let feedLive = false;
-      const engine = new Engine({
-        endpoint: `${server.url.replace("http", "ws")}/socket`,
-        eventsUrl: `${server.url}/events`,
-        pollUrl: `${server.url}/api/topics/`,
-        params: {},
-        longPollFallbackMs: 2500,
-        presenceLeaveGraceMs: 0,
-        deltas: true,
-      }, (msg: EngineMessage) => {
+      const engine = new Engine(deltaEngineOptions(server.url), (msg: EngineMessage) => {
         if (msg.t === "joined") joined = msg.status === "ok";
         // The stream answers once its topic is joined: live means subscribed.
         if (msg.t === "feedState" && msg.state.kind === "live") feedLive = true;
@@ -319,15 +324,7 @@ Deno.test("deltas in our client: channels and feeds rebuild every payload; a bad
       const payloads: string[] = [];
       let joins = 0;
       globalThis.WebSocket = DamagingWebSocket;
-      const engine = new Engine({
-        endpoint: `${server.url.replace("http", "ws")}/socket`,
-        eventsUrl: `${server.url}/events`,
-        pollUrl: `${server.url}/api/topics/`,
-        params: {},
-        longPollFallbackMs: 2500,
-        presenceLeaveGraceMs: 0,
-        deltas: true,
-      }, (msg: EngineMessage) => {
+      const engine = new Engine(deltaEngineOptions(server.url), (msg: EngineMessage) => {
         if (msg.t === "joined" && msg.status === "ok") joins++;
         if (msg.t === "msg" && msg.event === "status") payloads.push(JSON.stringify(msg.payload));
       });
