@@ -138,8 +138,9 @@ export function serveGuarded(options: GuardedServeOptions): GuardedServer {
     current = undefined;
     relistens++;
     const now = Date.now();
-    // A listener that held for a while starts the backoff over.
-    if (now - listenedAt > 5_000) backoffMs = 100;
+    // A listener that held for a while listens again at once (clients connecting meanwhile are
+    // refused), then backs off while it keeps failing (descriptors exhausted).
+    if (now - listenedAt > 5_000) backoffMs = 0;
     // One line per 10 s at most: under attack this happens many times a second.
     if (now - warnedAt > 10_000) {
       warnedAt = now;
@@ -150,7 +151,7 @@ export function serveGuarded(options: GuardedServeOptions): GuardedServer {
       });
     }
     retryTimer = setTimeout(listen, backoffMs);
-    backoffMs = Math.min(backoffMs * 2, 2_000);
+    backoffMs = Math.min(Math.max(backoffMs * 2, 100), 2_000);
   };
 
   listen();

@@ -199,14 +199,25 @@ export async function spawnListening(options: SpawnOptions): Promise<ListeningPr
   }).spawn();
   const log = new OutputLog([child.stdout, child.stderr], options.onLine);
   let exited = false;
+  let ending = false;
+  let listening = false;
   const unregister = registerChild(() => child.kill("SIGKILL"));
   const status = child.status.then(async (s) => {
     exited = true;
     unregister();
     await log.done;
+    // A server that dies under a test shows up there only as "connection refused": say so,
+    // with what it printed last, where the test's output will show it.
+    if (listening && !ending) {
+      console.error(
+        `${name} (pid ${child.pid}) exited on its own, code ${s.code}, signal ` +
+          `${s.signal ?? "none"}; its last output:\n${log.text.slice(-4_000)}`,
+      );
+    }
     return s;
   });
   const end = async (signal: Deno.Signal, graceMs?: number) => {
+    ending = true;
     if (!exited) {
       try {
         child.kill(signal);
@@ -239,6 +250,7 @@ export async function spawnListening(options: SpawnOptions): Promise<ListeningPr
         timeoutMs,
       );
     });
+    listening = true;
     const shownHost = options.host ?? host;
     return {
       name,
