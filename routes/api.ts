@@ -14,7 +14,8 @@ import { bearerToken } from "../lib/auth.ts";
 import { eventNameProblem, ReplyReason, unmatchedTopicError } from "../lib/core/protocol.ts";
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
-import { describeErrors, nestsDeeperThan } from "../lib/core/validation.ts";
+import { describeErrors } from "../lib/core/validation.ts";
+import { measureJson } from "../lib/core/limits.ts";
 import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
 import { readJsonBody } from "./body.ts";
 import { isRealtimeBatch, publishRealtimeBatch, realtimeApiRoutes } from "./realtime_api.ts";
@@ -33,7 +34,7 @@ function _messageSchema(maxDepth: number) {
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
     }),
     payload: z.record(z.string(), z.unknown(), "must be a JSON object").refine(
-      (p) => !nestsDeeperThan(p, maxDepth),
+      (p) => measureJson(p, { depth: maxDepth }).depth <= maxDepth,
       `nests deeper than ${maxDepth} levels (MAX_PAYLOAD_DEPTH)`,
     ).default({}),
   });

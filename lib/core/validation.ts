@@ -33,21 +33,3 @@ function _path(path: PropertyKey[]): string {
   }
   return out;
 }
-
-/**
- * True when `value` nests arrays and objects deeper than `max` levels (a payload object is
- * level 1). Iterative, so a hostile payload cannot overflow the stack here; encoding one that
- * deep later would (`JSON.stringify` recurses), which is why publishers are capped.
- */
-export function nestsDeeperThan(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (typeof item !== "object" || item === null) continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(item) ? item : Object.values(item)) {
-      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
-    }
-  }
-  return false;
-}
