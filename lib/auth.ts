@@ -52,7 +52,7 @@ export function nowSeconds(): number {
 
 /** Signs claims into a JWT (HS256), the format {@link verifyToken} accepts. */
 export async function signToken(secret: string, claims: TokenClaims): Promise<string> {
-  return await sign({ ...claims }, await _key(secret), TOKEN_ALGORITHM);
+  return await sign({ ...claims }, await hmacKey(secret), TOKEN_ALGORITHM);
 }
 
 /** Options of {@link verifyToken}. */
@@ -102,7 +102,7 @@ export async function verifyToken(
   let payload: Record<string, unknown>;
   try {
     // Time claims are checked below, against the node's clock and with the leeway.
-    payload = await verify(token, await _key(secret), {
+    payload = await verify(token, await hmacKey(secret), {
       alg: TOKEN_ALGORITHM,
       exp: false,
       nbf: false,
@@ -206,7 +206,16 @@ function _headerAlg(token: string): unknown {
   }
 }
 
-function _key(secret: string): Promise<CryptoKey> {
+/**
+ * The HMAC-SHA256 key of `secret`, imported once per secret (tokens and webhook signatures).
+ *
+ * @example
+ * ```ts
+ * const body = new TextEncoder().encode("{}");
+ * const mac = await crypto.subtle.sign("HMAC", await hmacKey("s3cret"), body);
+ * ```
+ */
+export function hmacKey(secret: string): Promise<CryptoKey> {
   let key = _keys.get(secret);
   if (!key) {
     key = crypto.subtle.importKey(

@@ -21,6 +21,7 @@
 import type { Metrics } from "../metrics.ts";
 import { defaultLogger, describeError, type Logger } from "../log.ts";
 import type { Clock } from "../core/time.ts";
+import { hmacKey } from "../auth.ts";
 
 /** The events a webhook carries. */
 export type WebhookEventName =
@@ -72,14 +73,11 @@ export interface WebhookSenderOptions {
 
 /** The `sha256=<hex>` signature of `body` with `secret` (HMAC-SHA256). */
 export async function signWebhook(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
+  const mac = await crypto.subtle.sign(
+    "HMAC",
+    await hmacKey(secret),
+    new TextEncoder().encode(body),
   );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
   return "sha256=" + [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
