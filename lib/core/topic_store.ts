@@ -14,6 +14,7 @@
  */
 import type { Broadcast } from "./broadcast.ts";
 import type { PayloadText } from "./delta.ts";
+import { approximateJsonBytes } from "./limits.ts";
 import {
   DEFAULT_HISTORY,
   DEFAULT_HISTORY_MAX_BYTES,
@@ -183,25 +184,7 @@ export class TopicStore {
 
 /** What a kept message costs, roughly: its payload and bytes, its names, a fixed overhead. */
 function _sizeOf(b: Broadcast): number {
-  return _payloadSize(b.payload, 0) + (b.binary?.byteLength ?? 0) + b.topic.length +
+  // Counted without making the JSON: a copy of every kept payload would double a flood's garbage.
+  return approximateJsonBytes(b.payload) + (b.binary?.byteLength ?? 0) + b.topic.length +
     b.event.length + b.stream.length + _MESSAGE_OVERHEAD_BYTES;
-}
-
-/**
- * About the length of `value`'s JSON, counted without making it (a copy of every kept payload
- * would double the garbage a flood makes); nesting deeper than 32 counts as a flat 1 KiB.
- */
-function _payloadSize(value: unknown, depth: number): number {
-  if (typeof value === "string") return value.length + 2;
-  if (value === null || typeof value !== "object") return 8;
-  if (depth > 32) return 1024;
-  let size = 2;
-  if (Array.isArray(value)) {
-    for (const item of value) size += _payloadSize(item, depth + 1) + 1;
-    return size;
-  }
-  for (const key in value) {
-    size += key.length + 4 + _payloadSize((value as Record<string, unknown>)[key], depth + 1);
-  }
-  return size;
 }
