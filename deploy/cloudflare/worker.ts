@@ -1,8 +1,10 @@
 /**
  * Switchboard on Cloudflare Workers. The Worker's `fetch` routes every request (sockets, SSE,
  * long-poll, API, pages, health, metrics) to a node Durable Object ({@link SwitchboardNode}),
- * and one node object is one Switchboard node: hub, sessions and presence live in its memory,
- * its configuration comes from the Worker's bindings (`[vars]` and secrets, the same variables
+ * and one node object is one Switchboard node: hub, sessions and presence live in its memory
+ * while it is awake; its WebSockets are hibernatable, so it may sleep while they stay open and
+ * rebuilds them from their attachments and its storage on the next event (docs/hibernation.md).
+ * Its configuration comes from the Worker's bindings (`[vars]` and secrets, the same variables
  * as `deno task start`), its node id is the object's name. Several node objects act as one
  * through the Redis broker (`UPSTASH_REDIS_REST_URL` / `_TOKEN`, Upstash over HTTP). Which node
  * serves which request is {@link chooseNode}'s decision.

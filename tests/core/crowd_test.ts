@@ -87,6 +87,31 @@ Deno.test("above the threshold a joiner sees the visible set and itself, and the
   assert.deepEqual(keysOf(swap.joins as object), ["m03"]);
 });
 
+Deno.test("a crowd's count goes out at most once a second, however many change it", async () => {
+  await using t = channelTest({ channels: [crowdChannel], env });
+  const clients = await joinAll(t, Array.from({ length: 11 }, (_, i) => `c${i}`), "crowd:rate");
+  const watcher = clients.get("c0")!;
+  const counts = () => watcher.events("crowd:rate", "occupancy");
+  t.clock.advance(OCCUPANCY_INTERVAL_MS);
+  assert.deepEqual(counts().at(-1), { subscribers: 11, users: 11 });
+  // A second later a join is counted at once: the last count is a second old.
+  await t.connect({ user_id: "c11" }).join("crowd:rate", {});
+  t.flushPresence();
+  t.clock.advance(0);
+  assert.deepEqual(counts().at(-1), { subscribers: 12, users: 12 });
+  const told = counts().length;
+  // Four joins and a leave right after it: nothing until a second has passed since.
+  for (let i = 12; i < 16; i++) await t.connect({ user_id: `c${i}` }).join("crowd:rate", {});
+  clients.get("c1")!.disconnect();
+  t.flushPresence();
+  t.clock.advance(OCCUPANCY_INTERVAL_MS - 1);
+  assert.equal(counts().length, told, "no count within the second");
+  // Then one count, the last one.
+  t.clock.advance(1);
+  assert.equal(counts().length, told + 1);
+  assert.deepEqual(counts().at(-1), { subscribers: 15, users: 15 });
+});
+
 Deno.test("a crowd is a room again below 80% of the threshold, with the full list", async () => {
   await using t = channelTest({ channels: [crowdChannel], env });
   const names = Array.from({ length: 11 }, (_, i) => `k${i}`);

@@ -48,6 +48,18 @@ Deno.test("one delta per publish, shared by every subscriber; each rebuilds the 
   assert.ok(a.deltas.every((link, i) => link === b.deltas[i]));
 });
 
+Deno.test("a message kept in history holds no delta link: memory is the last payload text", async () => {
+  const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
+  const a = viewer(hub, "status:x", "a");
+  for (const u of statusUpdates(6)) hub.broadcast("status:x", "status", u);
+  assert.equal(a.deltas.length, 5, "the subscriber was sent deltas");
+  // Were the links kept, each message would keep its predecessor's text alive, a chain as long
+  // as the history window.
+  const { messages } = await hub.replay("status:x", { since: 0, streams: new Map() });
+  assert.equal(messages.length, 6);
+  for (const kept of messages) assert.equal(kept.delta, undefined);
+});
+
 Deno.test("a subscriber whose last message is not the base gets the full payload", () => {
   const hub = new Hub({ broker: new MemoryBroker(), nodeId: "n1" });
   const a = viewer(hub, "status:x", "a");
