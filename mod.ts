@@ -2,7 +2,7 @@
  * Switchboard: Phoenix-style channels (WebSocket, SSE, long-poll, HTTP API, presence) as a Hono
  * app, runtime-neutral. This is the package entry (`@switchboard/switchboard`); the runtime
  * adapters are subpath exports: `@switchboard/switchboard/deno` (`denoRuntime`) and
- * `@switchboard/switchboard/cloudflare` (`workersRuntime`); channel tests import
+ * `@switchboard/switchboard/cloudflare` (`cloudflareRuntime`); channel tests import
  * `@switchboard/switchboard/testing`, browsers and Deno clients `@switchboard/switchboard/client`.
  *
  * @example Embedding Switchboard in your own Hono app on Deno
