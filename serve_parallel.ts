@@ -11,7 +11,12 @@
  * @module
  */
 import { channels } from "./channels/mod.ts";
-import { createApp, createLogger, createSwitchboard } from "@switchboard/switchboard";
+import {
+  createApp,
+  createLogger,
+  createSwitchboard,
+  warnDevDefaults,
+} from "@switchboard/switchboard";
 import {
   configFromEnvOrExit,
   denoRuntime,
@@ -21,13 +26,13 @@ import {
 import { IsolateGroup, mergeIsolateMetrics } from "./lib/cluster/isolates.ts";
 
 /** The channel the isolates of one process share (several apps: set `REDIS_PREFIX`). */
-const _WORKERS_CHANNEL = "switchboard-workers";
+const _ISOLATES_CHANNEL = "switchboard-isolates";
 
 function _configure() {
   const config = configFromEnvOrExit();
   // Isolates share NODE_ID's prefix; each is a node of its own (its streams, its presences).
-  const worker = crypto.randomUUID().slice(0, 6);
-  return { ...config, nodeId: `${config.nodeId.slice(0, 56)}.w${worker}` };
+  const isolate = crypto.randomUUID().slice(0, 6);
+  return { ...config, nodeId: `${config.nodeId.slice(0, 56)}.i${isolate}` };
 }
 
 const config = _configure();
@@ -37,24 +42,27 @@ const switchboard = createSwitchboard({
   channels,
   timers: denoRuntime.timers,
   log,
-  isolatesChannel: `${_WORKERS_CHANNEL}:${config.redisPrefix}`,
+  isolatesChannel: `${_ISOLATES_CHANNEL}:${config.redisPrefix}`,
 });
 const app = createApp(switchboard, { upgrade: denoRuntime.upgrade, pages: true });
-// Issue 21: what escapes every handler is logged and counted, not fatal to the worker.
+// Each isolate says it (a short API_TOKEN is one line per isolate): they share no log.
+warnDevDefaults(config, log);
+// Issue 21: what escapes every handler is logged and counted, not fatal to the isolate.
 guardProcess(switchboard);
 
 // The isolates know each other: they stop together, and the operations endpoints answer for all.
 const group = new IsolateGroup({
-  name: `${_WORKERS_CHANNEL}:${config.redisPrefix}:group`,
+  name: `${_ISOLATES_CHANNEL}:${config.redisPrefix}:group`,
   self: config.nodeId,
-  answer: async (path) => await (await app.fetch(new Request(`http://worker${path}`))).text(),
+  answer: async (path) => await (await app.fetch(new Request(`http://isolate${path}`))).text(),
 });
 
 /** `/healthz` of the whole process: every isolate's answer, sessions summed. */
 async function health(): Promise<Response> {
   const answers = [...(await group.gather("/healthz")).values()].map((t) => JSON.parse(t));
   const [own] = answers;
-  const sessions = answers.reduce((sum, w) => sum + w.sessions, 0);
+  const sessions = answers.reduce((sum, isolate) => sum + isolate.sessions, 0);
+  // `workers`: Deno's word for them, kept in this response as in the `/metrics` label.
   const body = { ...own, sessions, workers: answers };
   return Response.json(body, { headers: { "cache-control": "no-store" } });
 }
@@ -82,7 +90,7 @@ exitGracefullyOnSignals(async () => {
   await switchboard.close();
   await group.drainedAll();
 }, log);
-log.info("worker started", {
+log.info("isolate started", {
   node: config.nodeId,
   broker: switchboard.brokerState().kind,
 });

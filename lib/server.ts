@@ -115,7 +115,8 @@ export const API_TOKEN_MIN_LENGTH = 16;
 
 /**
  * Says at start which development defaults are in force (an open API, trusted `user_id`), and
- * an `API_TOKEN` too short to resist guessing, so nobody ships them unknowingly. Every entry point calls it once.
+ * an `API_TOKEN` too short to resist guessing, so nobody ships them unknowingly. Every entry
+ * point calls it once per node (`serve_parallel.ts` once per isolate).
  *
  * @example
  * ```ts

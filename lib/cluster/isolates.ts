@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * const group = new IsolateGroup({ name: "switchboard-workers", self: "w1", answer });
+ * const group = new IsolateGroup({ name: "switchboard-isolates", self: "i1", answer });
  * const texts = await group.gather("/metrics"); // isolate → its own answer
  * ```
  * @module

@@ -1,9 +1,9 @@
 /**
- * `deno task start:parallel` (`deno serve --parallel`, here with 2 workers) acts as one node:
- * 16 official Phoenix clients spread over the workers by the kernel see complete presence,
+ * `deno task start:parallel` (`deno serve --parallel`, here with 2 isolates) acts as one server:
+ * 16 official Phoenix clients spread over the isolates by the kernel see complete presence,
  * API broadcasts reach all, broadcast-from is not echoed, leaves are seen by all, an SSE reader
- * resumes with `Last-Event-ID` whichever worker takes the reconnect, and SIGTERM drains every
- * worker and exits 0.
+ * resumes with `Last-Event-ID` whichever isolate takes the reconnect, and SIGTERM drains every
+ * isolate and exits 0.
  */
 import assert from "node:assert/strict";
 import type { Channel } from "phoenix";
@@ -21,7 +21,7 @@ import { openSse } from "../support/sse.ts";
 import { delay, waitFor } from "../support/wait.ts";
 import { eventsOf, startReceiver } from "../support/webhooks.ts";
 
-/** A new connection per request: the kernel picks the worker per connection. */
+/** A new connection per request: the kernel picks the isolate per connection. */
 const fresh = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
 
 async function post(url: string, body: unknown): Promise<void> {
@@ -34,8 +34,8 @@ async function post(url: string, body: unknown): Promise<void> {
   assert.equal(res.status, 202);
 }
 
-/** `/healthz` of the whole process: every worker's own answer. */
-async function workers(url: string) {
+/** `/healthz` of the whole process: every isolate's own answer. */
+async function isolates(url: string) {
   const body = await (await fetch(`${url}/healthz`, { client: fresh })).json();
   return body as {
     sessions: number;
@@ -70,37 +70,40 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
       });
     await waitFor(
       async () => {
-        const health = await workers(url);
+        const health = await isolates(url);
         return health.workers.length === 2 && health.workers.every((w) => w.broker.nodes === 2);
       },
-      "both workers up and seeing each other",
+      "both isolates up and seeing each other",
       15_000,
     );
+    // The development defaults are reported by every isolate, as by `deno task start`.
+    const openApi = server.output().match(/API_TOKEN is unset/g) ?? [];
+    assert.equal(openApi.length, 2, server.output());
 
     const channels: Channel[] = [];
     const views: ReturnType<typeof withPresence>[] = [];
     const patches: unknown[][] = [];
-    await t.step("16 clients, spread over the workers, see complete presence", async () => {
-      // The workers accept connections from one port as they come: a quick series may all go
+    await t.step("16 clients, spread over the isolates, see complete presence", async () => {
+      // The isolates accept connections from one port as they come: a quick series may all go
       // to one of them. Connecting again (bounded) until both have clients keeps this test
-      // about two workers.
-      let perWorker: number[] = [];
-      let health: Awaited<ReturnType<typeof workers>> | undefined;
+      // about two isolates.
+      let perIsolate: number[] = [];
+      let health: Awaited<ReturnType<typeof isolates>> | undefined;
       for (let attempt = 0; attempt < 5; attempt++) {
         await Promise.all(sockets.splice(0).map(disconnect));
         channels.length = views.length = patches.length = 0;
-        await waitFor(async () => (await workers(url)).sessions === 0, "no sessions left");
+        await waitFor(async () => (await isolates(url)).sessions === 0, "no sessions left");
         await Promise.all(Array.from({ length: 16 }, async (_, i) => {
           const socket = await connectSocket(`ws://127.0.0.1:${port}/socket`, {
             user_id: `u${i}`,
           });
           sockets[i] = socket;
         }));
-        health = await workers(url);
-        perWorker = health.workers.map((w) => w.sessions);
-        if (perWorker.length === 2 && perWorker.every((n) => n > 0)) break;
+        health = await isolates(url);
+        perIsolate = health.workers.map((w) => w.sessions);
+        if (perIsolate.length === 2 && perIsolate.every((n) => n > 0)) break;
       }
-      assert.ok(perWorker.every((n) => n > 0), `sessions per worker: ${perWorker}`);
+      assert.ok(perIsolate.every((n) => n > 0), `sessions per isolate: ${perIsolate}`);
       for (const [i, socket] of sockets.entries()) {
         const channel = socket.channel("record:par", { name: `U${i}` });
         const got: unknown[] = [];
@@ -110,11 +113,11 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
         channels.push(channel);
         await join(channel);
       }
-      health = await workers(url);
+      health = await isolates(url);
       assert.equal(health!.sessions, 16, "/healthz counts the whole process");
       const metrics = await (await fetch(`${url}/metrics`, { client: fresh })).text();
       const labelled = new Set([...metrics.matchAll(/worker="([^"]+)"/g)].map((m) => m[1]));
-      assert.equal(labelled.size, 2, "/metrics has the samples of both workers");
+      assert.equal(labelled.size, 2, "/metrics has the samples of both isolates");
       await waitFor(
         () => views.every((v) => v.keys().length === 16),
         "every client sees all 16",
@@ -122,8 +125,8 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
       );
     });
 
-    await t.step("occupancy and webhooks count both workers, each event once", async () => {
-      // Eventually consistent (within a second or two): then every read, whichever worker.
+    await t.step("occupancy and webhooks count both isolates, each event once", async () => {
+      // Eventually consistent (within a second or two): then every read, whichever isolate.
       const read = async () =>
         await (await fetch(`${url}/api/occupancy/record:par`, { client: fresh })).json();
       // Compared within the wait: a client whose heartbeat reply came late (2 busy cores)
@@ -132,7 +135,7 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
       await waitFor(async () => {
         const reads = await Promise.all(Array.from({ length: 6 }, read));
         return reads.every((r) => JSON.stringify(r) === expected);
-      }, "16 subscribers and users whichever worker answers");
+      }, "16 subscribers and users whichever isolate answers");
       await waitFor(() => eventsOf(receiver, "record:par").length === 17, "17 events", 10_000);
       const events = eventsOf(receiver, "record:par");
       assert.equal(events[0], "channel_occupied");
@@ -148,7 +151,7 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
         await post(url, { topic: "record:par", event: "patch", payload: { api: n } });
       }
       await waitFor(() => patches.every((p) => p.length === 5), "5 API patches everywhere");
-      // Each POST may land on either worker: order holds per publisher, not across them.
+      // Each POST may land on either isolate: order holds per publisher, not across them.
       const sorted = (p: unknown[]) => p.map((x) => (x as { api: number }).api).sort();
       assert.ok(patches.every((p) => sorted(p).join() === "1,2,3,4,5"));
       assert.equal((await push(channels[0], "patch", { from: 0 })).status, "ok");
@@ -169,7 +172,7 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
       );
     });
 
-    await t.step("SSE resumes with Last-Event-ID whichever worker takes it", async () => {
+    await t.step("SSE resumes with Last-Event-ID whichever isolate takes it", async () => {
       const topic = "status:par";
       const first = await openSse(`${url}/events?topic=${topic}`, {}, { client: fresh });
       await first.next((e) => e.event === "joined");
@@ -178,7 +181,7 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
       await first.close();
       for (let n = 2; n <= 4; n++) await post(url, { topic, event: "status", payload: { n } });
       await delay(200);
-      // Several reconnects: the kernel sends them to either worker.
+      // Several reconnects: the kernel sends them to either isolate.
       for (let attempt = 0; attempt < 6; attempt++) {
         const again = await openSse(`${url}/events?topic=${topic}`, {
           "last-event-id": seen.lastEventId,
@@ -191,13 +194,13 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
         const got = again.events.flatMap((e) =>
           e.event === "status" ? [e.json!.payload.n] : e.event === "reset" ? ["reset"] : []
         );
-        // Each publish may have landed on either worker: order holds per publisher only.
+        // Each publish may have landed on either isolate: order holds per publisher only.
         assert.deepEqual(got.slice().sort(), [2, 3, 4], `attempt ${attempt}: ${got}`);
         await again.close();
       }
     });
 
-    await t.step("SIGTERM drains every worker and exits 0 within 10 s", async () => {
+    await t.step("SIGTERM drains every isolate and exits 0 within 10 s", async () => {
       const closes = new Map<Socket, number>();
       for (const socket of sockets) {
         socket.onClose((e: { code: number }) => closes.has(socket) || closes.set(socket, e.code));
@@ -207,7 +210,7 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
       assert.equal(code, 0, server.output());
       await waitFor(() => closes.size === sockets.length, "every socket closed");
       // `deno serve` closes WebSockets itself on SIGTERM ("Server shutting down", 1001) before
-      // the workers' own drain (1012) runs; the client reconnects after either.
+      // the isolates' own drain (1012) runs; the client reconnects after either.
       const codes = [...closes.values()];
       assert.ok(codes.every((c) => c === 1001 || c === 1012), `close codes ${codes}`);
     });
