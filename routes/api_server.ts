@@ -1,7 +1,7 @@
 /**
  * The server API for the app's backend (bearer `API_TOKEN`): `POST /api/disconnect
  * {"user_id"}` ends that user's sessions on every node (clients get `phx_close` with
- * `{reason: "disconnected"}` and close code 4003; their old tokens are refused) and
+ * `{reason: "disconnected"}` and close code 4010; their old tokens are refused) and
  * `POST /api/unsubscribe {"user_id", "topic"}` removes the user from one topic everywhere
  * (`phx_close` with `{reason: "unsubscribed"}`). Both answer `{"sessions": n}`, the sessions
  * affected on the node that took the request, and are safe to repeat.

@@ -1,5 +1,5 @@
 /**
- * A rule of the layout (DESIGN.md), checked on the real module graphs: the dev tools (`bench/`,
+ * A rule of the layout (docs/architecture.md), checked on the real module graphs: the dev tools (`bench/`,
  * `scripts/`) import nothing from `tests/` (what they share with the tests lives in
  * `scripts/support/`). The 500-line rule for `lib/` is in layers_test.ts.
  */

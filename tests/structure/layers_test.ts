@@ -1,8 +1,9 @@
 /**
- * The layout rules of DESIGN.md, checked on the real module graph: no import circles (code and
- * type imports), no import up a layer (`ranks.ts` holds the map), channels import only the
- * package entry (`mod.ts`), nothing in `lib/` outside `lib/runtime/` touches `Deno.*`, no
- * module of `lib/` over 500 lines, and `lib/` keeps at most a dozen files at its top.
+ * The layout rules of docs/architecture.md, checked on the real module graph: no import circles
+ * (code and type imports), no import up a layer (`ranks.ts` holds the map), the core imports no
+ * package but zod and fossil-delta, channels import only the package entry (`mod.ts`), nothing
+ * in `lib/` outside `lib/runtime/` touches `Deno.*`, no module of `lib/` over 500 lines, and
+ * `lib/` keeps at most a dozen files at its top.
  */
 import assert from "node:assert/strict";
 import { rankBreaks, rankOf } from "./ranks.ts";
@@ -161,6 +162,21 @@ Deno.test("layers: no module imports one of a higher layer", async (t) => {
       /^lib\/transports\/sse\.ts imports lib\/client\/wire\.ts: lib\/client\/ is imported only/,
     );
   });
+});
+
+Deno.test("the core imports no package but zod and fossil-delta (no JWT library, no Hono)", async () => {
+  // Authentication and HTTP are the edges' and the wiring's: the core takes a hook and a Request.
+  const allowed = new Set(["zod", "fossil-delta"]);
+  const found: string[] = [];
+  for await (const path of tsFiles(new URL("lib/core/", root))) {
+    const text = await Deno.readTextFile(new URL(path, root));
+    for (const [, specifier] of text.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)) {
+      if (!specifier.startsWith(".") && !allowed.has(specifier)) {
+        found.push(`${path}: ${specifier}`);
+      }
+    }
+  }
+  assert.deepEqual(found, []);
 });
 
 Deno.test("no module of lib/ is over 500 lines (generated code aside)", async () => {
