@@ -68,9 +68,16 @@ export interface HubOptions {
   log?: Logger;
   /** Counts each topic's subscribers and users (occupancy hook; default: not counted). */
   occupancy?: LocalOccupancy;
-  /** Told of a subscriber's failure in a fan-out (default: logged); the others still get it. */
-  onError?: (err: unknown) => void;
+  /**
+   * Told of a failure kept from spreading (default: logged): a subscriber's in a fan-out (the
+   * others still get the message), or the handling of a message or loss from the broker (a
+   * peer's message the hub could not take; the broker goes on with the next one).
+   */
+  onError?: (err: unknown, where: HubFailure) => void;
 }
+
+/** Where a failure the hub contained happened (see {@link HubOptions.onError}). */
+export type HubFailure = "fan-out" | "peer message";
 
 /** The node's topic registry and history: local delivery at once, the broker for the rest. */
 export class Hub {
@@ -87,7 +94,7 @@ export class Hub {
   readonly #covered = new Map<string, number>();
   /** Reads of a topic's shared last message in flight: concurrent polls share one. */
   readonly #lastReads = new Map<string, Promise<Broadcast | undefined>>();
-  #onError: (err: unknown) => void;
+  #onError: (err: unknown, where: HubFailure) => void;
   /** Told of every message this node numbers (see {@link persistWith}). */
   #persist?: (b: Broadcast) => void;
   /** Broadcasts handed to local subscribers (from this node or others), and deliveries made. */
@@ -105,7 +112,7 @@ export class Hub {
     this.clock = options.clock ?? Date;
     const log = options.log ?? defaultLogger;
     this.#onError = options.onError ??
-      ((err) => log.error("a subscriber failed", { error: describeError(err) }));
+      ((err, where) => log.error(`${where} failed`, { error: describeError(err) }));
     const { broker, nodeId } = options;
     this.runId = broker.runId ?? newRunId();
     this.#store = new TopicStore({
@@ -114,8 +121,10 @@ export class Hub {
       // Its local copy is gone: it no longer covers the shared one.
       onForget: (topic) => this.#covered.delete(topic),
     });
-    broker.onMessage((msg) => this.#receive(msg));
-    broker.onLoss(() => this.#lostEverywhere());
+    // What comes from the broker is handled here, whatever it holds: a failure is contained and
+    // reported by the hub, not thrown into the broker's receive loop.
+    broker.onMessage((msg) => this.#contained(() => this.#receive(msg)));
+    broker.onLoss(() => this.#contained(() => this.#lostEverywhere()));
   }
 
   /**
@@ -322,6 +331,14 @@ export class Hub {
     this.#deliver(b);
   }
 
+  #contained(handle: () => void): void {
+    try {
+      handle();
+    } catch (err) {
+      this.#onError(err, "peer message");
+    }
+  }
+
   /** Messages from another node were lost, topics unknown: every subscriber starts over. */
   #lostEverywhere(): void {
     this.#covered.clear();
@@ -334,7 +351,7 @@ export class Hub {
       try {
         sub.lost?.();
       } catch (err) {
-        this.#onError(err);
+        this.#onError(err, "fan-out");
       }
     }
   }
@@ -369,7 +386,7 @@ export class Hub {
       try {
         sub.deliver(b);
       } catch (err) {
-        this.#onError(err);
+        this.#onError(err, "fan-out");
       }
     }
     b.releaseEncodings();

@@ -138,7 +138,7 @@ export class Switchboard<C extends Partial<NodeOptions> = Partial<NodeOptions>>
       clock: this.clock,
       log: this.log,
       occupancy: this.occupancy,
-      onError: (err) => this.containedError("fan-out", err),
+      onError: (err, where) => this.containedError(where, err),
     });
     this.quotas = new UserQuotas(this.options.limits);
     const { maxSessions, maxSessionsPerAddress } = this.options.longpoll;
