@@ -1,7 +1,8 @@
 /**
  * Fair admission and the small refusals of issue 21, against the real server: a flood of
- * anonymous long-poll sessions from one address cannot lock WebSocket, SSE and `/healthz` out;
- * unused sessions are reaped; SSE streams cut while their reader stopped reading keep counting
+ * anonymous long-poll sessions from one address cannot lock WebSocket, SSE and `/healthz` out,
+ * nor can one spread over several addresses (the node's own long-poll budget); unused sessions
+ * are reaped; SSE streams cut while their reader stopped reading keep counting
  * until their socket is gone; an ended long-poll session answers 410; failed API
  * authentication is throttled per address; a short API_TOKEN is reported loudly.
  */
@@ -72,6 +73,45 @@ Deno.test("a long-poll flood from one address locks nobody out", async (t) => {
       assert.equal(await uncaughtErrors(server.url), 0);
     });
   } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("a long-poll flood spread over addresses meets the node's own budget", async () => {
+  const server = await startServer({
+    MAX_CONNECTIONS: "150",
+    MAX_LONGPOLL_SESSIONS: "30",
+    MAX_LONGPOLL_SESSIONS_PER_ADDRESS: "10",
+    LONGPOLL_FIRST_POLL_MS: "60000",
+  });
+  // Five source addresses on loopback (127.0.0.2 …): each within its own cap of 10.
+  const clients = [2, 3, 4, 5, 6].map((n) =>
+    Deno.createHttpClient({ localAddress: `127.0.0.${n}` })
+  );
+  try {
+    const refusals: string[] = [];
+    let opened = 0;
+    for (const client of clients) {
+      for (let i = 0; i < 10; i++) {
+        const res = await fetch(`${server.url}/socket/longpoll?vsn=2.0.0`, { client });
+        const body = await res.json();
+        if (res.status === 429) refusals.push(body.error);
+        else if (body.status === 410 && body.token) opened++;
+      }
+    }
+    assert.equal(opened, 30, "MAX_LONGPOLL_SESSIONS");
+    assert.equal(refusals.length, 20);
+    for (const error of refusals) {
+      assert.match(error, /long-poll sessions on this node \(at most 30\)/);
+    }
+    // The rest of the node's connections are not theirs: SSE and WebSocket are served.
+    const sse = await openSse(`${server.url}/events?topic=status:fair`);
+    assert.equal(sse.response.status, 200);
+    await sse.close();
+    const ws = await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0`);
+    await ws.close();
+  } finally {
+    for (const client of clients) client.close();
     await server.stop();
   }
 });
