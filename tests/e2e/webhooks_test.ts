@@ -9,7 +9,7 @@ import { publishStatus, waitForOccupancy } from "../support/api.ts";
 import { connectSocket, disconnect, join } from "../support/phoenix.ts";
 import { startServer } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
-import { waitFor } from "../support/wait.ts";
+import { delay, waitFor } from "../support/wait.ts";
 import { eventsOf, startReceiver } from "../support/webhooks.ts";
 
 const SECRET = "webhook-secret-of-the-test";
@@ -121,6 +121,45 @@ Deno.test("webhooks and occupancy on one node", async (t) => {
       assert.ok(await metric(server.url, 'switchboard_webhook_events_total{outcome="sent"}') > 0);
       await disconnect(ws);
     });
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("a reconnect within the leave grace sends no member event", async () => {
+  await using receiver = startReceiver(SECRET);
+  // A grace longer than the webhooks' tick (~1 s): a leave that ignored it would go out.
+  const server = await startServer({
+    WEBHOOK_URL: receiver.url,
+    WEBHOOK_SECRET: SECRET,
+    PRESENCE_LEAVE_GRACE_MS: "3000",
+  });
+  try {
+    const topic = "record:wh-handover";
+    const wes = await connectSocket(server.socketUrl, { user_id: "wes" });
+    await join(wes.channel(topic, { name: "Wes" }));
+    const first = await connectSocket(server.socketUrl, { user_id: "ann" });
+    await join(first.channel(topic, { name: "Ann" }));
+    await waitFor(() => eventsOf(receiver, topic).length === 3, "wes and ann added", 10_000);
+    // Ann's connection drops; she is back 1.5 s later, within the grace, after a tick or more.
+    await disconnect(first);
+    const droppedAt = Date.now();
+    await delay(1_500);
+    const second = await connectSocket(server.socketUrl, { user_id: "ann" });
+    await join(second.channel(topic, { name: "Ann" }));
+    // Past the grace, a third member: had Ann's leave gone out, it would come before Cy's join
+    // (the events of one topic keep their order).
+    await delay(Math.max(0, droppedAt + 3_500 - Date.now()));
+    const cy = await connectSocket(server.socketUrl, { user_id: "cy" });
+    await join(cy.channel(topic, { name: "Cy" }));
+    await waitFor(() => eventsOf(receiver, topic).includes("member_added:cy"), "cy", 10_000);
+    assert.deepEqual(eventsOf(receiver, topic), [
+      "channel_occupied",
+      "member_added:wes",
+      "member_added:ann",
+      "member_added:cy",
+    ]);
+    for (const socket of [wes, second, cy]) await disconnect(socket);
   } finally {
     await server.stop();
   }
