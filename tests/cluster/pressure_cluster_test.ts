@@ -1,6 +1,6 @@
 /**
  * Trust under pressure across two nodes through Redis (issue 21): a viewer on node B catches
- * up after a burst published on node A; presence that used to kill a node (a diff past the
+ * up with a burst published on node A, cut during it or away for it; presence that used to kill a node (a diff past the
  * bus line, a meta nested 30,000 deep, 62 KB metas in a row, everyone leaving at once) is
  * split or refused, and both nodes keep serving with nothing escaping.
  */
@@ -12,7 +12,7 @@ import type { RawSocket } from "../support/raw_ws.ts";
 import { startBridge, startRedis } from "../support/redis.ts";
 import { startServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
-import { resumeAfterBurst } from "../support/burst.ts";
+import { followBurst, resumeAfterBurst } from "../support/burst.ts";
 
 /** The keys an observer's presence shows after applying every state and diff it received. */
 function presenceKeys(raw: RawSocket, topic: string): Set<string> {
@@ -50,6 +50,17 @@ Deno.test("pressure across two nodes through Redis", async (t) => {
     await waitForCluster([a, b]);
 
     for (const [name, pauseMs] of [["slow", 4], ["full speed", 0]] as const) {
+      // As the issue found it: the viewer on B is connected while A publishes, and is cut.
+      await t.step(
+        `a ${name} SSE viewer on B, cut during a burst on A, catches up`,
+        () =>
+          followBurst({
+            viewerUrl: b.url,
+            publisherUrl: a.url,
+            topic: `status:xcut-${pauseMs}`,
+            pauseMs,
+          }),
+      );
       await t.step(
         `a ${name} SSE viewer on B, away during a burst on A, catches up`,
         () =>

@@ -58,6 +58,33 @@ export function checkConverged(events: SseEvent[]): { last: number; resets: numb
   return { last: expected - 1, resets };
 }
 
+/**
+ * A viewer of `viewerUrl` that reads `topic` from the start while a burst is published on
+ * `publisherUrl` (the same node or another), cut as a slow consumer and reconnecting with its
+ * Last-Event-ID as EventSource does. Asserts it ends with every message in order (or a reset
+ * then the current state) and at most one empty resume.
+ */
+export async function followBurst(
+  options: { viewerUrl: string; publisherUrl: string; topic: string; pauseMs: number },
+): Promise<void> {
+  const { viewerUrl, publisherUrl, topic, pauseMs } = options;
+  let opened!: () => void;
+  const subscribed = new Promise<void>((resolve) => opened = resolve);
+  const reading = followSse(`${viewerUrl}/events?topic=${topic}`, {
+    done: sawLast(600),
+    maxConnects: 25,
+    pauseMs,
+    opened,
+  });
+  // Published once the viewer is subscribed: a late joiner starts from the last message.
+  await Promise.race([subscribed, reading]);
+  await publishBurst(publisherUrl, topic);
+  const follow = await reading;
+  const { last } = checkConverged(follow.events);
+  assert.equal(last, 600, `ended at ${last} of 600 after ${follow.connects} connects`);
+  assert.ok(follow.empty <= 1, `${follow.empty} of ${follow.connects} resumes were empty`);
+}
+
 /** Done once the last status, or a reset carrying it, was read. */
 export const sawLast = (total: number) => (events: SseEvent[]) =>
   events.some((e) =>

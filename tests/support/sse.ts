@@ -177,6 +177,8 @@ export async function followSse(
     pauseMs?: number;
     /** Where to resume from on the first connection (an id an earlier stream ended at). */
     lastEventId?: string;
+    /** Called once the first stream is open (subscribed: its join was answered). */
+    opened?: () => void;
   },
 ): Promise<SseFollow> {
   const follow: SseFollow = { events: [], connects: 0, empty: 0 };
@@ -186,6 +188,7 @@ export async function followSse(
     const headers: Record<string, string> = lastEventId ? { "last-event-id": lastEventId } : {};
     const stream = await openSse(url, headers, { pauseMs: options.pauseMs });
     if (!stream.response.ok) throw new Error(`SSE refused: ${stream.response.status}`);
+    if (follow.connects === 1) options.opened?.();
     let seen = 0;
     // Bounded: the stream ends (cut or closed), or the events say the reader is done.
     while (true) {
