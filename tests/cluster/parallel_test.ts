@@ -2,7 +2,8 @@
  * `deno task start:parallel` (`deno serve --parallel`, here with 2 isolates) acts as one server:
  * 16 official Phoenix clients spread over the isolates by the kernel see complete presence,
  * API broadcasts reach all, broadcast-from is not echoed, leaves are seen by all, an SSE reader
- * resumes with `Last-Event-ID` whichever isolate takes the reconnect, and SIGTERM drains every
+ * resumes with `Last-Event-ID` whichever isolate takes the reconnect, the server API's
+ * disconnect reaches a user's sockets on every isolate, and SIGTERM drains every
  * isolate and exits 0.
  */
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import {
   type Socket,
   withPresence,
 } from "../support/phoenix.ts";
+import { isReply, openRaw, type RawSocket, replyOf } from "../support/raw_ws.ts";
 import { freePort } from "../support/redis.ts";
 import { parallelTaskArgs, spawnListening } from "../support/server.ts";
 import { openSse } from "../support/sse.ts";
@@ -198,6 +200,26 @@ Deno.test("deno task start:parallel: two isolates act as one server", async (t) 
         assert.deepEqual(got.slice().sort(), [2, 3, 4], `attempt ${attempt}: ${got}`);
         await again.close();
       }
+    });
+
+    await t.step("POST /api/disconnect ends a user's sessions on every isolate", async () => {
+      const zed: RawSocket[] = [];
+      for (let i = 0; i < 6; i++) {
+        // A new connection each: the kernel spreads them over the isolates.
+        const raw = await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0&user_id=zed`);
+        raw.push("1", "1", "status:par-api", "phx_join", {});
+        assert.equal(replyOf(await raw.next(isReply("1"))).status, "ok");
+        zed.push(raw);
+      }
+      // No API_TOKEN in this test: the API is open (development defaults).
+      const res = await fetch(`${url}/api/disconnect`, {
+        method: "POST",
+        body: JSON.stringify({ user_id: "zed" }),
+      });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      const codes = await Promise.all(zed.map((raw) => raw.closed.then((c) => c.code)));
+      assert.deepEqual(codes, [4010, 4010, 4010, 4010, 4010, 4010]);
     });
 
     await t.step("SIGTERM drains every isolate and exits 0 within 10 s", async () => {

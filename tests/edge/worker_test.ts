@@ -2,7 +2,8 @@
  * The Cloudflare Worker on Cloudflare's runtime: `deno task dev:worker` (the pinned
  * `wrangler dev`, workerd) driven like the Deno server is driven elsewhere: the official
  * `phoenix` client over WebSocket (with `authToken`) and long-poll, a fetch-based SSE reader
- * with `Last-Event-ID` resume, the HTTP API with ETag polling, the pages, the close handshake,
+ * with `Last-Event-ID` resume, the HTTP API with ETag polling, webhooks and the server API's
+ * disconnect from a node object, the pages, the close handshake,
  * and slow consumers on a runtime whose WebSocket has no `bufferedAmount`. Also
  * `wrangler deploy --dry-run` of the bundle.
  */
@@ -174,8 +175,42 @@ Deno.test("Cloudflare Worker on workerd (deno task dev:worker)", async (t) => {
         // Leave: Bob sees Ann go.
         await new Promise((resolve) => annChannel.leave().receive("ok", resolve));
         await waitFor(() => bobView.keys().join() === "bob×1", "Ann's leave reaches Bob");
+        // The server API on the Worker: Cy's session ends (4010); then the record is empty.
+        const cy = await signToken(SECRET, { sub: "cy", exp: nowSeconds() + 600 });
+        const cySocket = await connectSocket(worker.socketUrl, { token: cy });
+        await join(cySocket.channel("record:edge", { name: "Cy" }));
+        await waitFor(
+          () => eventsOf(receiver, "record:edge").includes("member_added:cy"),
+          "member_added:cy",
+          10_000,
+        );
+        const cyCloses: number[] = [];
+        cySocket.onClose((e: { code: number }) => cyCloses.push(e.code));
+        const ended = await fetch(`${worker.url}/api/disconnect`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${API_TOKEN}` },
+          body: JSON.stringify({ user_id: "cy" }),
+        });
+        assert.deepEqual(await ended.json(), { sessions: 1 });
+        await waitFor(() => cyCloses.includes(4010), "Cy's socket closed by the server");
+        await disconnect(cySocket);
         await disconnect(annSocket);
         await disconnect(bobSocket);
+        await waitFor(
+          () => eventsOf(receiver, "record:edge").at(-1) === "channel_vacated",
+          "channel_vacated",
+          10_000,
+        );
+        const events = eventsOf(receiver, "record:edge");
+        assert.equal(events[0], "channel_occupied");
+        assert.deepEqual(events.slice(1, -1).sort(), [
+          "member_added:ann",
+          "member_added:bob",
+          "member_added:cy",
+          "member_removed:ann",
+          "member_removed:bob",
+          "member_removed:cy",
+        ]);
       },
     );
 
