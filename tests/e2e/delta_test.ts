@@ -176,6 +176,28 @@ Deno.test("deltas: 100 one-component updates over SSE and WebSocket, with and wi
         await reset.close();
       }
     });
+
+    await t.step(
+      "after a WebSocket reset (a cursor of a stream long gone) the next is full",
+      async () => {
+        // A well-formed position in a stream this node never had: its messages cannot be replayed.
+        const cursor = `${encodeURIComponent(topic)}=0,gone~run999*5`;
+        const again = await joinRaw(server.socketUrl, topic, { delta: "fossil", cursor });
+        try {
+          const reset = await again.ws.next((f) => f.topic === topic && f.event === "reset");
+          assert.ok((reset.payload as { reason?: string }).reason);
+          const from = again.ws.log.length;
+          await publishAll(server.url, topic, updates.slice(0, 2));
+          const frames = () => again.ws.log.slice(from);
+          await waitFor(() => decodeWs(frames(), topic).texts.length === 2, "two messages");
+          const decoded = decodeWs(frames(), topic);
+          assert.deepEqual(decoded.kinds, ["full", "delta"]);
+          assert.deepEqual(decoded.texts, expected.slice(0, 2));
+        } finally {
+          await again.ws.close();
+        }
+      },
+    );
   } finally {
     await sseDelta.close();
     await sseFull.close();
