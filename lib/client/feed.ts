@@ -27,12 +27,18 @@
  */
 import { DELTA_FORMAT, DeltaDecoder } from "./delta.ts";
 
-/** The connection state of a feed or socket. `since` is a `Date.now()` timestamp. */
+/**
+ * The connection state of a feed or socket. `since` is a `Date.now()` timestamp. `refused`: the
+ * server closed the socket with a refusal (close code 4001–4099: an expired or revoked token,
+ * the user disconnected by the app's backend, …); connecting again with the same params would
+ * be refused again, so the socket stays closed until the app connects anew (a fresh token).
+ */
 export type ConnectionState =
   | { kind: "connecting" }
   | { kind: "live"; via: "sse" | "poll" | "websocket" | "longpoll"; since: number }
   | { kind: "reconnecting"; since: number }
-  | { kind: "offline"; since: number };
+  | { kind: "offline"; since: number }
+  | { kind: "refused"; code: number; reason: string; since: number };
 
 /**
  * One SSE event: `data` is `{topic, payload}` (or `{topic, delta}`, applied here); `id` is the

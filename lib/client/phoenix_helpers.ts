@@ -27,6 +27,7 @@ export interface SocketLike {
   onError(callback: (error: unknown) => void): unknown;
   onClose(callback: (event: unknown) => void): unknown;
   connect(): void;
+  disconnect(): void;
   isConnected(): boolean;
 }
 
@@ -49,6 +50,9 @@ export interface ConnectOptions {
   socketOptions?: Record<string, unknown>;
 }
 
+/** The close codes of a refusal (docs/protocol-refusals.md): the server's 4001–4011, and room. */
+const _REFUSAL_CODES = { from: 4001, to: 4099 };
+
 /** A connected socket and its state. */
 export interface PhoenixConnection<S extends SocketLike> {
   socket: S;
@@ -57,7 +61,11 @@ export interface PhoenixConnection<S extends SocketLike> {
   transport(): "websocket" | "longpoll";
 }
 
-/** Creates and connects a Socket with the long-poll fallback, tracking its state. */
+/**
+ * Creates and connects a Socket with the long-poll fallback, tracking its state. A refusal
+ * (close code 4001–4099) ends the socket: the state says `refused` with the server's reason
+ * (unless `socketOptions.params` is a function, which may give a fresh token next time).
+ */
 export function connectPhoenix<S extends SocketLike>(
   phoenix: PhoenixModule<S>,
   options: ConnectOptions = {},
@@ -88,7 +96,19 @@ export function connectPhoenix<S extends SocketLike>(
   };
   socket.onOpen(() => set({ kind: "live", via: transport(), since: Date.now() }));
   socket.onError(down);
-  socket.onClose(down);
+  // Params given as a function (Phoenix's way to pass a fresh token on each connect) may be
+  // accepted next time: then a refusal is only a close.
+  const freshParams = typeof options.socketOptions?.params === "function";
+  socket.onClose((event) => {
+    const { code, reason } = (event ?? {}) as { code?: unknown; reason?: unknown };
+    const refused = typeof code === "number" && code >= _REFUSAL_CODES.from &&
+      code <= _REFUSAL_CODES.to;
+    if (!refused || freshParams) return down();
+    // A refusal: Phoenix would reconnect with the same params, to be refused again (every 5 s,
+    // the server's linger). disconnect() here also cancels the reconnect Phoenix just scheduled.
+    socket.disconnect();
+    set({ kind: "refused", code, reason: String(reason ?? ""), since: Date.now() });
+  });
   globalThis.addEventListener?.("offline", () => {
     if (state.kind !== "offline") set({ kind: "offline", since: Date.now() });
   });

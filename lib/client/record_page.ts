@@ -62,6 +62,8 @@ function renderConnection(s: ConnectionState): void {
     ? `Connected (${s.via === "longpoll" ? "long-poll fallback" : "WebSocket"})`
     : s.kind === "reconnecting"
     ? `Reconnecting since ${formatClock(s.since)}… The list may be out of date.`
+    : s.kind === "refused"
+    ? `Refused by the server (${s.reason}). Reload the page to connect again.`
     : `Offline since ${formatClock(s.since)}. The list may be out of date.`;
 }
 

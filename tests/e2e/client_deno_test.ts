@@ -7,12 +7,16 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { defineChannel } from "../../lib/core/channel.ts";
-import { connect, ReplyError } from "../../lib/client/mod.ts";
+import { connect, type ConnectionState, ReplyError } from "../../lib/client/mod.ts";
+import { nowSeconds, signToken } from "../../lib/auth.ts";
+import { metricValue } from "../support/metrics.ts";
 import { Engine } from "../../lib/client/engine.ts";
 import { type EngineMessage, ResumeState } from "../../lib/client/wire.ts";
 import type { channels } from "../../channels/mod.ts";
 import { startServer } from "../support/server.ts";
-import { waitFor } from "../support/wait.ts";
+import { delay, waitFor } from "../support/wait.ts";
+
+const API = "client-refusal-api-token";
 
 const root = new URL("../../", import.meta.url);
 
@@ -80,6 +84,40 @@ record.on("pach", () => {});
     assert.match(output, /Type 'number' is not assignable to type 'string'/);
     assert.match(output, /'"pach"' is not assignable to parameter of type '"patch"'/);
   });
+});
+
+Deno.test("a refused socket stays closed: disconnected by the app's backend, state refused", async () => {
+  const server = await startServer({ SOCKET_SECRET: "client-refusal-secret", API_TOKEN: API });
+  const token = await signToken("client-refusal-secret", { sub: "ann", exp: nowSeconds() + 600 });
+  const states: ConnectionState[] = [];
+  const ann = connect<typeof channels>({
+    endpoint: `${server.url.replace("http", "ws")}/socket`,
+    params: { token },
+    share: "none",
+  });
+  ann.onState((state) => states.push(state));
+  try {
+    assert.deepEqual(await ann.channel("record:refused", { name: "Ann" }).join(), {});
+    const res = await fetch(`${server.url}/api/disconnect`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API}` },
+      body: JSON.stringify({ user_id: "ann" }),
+    });
+    assert.deepEqual(await res.json(), { sessions: 1 });
+    await waitFor(() => ann.state.kind === "refused", "the refused state");
+    const refused = ann.state as Extract<ConnectionState, { kind: "refused" }>;
+    assert.equal(refused.code, 4010);
+    assert.match(refused.reason, /disconnected by the server/);
+    // Phoenix would come back with the revoked token within a second (refused, 4011); the
+    // client does not: the node saw no second connection.
+    await delay(1_500);
+    assert.equal(await metricValue(server.url, "switchboard_refused_total", 'reason="revoked"'), 0);
+    assert.equal(await metricValue(server.url, "switchboard_connections_total"), 1);
+    assert.equal(states.at(-1)?.kind, "refused");
+  } finally {
+    ann.close();
+    await server.stop();
+  }
 });
 
 Deno.test("the client in Deno: join, push with replies, messages, presence, validation", async () => {
