@@ -1,6 +1,7 @@
 /**
  * Trust under pressure across two nodes through Redis (issue 21): a viewer on node B catches
- * up with a burst published on node A, cut during it or away for it; presence that used to kill a node (a diff past the
+ * up with a burst published on node A, cut during it or away for it (SSE), or joining with
+ * the cursor from before it (WebSocket, long-poll); presence that used to kill a node (a diff past the
  * bus line, a meta nested 30,000 deep, 62 KB metas in a row, everyone leaving at once) is
  * split or refused, and both nodes keep serving with nothing escaping.
  */
@@ -12,7 +13,12 @@ import type { RawSocket } from "../support/raw_ws.ts";
 import { startBridge, startRedis } from "../support/redis.ts";
 import { startServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
-import { followBurst, resumeAfterBurst } from "../support/burst.ts";
+import {
+  followBurst,
+  resumeAfterBurst,
+  resumeLongPollAfterBurst,
+  resumeWebSocketAfterBurst,
+} from "../support/burst.ts";
 
 /** The keys an observer's presence shows after applying every state and diff it received. */
 function presenceKeys(raw: RawSocket, topic: string): Set<string> {
@@ -72,6 +78,15 @@ Deno.test("pressure across two nodes through Redis", async (t) => {
           }),
       );
     }
+    const acrossNodes = { viewerUrl: b.url, publisherUrl: a.url };
+    await t.step(
+      "WebSocket on B: a join with the cursor from before a burst on A",
+      () => resumeWebSocketAfterBurst({ ...acrossNodes, topic: "status:xws-burst" }),
+    );
+    await t.step(
+      "long-poll on B: a join with the cursor, paced by the polls",
+      () => resumeLongPollAfterBurst({ ...acrossNodes, topic: "status:xlp-burst" }),
+    );
 
     await t.step(
       "realtime REST past the bus line: 413, and a batch is all or nothing",

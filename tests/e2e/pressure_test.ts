@@ -11,8 +11,12 @@ import { startServer } from "../support/server.ts";
 import {
   checkConverged,
   followBurst,
+  frameEvents,
+  missBurst,
   publishBurst,
   resumeAfterBurst,
+  resumeLongPollAfterBurst,
+  resumeWebSocketAfterBurst,
   sawLast,
 } from "../support/burst.ts";
 import { metricValue, uncaughtErrors } from "../support/metrics.ts";
@@ -101,62 +105,21 @@ Deno.test("no client input kills or poisons a node (one node)", async (t) => {
 
 Deno.test("a resume after a burst converges (WebSocket, long-poll)", async (t) => {
   const server = await startServer();
-  /** The topic's cursor now, then a burst: resuming from it replays ~12 MB. */
-  const missBurst = async (topic: string) => {
-    const res = await fetch(`${server.url}/api/topics/${topic}`);
-    const { cursor } = await res.json();
-    await publishBurst(server.url, topic);
-    return cursor as string;
-  };
-  /** Status numbers and resets as frames (`[joinRef, ref, topic, event, payload]`) carry them. */
-  const asEvents = (frames: unknown[][]) =>
-    frames.filter((f) => f[3] === "status" || f[3] === "reset").map((f) => ({
-      event: f[3] as string,
-      data: "",
-      lastEventId: "",
-      json: { topic: f[2] as string, payload: f[4] as Record<string, unknown> },
-    }));
+  const node = { viewerUrl: server.url, publisherUrl: server.url };
   try {
-    await t.step("WebSocket: a join with the cursor from before the burst", async () => {
-      const topic = "status:ws-burst";
-      const cursor = await missBurst(topic);
-      const raw = await openRaw(`${server.socketUrl}/websocket?vsn=2.0.0`);
-      raw.push("1", "1", topic, "phx_join", { cursor });
-      await raw.next(
-        (f) =>
-          (f.event === "status" && (f.payload as { n: number }).n === 600) || f.event === "reset",
-        30_000,
-      );
-      const { last } = checkConverged(asEvents(raw.log.map((f) => f.json as unknown[])));
-      assert.equal(last, 600);
-      await raw.close();
-    });
+    await t.step(
+      "WebSocket: a join with the cursor from before the burst",
+      () => resumeWebSocketAfterBurst({ ...node, topic: "status:ws-burst" }),
+    );
 
-    await t.step("long-poll: a join with the cursor, paced by the polls", async () => {
-      const topic = "status:lp-burst";
-      const cursor = await missBurst(topic);
-      const endpoint = `${server.url}/socket/longpoll?vsn=2.0.0`;
-      const { token } = await (await fetch(endpoint)).json();
-      const post = await fetch(`${endpoint}&token=${token}`, {
-        method: "POST",
-        body: JSON.stringify(["1", "1", topic, "phx_join", { cursor }]),
-      });
-      assert.equal((await post.json()).status, 200);
-      const frames: unknown[][] = [];
-      let polls = 0;
-      while (!sawLast(600)(asEvents(frames)) && polls < 200) {
-        polls++;
-        const answer = await (await fetch(`${endpoint}&token=${token}`)).json();
-        assert.ok([200, 204].includes(answer.status), `poll ${polls}: ${JSON.stringify(answer)}`);
-        for (const m of answer.messages ?? []) frames.push(JSON.parse(m));
-      }
-      assert.equal(checkConverged(asEvents(frames)).last, 600);
-      assert.ok(polls > 1, "the replay came in several polls");
-    });
+    await t.step(
+      "long-poll: a join with the cursor, paced by the polls",
+      () => resumeLongPollAfterBurst({ ...node, topic: "status:lp-burst" }),
+    );
 
     await t.step("long-poll: too far behind, a reset with the current state", async () => {
       const topic = "status:lp-behind";
-      const cursor = await missBurst(topic);
+      const cursor = await missBurst({ ...node, topic });
       const endpoint = `${server.url}/socket/longpoll?vsn=2.0.0`;
       const { token } = await (await fetch(endpoint)).json();
       const poll = async () => {
@@ -174,10 +137,10 @@ Deno.test("a resume after a burst converges (WebSocket, long-poll)", async (t) =
       // meanwhile. (A larger one would go on piling up after the reset: a slow consumer.)
       const frames = await poll();
       await publishBurst(server.url, topic, { total: 120, from: 601 });
-      for (let polls = 0; polls < 50 && !sawLast(720)(asEvents(frames)); polls++) {
+      for (let polls = 0; polls < 50 && !sawLast(720)(frameEvents(frames)); polls++) {
         frames.push(...await poll());
       }
-      const { last, resets } = checkConverged(asEvents(frames));
+      const { last, resets } = checkConverged(frameEvents(frames));
       assert.equal(last, 720);
       assert.equal(resets, 1);
       const reset = frames.find((f) => f[3] === "reset")!;

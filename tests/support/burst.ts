@@ -11,6 +11,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { openRaw } from "./raw_ws.ts";
 import { followSse, openSse, type SseEvent } from "./sse.ts";
 import { waitFor } from "./wait.ts";
 
@@ -136,4 +137,88 @@ export async function resumeAfterBurst(options: ResumeAfterBurst): Promise<void>
   const { last } = checkConverged([...first.events, ...follow.events]);
   assert.equal(last, 600, `ended at ${last} of 600 after ${follow.connects} connects`);
   assert.equal(follow.empty, 0, `${follow.empty} of ${follow.connects} resumes were empty`);
+}
+
+/** Where a resume by join cursor reads and the burst is published. */
+export interface CursorResume {
+  /** The node the client joins (http URL). */
+  viewerUrl: string;
+  /** The node the burst is published on (the same, or another node of the cluster). */
+  publisherUrl: string;
+  topic: string;
+}
+
+/**
+ * The topic's cursor on the viewer's node now, then a burst published on the publisher's,
+ * waited for until the viewer's node holds all of it: resuming from the cursor replays ~12 MB.
+ */
+export async function missBurst({ viewerUrl, publisherUrl, topic }: CursorResume): Promise<string> {
+  const { cursor } = await (await fetch(`${viewerUrl}/api/topics/${topic}`)).json();
+  await publishBurst(publisherUrl, topic);
+  await waitFor(
+    async () => (await (await fetch(`${viewerUrl}/api/topics/${topic}`)).json()).payload?.n === 600,
+    "the viewer's node holds the whole burst",
+    15_000,
+  );
+  return cursor as string;
+}
+
+/** Status numbers and resets, as Phoenix frames (`[joinRef, ref, topic, event, payload]`) carry them. */
+export function frameEvents(frames: unknown[][]): SseEvent[] {
+  return frames.filter((f) => f[3] === "status" || f[3] === "reset").map((f) => ({
+    event: f[3] as string,
+    data: "",
+    lastEventId: "",
+    json: { topic: f[2] as string, payload: f[4] as Record<string, unknown> },
+  }));
+}
+
+/**
+ * A raw WebSocket joins with the cursor from before a burst (see {@link missBurst}) and gets
+ * every status in order, paced by its connection.
+ */
+export async function resumeWebSocketAfterBurst(options: CursorResume): Promise<void> {
+  const cursor = await missBurst(options);
+  const raw = await openRaw(
+    `${options.viewerUrl.replace("http", "ws")}/socket/websocket?vsn=2.0.0`,
+  );
+  try {
+    raw.push("1", "1", options.topic, "phx_join", { cursor });
+    await raw.next(
+      (f) =>
+        (f.event === "status" && (f.payload as { n: number }).n === 600) || f.event === "reset",
+      30_000,
+    );
+    const { last, resets } = checkConverged(frameEvents(raw.log.map((f) => f.json as unknown[])));
+    // The burst is over and fits the window: every message, no reset.
+    assert.deepEqual({ last, resets }, { last: 600, resets: 0 });
+  } finally {
+    await raw.close();
+  }
+}
+
+/**
+ * A long-poll session joins with the cursor from before a burst (see {@link missBurst}); the
+ * replay comes paced by its polls (more than one), every status in order.
+ */
+export async function resumeLongPollAfterBurst(options: CursorResume): Promise<void> {
+  const cursor = await missBurst(options);
+  const endpoint = `${options.viewerUrl}/socket/longpoll?vsn=2.0.0`;
+  const { token } = await (await fetch(endpoint)).json();
+  const post = await fetch(`${endpoint}&token=${token}`, {
+    method: "POST",
+    body: JSON.stringify(["1", "1", options.topic, "phx_join", { cursor }]),
+  });
+  assert.equal((await post.json()).status, 200);
+  const frames: unknown[][] = [];
+  let polls = 0;
+  while (!sawLast(600)(frameEvents(frames)) && polls < 200) {
+    polls++;
+    const answer = await (await fetch(`${endpoint}&token=${token}`)).json();
+    assert.ok([200, 204].includes(answer.status), `poll ${polls}: ${JSON.stringify(answer)}`);
+    for (const m of answer.messages ?? []) frames.push(JSON.parse(m));
+  }
+  // The burst is over and fits the window: every message, no reset.
+  assert.deepEqual(checkConverged(frameEvents(frames)), { last: 600, resets: 0 });
+  assert.ok(polls > 1, "the replay came in several polls");
 }
