@@ -110,7 +110,10 @@ export interface Broker {
   readonly runId?: string;
   /** Hands a message to the other nodes; never throws, never blocks local delivery. */
   publish(msg: BrokerMessage): void;
-  /** Registers the handler for messages that came from other nodes. */
+  /**
+   * Registers the handler for messages that came from other nodes. The handler never throws
+   * (the hub contains its own failures), so a broker need not guard its receive loop.
+   */
   onMessage(handler: (msg: BrokerMessage) => void): void;
   /** Sends this node's presence state of one topic to the other nodes. */
   replicatePresence(topic: string, state: PresenceState): void;
@@ -131,7 +134,10 @@ export interface Broker {
   continuity(): number | undefined;
   /** Largest message (encoded JSON bytes) the bus carries; undefined: no limit. */
   readonly maxMessageBytes?: number;
-  /** Registers the handler for messages from other nodes that could not be recovered. */
+  /**
+   * Registers the handler for messages from other nodes that could not be recovered (it never
+   * throws either).
+   */
   onLoss(handler: (loss: BrokerLoss) => void): void;
   state(): BrokerState;
   close(): Promise<void>;
