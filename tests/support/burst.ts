@@ -94,6 +94,15 @@ export const sawLast = (total: number) => (events: SseEvent[]) =>
       (e.json!.payload.state as { status: { n: number } | null }).status?.n === total)
   );
 
+/** Waits until the node at `url` holds the whole burst (its last message is the 600th). */
+async function holdsBurst(url: string, topic: string): Promise<void> {
+  await waitFor(
+    async () => (await (await fetch(`${url}/api/topics/${topic}`)).json()).payload?.n === 600,
+    "the viewer's node holds the whole burst",
+    15_000,
+  );
+}
+
 /** Where {@link resumeAfterBurst} reads and publishes, and how fast its viewer reads. */
 export interface ResumeAfterBurst {
   /** The node the viewer reads from. */
@@ -120,14 +129,7 @@ export async function resumeAfterBurst(options: ResumeAfterBurst): Promise<void>
   await first.next((e) => e.event === "status" && e.json!.payload.n === 20, 15_000);
   await first.close();
   await publishing;
-  await waitFor(
-    async () => {
-      const body = await (await fetch(`${viewerUrl}/api/topics/${topic}`)).json();
-      return body.payload?.n === 600;
-    },
-    "the viewer's node holds the whole burst",
-    15_000,
-  );
+  await holdsBurst(viewerUrl, topic);
   const follow = await followSse(url, {
     done: sawLast(600),
     maxConnects: 10,
@@ -155,11 +157,7 @@ export interface CursorResume {
 export async function missBurst({ viewerUrl, publisherUrl, topic }: CursorResume): Promise<string> {
   const { cursor } = await (await fetch(`${viewerUrl}/api/topics/${topic}`)).json();
   await publishBurst(publisherUrl, topic);
-  await waitFor(
-    async () => (await (await fetch(`${viewerUrl}/api/topics/${topic}`)).json()).payload?.n === 600,
-    "the viewer's node holds the whole burst",
-    15_000,
-  );
+  await holdsBurst(viewerUrl, topic);
   return cursor as string;
 }
 
