@@ -112,15 +112,6 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
     }
   }
   request.beforeJoin?.();
-  // Issue 21: topics per user over all its sockets (instance_quota.ts).
-  let quotaUser: string | undefined;
-  try {
-    quotaUser = takeTopic(node.quotas, owner.identity);
-  } catch (err) {
-    if (!(err instanceof LimitError)) throw err;
-    node.metrics.inc("switchboard_refused_total", { reason: err.reason });
-    return { status: "error", response: { reason: err.reason, detail: err.message } };
-  }
   const { channel, subtopic } = match;
   let params: unknown = payload;
   if (channel.joinParams) {
@@ -132,6 +123,16 @@ export async function joinChannel(owner: ChannelOwner, request: JoinRequest): Pr
       };
     }
     params = parsed.data;
+  }
+  // Issue 21: topics per user over all its sockets (instance_quota.ts). Taken last of the
+  // checks: from here on every refusal goes through the server, whose stop gives it back.
+  let quotaUser: string | undefined;
+  try {
+    quotaUser = takeTopic(node.quotas, owner.identity);
+  } catch (err) {
+    if (!(err instanceof LimitError)) throw err;
+    node.metrics.inc("switchboard_refused_total", { reason: err.reason });
+    return { status: "error", response: { reason: err.reason, detail: err.message } };
   }
   const server = new ChannelServer({
     owner,

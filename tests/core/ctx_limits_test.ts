@@ -2,7 +2,8 @@
  * What channel code sends is bounded like what clients send (issue 21): `ctx.push`,
  * `ctx.broadcast` and `ctx.track` with a payload nested past MAX_PAYLOAD_DEPTH are refused with
  * `invalid_payload` (the pushing client's reply says so), nothing goes out, and the channel
- * keeps serving. At the limit itself everything goes through.
+ * keeps serving. At the limit itself everything goes through. A join refused for its params
+ * takes nothing from the user's topic bound.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
@@ -71,4 +72,20 @@ Deno.test("ctx.push, ctx.broadcast and ctx.track past MAX_PAYLOAD_DEPTH: invalid
       .flatMap((p) => p.metas);
     assert.equal(metas.length, 1, "one tracked meta: the one at the limit");
   });
+});
+
+Deno.test("a join refused for its params does not count against the user's topics", async () => {
+  const room = defineChannel({ topic: "room:*", joinParams: z.object({ nick: z.string() }) });
+  await using node = channelTest({ channels: [room], env: { MAX_TOPICS_PER_USER: "2" } });
+  const ann = node.connect({ user_id: "ann" });
+  for (let i = 0; i < 3; i++) {
+    const refused = await ann.join(`room:${i}`, { nick: 7 });
+    assert.equal(refused.status, "error");
+    assert.equal(refused.response.reason, "invalid_params");
+  }
+  // Had the refused joins taken a topic each, the second of these would be too many.
+  assert.equal((await ann.join("room:a", { nick: "Ann" })).status, "ok");
+  assert.equal((await ann.join("room:b", { nick: "Ann" })).status, "ok");
+  const third = await ann.join("room:c", { nick: "Ann" });
+  assert.equal(third.response.reason, "too_many_topics_for_user");
 });
