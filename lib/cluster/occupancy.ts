@@ -252,7 +252,10 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
     if (report.hello) this.#snapshotAsked = true;
     if (!Array.isArray(report.t)) return;
     if (report.full) return this.#stage(peer, report.t, report.full);
-    for (const row of report.t) this.#apply(peer.counts, row);
+    for (const row of report.t) {
+      const topic = this.#apply(peer.counts, row);
+      if (topic !== undefined) this.#dirty.add(topic);
+    }
   }
 
   #stage(peer: _Peer, rows: _Report["t"], [part, of]: [number, number]): void {
@@ -274,14 +277,19 @@ export class ClusterOccupancy implements OccupancyReader, Subscriber {
     }
   }
 
-  #apply(counts: Map<string, Occupancy>, row: unknown): void {
-    if (!Array.isArray(row) || typeof row[0] !== "string") return;
+  /**
+   * Writes one report row into `counts`; returns its topic (undefined for a malformed row). A
+   * snapshot's rows go to staging, and only the topics whose counts differ are marked dirty
+   * when it is complete ({@link #stage}); a change report's rows are changes.
+   */
+  #apply(counts: Map<string, Occupancy>, row: unknown): string | undefined {
+    if (!Array.isArray(row) || typeof row[0] !== "string") return undefined;
     const [topic, subscribers, users] = row as [string, number, number];
-    this.#dirty.add(topic);
     if (!(subscribers > 0)) counts.delete(topic);
     else if (counts.has(topic) || counts.size < MAX_PEER_TOPICS) {
       counts.set(topic, { subscribers, users: users > 0 ? users : 0 });
     }
+    return topic;
   }
 
   #drop(id: string, dirty: Set<string>): void {

@@ -230,6 +230,11 @@ export class PresenceTracker {
     return this.#crowd.pageOf(topic, cursor, limit);
   }
 
+  /** The distinct keys present on `topic` on every node (those of {@link list}, no metas). */
+  keys(topic: string): Iterable<string> {
+    return this.#keys(topic);
+  }
+
   /** Metas (subscribers) and distinct keys (users) of a topic on every node. */
   counts(topic: string): Occupancy {
     let users = 0;

@@ -59,7 +59,7 @@ export class WebhookWatcher {
     this.#dirty = new Map();
     for (const [topic, presenceChanged] of dirty) {
       const told = this.#members.get(topic) ?? _NO_KEYS;
-      const keys = presenceChanged ? new Set(Object.keys(presence.list(topic))) : told;
+      const keys = presenceChanged ? new Set(presence.keys(topic)) : told;
       const occupied = keys.size > 0 || cluster.of(topic).subscribers > 0;
       const events: Omit<WebhookEvent, "id">[] = [];
       if (occupied && !this.#occupied.has(topic)) {
