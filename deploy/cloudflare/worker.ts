@@ -181,16 +181,15 @@ export class SwitchboardNode {
     let config;
     let storage;
     try {
-      const sql = this.#state.storage.sql;
-      const named = new NodeStorage(sql);
-      const stored = named.meta("node");
+      storage = new NodeStorage(this.#state.storage.sql);
+      const stored = storage.meta("node");
       const nodeId = this.#state.id.name ?? stored ?? forwardedName ??
         DEFAULT_NODE;
       config = loadConfig({
         ...bindingsEnv(this.#env, CONFIG_KEYS),
         NODE_ID: nodeId,
       });
-      storage = new NodeStorage(sql, config.history);
+      storage.limits = config.history;
       if (stored === undefined) storage.setMeta("node", nodeId);
       // Built before, in an earlier life: this is a wake (after hibernation or eviction).
       else storage.countWake();

@@ -33,13 +33,16 @@ const _BUDGET_CHECK_EVERY = 64;
 /** The node object's storage: its name, its wakes, topic messages, spilled snapshots. */
 export class NodeStorage {
   readonly #sql: SqlStorage;
-  readonly #limits: HistoryLimits;
+  /**
+   * The node's history limits (`HISTORY_*`; default {@link DEFAULT_HISTORY}). Settable: the
+   * node reads its name from this storage before its configuration (and so these) is known.
+   */
+  limits: HistoryLimits;
   #writes = 0;
 
-  /** `limits`: the node's history limits (`HISTORY_*`); default {@link DEFAULT_HISTORY}. */
   constructor(sql: SqlStorage, limits: HistoryLimits = DEFAULT_HISTORY) {
     this.#sql = sql;
-    this.#limits = limits;
+    this.limits = limits;
     sql.exec(
       "CREATE TABLE IF NOT EXISTS switchboard_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     );
@@ -116,7 +119,7 @@ export class NodeStorage {
       "DELETE FROM switchboard_messages WHERE topic = ? AND stream = ? AND seq <= ?",
       b.topic,
       b.stream,
-      b.seq - this.#limits.size,
+      b.seq - this.limits.size,
     );
     if (++this.#writes % _BUDGET_CHECK_EVERY === 0) this.#keepBudget(b.at);
   }
@@ -178,7 +181,7 @@ export class NodeStorage {
     this.#sql.exec(
       "DELETE FROM switchboard_messages AS m WHERE at < ? AND at < " +
         "(SELECT MAX(at) FROM switchboard_messages AS newer WHERE newer.topic = m.topic)",
-      now - this.#limits.maxAgeMs,
+      now - this.limits.maxAgeMs,
     );
   }
 
@@ -188,7 +191,7 @@ export class NodeStorage {
    */
   #keepBudget(now: number): void {
     this.#dropAged(now);
-    const budget = this.#limits.maxBytes ?? _DEFAULT_STORED_BYTES;
+    const budget = this.limits.maxBytes ?? _DEFAULT_STORED_BYTES;
     const total = Number(
       this.#sql.exec("SELECT COALESCE(SUM(bytes), 0) AS total FROM switchboard_messages")
         .toArray()[0].total,
