@@ -29,7 +29,7 @@ import { DELTA_FORMAT, DeltaDecoder } from "./delta.ts";
 
 /**
  * The connection state of a feed or socket. `since` is a `Date.now()` timestamp. `refused`: the
- * server closed the socket with a refusal (close code 4001–4099: an expired or revoked token,
+ * server closed the socket with a refusal (close codes 4001–4011: an expired or revoked token,
  * the user disconnected by the app's backend, …); connecting again with the same params would
  * be refused again, so the socket stays closed until the app connects anew (a fresh token).
  */

@@ -2,7 +2,7 @@
  * Helpers around the official `phoenix` client: connect with the long-poll fallback and an
  * honest connection state, a per-browser user id, and the presence list grouped by user.
  * The phoenix module is passed in (the app serves it at `/assets/phoenix.js`), so this module
- * has no imports and works with any copy of the client.
+ * does not import it and works with any copy of the client.
  *
  * @example
  * ```ts
@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import { CloseCode, REFUSAL_CLOSE_CODES } from "../core/protocol.ts";
 import type { ConnectionState } from "./feed.ts";
 
 /** The part of a phoenix `Socket` these helpers use. */
@@ -50,8 +51,11 @@ export interface ConnectOptions {
   socketOptions?: Record<string, unknown>;
 }
 
-/** The close codes of a refusal (docs/protocol-refusals.md): the server's 4001–4011, and room. */
-const _REFUSAL_CODES = { from: 4001, to: 4099 };
+/**
+ * Close codes after which the same params would be refused again: every refusal
+ * (docs/protocol-refusals.md) and the backend's disconnect (it revoked the token).
+ */
+const _REFUSED = new Set([...Object.values(REFUSAL_CLOSE_CODES), CloseCode.disconnected]);
 
 /** A connected socket and its state. */
 export interface PhoenixConnection<S extends SocketLike> {
@@ -63,7 +67,7 @@ export interface PhoenixConnection<S extends SocketLike> {
 
 /**
  * Creates and connects a Socket with the long-poll fallback, tracking its state. A refusal
- * (close code 4001–4099) ends the socket: the state says `refused` with the server's reason
+ * (a refusal's close code, or the backend's disconnect) ends the socket: the state says `refused` with the server's reason
  * (unless `socketOptions.params` is a function, which may give a fresh token next time).
  */
 export function connectPhoenix<S extends SocketLike>(
@@ -101,9 +105,7 @@ export function connectPhoenix<S extends SocketLike>(
   const freshParams = typeof options.socketOptions?.params === "function";
   socket.onClose((event) => {
     const { code, reason } = (event ?? {}) as { code?: unknown; reason?: unknown };
-    const refused = typeof code === "number" && code >= _REFUSAL_CODES.from &&
-      code <= _REFUSAL_CODES.to;
-    if (!refused || freshParams) return down();
+    if (typeof code !== "number" || !_REFUSED.has(code) || freshParams) return down();
     // A refusal: Phoenix would reconnect with the same params, to be refused again (every 5 s,
     // the server's linger). disconnect() here also cancels the reconnect Phoenix just scheduled.
     socket.disconnect();

@@ -76,8 +76,6 @@ function renderConnection(s: ConnectionState): void {
     ? "Live stream unavailable: checking for changes every few seconds."
     : s.kind === "reconnecting"
     ? `Reconnecting since ${formatClock(s.since)}… The status shown may be out of date.`
-    : s.kind === "refused"
-    ? `Refused by the server (${s.reason}). Reload the page to connect again.`
     : `Offline since ${
       formatClock(s.since)
     }: this device has no network. The status shown may be out of date.`;
