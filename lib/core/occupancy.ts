@@ -81,11 +81,6 @@ export class LocalOccupancy implements OccupancyReader {
     this.#change(topic);
   }
 
-  /** Topics with subscribers on this node. */
-  get topicCount(): number {
-    return this.#topics.size;
-  }
-
   /** The counts of `topic` on this node. */
   of(topic: string): Occupancy {
     const entry = this.#topics.get(topic);

@@ -43,11 +43,6 @@ export class PacedReplay {
 
   constructor(readonly connection: Connection, readonly budget: number) {}
 
-  /** True once the held live messages passed the budget. */
-  get overflowed(): boolean {
-    return this.#overflow;
-  }
-
   /** Holds a live broadcast until the replay is done. */
   hold(b: Broadcast): void {
     this.held.push(b);

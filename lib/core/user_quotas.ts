@@ -120,9 +120,4 @@ export class UserQuotas {
     if (joined <= 0) this.#topics.delete(userId);
     else this.#topics.set(userId, joined);
   }
-
-  /** Users holding presences or topics (for `/metrics`). */
-  get users(): number {
-    return new Set([...this.#presence.keys(), ...this.#topics.keys()]).size;
-  }
 }
