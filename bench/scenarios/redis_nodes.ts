@@ -12,14 +12,7 @@
  * @module
  */
 import { startBridge, startRedis } from "../../scripts/support/redis.ts";
-import { registerChild } from "../../scripts/support/process.ts";
 import { startTarget, type Target } from "../lib/targets.ts";
-
-/** Registers a kill for interruptions; returns a cleanup step that unregisters it. */
-function registerAsync(kill: () => Promise<void>): () => Promise<void> {
-  const unregister = registerChild(() => void kill());
-  return () => Promise.resolve(void unregister());
-}
 
 /** Starts Redis, the bridge and one node per id; pushes their cleanup steps onto `cleanup`. */
 export async function startRedisNodes(
@@ -29,10 +22,8 @@ export async function startRedisNodes(
 ): Promise<{ redisUrl: string; nodes: Target[] }> {
   const redis = await startRedis();
   cleanup.push(() => redis.stop());
-  cleanup.push(registerAsync(() => redis.kill()));
   const bridge = await startBridge({ redisUrl: redis.url, token });
   cleanup.push(() => bridge.stop());
-  cleanup.push(registerAsync(() => bridge.kill()));
   const env = { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: token };
   const nodes: Target[] = [];
   for (const id of ids) {

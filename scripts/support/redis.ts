@@ -20,7 +20,7 @@
 /** Default bound of every wait in this module. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
-import { freePort, OutputLog, sleep, spawnListening } from "./process.ts";
+import { freePort, OutputLog, registerChild, sleep, spawnListening } from "./process.ts";
 
 /** A running (or stopped) `redis-server` process. */
 export interface RedisServer extends AsyncDisposable {
@@ -99,6 +99,9 @@ function spawnRedis(port: number, args: string[]): { child: Deno.ChildProcess; l
     }
     throw error;
   }
+  // Killed with the rest on Ctrl-C, as spawnListening's processes are.
+  const unregister = registerChild(() => child.kill("SIGKILL"));
+  child.status.then(unregister, unregister);
   return { child, log: new OutputLog([child.stdout, child.stderr]) };
 }
 
