@@ -16,14 +16,11 @@
  * @module
  */
 import { applyStringDelta } from "fossil-delta";
+import { DELTA_EVENT, DELTA_FORMAT } from "../core/protocol.ts";
+
+export { DELTA_EVENT, DELTA_FORMAT };
 
 type Payload = Record<string, unknown>;
-
-/** The value of the `delta` join param and SSE query param that asks for deltas. */
-export const DELTA_FORMAT = "fossil";
-
-/** The WebSocket/long-poll event of a delta: payload `{event, delta}`. */
-export const DELTA_EVENT = "phx_delta";
 
 /**
  * Events that are not part of a topic's chain: presence and occupancy counts (the server leaves

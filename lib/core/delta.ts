@@ -24,18 +24,10 @@
 import { createStringDelta } from "fossil-delta";
 import type { Broadcast, BroadcastDelta } from "./broadcast.ts";
 import type { Payload } from "./message.ts";
-import { ControlEvent, PhxEvent } from "./protocol.ts";
+import { ControlEvent, DELTA_EVENT, DELTA_FORMAT, PhxEvent } from "./protocol.ts";
 import type { Serializer } from "./serializer.ts";
 
-/** The only delta format: the value of the `delta` join param and SSE query param. */
-export const DELTA_FORMAT = "fossil";
-
-/**
- * The WebSocket and long-poll event that carries a delta, `{"event": E, "delta": D}`. Inside
- * the reserved `phx_` space, so no channel or publisher can send an event of that name, and
- * only subscribers that asked for deltas ever receive it.
- */
-export const DELTA_EVENT = "phx_delta";
+export { DELTA_EVENT, DELTA_FORMAT };
 
 /** One numbered message's payload text, made once and only when a delta needs it. */
 export class PayloadText {

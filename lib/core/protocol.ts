@@ -131,6 +131,16 @@ export const RefusalReason = {
 /** One of {@link RefusalReason}'s values. */
 export type RefusalReasonName = typeof RefusalReason[keyof typeof RefusalReason];
 
+/** The only delta format: the value of the `delta` join param and SSE query param. */
+export const DELTA_FORMAT = "fossil";
+
+/**
+ * The WebSocket and long-poll event that carries a delta, `{"event": E, "delta": D}`. Inside
+ * the reserved `phx_` space, so no channel or publisher can send an event of that name, and
+ * only subscribers that asked for deltas ever receive it (docs/deltas.md).
+ */
+export const DELTA_EVENT = "phx_delta";
+
 /** The WebSocket close code of each refusal (4000-4999: the application's own, RFC 6455). */
 export const REFUSAL_CLOSE_CODES: Readonly<Record<RefusalReasonName, number>> = {
   token_expired: CloseCode.tokenExpired,
