@@ -15,28 +15,31 @@ import { eventNameProblem, ReplyReason, unmatchedTopicError } from "../lib/core/
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { describeErrors } from "../lib/core/validation.ts";
-import { measureJson } from "../lib/core/limits.ts";
+import { payloadProblem } from "../lib/core/limits.ts";
 import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
 import { readJsonBody } from "./body.ts";
 import { isRealtimeBatch, publishRealtimeBatch, realtimeApiRoutes } from "./realtime_api.ts";
 import { notModified } from "./etag.ts";
 import { refuseInvalidPayloads } from "./payload_check.ts";
 
+/** A topic name in an API body, refused with the topic rule's wording (`topic.ts`). */
+export const topicField = z.string().superRefine((topic, ctx) => {
+  const problem = topicProblem(topic);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
 /** The body schema of one message; payloads nest at most `maxDepth` levels. */
 function _messageSchema(maxDepth: number) {
   return z.object({
-    topic: z.string().superRefine((topic, ctx) => {
-      const problem = topicProblem(topic);
-      if (problem) ctx.addIssue({ code: "custom", message: problem });
-    }),
+    topic: topicField,
     event: z.string().superRefine((e, ctx) => {
       const problem = eventNameProblem(e);
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
     }),
-    payload: z.record(z.string(), z.unknown(), "must be a JSON object").refine(
-      (p) => measureJson(p, { depth: maxDepth }).depth <= maxDepth,
-      `nests deeper than ${maxDepth} levels (MAX_PAYLOAD_DEPTH)`,
-    ).default({}),
+    payload: z.record(z.string(), z.unknown(), "must be a JSON object").superRefine((p, ctx) => {
+      const problem = payloadProblem(p, { maxDepth });
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }).default({}),
   });
 }
 

@@ -16,8 +16,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
-import { topicProblem } from "../lib/core/topic.ts";
 import { describeErrors } from "../lib/core/validation.ts";
+import { topicField } from "./api.ts";
 import { apiCaller, unauthorized } from "./api_auth.ts";
 import { readJsonBody } from "./body.ts";
 
@@ -28,10 +28,7 @@ const _disconnect = z.object({ user_id: _userId }).strict();
 
 const _unsubscribe = z.object({
   user_id: _userId,
-  topic: z.string().superRefine((topic, ctx) => {
-    const problem = topicProblem(topic);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-  }),
+  topic: topicField,
 }).strict();
 
 /** The server API routes. */
