@@ -21,6 +21,7 @@
  * ```
  * @module
  */
+import { describeError } from "../log.ts";
 import type { Switchboard } from "../core/switchboard.ts";
 import { restoreSession, type SessionSnapshot, snapshotSession } from "../core/session_snapshot.ts";
 import { serializerFor } from "../core/serializer.ts";
@@ -179,7 +180,7 @@ export class HibernatingSockets {
         restored++;
       } catch (err) {
         switchboard.log.warn("a session could not be rebuilt after a wake", {
-          error: err instanceof Error ? err.message : String(err),
+          error: describeError(err),
         });
         _close(ws, CloseCode.serviceRestart, "session lost while the server slept: reconnect");
       }
@@ -228,14 +229,15 @@ export class HibernatingSockets {
     const session = held.connection.session;
     const ws = held.connection.socket as _AttachedWebSocket;
     if (!session || session.closed || ws.readyState !== WebSocket.OPEN) return;
-    const bytes = new TextEncoder().encode(JSON.stringify(snapshotSession(session)));
+    const text = JSON.stringify(snapshotSession(session));
+    const bytes = _encoder.encode(text);
     if (bytes.length <= MAX_ATTACHMENT_BYTES) {
       ws.serializeAttachment({ id: held.id, s: bytes } satisfies _Attachment);
       if (held.spilled) this.#storage.spill(held.id, undefined);
       held.spilled = false;
       return;
     }
-    this.#storage.spill(held.id, new TextDecoder().decode(bytes));
+    this.#storage.spill(held.id, text);
     ws.serializeAttachment({ id: held.id } satisfies _Attachment);
     held.spilled = true;
   }
@@ -244,6 +246,8 @@ export class HibernatingSockets {
     return this.#state.getWebSocketAutoResponseTimestamp(ws)?.getTime();
   }
 }
+
+const _encoder = new TextEncoder();
 
 function _close(ws: WebSocket, code: number, reason: string): void {
   try {
