@@ -15,7 +15,7 @@ import { eventNameProblem, ReplyReason, unmatchedTopicError } from "../lib/core/
 import type { Config } from "../lib/config.ts";
 import type { Switchboard } from "../lib/core/switchboard.ts";
 import { describeErrors } from "../lib/core/validation.ts";
-import { payloadProblem } from "../lib/core/limits.ts";
+import { measureJson } from "../lib/core/limits.ts";
 import { apiCaller, sameSecret, unauthorized } from "./api_auth.ts";
 import { readJsonBody } from "./body.ts";
 import { isRealtimeBatch, publishRealtimeBatch, realtimeApiRoutes } from "./realtime_api.ts";
@@ -36,10 +36,12 @@ function _messageSchema(maxDepth: number) {
       const problem = eventNameProblem(e);
       if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
     }),
-    payload: z.record(z.string(), z.unknown(), "must be a JSON object").superRefine((p, ctx) => {
-      const problem = payloadProblem(p, { maxDepth });
-      if (problem) ctx.addIssue({ code: "custom", message: problem });
-    }).default({}),
+    // A refine, not a superRefine: with a superRefine here the server's RSS grew 67-90 MiB in
+    // security_test's 30 MiB slow-consumer step instead of under 40 (measured, not explained).
+    payload: z.record(z.string(), z.unknown(), "must be a JSON object").refine(
+      (p) => measureJson(p, { depth: maxDepth }).depth <= maxDepth,
+      `nests deeper than ${maxDepth} levels (MAX_PAYLOAD_DEPTH)`,
+    ).default({}),
   });
 }
 
